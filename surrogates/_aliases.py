@@ -1,0 +1,88 @@
+"""Other libraries' names for reference shapes (see the specification's equivalences).
+
+Each alias returns a reference surrogate (possibly scaled), so it is checked like any other.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+from surrogates._core import Array, Limits, Surrogate
+from surrogates._library import Arctan, InvSquareGrad, ReluGrad
+from surrogates._registry import alias
+
+
+@dataclasses.dataclass(frozen=True, repr=False)
+class Scaled(Surrogate):
+  """``factor`` times another surrogate: g = c·g_base, P = c·P_base (same kinks and forward)."""
+
+  base: Surrogate = dataclasses.field(default_factory=Arctan)
+  factor: float = 1.0
+
+  def __post_init__(self) -> None:
+    if not isinstance(self.base, Surrogate):
+      raise ValueError(f"Scaled: parameter 'base' must be a Surrogate, got {self.base!r}")
+    if not (math.isfinite(self.factor) and self.factor > 0):
+      raise ValueError(f"Scaled: parameter 'factor' must be > 0, got {self.factor!r}")
+
+  @property
+  def name(self) -> str:
+    return self.base.name
+
+  @property
+  def params(self) -> dict[str, float]:
+    return self.base.params
+
+  @property
+  def smoothness(self) -> str:  # type: ignore[override]
+    return self.base.smoothness
+
+  def _grad(self, x: Array) -> Array:
+    return self.factor * self.base._grad(x)
+
+  def _fun(self, x: Array) -> Array:
+    return self.factor * self.base._fun(x)
+
+  def kinks(self) -> tuple[float, ...]:
+    return self.base.kinks()
+
+  def jumps(self) -> tuple[float, ...]:
+    return self.base.jumps()
+
+  def mass(self) -> float:
+    return self.factor * self.base.mass()
+
+  def limits(self) -> Limits | None:
+    lim = self.base.limits()
+    return None if lim is None else Limits(*(self.factor * v for v in lim))
+
+  def length_scale(self) -> float:
+    return self.base.length_scale()
+
+  def __repr__(self) -> str:
+    return f"{self.factor!r} * {self.base!r}"
+
+
+@alias("superspike")
+def superspike(k: float = 25.0) -> Surrogate:
+  """spyx ``superspike(k)``: g = 1/(1 + k|x|)² = InvSquareGrad(alpha=k)."""
+  return InvSquareGrad(alpha=k)
+
+
+@alias("fast_sigmoid")
+def fast_sigmoid(slope: float = 25.0) -> Surrogate:
+  """snntorch ``fast_sigmoid(slope)``: g = 1/(1 + slope|x|)² = InvSquareGrad(alpha=slope)."""
+  return InvSquareGrad(alpha=slope)
+
+
+@alias("triangular")
+def triangular(k: float = 1.0) -> Surrogate:
+  """spyx ``triangular(k)``: g = max(1 - k|x|, 0) = ReluGrad(alpha=k, width=1/k)."""
+  return ReluGrad(alpha=k, width=1.0 / k)
+
+
+@alias("spyx_arctan")
+def spyx_arctan(k: float = 2.0) -> Surrogate:
+  """spyx ``arctan(k)``: g = 1/(π(1 + (kπx)²)) = (1/(kπ)) · Arctan(alpha=2k); mass 1/(kπ)."""
+  return Scaled(Arctan(alpha=2.0 * k), 1.0 / (k * math.pi))

@@ -1,0 +1,724 @@
+"""The surrogates: one declaration each (parameters, g, P, metadata).
+
+Formulas follow the project's specification; see each class's docstring. ``x`` in ``_grad`` and
+``_fun`` is already in the compute dtype (float32 or float64).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import jax.numpy as jnp
+from jax import lax
+
+from surrogates._core import (
+    NON_NEGATIVE,
+    POSITIVE,
+    POSITIVE_INT,
+    REAL,
+    Array,
+    Limits,
+    Surrogate,
+    gaussian,
+    is_negative,
+    is_positive,
+    log1p_scaled,
+    logistic_density,
+    normal_cdf,
+    odd,
+    scaled,
+)
+from surrogates._registry import register
+
+_INF = math.inf
+_NORMALISED = Limits(0.0, 0.0, 0.0, 1.0)
+_SQRT_2PI = math.sqrt(2 * math.pi)
+
+
+def _divergent_mass(*tail_values: float) -> float:
+  """Mass of a surrogate whose tails tend to the given constants: inf unless all are zero."""
+  if any(v > 0 for v in tail_values) and not any(v < 0 for v in tail_values):
+    return _INF
+  if any(v < 0 for v in tail_values) and not any(v > 0 for v in tail_values):
+    return -_INF
+  return math.nan
+
+
+def _linear_limit(c: float, sign: float) -> float:
+  """lim c·x for x -> sign·inf."""
+  return 0.0 if c == 0 else math.copysign(_INF, c * sign)
+
+
+# ------------------------------------------------------------------------------------------
+# braintools.surrogate
+# ------------------------------------------------------------------------------------------
+
+
+@register
+@dataclasses.dataclass(frozen=True, repr=False)
+class Sigmoid(Surrogate):
+  """g = α σ(αx)(1 - σ(αx)),  P = σ(αx)."""
+
+  alpha: float = 4.0
+  domains = {"alpha": POSITIVE}
+  examples = ({}, {"alpha": 0.5}, {"alpha": 100.0})
+
+  def _grad(self, x: Array) -> Array:
+    return self.alpha * logistic_density(self.alpha * x)
+
+  def _fun(self, x: Array) -> Array:
+    return lax.logistic(self.alpha * x)
+
+  def mass(self) -> float:
+    return 1.0
+
+  def limits(self) -> Limits:
+    return _NORMALISED
+
+  def length_scale(self) -> float:
+    return 1.0 / self.alpha
+
+
+@register
+@dataclasses.dataclass(frozen=True, repr=False)
+class PiecewiseQuadratic(Surrogate):
+  """g = α - α²|x| for |x| <= 1/α, else 0;  P = -u|u|/2 + u + 1/2 with u = clip(αx, -1, 1)."""
+
+  alpha: float = 1.0
+  domains = {"alpha": POSITIVE}
+  examples = ({}, {"alpha": 0.05}, {"alpha": 50.0})
+  smoothness = "continuous"
+
+  def _grad(self, x: Array) -> Array:
+    return self.alpha * jnp.maximum(1.0 - self.alpha * jnp.abs(x), 0.0)
+
+  def _fun(self, x: Array) -> Array:
+    u = jnp.clip(self.alpha * x, -1.0, 1.0)
+    return -0.5 * u * jnp.abs(u) + u + 0.5
+
+  def kinks(self) -> tuple[float, ...]:
+    return (-1.0 / self.alpha, 0.0, 1.0 / self.alpha)
+
+  def mass(self) -> float:
+    return 1.0
+
+  def limits(self) -> Limits:
+    return _NORMALISED
+
+  def length_scale(self) -> float:
+    return 1.0 / self.alpha
+
+
+@register
+@dataclasses.dataclass(frozen=True, repr=False)
+class PiecewiseExp(Surrogate):
+  """g = (α/2) e^(-α|x|);  P = e^(αx)/2 for x < 0, 1 - e^(-αx)/2 for x >= 0."""
+
+  alpha: float = 1.0
+  domains = {"alpha": POSITIVE}
+  examples = ({}, {"alpha": 0.1}, {"alpha": 100.0})
+  smoothness = "continuous"
+
+  def _grad(self, x: Array) -> Array:
+    return 0.5 * self.alpha * jnp.exp(-self.alpha * jnp.abs(x))
+
+  def _fun(self, x: Array) -> Array:
+    return 0.5 + odd(x, -0.5 * jnp.expm1(-self.alpha * jnp.abs(x)))
+
+  def kinks(self) -> tuple[float, ...]:
+    return (0.0,)
+
+  def mass(self) -> float:
+    return 1.0
+
+  def limits(self) -> Limits:
+    return _NORMALISED
+
+  def length_scale(self) -> float:
+    return 1.0 / self.alpha
+
+
+@register
+@dataclasses.dataclass(frozen=True, repr=False)
+class SoftSign(Surrogate):
+  """g = α / (2(1 + α|x|)²);  P = 1/2 + x / (2(1/α + |x|)), written as 1/2 + sgn(x)(1 - r)/2."""
+
+  alpha: float = 1.0
+  domains = {"alpha": POSITIVE}
+  examples = ({}, {"alpha": 0.1}, {"alpha": 100.0})
+  smoothness = "continuous"
+
+  def _grad(self, x: Array) -> Array:
+    r = 1.0 / (1.0 + self.alpha * jnp.abs(x))
+    return 0.5 * self.alpha * r * r
+
+  def _fun(self, x: Array) -> Array:
+    r = 1.0 / (1.0 + self.alpha * jnp.abs(x))
+    return 0.5 + odd(x, 0.5 * (1.0 - r))
+
+  def kinks(self) -> tuple[float, ...]:
+    return (0.0,)
+
+  def mass(self) -> float:
+    return 1.0
+
+  def limits(self) -> Limits:
+    return _NORMALISED
+
+  def length_scale(self) -> float:
+    return 1.0 / self.alpha
+
+
+@register
+@dataclasses.dataclass(frozen=True, repr=False)
+class Arctan(Surrogate):
+  """g = (α/2) / (1 + (παx/2)²);  P = arctan(παx/2)/π + 1/2."""
+
+  alpha: float = 1.0
+  domains = {"alpha": POSITIVE}
+  examples = ({}, {"alpha": 0.1}, {"alpha": 100.0})
+
+  def _grad(self, x: Array) -> Array:
+    # 1/(1 + z²) as r²/(r² + q²) with q = min(1, 1/|z|)-style scaling would also work; here the
+    # product z·z can overflow only where g is far below the smallest normal number, and the
+    # clip keeps its derivative finite there.
+    z = jnp.clip(0.5 * math.pi * self.alpha * x, -1e18, 1e18)
+    g = 0.5 * self.alpha / (1.0 + z * z)
+    return jnp.where(jnp.isinf(x), 0.0, g)
+
+  def _fun(self, x: Array) -> Array:
+    return jnp.arctan(0.5 * math.pi * self.alpha * x) / math.pi + 0.5
+
+  def mass(self) -> float:
+    return 1.0
+
+  def limits(self) -> Limits:
+    return _NORMALISED
+
+  def length_scale(self) -> float:
+    return 1.0 / self.alpha
+
+
+@register
+@dataclasses.dataclass(frozen=True, repr=False)
+class NonzeroSignLog(Surrogate):
+  """g = 1 / (1/α + |x|);  P = sgn(x) log(α|x| + 1)."""
+
+  alpha: float = 1.0
+  domains = {"alpha": POSITIVE}
+  examples = ({}, {"alpha": 0.1}, {"alpha": 100.0})
+  smoothness = "continuous"
+
+  def _grad(self, x: Array) -> Array:
+    return 1.0 / (1.0 / self.alpha + jnp.abs(x))
+
+  def _fun(self, x: Array) -> Array:
+    return odd(x, log1p_scaled(self.alpha, jnp.abs(x)))
+
+  def kinks(self) -> tuple[float, ...]:
+    return (0.0,)
+
+  def mass(self) -> float:
+    return _INF
+
+  def limits(self) -> Limits:
+    return Limits(0.0, 0.0, -_INF, _INF)
+
+  def length_scale(self) -> float:
+    return 1.0 / self.alpha
+
+
+@register
+@dataclasses.dataclass(frozen=True, repr=False)
+class ERF(Surrogate):
+  """g = (α/√π) e^(-α²x²);  P = (1 + erf(αx))/2 = Φ(√2 αx)."""
+
+  alpha: float = 1.0
+  domains = {"alpha": POSITIVE}
+  examples = ({}, {"alpha": 0.1}, {"alpha": 100.0})
+
+  def _grad(self, x: Array) -> Array:
+    return self.alpha * math.sqrt(2.0) * gaussian(math.sqrt(2.0) * self.alpha * x)
+
+  def _fun(self, x: Array) -> Array:
+    return normal_cdf(math.sqrt(2.0) * self.alpha * x)
+
+  def mass(self) -> float:
+    return 1.0
+
+  def limits(self) -> Limits:
+    return _NORMALISED
+
+  def length_scale(self) -> float:
+    return 1.0 / self.alpha
+
+
+@register
+@dataclasses.dataclass(frozen=True, repr=False)
+class PiecewiseLeakyRelu(Surrogate):
+  """g = 1/(2w) for |x| <= w, else c;  P = clip(x, -w, w)/(2w) + 1/2 + c(x - clip(x, -w, w)).
+
+  braintools' docstring says 1/w inside the window; its code and primitive give 1/(2w).
+  """
+
+  c: float = 0.01
+  w: float = 1.0
+  domains = {"c": NON_NEGATIVE, "w": POSITIVE}
+  examples = ({}, {"c": 0.0, "w": 0.01}, {"c": 0.5, "w": 10.0})
+  smoothness = "discontinuous"
+
+  def _grad(self, x: Array) -> Array:
+    return jnp.where(jnp.abs(x) <= self.w, 0.5 / self.w, self.c).astype(x.dtype)
+
+  def _fun(self, x: Array) -> Array:
+    inner = jnp.clip(x, -self.w, self.w)
+    return inner / (2 * self.w) + 0.5 + scaled(self.c, x - inner)
+
+  def kinks(self) -> tuple[float, ...]:
+    return (-self.w, self.w)
+
+  def jumps(self) -> tuple[float, ...]:
+    return self.kinks() if self.c != 0.5 / self.w else ()
+
+  def mass(self) -> float:
+    return _INF if self.c > 0 else 1.0
+
+  def limits(self) -> Limits:
+    return Limits(self.c, self.c, -_INF if self.c else 0.0, _INF if self.c else 1.0)
+
+  def length_scale(self) -> float:
+    return self.w
+
+
+@register
+@dataclasses.dataclass(frozen=True, repr=False)
+class SquarewaveFourierSeries(Surrogate):
+  """g = (4/T) Σ_{i=1..n} cos((2i-1)ωx);  P = 1/2 + (2/π) Σ sin((2i-1)ωx)/(2i-1);  ω = 2π/T.
+
+  x is first reduced modulo the period (``lax.rem`` is exact), so the argument of cos stays
+  small and no finite input gives inf or NaN.
+  """
+
+  n: int = 2
+  t_period: float = 8.0
+  domains = {"n": POSITIVE_INT, "t_period": POSITIVE}
+  examples = ({}, {"n": 8}, {"n": 1, "t_period": 0.5}, {"n": 5, "t_period": 4.0})
+  periodic = True
+
+  def _terms(self, x: Array):
+    omega = 2 * math.pi / self.t_period
+    xr = lax.rem(x, jnp.asarray(self.t_period, x.dtype))
+    return [(k, k * omega * xr) for k in range(1, 2 * self.n, 2)]
+
+  def _grad(self, x: Array) -> Array:
+    return (4.0 / self.t_period) * sum(jnp.cos(arg) for _, arg in self._terms(x))
+
+  def _fun(self, x: Array) -> Array:
+    return 0.5 + (2.0 / math.pi) * sum(jnp.sin(arg) / k for k, arg in self._terms(x))
+
+  def mass(self) -> float:
+    return math.nan
+
+  def limits(self) -> None:
+    return None
+
+  def length_scale(self) -> float:
+    return self.t_period / (4 * self.n)
+
+  def period(self) -> float:
+    return self.t_period
+
+
+@register
+@dataclasses.dataclass(frozen=True, repr=False)
+class S2NN(Surrogate):
+  """g = α σ(αx)(1-σ(αx)) for x < 0, β/(x+1) for x >= 0;  P = σ(αx) | β log(x+1+ε) + 1/2.
+
+  The right branch is evaluated at max(x, 0), so its log and 1/(x+1) never see x <= -1.
+  """
+
+  alpha: float = 4.0
+  beta: float = 1.0
+  epsilon: float = 1e-8
+  domains = {"alpha": POSITIVE, "beta": POSITIVE, "epsilon": NON_NEGATIVE}
+  examples = ({}, {"alpha": 100.0, "beta": 0.1, "epsilon": 0.0}, {"alpha": 0.5, "beta": 10.0})
+  smoothness = "discontinuous"
+
+  def _grad(self, x: Array) -> Array:
+    xp = jnp.maximum(x, 0.0)
+    return jnp.where(is_negative(x), self.alpha * logistic_density(self.alpha * x), self.beta / (xp + 1.0))
+
+  def _fun(self, x: Array) -> Array:
+    xp = jnp.maximum(x, 0.0)
+    right = self.beta * jnp.log1p(xp + self.epsilon) + 0.5
+    return jnp.where(is_negative(x), lax.logistic(self.alpha * x), right)
+
+  def kinks(self) -> tuple[float, ...]:
+    return (0.0,)
+
+  def jumps(self) -> tuple[float, ...]:
+    return (0.0,) if self.alpha / 4 != self.beta else ()
+
+  def primitive_rtol(self) -> float:
+    return self.epsilon
+
+  def mass(self) -> float:
+    return _INF
+
+  def limits(self) -> Limits:
+    return Limits(0.0, 0.0, 0.0, _INF)
+
+  def length_scale(self) -> float:
+    return min(1.0 / self.alpha, 1.0)
+
+
+@register
+@dataclasses.dataclass(frozen=True, repr=False)
+class QPseudoSpike(Surrogate):
+  """g = (1 + 2|x|/(α+1))^(-α);  P = 1/2 + sgn(x) I(|x|).
+
+  I(u) = (α+1)/2 · ((1+v)^(1-α) - 1)/(1-α) with v = 2u/(α+1), evaluated as
+  (α+1)/2 · expm1((1-α) L)/(1-α) with L = log1p(v) (exact limit (α+1)/2 · L at α = 1).
+  """
+
+  alpha: float = 2.0
+  domains = {"alpha": POSITIVE}
+  examples = ({}, {"alpha": 1.0}, {"alpha": 0.5}, {"alpha": 10.0})
+  smoothness = "continuous"
+
+  def _log_base(self, x: Array) -> Array:
+    return log1p_scaled(2.0 / (self.alpha + 1.0), jnp.abs(x))
+
+  def _grad(self, x: Array) -> Array:
+    return jnp.exp(-self.alpha * self._log_base(x))
+
+  def _fun(self, x: Array) -> Array:
+    a = self.alpha
+    log_base = self._log_base(x)
+    if a == 1.0:
+      integral = log_base
+    else:
+      integral = jnp.expm1((1.0 - a) * log_base) / (1.0 - a)
+    return 0.5 + odd(x, 0.5 * (a + 1.0) * integral)
+
+  def kinks(self) -> tuple[float, ...]:
+    return (0.0,)
+
+  def mass(self) -> float:
+    return (self.alpha + 1) / (self.alpha - 1) if self.alpha > 1 else _INF
+
+  def limits(self) -> Limits:
+    half = 0.5 * self.mass()
+    return Limits(0.0, 0.0, 0.5 - half, 0.5 + half)
+
+  def length_scale(self) -> float:
+    return 0.5 * (self.alpha + 1.0) / max(self.alpha, 1.0)
+
+
+@register
+@dataclasses.dataclass(frozen=True, repr=False)
+class LeakyRelu(Surrogate):
+  """g = α for x < 0, β for x >= 0;  P = αx for x < 0, βx for x >= 0."""
+
+  alpha: float = 0.1
+  beta: float = 1.0
+  domains = {"alpha": REAL, "beta": REAL}
+  examples = ({}, {"alpha": 0.0, "beta": 1.0}, {"alpha": -0.5, "beta": 2.0})
+  smoothness = "discontinuous"
+
+  def _grad(self, x: Array) -> Array:
+    return jnp.where(is_negative(x), self.alpha, self.beta).astype(x.dtype)
+
+  def _fun(self, x: Array) -> Array:
+    return scaled(self.alpha, jnp.minimum(x, 0.0)) + scaled(self.beta, jnp.maximum(x, 0.0))
+
+  def kinks(self) -> tuple[float, ...]:
+    return (0.0,)
+
+  def jumps(self) -> tuple[float, ...]:
+    return (0.0,) if self.alpha != self.beta else ()
+
+  def mass(self) -> float:
+    return _divergent_mass(self.alpha, self.beta)
+
+  def limits(self) -> Limits:
+    return Limits(self.alpha, self.beta, _linear_limit(self.alpha, -1), _linear_limit(self.beta, 1))
+
+
+@register
+@dataclasses.dataclass(frozen=True, repr=False)
+class LogTailedRelu(Surrogate):
+  """g = α for x <= 0, 1 for 0 < x <= 1, 1/x for x > 1;  P = αx | x | 1 + log x.
+
+  Written as P = α min(x, 0) + clip(x, 0, 1) + log(max(x, 1)), with no dead branch.
+  """
+
+  alpha: float = 0.0
+  domains = {"alpha": REAL}
+  examples = ({}, {"alpha": 0.1}, {"alpha": -1.0})
+  smoothness = "discontinuous"
+
+  def _grad(self, x: Array) -> Array:
+    tail = 1.0 / jnp.maximum(x, 1.0)
+    return jnp.where(is_positive(x), tail, self.alpha).astype(x.dtype)
+
+  def _fun(self, x: Array) -> Array:
+    return scaled(self.alpha, jnp.minimum(x, 0.0)) + jnp.clip(x, 0.0, 1.0) + jnp.log(jnp.maximum(x, 1.0))
+
+  def kinks(self) -> tuple[float, ...]:
+    return (0.0, 1.0)
+
+  def jumps(self) -> tuple[float, ...]:
+    return (0.0,) if self.alpha != 1.0 else ()
+
+  def mass(self) -> float:
+    return _INF if self.alpha >= 0 else math.nan
+
+  def limits(self) -> Limits:
+    return Limits(self.alpha, 0.0, _linear_limit(self.alpha, -1), _INF)
+
+
+@register
+@dataclasses.dataclass(frozen=True, repr=False)
+class ReluGrad(Surrogate):
+  """g = max(αw - α|x|, 0);  P = α(w²/2 + uw - u|u|/2) with u = clip(x, -w, w)."""
+
+  alpha: float = 0.3
+  width: float = 1.0
+  domains = {"alpha": POSITIVE, "width": POSITIVE}
+  examples = ({}, {"alpha": 100.0, "width": 0.01}, {"alpha": 0.01, "width": 10.0})
+  smoothness = "continuous"
+
+  def _grad(self, x: Array) -> Array:
+    return self.alpha * jnp.maximum(self.width - jnp.abs(x), 0.0)
+
+  def _fun(self, x: Array) -> Array:
+    w = self.width
+    u = jnp.clip(x, -w, w)
+    return self.alpha * (0.5 * w * w + u * w - 0.5 * u * jnp.abs(u))
+
+  def kinks(self) -> tuple[float, ...]:
+    return (-self.width, 0.0, self.width)
+
+  def mass(self) -> float:
+    return self.alpha * self.width**2
+
+  def limits(self) -> Limits:
+    return Limits(0.0, 0.0, 0.0, self.mass())
+
+  def length_scale(self) -> float:
+    return self.width
+
+
+@register
+@dataclasses.dataclass(frozen=True, repr=False)
+class GaussianGrad(Surrogate):
+  """g = α N(x; 0, σ);  P = α Φ(x/σ)."""
+
+  sigma: float = 0.5
+  alpha: float = 0.5
+  domains = {"sigma": POSITIVE, "alpha": POSITIVE}
+  examples = ({}, {"sigma": 0.05}, {"sigma": 5.0, "alpha": 2.0})
+
+  def _grad(self, x: Array) -> Array:
+    return (self.alpha / self.sigma) * gaussian(x / self.sigma)
+
+  def _fun(self, x: Array) -> Array:
+    return self.alpha * normal_cdf(x / self.sigma)
+
+  def mass(self) -> float:
+    return self.alpha
+
+  def limits(self) -> Limits:
+    return Limits(0.0, 0.0, 0.0, self.alpha)
+
+  def length_scale(self) -> float:
+    return self.sigma
+
+
+@register
+@dataclasses.dataclass(frozen=True, repr=False)
+class InvSquareGrad(Surrogate):
+  """g = 1/(α|x| + 1)²;  P = x/(α|x| + 1), written as sgn(x)(1 - r)/α with r = 1/(1 + α|x|)."""
+
+  alpha: float = 100.0
+  domains = {"alpha": POSITIVE}
+  examples = ({}, {"alpha": 1000.0}, {"alpha": 1.0}, {"alpha": 0.1})
+  smoothness = "continuous"
+
+  def _grad(self, x: Array) -> Array:
+    r = 1.0 / (1.0 + self.alpha * jnp.abs(x))
+    return r * r
+
+  def _fun(self, x: Array) -> Array:
+    r = 1.0 / (1.0 + self.alpha * jnp.abs(x))
+    return odd(x, (1.0 - r) / self.alpha)
+
+  def kinks(self) -> tuple[float, ...]:
+    return (0.0,)
+
+  def mass(self) -> float:
+    return 2.0 / self.alpha
+
+  def limits(self) -> Limits:
+    return Limits(0.0, 0.0, -1.0 / self.alpha, 1.0 / self.alpha)
+
+  def length_scale(self) -> float:
+    return 1.0 / self.alpha
+
+
+@register
+@dataclasses.dataclass(frozen=True, repr=False)
+class MultiGaussianGrad(Surrogate):
+  """g = scale[(1+h)N(x;0,σ) - hN(x;σ,sσ) - hN(x;-σ,sσ)];  P = scale[(1+h)Φ(x/σ) - hΦ(.) - hΦ(.)].
+
+  g is negative in the tails by design.
+  """
+
+  h: float = 0.15
+  s: float = 6.0
+  sigma: float = 0.5
+  scale: float = 0.5
+  domains = {"h": NON_NEGATIVE, "s": POSITIVE, "sigma": POSITIVE, "scale": POSITIVE}
+  examples = ({}, {"h": 0.0}, {"sigma": 0.05, "s": 2.0}, {"h": 0.5, "s": 20.0, "sigma": 2.0, "scale": 2.0})
+
+  def _grad(self, x: Array) -> Array:
+    sg, wide = self.sigma, self.s * self.sigma
+    centre = (1.0 + self.h) / sg * gaussian(x / sg)
+    sides = self.h / wide * (gaussian((x - sg) / wide) + gaussian((x + sg) / wide))
+    return self.scale * (centre - sides)
+
+  def _fun(self, x: Array) -> Array:
+    sg, wide = self.sigma, self.s * self.sigma
+    centre = (1.0 + self.h) * normal_cdf(x / sg)
+    sides = self.h * (normal_cdf((x - sg) / wide) + normal_cdf((x + sg) / wide))
+    return self.scale * (centre - sides)
+
+  def mass(self) -> float:
+    return self.scale * (1.0 - self.h)
+
+  def limits(self) -> Limits:
+    return Limits(0.0, 0.0, 0.0, self.mass())
+
+  def length_scale(self) -> float:
+    return self.sigma
+
+
+@register
+@dataclasses.dataclass(frozen=True, repr=False)
+class SlayerGrad(Surrogate):
+  """g = e^(-α|x|);  P = sgn(x)(1 - e^(-α|x|))/α."""
+
+  alpha: float = 1.0
+  domains = {"alpha": POSITIVE}
+  examples = ({}, {"alpha": 0.1}, {"alpha": 100.0})
+  smoothness = "continuous"
+
+  def _grad(self, x: Array) -> Array:
+    return jnp.exp(-self.alpha * jnp.abs(x))
+
+  def _fun(self, x: Array) -> Array:
+    return odd(x, -jnp.expm1(-self.alpha * jnp.abs(x)) / self.alpha)
+
+  def kinks(self) -> tuple[float, ...]:
+    return (0.0,)
+
+  def mass(self) -> float:
+    return 2.0 / self.alpha
+
+  def limits(self) -> Limits:
+    return Limits(0.0, 0.0, -1.0 / self.alpha, 1.0 / self.alpha)
+
+  def length_scale(self) -> float:
+    return 1.0 / self.alpha
+
+
+# ------------------------------------------------------------------------------------------
+# spyx.axn
+# ------------------------------------------------------------------------------------------
+
+
+@register
+@dataclasses.dataclass(frozen=True, repr=False)
+class Boxcar(Surrogate):
+  """g = h for |x| <= w/2, else 0;  P = h (clip(x, -w/2, w/2) + w/2).
+
+  spyx gives 0 at exactly |x| = w/2; the reference includes the end points.
+  """
+
+  width: float = 2.0
+  height: float = 0.5
+  domains = {"width": POSITIVE, "height": POSITIVE}
+  examples = ({}, {"width": 0.02, "height": 50.0}, {"width": 20.0, "height": 0.05})
+  smoothness = "discontinuous"
+
+  def _grad(self, x: Array) -> Array:
+    return jnp.where(jnp.abs(x) <= 0.5 * self.width, self.height, 0.0).astype(x.dtype)
+
+  def _fun(self, x: Array) -> Array:
+    half = 0.5 * self.width
+    return self.height * (jnp.clip(x, -half, half) + half)
+
+  def kinks(self) -> tuple[float, ...]:
+    return (-0.5 * self.width, 0.5 * self.width)
+
+  def jumps(self) -> tuple[float, ...]:
+    return self.kinks()
+
+  def mass(self) -> float:
+    return self.height * self.width
+
+  def limits(self) -> Limits:
+    return Limits(0.0, 0.0, 0.0, self.mass())
+
+  def length_scale(self) -> float:
+    return self.width
+
+
+@register
+@dataclasses.dataclass(frozen=True, repr=False)
+class Tanh(Surrogate):
+  """g = 4/(e^(-kx) + e^(kx))² = sech²(kx);  P = tanh(kx)/k.
+
+  sech²(z) = 4σ(2z)σ(-2z), which neither overflows nor loses the tails.
+  """
+
+  k: float = 1.0
+  domains = {"k": POSITIVE}
+  examples = ({}, {"k": 0.1}, {"k": 100.0})
+
+  def _grad(self, x: Array) -> Array:
+    return 4.0 * logistic_density(2.0 * self.k * x)
+
+  def _fun(self, x: Array) -> Array:
+    return jnp.tanh(self.k * x) / self.k
+
+  def mass(self) -> float:
+    return 2.0 / self.k
+
+  def limits(self) -> Limits:
+    return Limits(0.0, 0.0, -1.0 / self.k, 1.0 / self.k)
+
+  def length_scale(self) -> float:
+    return 1.0 / self.k
+
+
+@register
+@dataclasses.dataclass(frozen=True, repr=False)
+class StraightThrough(Surrogate):
+  """g = 1;  P = x."""
+
+  examples = ({},)
+
+  def _grad(self, x: Array) -> Array:
+    return jnp.ones_like(x)
+
+  def _fun(self, x: Array) -> Array:
+    return x
+
+  def mass(self) -> float:
+    return _INF
+
+  def limits(self) -> Limits:
+    return Limits(1.0, 1.0, -_INF, _INF)

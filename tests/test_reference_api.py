@@ -1,0 +1,124 @@
+"""Forward exactness, dtypes and shapes, parameters, registry and transforms of the reference."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import surrogates
+from surrogates._core import NON_NEGATIVE, POSITIVE, POSITIVE_INT, REAL
+
+DEFAULTS = [pytest.param(cls(), id=name) for name, cls in surrogates.REGISTRY.items()]
+ALL = [pytest.param(s, id=repr(s)) for s in surrogates.instances()]
+DTYPES = [pytest.param(jnp.dtype(d), id=jnp.dtype(d).name) for d in surrogates.FLOAT_DTYPES]
+SHAPES = [(), (7,), (3, 5)]
+
+
+def _special_inputs(dtype) -> jnp.ndarray:
+  fi = jnp.finfo(dtype)
+  vals = [0.0, -0.0, float(fi.smallest_subnormal), float(fi.tiny), float(fi.eps), 0.5, 1.0, 3.0, float(fi.max), np.inf]
+  return jnp.asarray(np.array(vals + [-v for v in vals], dtype=np.float64).astype(dtype))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("s", DEFAULTS)
+def test_forward_is_exactly_heaviside(s, dtype):
+  x = _special_inputs(dtype)
+  expected = np.where(np.signbit(np.asarray(x, np.float64)) & (np.asarray(x, np.float64) != 0), 0.0, 1.0)
+  for fn in (s, jax.jit(s)):
+    y = fn(x)
+    assert y.dtype == dtype
+    np.testing.assert_array_equal(np.asarray(y, np.float64), expected)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("s", DEFAULTS)
+def test_dtype_and_shape_are_preserved(s, dtype):
+  quantities = jax.jit(lambda v: (s(v), s.surrogate_grad(v), s.surrogate_fun(v), jax.grad(lambda u: s(u).sum())(v)))
+  for shape in SHAPES:
+    x = jax.random.normal(jax.random.key(0), shape, jnp.float32).astype(dtype)
+    for out in quantities(x):
+      assert out.dtype == dtype and out.shape == shape
+
+
+def _invalid_values(domain) -> list:
+  return {
+      id(POSITIVE): [0.0, -1.0, float("nan"), float("inf")],
+      id(NON_NEGATIVE): [-1e-3, float("nan")],
+      id(POSITIVE_INT): [0, 1.5, -2],
+      id(REAL): [float("nan"), float("inf")],
+  }[id(domain)]
+
+
+@pytest.mark.parametrize("cls", [pytest.param(c, id=n) for n, c in surrogates.REGISTRY.items()])
+def test_invalid_parameters_raise_value_error_naming_surrogate_and_parameter(cls):
+  for field in dataclasses.fields(cls):
+    for bad in [*_invalid_values(cls.domains.get(field.name, REAL)), "wide"]:
+      with pytest.raises(ValueError, match=rf"{cls.__name__}.*'{field.name}'"):
+        cls(**{field.name: bad})
+
+
+def test_registry_lookup_and_functional_forms():
+  x = jnp.linspace(-2, 2, 9)
+  for name, cls in surrogates.REGISTRY.items():
+    functional = surrogates.FUNCTIONAL[surrogates.snake_case(name)]
+    assert surrogates.get(name) == cls() == surrogates.get(surrogates.snake_case(name))
+    g = jax.grad(lambda v, f=functional: f(v).sum())(x)
+    np.testing.assert_array_equal(g, cls().surrogate_grad(x))
+  assert surrogates.get("Sigmoid", alpha=2.0).alpha == 2.0
+  assert surrogates.sigmoid(jnp.array(0.0), alpha=2.0) == 1.0
+  with pytest.raises(KeyError, match="NoSuchSurrogate"):
+    surrogates.get("NoSuchSurrogate")
+
+
+# ---------------------------------------------------------------------------------------------
+# Transforms
+# ---------------------------------------------------------------------------------------------
+
+
+def _sample(s, n=16, seed=0):
+  # Points over the interesting range, kept off the kinks (a kink's derivative is a convention).
+  x = jax.random.uniform(jax.random.key(seed), (n,), jnp.float64, -4, 4) * s.length_scale()
+  for k in s.kinks():
+    x = jnp.where(jnp.abs(x - k) < 1e-3 * s.length_scale(), x + 2e-3 * s.length_scale(), x)
+  return x
+
+
+@pytest.mark.parametrize("s", ALL)
+def test_jit_equals_eager_and_vmap_equals_loop(s):
+  x = _sample(s)
+  # Vectorised and scalar code paths of exp/log/cos may differ by an ulp or two: 8 eps of float64.
+  tol = {"rtol": 8 * np.finfo(np.float64).eps, "atol": 8 * np.finfo(np.float64).eps * max(1.0, s.peak())}
+  for fn in (s, s.surrogate_grad, s.surrogate_fun, jax.grad(lambda v: s(v))):
+    eager = np.stack([np.asarray(fn(xi)) for xi in x])
+    np.testing.assert_allclose(np.asarray(jax.vmap(fn)(x)), eager, **tol)
+    np.testing.assert_allclose(np.asarray(jax.jit(jax.vmap(fn))(x)), eager, **tol)
+
+
+@pytest.mark.parametrize("s", ALL)
+def test_vjp_and_jvp_use_g_with_any_cotangent(s):
+  x = _sample(s)
+  ct = jax.random.normal(jax.random.key(1), x.shape, x.dtype)
+  g = s.surrogate_grad(x)
+  y, vjp = jax.vjp(s, x)
+  np.testing.assert_array_equal(y, s(x))
+  np.testing.assert_allclose(vjp(ct)[0], ct * g, rtol=1e-15)
+  _, tangent_out = jax.jvp(s, (x,), (ct,))
+  np.testing.assert_allclose(tangent_out, g * ct, rtol=1e-15)
+  np.testing.assert_allclose(jnp.diag(jax.jacfwd(s)(x)), g, rtol=1e-15)
+  np.testing.assert_allclose(jnp.diag(jax.jacrev(s)(x)), g, rtol=1e-15)
+
+
+@pytest.mark.parametrize("s", ALL)
+def test_second_order_is_the_derivative_of_g(s):
+  x = _sample(s, n=16)
+  second = jax.vmap(jax.grad(jax.grad(s)))(x)
+  dg = jax.vmap(jax.grad(s.surrogate_grad))(x)
+  assert np.all(np.isfinite(second))
+  np.testing.assert_allclose(second, dg, rtol=1e-12, atol=1e-12 * s.peak() / s.length_scale())
+  hess = jax.hessian(lambda v: s(v).sum())(x)
+  np.testing.assert_allclose(jnp.diag(hess), dg, rtol=1e-12, atol=1e-12 * s.peak() / s.length_scale())
