@@ -6,6 +6,9 @@ Every session also runs inside an existing environment without installing anythi
 
 from __future__ import annotations
 
+import json
+import pathlib
+
 import nox
 
 nox.options.default_venv_backend = "uv|virtualenv"
@@ -37,6 +40,43 @@ def lint(session: nox.Session) -> None:
   """ruff over the project."""
   install(session, "lint", project=False)
   session.run("ruff", "check", ".")
+
+
+def _target_install(posargs: list[str]) -> tuple[list[str], list[str], list[str]]:
+  """For a built-in ``--target NAME[==VERSION]`` (builtin.json): (pinned first, the package, its pip args)."""
+  if "--target" not in posargs:
+    return [], [], []
+  spec = posargs[posargs.index("--target") + 1]
+  name, _, version = spec.partition("==")
+  builtin = json.loads(pathlib.Path("verification/targets/builtin.json").read_text())
+  if name not in builtin:
+    return [], [], []
+  entry = builtin[name]
+  version = version or entry.get("default_version")
+  package = f"{entry['package']}=={version}" if version else entry["package"]
+  return list(entry.get("extra_requirements", [])), [package], list(entry.get("pip_args", []))
+
+
+@nox.session
+def verify(session: nox.Session) -> None:
+  """Checks the reference (default) or ``-- --target NAME|MODULE:ATTR``; see ``-- --help``."""
+  install(session, "test")
+  first, package, pip_args = _target_install(session.posargs)
+  if package and session.venv_backend != "none":
+    # the pinned requirements first (torch==2.13.0, a CPU build), so the library cannot pull another
+    if first:
+      session.install(*first)
+    session.install(*pip_args, *package)
+  session.run("python", "-m", "verification", *session.posargs)
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+  """Throughput benchmarks: ``-- --device cpu|gpu|tpu``, ``--peers``, ``--compare reports/baseline-cpu.json``."""
+  install(session, "bench")
+  if "--peers" in session.posargs and session.venv_backend != "none":
+    session.install("braintools", "spyx")
+  session.run("pytest", "benchmarks", "-p", "no:cacheprovider", *session.posargs)
 
 
 @nox.session

@@ -1,0 +1,195 @@
+"""Planted candidates: defective implementations, one per defect class, and correct ones.
+
+Each defective candidate documents the check meant to catch it in ``notes["caught_by"]``.
+The correct ones are written independently of the reference, in the input's own dtype, or are
+the reference at extreme parameters; every check must pass them.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+import jax
+import jax.numpy as jnp
+
+import surrogates
+from verification.candidate import Candidate
+
+
+def heaviside(x):
+  return jnp.where(x >= 0, 1.0, 0.0).astype(x.dtype)
+
+
+def spike_with(grad_fn, forward=heaviside):
+  """A spike function with a custom JVP: forward ``forward``, derivative ``grad_fn``."""
+
+  @jax.custom_jvp
+  def spike(x):
+    return forward(x)
+
+  @spike.defjvp
+  def _(primals, tangents):
+    (x,), (t,) = primals, tangents
+    return spike(x), grad_fn(x) * t
+
+  return spike
+
+
+def candidate(name, params, g, p=None, caught_by=None, forward=heaviside, fn=None, **extra):
+  return Candidate(name=name, params=params, fn=fn or spike_with(g, forward), surrogate_grad=g, surrogate_fun=p,
+                   label=extra.pop("label", None) or f"{caught_by or 'correct'}: {name}{params}",
+                   notes={"caught_by": caught_by} if caught_by else {}, **extra)
+
+
+def _sig(z):
+  return jax.nn.sigmoid(z)
+
+
+# ---- correct building blocks, native dtype ---------------------------------------------------
+def sigmoid_g(a):
+  return lambda x: a * _sig(a * x) * _sig(-a * x)
+
+
+def sigmoid_p(a):
+  return lambda x: _sig(a * x)
+
+
+def fourier_g(n, T):
+  w = 2 * math.pi / T
+  return lambda x: (4 / T) * sum(jnp.cos((2 * i - 1) * w * jnp.remainder(x, T)) for i in range(1, n + 1))
+
+
+def fourier_p(n, T):
+  w = 2 * math.pi / T
+  return lambda x: 0.5 + (2 / math.pi) * sum(
+      jnp.sin((2 * i - 1) * w * jnp.remainder(x, T)) / (2 * i - 1) for i in range(1, n + 1))
+
+
+# ---- defects -------------------------------------------------------------------------------------
+def _ignores_cotangent(a):
+  g = sigmoid_g(a)
+
+  @jax.custom_vjp
+  def spike(x):
+    return heaviside(x)
+
+  spike.defvjp(lambda x: (heaviside(x), x), lambda x, ct: (g(x),))  # drops ct
+  return spike
+
+
+def _reverse_only(a):
+  g = sigmoid_g(a)
+
+  @jax.custom_vjp
+  def spike(x):
+    return heaviside(x)
+
+  spike.defvjp(lambda x: (heaviside(x), x), lambda x, ct: (ct * g(x),))
+  return spike
+
+
+def _float32_through_float16(a):
+  g = sigmoid_g(a)
+  return lambda x: g(x.astype(jnp.float16)).astype(x.dtype) if x.dtype == jnp.float32 else g(x)
+
+
+def _native_sigmoid_g(a):
+  # exp(-a x) overflows in float16 for a·x < -11.1: inf / inf = NaN
+  return lambda x: a * jnp.exp(-a * x) / (1 + jnp.exp(-a * x)) ** 2
+
+
+def _s2nn_unguarded_p(alpha=4.0, beta=1.0, eps=1e-8):
+  g = lambda x: jnp.where(x < 0, alpha * _sig(alpha * x) * _sig(-alpha * x), beta / (jnp.maximum(x, 0) + 1))
+  p = lambda x: jnp.where(x < 0, _sig(alpha * x), beta * jnp.log(x + 1 + eps) + 0.5)  # log of x+1 <= 0: NaN in dP
+  return g, p
+
+
+def _log_tailed_unguarded():
+  g = lambda x: jnp.where(x > 1, 1 / x, jnp.where(x > 0, 1.0, 0.0)).astype(x.dtype)  # 1/x at 0: NaN only in g'
+  p = lambda x: jnp.clip(x, 0, 1) + jnp.log(jnp.maximum(x, 1))
+  return g, p
+
+
+def _soft_sign_textbook(a=1.0):
+  g = lambda x: a / (2 * (1 + a * jnp.abs(x)) ** 2)
+  p = lambda x: 0.5 + x / (2 * (1 / a + jnp.abs(x)))  # inf / inf = NaN at ±inf
+  return g, p
+
+
+def _raises(x):
+  raise RuntimeError("planted failure")
+
+
+def _hangs(x):
+  time.sleep(3600)
+  return x
+
+
+DEFECTIVE = [
+    candidate("Sigmoid", {"alpha": 4.0}, lambda x: _sig(4 * x) * _sig(-4 * x), sigmoid_p(4.0), "derivative",
+              label="missing factor alpha in g"),
+    candidate("Arctan", {"alpha": 1.0}, lambda x: -0.5 / (1 + (math.pi * x / 2) ** 2),
+              lambda x: jnp.arctan(math.pi * x / 2) / math.pi + 0.5, "derivative", label="sign error in g"),
+    candidate("SquarewaveFourierSeries", {"n": 2, "t_period": 8.0}, fourier_g(3, 8.0), fourier_p(2, 8.0),
+              "derivative", label="off-by-one in the Fourier sum of g"),
+    candidate("PiecewiseLeakyRelu", {"c": 0.01, "w": 1.0},
+              lambda x: jnp.where(jnp.abs(x) <= 1.0, 1.0, 0.01).astype(x.dtype),
+              lambda x: jnp.clip(x, -1, 1) / 2 + 0.5 + 0.01 * (x - jnp.clip(x, -1, 1)), "derivative",
+              label="wrong constant: 1/w instead of 1/(2w)"),
+    candidate("Sigmoid", {"alpha": 4.0}, sigmoid_g(4.0), None, "quadrature", scale=1.0,
+              fn=spike_with(lambda x: 2 * sigmoid_g(4.0)(x)), label="no primitive, g twice too large"),
+    Candidate(name="Sigmoid", params={"alpha": 4.0}, fn=_ignores_cotangent(4.0), label="gradient ignores the cotangent",
+              notes={"caught_by": "autodiff"}),
+    Candidate(name="Sigmoid", params={"alpha": 4.0}, fn=_reverse_only(4.0), label="reverse mode only (custom_vjp)",
+              notes={"caught_by": "autodiff"}),
+    candidate("Sigmoid", {"alpha": 4.0}, sigmoid_g(4.0), sigmoid_p(4.0), "forward",
+              forward=lambda x: jnp.where(x > 0, 1.0, 0.0).astype(x.dtype), label="x > 0 as threshold"),
+    candidate("Sigmoid", {"alpha": 4.0}, sigmoid_g(4.0), sigmoid_p(4.0), "forward",
+              forward=lambda x: jnp.where(x > 0, 1.0, jnp.where(x == 0, 0.5, 0.0)).astype(x.dtype),
+              label="0.5 at zero"),
+    candidate("Sigmoid", {"alpha": 4.0}, sigmoid_g(4.0), sigmoid_p(4.0), "forward",
+              forward=lambda x: heaviside(x).astype(jnp.float32), label="forward returns float32"),
+    candidate("Sigmoid", {"alpha": 4.0}, _float32_through_float16(4.0), sigmoid_p(4.0), "low_precision",
+              label="float32 computed through float16"),
+    candidate("S2NN", {"alpha": 4.0, "beta": 1.0, "epsilon": 1e-8}, *_s2nn_unguarded_p(), "edge",
+              label="dead branch: NaN only in the derivative of P"),
+    candidate("LogTailedRelu", {"alpha": 0.0}, *_log_tailed_unguarded(), "edge",
+              label="dead branch: NaN only in the second derivative"),
+    candidate("Sigmoid", {"alpha": 4.0}, _native_sigmoid_g(4.0), sigmoid_p(4.0), "edge",
+              label="exp overflow in float16"),
+    candidate("SoftSign", {"alpha": 1.0}, *_soft_sign_textbook(), "edge", label="primitive is NaN at ±inf"),
+    Candidate(name="Sigmoid", params={"alpha": 4.0}, fn=spike_with(sigmoid_g(4.0), _raises),
+              label="forward raises", notes={"caught_by": "forward"}),
+    Candidate(name="Sigmoid", params={"alpha": 4.0}, fn=spike_with(sigmoid_g(4.0), lambda x: heaviside(x)[..., None]),
+              label="forward returns the wrong shape", notes={"caught_by": "forward"}),
+    candidate("Sigmoid", {"alpha": 4.0}, sigmoid_g(2.0), sigmoid_p(2.0), "differential",
+              label="self-consistent but alpha=2 claimed as alpha=4"),
+]
+
+#: A candidate that never returns: the runner's time limit turns it into an error result.
+HANGING = Candidate(name="Sigmoid", params={"alpha": 4.0}, fn=spike_with(sigmoid_g(4.0), _hangs),
+                    surrogate_fun=lambda x: _hangs(x), label="forward hangs", notes={"caught_by": "forward"})
+
+
+def _reference(name, **params):
+  s = surrogates.get(name, **params)
+  return Candidate(name=s.name, params=s.params, fn=s, surrogate_fun=s.surrogate_fun, surrogate_grad=s.surrogate_grad,
+                   label=f"correct: reference {s!r}")
+
+
+CORRECT = [
+    candidate("Sigmoid", {"alpha": 25.0}, sigmoid_g(25.0), sigmoid_p(25.0), label="correct: native-dtype Sigmoid(25)"),
+    candidate("SquarewaveFourierSeries", {"n": 5, "t_period": 4.0}, fourier_g(5, 4.0), fourier_p(5, 4.0),
+              label="correct: native-dtype Fourier(n=5, T=4)"),
+    _reference("Sigmoid", alpha=1000.0),
+    _reference("Sigmoid", alpha=1e-3),
+    _reference("GaussianGrad", sigma=1e-3),
+    _reference("InvSquareGrad", alpha=1e4),
+    _reference("Boxcar", width=1e-3, height=1000.0),
+    _reference("SquarewaveFourierSeries", n=16, t_period=100.0),
+    _reference("PiecewiseQuadratic", alpha=1e-3),
+    _reference("QPseudoSpike", alpha=1.0001),
+    Candidate(name="Arctan", params={"alpha": 4.0}, fn=surrogates.spyx_arctan(2.0), scale=1 / (2 * math.pi),
+              label="correct: spyx arctan(k=2) = Arctan(alpha=4) scaled by 1/(2π)"),
+]

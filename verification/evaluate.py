@@ -1,0 +1,156 @@
+"""Evaluating a candidate: every quantity the checks need, robust to a candidate that misbehaves.
+
+For a JAX candidate one jitted *bundle* per dtype computes, elementwise:
+  H   = fn(x)                      the forward
+  g   = d/dx fn (VJP, cotangent 1)  the gradient a user gets
+  d2H = d/dx g                     the second derivative of the spike function
+  P, dP                            surrogate_fun and its autodiff derivative (if given)
+  sg                               surrogate_grad (if given)
+Inputs are padded to a fixed length so each (candidate, dtype) compiles once. If the bundle fails
+(a candidate without reverse-over-reverse, say), each quantity is evaluated on its own so the
+others still get checked; the error is kept for the check that needs that quantity.
+"""
+
+from __future__ import annotations
+
+import functools
+import threading
+import traceback
+from collections.abc import Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from verification.candidate import Candidate
+
+BLOCK = 1 << 16
+QUANTITIES = ("H", "g", "d2H", "P", "dP", "sg")
+
+
+class CandidateError(Exception):
+  """The candidate's code raised or returned something unusable (a failing result, not a crash)."""
+
+
+def describe(exc: BaseException) -> str:
+  """A one-paragraph description of an exception raised by candidate code."""
+  if isinstance(exc, CandidateError):
+    return str(exc)
+  tb = traceback.extract_tb(exc.__traceback__)
+  where = f" (at {tb[-1].filename}:{tb[-1].lineno})" if tb else ""
+  return f"{type(exc).__name__}: {exc}{where}".strip()
+
+
+def _elementwise_grad(f: Callable) -> Callable:
+  return lambda v: jax.grad(lambda u: jnp.sum(f(u)))(v)
+
+
+def _jax_quantity_fns(c: Candidate) -> dict[str, Callable]:
+  fns: dict[str, Callable] = {"H": c.fn, "g": _elementwise_grad(c.fn)}
+  fns["d2H"] = _elementwise_grad(fns["g"])
+  if c.surrogate_fun is not None:
+    fns["P"] = c.surrogate_fun
+    fns["dP"] = _elementwise_grad(c.surrogate_fun)
+  if c.surrogate_grad is not None:
+    fns["sg"] = c.surrogate_grad
+  return fns
+
+
+class Evaluator:
+  """Evaluates a candidate's quantities on NumPy arrays of any float dtype."""
+
+  def __init__(self, candidate: Candidate):
+    self.candidate = candidate
+    self._lock = threading.Lock()
+    self._cache: dict = {}
+    if candidate.backend == "jax":
+      self.fns = _jax_quantity_fns(candidate)
+    else:
+      self.fns = {"H": candidate.forward, "g": lambda x: candidate.vjp(x, np.ones_like(x))}
+      if candidate.surrogate_grad is not None:
+        self.fns["sg"] = candidate.surrogate_grad
+      if candidate.surrogate_fun is not None:
+        self.fns["P"] = candidate.surrogate_fun
+
+  @property
+  def available(self) -> tuple[str, ...]:
+    return tuple(q for q in QUANTITIES if q in self.fns)
+
+  def unavailable_reason(self, quantity: str) -> str:
+    if quantity in ("P", "dP"):
+      return "the candidate provides no surrogate_fun"
+    if quantity == "sg":
+      return "the candidate provides no surrogate_grad"
+    return "needs JAX transforms (the candidate is evaluated through torch autograd)"
+
+  # ------------------------------------------------------------------------------------------
+  def evaluate(self, x: np.ndarray, quantities: tuple[str, ...] | None = None) -> dict[str, np.ndarray | Exception]:
+    """Quantities at x (a 1-d NumPy array of one float dtype); an Exception in place of a failure."""
+    quantities = tuple(q for q in (quantities or self.available) if q in self.fns)
+    if self.candidate.backend == "jax":
+      # Always the whole bundle: one compilation per dtype serves every check.
+      outs = self._evaluate_jax(np.asarray(x), self.available)
+      return {q: outs[q] for q in quantities}
+    return {q: self._guard(q, lambda f=self.fns[q]: f(np.asarray(x)), x) for q in quantities}
+
+  def _guard(self, name: str, thunk: Callable[[], object], x: np.ndarray) -> np.ndarray | Exception:
+    try:
+      out = np.asarray(thunk())
+    except Exception as exc:  # candidate code: any exception is a result
+      return CandidateError(f"{name} raised {describe(exc)}")
+    if out.shape != x.shape:
+      return CandidateError(f"{name} returned shape {out.shape} for input shape {x.shape}")
+    if out.dtype != x.dtype:
+      return CandidateError(f"{name} returned dtype {out.dtype} for input dtype {x.dtype}")
+    return out
+
+  def _compiled(self, dtype: np.dtype, quantities: tuple[str, ...]):
+    key = (dtype.name, quantities)
+    with self._lock:
+      if key not in self._cache:
+        fns = self.fns
+        self._cache[key] = jax.jit(lambda v: {q: fns[q](v) for q in quantities})
+      return self._cache[key]
+
+  def _evaluate_jax(self, x: np.ndarray, quantities: tuple[str, ...]) -> dict:
+    n = x.size
+    padded = np.resize(x, -(-max(n, 1) // BLOCK) * BLOCK) if n else np.zeros(BLOCK, x.dtype)
+    chunks = padded.reshape(-1, BLOCK)
+
+    def run(qs: tuple[str, ...]) -> dict[str, np.ndarray]:
+      fn = self._compiled(x.dtype, qs)
+      parts = [jax.device_get(fn(jnp.asarray(chunk))) for chunk in chunks]
+      return {q: np.concatenate([np.asarray(p[q]).reshape(-1) for p in parts])[:n] for q in qs}
+
+    try:
+      outs: dict = run(quantities)
+    except Exception:
+      outs = {}
+      for q in quantities:
+        try:
+          outs.update(run((q,)))
+        except Exception as exc:
+          outs[q] = CandidateError(f"{q} raised {describe(exc)}")
+    for q, v in list(outs.items()):
+      if isinstance(v, np.ndarray) and v.dtype != x.dtype:
+        outs[q] = CandidateError(f"{q} returned dtype {v.dtype} for input dtype {x.dtype}")
+    return outs
+
+  # ------------------------------------------------------------------------------------------
+  @functools.cached_property
+  def scalar_g(self) -> Callable[[float], float]:
+    """The spike function's gradient at one float64 point (for scipy.integrate.quad)."""
+    if self.candidate.backend == "jax":
+      f = jax.jit(self.fns["g"])
+      return lambda t: float(f(jnp.asarray(t, jnp.float64)))
+    f = self.fns["g"]
+    return lambda t: float(np.asarray(f(np.asarray([t], np.float64)))[0])
+
+  @functools.cached_property
+  def scalar_p(self) -> Callable[[float], float] | None:
+    if "P" not in self.fns:
+      return None
+    if self.candidate.backend == "jax":
+      f = jax.jit(self.fns["P"])
+      return lambda t: float(f(jnp.asarray(t, jnp.float64)))
+    return lambda t: float(np.asarray(self.fns["P"](np.asarray([t], np.float64)))[0])
