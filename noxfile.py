@@ -70,6 +70,28 @@ def verify(session: nox.Session) -> None:
   session.run("python", "-m", "verification", *session.posargs)
 
 
+LIBRARIES = list(json.loads(pathlib.Path("verification/targets/builtin.json").read_text()))
+
+
+@nox.session
+@nox.parametrize("library", LIBRARIES)
+def findings(session: nox.Session, library: str) -> None:
+  """Checks one published library (each in its own environment) and rewrites the README's findings."""
+  if session.venv_backend == "none":
+    session.error("findings installs the libraries: run it without --no-venv")
+  install(session, "test")
+  first, package, pip_args = _target_install(["--target", library])
+  if first:
+    session.install(*first)
+  session.install(*pip_args, *package)
+  version = package[0].partition("==")[2]
+  pathlib.Path("reports/peers").mkdir(parents=True, exist_ok=True)
+  out = f"reports/peers/{library}-{version}.json"
+  session.run("python", "-m", "verification", "--target", library, "--json", out, "--quiet", *session.posargs,
+              success_codes=[0, 1])
+  session.run("python", "-m", "verification.findings", "--readme", "README.md")
+
+
 @nox.session
 def bench(session: nox.Session) -> None:
   """Throughput benchmarks: ``-- --device cpu|gpu|tpu``, ``--peers``, ``--compare reports/baseline-cpu.json``."""

@@ -275,6 +275,14 @@ class Surrogate:
     """The subset of the kinks where g is discontinuous."""
     return ()
 
+  def argument_condition(self, x: np.ndarray) -> np.ndarray | None:
+    """How much g can move when its argument is rounded, per unit of relative rounding: |dg/d(log x)|.
+
+    None means |x·g'(x)| (computed by the harness). A sum of oscillating terms overrides it with the
+    sum of the terms' own sensitivities, since each term's argument is rounded on its own.
+    """
+    return None
+
   def primitive_rtol(self) -> float:
     """Relative amount by which the declared P' may differ from g (S2NN's ε); 0 for most."""
     return 0.0

@@ -329,6 +329,10 @@ class SquarewaveFourierSeries(Surrogate):
   def period(self) -> float:
     return self.t_period
 
+  def argument_condition(self, x):
+    # Σ_i |x|·(2i-1)ω·(4/T): every term's argument (2i-1)ωx is rounded separately.
+    return abs(x) * (4.0 / self.t_period) * (2 * math.pi / self.t_period) * self.n**2
+
 
 @register
 @dataclasses.dataclass(frozen=True, repr=False)
@@ -722,3 +726,165 @@ class StraightThrough(Surrogate):
 
   def limits(self) -> Limits:
     return Limits(1.0, 1.0, -_INF, _INF)
+
+
+# ------------------------------------------------------------------------------------------
+# Shapes of snntorch.surrogate and spikingjelly.activation_based.surrogate
+# ------------------------------------------------------------------------------------------
+
+
+@register
+@dataclasses.dataclass(frozen=True, repr=False)
+class SpikeRateEscape(Surrogate):
+  """g = slope·e^(-β|x-1|), centred at x = 1 (snntorch ``spike_rate_escape``);
+  P = (slope/β)·e^(β(x-1)) for x < 1, (slope/β)·(2 - e^(-β(x-1))) for x >= 1.
+  """
+
+  beta: float = 1.0
+  slope: float = 25.0
+  domains = {"beta": POSITIVE, "slope": POSITIVE}
+  examples = ({}, {"beta": 0.5, "slope": 1.0}, {"beta": 10.0, "slope": 2.0})
+  smoothness = "continuous"
+
+  def _grad(self, x: Array) -> Array:
+    return self.slope * jnp.exp(-self.beta * jnp.abs(x - 1.0))
+
+  def _fun(self, x: Array) -> Array:
+    d = x - 1.0
+    e = jnp.exp(-self.beta * jnp.abs(d))
+    return (self.slope / self.beta) * jnp.where(is_negative(d), e, 2.0 - e)
+
+  def kinks(self) -> tuple[float, ...]:
+    return (1.0,)
+
+  def mass(self) -> float:
+    return 2.0 * self.slope / self.beta
+
+  def limits(self) -> Limits:
+    return Limits(0.0, 0.0, 0.0, self.mass())
+
+  def length_scale(self) -> float:
+    return 1.0 / self.beta
+
+
+@register
+@dataclasses.dataclass(frozen=True, repr=False)
+class SparseFastSigmoid(Surrogate):
+  """g = 1/(1 + slope·|x|)² for x > b, else 0 (snntorch ``SFS``);  P = F(max(x, b)) - F(b), F(x) = x/(1 + slope|x|).
+
+  With r = 1/(1 + slope|x|), F = sgn(x)(1 - r)/slope: finite at every input, and the difference
+  is formed from the r's without cancellation.
+  """
+
+  slope: float = 25.0
+  b: float = 1.0
+  domains = {"slope": POSITIVE, "b": REAL}
+  examples = ({}, {"slope": 1.0, "b": -1.0}, {"slope": 100.0, "b": 0.0})
+  smoothness = "discontinuous"
+
+  def _above(self, x: Array) -> Array:
+    return is_positive(x) if self.b == 0 else x > self.b
+
+  def _r(self, x: Array) -> Array:
+    return 1.0 / (1.0 + self.slope * jnp.abs(x))
+
+  def _grad(self, x: Array) -> Array:
+    r = self._r(x)
+    return jnp.where(self._above(x), r * r, 0.0).astype(x.dtype)
+
+  def _fun(self, x: Array) -> Array:
+    # F(v) = sgn(v)(1 - r(v))/slope; F(x) - F(b) written without cancellation: on one side of 0 it
+    # is the difference of the r's, across 0 the sum of two positive terms.
+    b = jnp.asarray(self.b, x.dtype)
+    xm = jnp.maximum(x, b)
+    r_x, r_b = self._r(xm), self._r(b)
+    if self.b >= 0:
+      return (r_b - r_x) / self.slope
+    return jnp.where(xm < 0, r_x - r_b, (1.0 - r_x) + (1.0 - r_b)) / self.slope
+
+  def kinks(self) -> tuple[float, ...]:
+    return (self.b, 0.0) if self.b < 0 else (self.b,)
+
+  def jumps(self) -> tuple[float, ...]:
+    return (self.b,)
+
+  def mass(self) -> float:
+    r_b = 1.0 / (1.0 + self.slope * abs(self.b))  # 1/slope - b/(1 + slope|b|), without cancellation
+    return (r_b if self.b >= 0 else 2.0 - r_b) / self.slope
+
+  def limits(self) -> Limits:
+    return Limits(0.0, 0.0, 0.0, self.mass())
+
+  def length_scale(self) -> float:
+    return max(1.0 / self.slope, 0.5 * abs(self.b))
+
+
+@register
+@dataclasses.dataclass(frozen=True, repr=False)
+class FakeNumericalGradient(Surrogate):
+  """g = min(α, 1/|x|) (spikingjelly ``FakeNumericalGradient``);  P = αx for |x| <= 1/α, sgn(x)(1 + log(α|x|)) beyond.
+
+  P is written as sgn(x)·(min(α|x|, 1) + log1p(α·max(|x| - 1/α, 0))), finite at every finite input.
+  """
+
+  alpha: float = 0.3
+  domains = {"alpha": POSITIVE}
+  examples = ({}, {"alpha": 0.01}, {"alpha": 10.0})
+  smoothness = "continuous"
+
+  def _grad(self, x: Array) -> Array:
+    return 1.0 / jnp.maximum(jnp.abs(x), 1.0 / self.alpha)
+
+  def _fun(self, x: Array) -> Array:
+    u = jnp.abs(x)
+    tail = log1p_scaled(self.alpha, jnp.maximum(u - 1.0 / self.alpha, 0.0))
+    return odd(x, jnp.minimum(self.alpha * u, 1.0) + tail)
+
+  def kinks(self) -> tuple[float, ...]:
+    return (-1.0 / self.alpha, 1.0 / self.alpha)
+
+  def mass(self) -> float:
+    return _INF
+
+  def limits(self) -> Limits:
+    return Limits(0.0, 0.0, -_INF, _INF)
+
+  def length_scale(self) -> float:
+    return 1.0 / self.alpha
+
+
+@register
+@dataclasses.dataclass(frozen=True, repr=False)
+class NormalisedQPseudoSpike(Surrogate):
+  """g = (1 + 2|x|/ν)^(-(ν+1));  P = 1/2 + sgn(x)(1 - (1 + 2|x|/ν)^(-ν))/2;  mass 1 for every ν > 0.
+
+  The q-PseudoSpike of spikingjelly, ``QPseudoSpike(alpha=q)`` with g = (1 + 2|x|/(q-1))^(-q),
+  is this with ν = q - 1 (q > 1). Evaluated through L = log1p(2|x|/ν): g = e^(-(ν+1)L), and
+  P = 1/2 - sgn(x)·expm1(-νL)/2.
+  """
+
+  nu: float = 1.0
+  domains = {"nu": POSITIVE}
+  examples = ({}, {"nu": 0.5}, {"nu": 9.0})
+  smoothness = "continuous"
+
+  def _log_base(self, x: Array) -> Array:
+    return log1p_scaled(2.0 / self.nu, jnp.abs(x))
+
+  def _grad(self, x: Array) -> Array:
+    return jnp.exp(-(self.nu + 1.0) * self._log_base(x))
+
+  def _fun(self, x: Array) -> Array:
+    return 0.5 + odd(x, -0.5 * jnp.expm1(-self.nu * self._log_base(x)))
+
+  def kinks(self) -> tuple[float, ...]:
+    return (0.0,)
+
+  def mass(self) -> float:
+    return 1.0
+
+  def limits(self) -> Limits:
+    return _NORMALISED
+
+  def length_scale(self) -> float:
+    return 0.5 * self.nu / (self.nu + 1.0)

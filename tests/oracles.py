@@ -138,4 +138,26 @@ ORACLES = {
         lambda x, k=1.0: mp.tanh(k * x) / k,
     ),
     "StraightThrough": (lambda x: mp.mpf(1), lambda x: mp.mpf(x)),
+    "SpikeRateEscape": (
+        lambda x, beta=1.0, slope=25.0: slope * mp.exp(-beta * abs(x - 1)),
+        lambda x, beta=1.0, slope=25.0: (
+            slope / beta * mp.exp(beta * (x - 1)) if x < 1 else slope / beta * (2 - mp.exp(-beta * (x - 1)))
+        ),
+    ),
+    "SparseFastSigmoid": (
+        lambda x, slope=25.0, b=1.0: 1 / (1 + slope * abs(x)) ** 2 if x > b else mp.mpf(0),
+        lambda x, slope=25.0, b=1.0: (
+            x / (1 + slope * abs(x)) - b / (1 + slope * abs(b)) if x > b else mp.mpf(0)
+        ),
+    ),
+    "FakeNumericalGradient": (
+        lambda x, alpha=0.3: mp.mpf(alpha) if abs(x) <= 1 / alpha else 1 / abs(x),
+        lambda x, alpha=0.3: alpha * x if abs(x) <= 1 / alpha else _sgn(x) * (1 + mp.log(alpha * abs(x))),
+    ),
+    "NormalisedQPseudoSpike": (
+        lambda x, nu=1.0: (1 + 2 * abs(x) / nu) ** (-(nu + 1)),
+        lambda x, nu=1.0: (
+            (1 + 2 * abs(x) / nu) ** (-nu) / 2 if x < 0 else 1 - (1 + 2 * x / nu) ** (-nu) / 2
+        ),
+    ),
 }

@@ -23,7 +23,7 @@ from verification.runner import verify, verify_in_processes  # noqa: E402
 
 
 class Progress:
-  """Progress on stderr: a rich bar where available and interactive, else a line per candidate."""
+  """Progress on stderr: a line per finished candidate, with the elapsed time and what failed."""
 
   def __init__(self, total: int, quiet: bool):
     self.total, self.done, self.quiet, self.start = total, 0, quiet, time.perf_counter()

@@ -14,9 +14,6 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
-import importlib.metadata
-import json
-import pathlib
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Literal
 
@@ -102,11 +99,11 @@ def _looks_like_candidate(obj: Any) -> bool:
   return hasattr(obj, "name") and hasattr(obj, "params") and (hasattr(obj, "fn") or hasattr(obj, "forward"))
 
 
-BUILTIN = pathlib.Path(__file__).parent / "targets" / "builtin.json"
-
-
 def builtin_targets() -> dict:
-  return json.loads(BUILTIN.read_text()) if BUILTIN.exists() else {}
+  """Built-in target names (published libraries) -> how to load and install them."""
+  from verification import targets
+
+  return targets.builtin()
 
 
 def load_candidates(spec: str | None, only: frozenset[str] = frozenset()) -> list[Candidate]:
@@ -117,15 +114,17 @@ def load_candidates(spec: str | None, only: frozenset[str] = frozenset()) -> lis
 
 def resolve_target(spec: str | None) -> tuple[list[Candidate], str, dict | None, bool]:
   """Returns (candidates, target name, library info, is_reference)."""
+  from verification import targets
+
   if spec in (None, "", "reference"):
     return reference_candidates(), "reference", None, True
   name, _, wanted_version = spec.partition("==")
-  builtin = builtin_targets()
-  if name in builtin:
-    entry = builtin[name]
-    module = importlib.import_module(entry["module"])
-    version = importlib.metadata.version(entry["package"])
+  if name in targets.builtin():
+    module = targets.load(name)
+    cands = list(module.candidates())
+    version = module.version()
     if wanted_version and version != wanted_version:
-      raise SystemExit(f"--target {spec}: {entry['package']} {version} is installed, not {wanted_version}")
-    return list(module.candidates()), name, {"name": entry["package"], "version": version}, False
+      raise SystemExit(f"--target {spec}: {module.PACKAGE} {version} is installed, not {wanted_version}")
+    info = {"name": module.PACKAGE, "version": version, "unmapped": dict(module.UNMAPPED)}
+    return cands, name, info, False
   return load_target(spec), spec, None, False

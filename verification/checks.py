@@ -578,10 +578,13 @@ def _low_precision_rows(ctx: Context, dtype: np.dtype, compare_to_reference: boo
     alt = ctx.quantity(_flushed(x, dtype), name).astype(F64)
   expected = np.where(np.abs(got - alt) < np.abs(got - expected), alt, expected)
   k = (tolerances.K_DIFFERENTIAL if compare_to_reference else tolerances.K_LOW_PRECISION)[dtype.name]
-  tol = tolerances.g_tolerance(dtype, k, ctx.peak, xf, dg)
+  declared = ctx.reference.argument_condition(xf)
+  cond = dg * xf if declared is None else abs(ctx.scale) * np.asarray(declared, F64)
+  tol = tolerances.g_tolerance(dtype, k, ctx.peak, cond)
   detail = _worst(x, expected, got, tol, dtype=dtype.name, excluded_near_jumps=int(near_jump.sum()),
                   reason=f"{k:g}·eps({dtype.name})·(peak + |x·g'(x)|): rounding relative to the size of g, plus "
-                         "the condition of g under rounding of its argument")
+                         "the condition of g under rounding of its argument"
+                         + ("" if declared is None else " (declared per-term condition of the sum)"))
   return detail, None
 
 

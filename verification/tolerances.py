@@ -41,8 +41,11 @@ def fmax(dtype) -> float:
   return float(jnp.finfo(jnp.dtype(dtype)).max)
 
 
-def g_tolerance(dtype, k: float, peak: float, x: np.ndarray, dg: np.ndarray) -> np.ndarray:
-  """K·eps(d)·(peak + |x·g'(x)|), plus the dtype's smallest normal (values below are flushable)."""
-  cond = np.abs(np.asarray(x, np.float64) * np.asarray(dg, np.float64))
+def g_tolerance(dtype, k: float, peak: float, condition: np.ndarray) -> np.ndarray:
+  """K·eps(d)·(peak + condition), plus the dtype's smallest normal (values below are flushable).
+
+  ``condition`` is |x·g'(x)|, or a surrogate's declared ``argument_condition``.
+  """
+  cond = np.abs(np.asarray(condition, np.float64))
   cond = np.where(np.isfinite(cond), cond, 0.0)
   return k * eps(dtype) * (peak + cond) + float(jnp.finfo(jnp.dtype(dtype)).tiny)

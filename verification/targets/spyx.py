@@ -1,0 +1,108 @@
+"""spyx.axn as candidates: each factory returns a jitted ``jax.custom_gradient`` spike function.
+
+Formulas as read from the installed source of spyx 1.0.0 (``spyx/axn.py``). The forward of every
+factory is ``heaviside(x) = where(x > 0, 1, 0)``, so H(0) = 0: a convention difference from the
+reference (H(0) = 1). ``jax.custom_gradient`` has no forward mode (jvp, jacfwd raise).
+
+- custom() (bwd = identity): g = 1 -> StraightThrough(), scale 1
+- tanh(k=1): g = 4/(e^(-kx) + e^(kx))² = sech²(kx) -> Tanh(k), scale 1
+- boxcar(width=2, height=0.5): g = h·heaviside(w/2 - |x|), so h for |x| < w/2 and 0 at |x| = w/2
+  -> Boxcar(width, height), scale 1
+- triangular(k=2): g = max(0, 1 - |kx|) -> ReluGrad(alpha=k, width=1/k), scale 1
+- arctan(k=2): g = 1/((1 + (kπx)²)π) -> Arctan(alpha=2k), scale 1/(kπ)
+- superspike(k=25): g = 1/(1 + k|x|)² -> InvSquareGrad(alpha=k), scale 1
+"""
+
+from __future__ import annotations
+
+import importlib
+import math
+from types import ModuleType
+from typing import Any
+
+from verification.candidate import Candidate
+from verification.targets._common import (
+    Mapping,
+    Params,
+    call_string,
+    installed_version,
+    notes,
+    parameter_sets,
+    renamed,
+    same,
+    signature_defaults,
+)
+
+PACKAGE = "spyx"
+MODULE = "spyx.axn"
+
+_H0 = "forward is x > 0, so H(0) = 0 (the reference has H(0) = 1)"
+
+
+def _triangular_to_ref(lib: Params) -> tuple[Params, float]:
+  """max(0, 1 - |kx|) = k·max(1/k - |x|, 0) = ReluGrad(alpha=k, width=1/k)."""
+  return {"alpha": lib["k"], "width": 1.0 / lib["k"]}, 1.0
+
+
+def _triangular_from_ref(ref: Params) -> Params:
+  return {"k": 1.0 / ref["width"]}
+
+
+def _arctan_to_ref(lib: Params) -> tuple[Params, float]:
+  """1/(π(1 + (kπx)²)) = (1/(kπ))·(α/2)/(1 + (παx/2)²) with α = 2k."""
+  return {"alpha": 2.0 * lib["k"]}, 1.0 / (lib["k"] * math.pi)
+
+
+def _arctan_from_ref(ref: Params) -> Params:
+  return {"k": ref["alpha"] / 2.0}
+
+
+MAPPINGS: tuple[Mapping, ...] = (
+    Mapping("custom", "StraightThrough", lambda lib: ({}, 1.0), defaults={}, note=_H0),
+    Mapping("tanh", "Tanh", *same("k"), note=_H0),
+    Mapping(
+        "boxcar", "Boxcar", *same("width", "height"),
+        note=_H0 + "; g = 0 at exactly |x| = width/2 (the reference includes the ends)",
+    ),
+    Mapping("triangular", "ReluGrad", _triangular_to_ref, _triangular_from_ref, note=_H0),
+    Mapping("arctan", "Arctan", _arctan_to_ref, _arctan_from_ref, note=_H0 + "; mass 1/(kπ), not 1"),
+    Mapping("superspike", "InvSquareGrad", *renamed({"k": "alpha"}), note=_H0),
+)
+
+UNMAPPED: dict[str, str] = {
+    "heaviside": "the forward step alone (no custom gradient: its derivative is 0); used by every factory",
+    "experimental.stochastic.sigmoid_bernoulli": "stochastic: the forward samples Bernoulli spikes from a key",
+    "experimental.stochastic.refractory_sigmoid_bernoulli": "stochastic: the forward samples Bernoulli spikes",
+}
+
+
+def version() -> str:
+  """The installed spyx version."""
+  return installed_version(PACKAGE)
+
+
+def _module() -> ModuleType:
+  return importlib.import_module(MODULE)
+
+
+def _defaults(mod: ModuleType, m: Mapping) -> dict[str, Any]:
+  return dict(m.defaults) if m.defaults is not None else signature_defaults(getattr(mod, m.export))
+
+
+def candidates() -> list[Candidate]:
+  """One candidate per factory and parameter set; ``fn`` is what the factory returns."""
+  mod, ver = _module(), version()
+  out = []
+  for m in MAPPINGS:
+    if not hasattr(mod, m.export):
+      continue
+    for params in parameter_sets(m, _defaults(mod, m)):
+      ref, scale = m.to_ref(params)
+      call = call_string(f"{MODULE}.{m.export}", params)
+      out.append(
+          Candidate(
+              name=m.reference, params=ref, scale=scale, fn=getattr(mod, m.export)(**params), label=call,
+              notes=notes(PACKAGE, ver, call, m, ref, scale),
+          )
+      )
+  return out
