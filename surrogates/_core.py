@@ -131,8 +131,19 @@ def odd(x: Array, magnitude: Array) -> Array:
 
 
 def logistic_density(z: Array) -> Array:
-  """σ(z)(1 - σ(z)) = σ(z)σ(-z): no overflow for any z, 0 at ±inf."""
-  return jax.nn.sigmoid(z) * jax.nn.sigmoid(-z)
+  """σ(z)(1 - σ(z)) = e/(1 + e)² with e = exp(-|z|) <= 1: one exp, no overflow, 0 at ±inf."""
+  e = jnp.exp(-jnp.abs(z))
+  d = 1.0 + e
+  return e / (d * d)
+
+
+def inverse_power(v: Array, p: float) -> Array:
+  """(1 + v)^(-p) for v >= 0: a product of reciprocals for a small integer p (no transcendental
+  function), else exp(-p·log1p(v)). Both are 0 at v = inf and finite, with their derivatives,
+  for every finite v."""
+  if float(p).is_integer() and 1 <= p <= 8:
+    return lax.integer_pow(1.0 / (1.0 + v), int(p))
+  return jnp.exp(-p * jnp.log1p(v))
 
 
 def log1p_scaled(a: float, u: Array) -> Array:

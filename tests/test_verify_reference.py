@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import subprocess
 import sys
@@ -9,7 +10,11 @@ import sys
 import pytest
 
 import surrogates
-from verification import CHECKS, reference_candidates, verify
+from verification import CHECKS, reference_candidates
+from verification.candidate import load_candidates
+from verification.runner import verify_in_processes
+
+FLOAT_DTYPES = ["float16", "bfloat16", "float32", "float64"]
 
 CANDIDATES = reference_candidates()
 
@@ -17,7 +22,8 @@ CANDIDATES = reference_candidates()
 @pytest.fixture(scope="module")
 def results():
   out = {}
-  for r in verify(CANDIDATES, is_reference=True, jobs=1, hypothesis_examples=10):
+  loader = functools.partial(load_candidates, None)
+  for r in verify_in_processes(loader, list(CHECKS), FLOAT_DTYPES, jobs=2, is_reference=True, hypothesis_examples=10):
     out.setdefault(r.label, {})[r.check] = r
   return out
 
