@@ -7,7 +7,9 @@ Every session also runs inside an existing environment without installing anythi
 from __future__ import annotations
 
 import json
+import os
 import pathlib
+import shutil
 
 import nox
 
@@ -28,10 +30,22 @@ def install(session: nox.Session, *groups: str, project: bool = True) -> None:
     session.install(*deps)
 
 
+def _ensure_chromium(session: nox.Session) -> None:
+  """The report test opens the page in headless Chromium: install Debian's package where we can."""
+  if session.venv_backend == "none" or shutil.which("chromium") or not shutil.which("apt-get"):
+    return
+  if os.geteuid() != 0:
+    session.warn("chromium is not installed and this is not root: the browser test will be skipped")
+    return
+  session.run("apt-get", "update", "-qq", external=True)
+  session.run("apt-get", "install", "-y", "-qq", "--no-install-recommends", "chromium", external=True)
+
+
 @nox.session
 def tests(session: nox.Session) -> None:
   """The harness's own tests, including the self-tests and a verification of the reference."""
   install(session, "test")
+  _ensure_chromium(session)
   session.run("pytest", *session.posargs)
 
 
@@ -99,6 +113,13 @@ def bench(session: nox.Session) -> None:
   if "--peers" in session.posargs and session.venv_backend != "none":
     session.install("braintools", "spyx")
   session.run("pytest", "benchmarks", "-p", "no:cacheprovider", *session.posargs)
+
+
+@nox.session
+def report(session: nox.Session) -> None:
+  """HTML and Markdown reports from the JSON of verify and bench: ``-- --only Sigmoid``, ``--no-plots``."""
+  install(session, "report")
+  session.run("python", "-m", "reports", *session.posargs)
 
 
 @nox.session

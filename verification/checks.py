@@ -208,9 +208,13 @@ def check_forward(ctx: Context) -> Outcome:
     calls = [(x, ctx.evaluator.evaluate(x, ("H",))["H"])]
     if dtype.itemsize >= 4:
       calls += [(xs, _call_forward(ctx, xs)) for xs in (x[:1].reshape(()), x[:32].reshape(4, 8))]
+    mismatch = ctx.evaluator.dtype_mismatches.get(("H", dtype.name))
+    if mismatch:
+      problems.append({"dtype": dtype.name, "message": mismatch})
     for xs, out in calls:
       if isinstance(out, Exception):
-        raise out
+        problems.append({"dtype": dtype.name, "message": str(out)})
+        continue
       if out.shape != np.shape(xs) or out.dtype != dtype:
         problems.append({"dtype": dtype.name, "message": f"returned shape {out.shape} dtype {out.dtype} "
                          f"for input shape {np.shape(xs)} dtype {dtype.name}"})
@@ -522,6 +526,9 @@ def check_edge(ctx: Context) -> Outcome:
                          "worst_input": float(xf[i]), "got": float(v[i]), "failing_points": int(bad.sum()),
                          "message": f"{_EDGE_QUANTITIES[q]} is {v[i]} at x = {xf[i]:g} ({dtype.name}); first "
                                     f"non-finite at |x| = {mags.min():g}, {int(bad.sum())} inputs"})
+    for (q, dname), message in sorted(ctx.evaluator.dtype_mismatches.items()):
+      if dname == dtype.name and q != "H":  # H's dtype is the forward check's
+        findings.append({"quantity": q, "dtype": dname, "message": message})
     if limits is not None and not ctx.reference.periodic:
       findings.extend(_limit_findings(ctx, dtype, limits))
   if findings:

@@ -63,6 +63,8 @@ class Evaluator:
     self.candidate = candidate
     self._lock = threading.Lock()
     self._cache: dict = {}
+    #: (quantity, input dtype) -> what came back instead; the values are kept for the other checks.
+    self.dtype_mismatches: dict[tuple[str, str], str] = {}
     if candidate.backend == "jax":
       self.fns = _jax_quantity_fns(candidate)
     else:
@@ -100,9 +102,12 @@ class Evaluator:
       return CandidateError(f"{name} raised {describe(exc)}")
     if out.shape != x.shape:
       return CandidateError(f"{name} returned shape {out.shape} for input shape {x.shape}")
-    if out.dtype != x.dtype:
-      return CandidateError(f"{name} returned dtype {out.dtype} for input dtype {x.dtype}")
+    self._note_dtype(name, x.dtype, out.dtype)
     return out
+
+  def _note_dtype(self, name: str, want: np.dtype, got: np.dtype) -> None:
+    if got != want:
+      self.dtype_mismatches[(name, np.dtype(want).name)] = f"{name} returned dtype {got} for input dtype {want}"
 
   def _compiled(self, dtype: np.dtype, quantities: tuple[str, ...]):
     key = (dtype.name, quantities)
@@ -131,9 +136,9 @@ class Evaluator:
           outs.update(run((q,)))
         except Exception as exc:
           outs[q] = CandidateError(f"{q} raised {describe(exc)}")
-    for q, v in list(outs.items()):
-      if isinstance(v, np.ndarray) and v.dtype != x.dtype:
-        outs[q] = CandidateError(f"{q} returned dtype {v.dtype} for input dtype {x.dtype}")
+    for q, v in outs.items():
+      if isinstance(v, np.ndarray):
+        self._note_dtype(q, x.dtype, v.dtype)
     return outs
 
   # ------------------------------------------------------------------------------------------
