@@ -127,3 +127,30 @@ def notes(library: str, version: str, call: str, m: Mapping, ref: Params, scale:
   if m.note:
     out["convention"] = m.note
   return out
+
+
+#: ``build(m, params, ref)`` -> (the call a reader can paste, the candidate's callables), or None to
+#: leave that parameter set out.
+Build = Callable[[Mapping, Params, Params], "tuple[str, dict[str, Any]] | None"]
+
+
+def mapped_candidates(package: str, version: str, module: Any, mappings: Iterable[Mapping], build: Build) -> list:
+  """One candidate per exported, mapped surrogate and parameter set (library defaults, the reference's
+  representative sets that map, and the mapping's extras)."""
+  from verification.candidate import Candidate
+
+  out = []
+  for m in mappings:
+    export = getattr(module, m.export, None)
+    if export is None:
+      continue
+    defaults = dict(m.defaults) if m.defaults is not None else signature_defaults(export)
+    for params in parameter_sets(m, defaults):
+      ref, scale = m.to_ref(params)
+      built = build(m, params, ref)
+      if built is None:
+        continue
+      call, fns = built
+      out.append(Candidate(name=m.reference, params=ref, scale=scale, label=call,
+                           notes=notes(package, version, call, m, ref, scale), **fns))
+  return out

@@ -50,10 +50,8 @@ from verification.targets._common import (
     Mapping,
     call_string,
     installed_version,
-    notes,
-    parameter_sets,
+    mapped_candidates,
     same,
-    signature_defaults,
 )
 
 PACKAGE = "braintools"
@@ -123,21 +121,12 @@ def _build(mod: ModuleType, m: Mapping, params: dict[str, Any]) -> dict[str, Any
 
 def candidates() -> list[Candidate]:
   """One candidate per exported surrogate and parameter set."""
-  mod, ver = _module(), version()
-  out = []
-  for m in MAPPINGS:
-    if not hasattr(mod, m.export):
-      continue
-    target = getattr(mod, m.export)
-    for params in parameter_sets(m, signature_defaults(target)):
-      ref, scale = m.to_ref(params)
-      call = call_string(f"{MODULE}.{m.export}", params)
-      if m.export not in _SURROGATES:  # a functional form: the input comes first
-        call = call.replace("(", "(x, ", 1)
-      out.append(
-          Candidate(
-              name=m.reference, params=ref, scale=scale, label=call, notes=notes(PACKAGE, ver, call, m, ref, scale),
-              **_build(mod, m, params),
-          )
-      )
-  return out
+  mod = _module()
+
+  def build(m: Mapping, params: dict[str, Any], ref: dict[str, Any]):
+    call = call_string(f"{MODULE}.{m.export}", params)
+    if m.export not in _SURROGATES:  # a functional form: the input comes first
+      call = call.replace("(", "(x, ", 1)
+    return call, _build(mod, m, params)
+
+  return mapped_candidates(PACKAGE, version(), mod, MAPPINGS, build)

@@ -33,11 +33,9 @@ from verification.targets._common import (
     Params,
     call_string,
     installed_version,
-    notes,
-    parameter_sets,
+    mapped_candidates,
     renamed,
     same,
-    signature_defaults,
 )
 
 PACKAGE = "snntorch"
@@ -120,20 +118,10 @@ def _call(m: Mapping, params: Params) -> str:
 
 def candidates() -> list[Candidate]:
   """One candidate per exported surrogate and parameter set: forward and VJP through torch."""
-  mod, ver = _module(), version()
-  out = []
-  for m in MAPPINGS:
-    if not hasattr(mod, m.export):
-      continue
-    defaults = dict(m.defaults) if m.defaults is not None else signature_defaults(getattr(mod, m.export))
-    for params in parameter_sets(m, defaults):
-      ref, scale = m.to_ref(params)
-      call = _call(m, params)
-      fwd, vjp = _torch.bind(_spike(mod, m, params))
-      out.append(
-          Candidate(
-              name=m.reference, params=ref, scale=scale, label=call, backend="numpy", forward=fwd, vjp=vjp,
-              notes=notes(PACKAGE, ver, call, m, ref, scale),
-          )
-      )
-  return out
+  mod = _module()
+
+  def build(m: Mapping, params: Params, ref: Params):
+    fwd, vjp = _torch.bind(_spike(mod, m, params))
+    return _call(m, params), {"backend": "numpy", "forward": fwd, "vjp": vjp}
+
+  return mapped_candidates(PACKAGE, version(), mod, MAPPINGS, build)

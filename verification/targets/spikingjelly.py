@@ -48,11 +48,9 @@ from verification.targets._common import (
     Params,
     call_string,
     installed_version,
-    notes,
-    parameter_sets,
+    mapped_candidates,
     renamed,
     same,
-    signature_defaults,
 )
 
 PACKAGE = "spikingjelly"
@@ -185,23 +183,15 @@ def _grad(cls: Any, params: Params) -> Callable[[np.ndarray], np.ndarray] | None
 
 def candidates() -> list[Candidate]:
   """One candidate per exported surrogate and parameter set: forward and VJP through torch."""
-  mod, ver = _module(), version()
-  out = []
-  for m in MAPPINGS:
-    cls = getattr(mod, m.export, None)
-    if cls is None:
-      continue
-    for params in parameter_sets(m, signature_defaults(cls)):
-      ref, scale = m.to_ref(params)
-      if m.reference == "SquarewaveFourierSeries" and ref["n"] < 1:
-        continue  # n = 1 sums no term at all: g = 0, which no reference parameter set is
-      call = call_string(f"{MODULE}.{m.export}", params) + "(x)"
-      fwd, vjp = _torch.bind(cls(**params))
-      out.append(
-          Candidate(
-              name=m.reference, params=ref, scale=scale, label=call, backend="numpy", forward=fwd, vjp=vjp,
-              surrogate_fun=_primitive(cls, params), surrogate_grad=_grad(cls, params),
-              notes=notes(PACKAGE, ver, call, m, ref, scale),
-          )
-      )
-  return out
+  mod = _module()
+
+  def build(m: Mapping, params: Params, ref: Params):
+    if m.reference == "SquarewaveFourierSeries" and ref["n"] < 1:
+      return None  # n = 1 sums no term at all: g = 0, which no reference parameter set is
+    cls = getattr(mod, m.export)
+    fwd, vjp = _torch.bind(cls(**params))
+    return call_string(f"{MODULE}.{m.export}", params) + "(x)", {
+        "backend": "numpy", "forward": fwd, "vjp": vjp,
+        "surrogate_fun": _primitive(cls, params), "surrogate_grad": _grad(cls, params)}
+
+  return mapped_candidates(PACKAGE, version(), mod, MAPPINGS, build)

@@ -18,7 +18,6 @@ from __future__ import annotations
 import importlib
 import math
 from types import ModuleType
-from typing import Any
 
 from verification.candidate import Candidate
 from verification.targets._common import (
@@ -26,11 +25,9 @@ from verification.targets._common import (
     Params,
     call_string,
     installed_version,
-    notes,
-    parameter_sets,
+    mapped_candidates,
     renamed,
     same,
-    signature_defaults,
 )
 
 PACKAGE = "spyx"
@@ -85,24 +82,11 @@ def _module() -> ModuleType:
   return importlib.import_module(MODULE)
 
 
-def _defaults(mod: ModuleType, m: Mapping) -> dict[str, Any]:
-  return dict(m.defaults) if m.defaults is not None else signature_defaults(getattr(mod, m.export))
-
-
 def candidates() -> list[Candidate]:
   """One candidate per factory and parameter set; ``fn`` is what the factory returns."""
-  mod, ver = _module(), version()
-  out = []
-  for m in MAPPINGS:
-    if not hasattr(mod, m.export):
-      continue
-    for params in parameter_sets(m, _defaults(mod, m)):
-      ref, scale = m.to_ref(params)
-      call = call_string(f"{MODULE}.{m.export}", params)
-      out.append(
-          Candidate(
-              name=m.reference, params=ref, scale=scale, fn=getattr(mod, m.export)(**params), label=call,
-              notes=notes(PACKAGE, ver, call, m, ref, scale),
-          )
-      )
-  return out
+  mod = _module()
+
+  def build(m: Mapping, params: Params, ref: Params):
+    return call_string(f"{MODULE}.{m.export}", params), {"fn": getattr(mod, m.export)(**params)}
+
+  return mapped_candidates(PACKAGE, version(), mod, MAPPINGS, build)
