@@ -45,6 +45,9 @@ def _ensure_chromium(session: nox.Session) -> None:
 def tests(session: nox.Session) -> None:
   """The harness's own tests, including the self-tests and a verification of the reference."""
   install(session, "test")
+  if session.venv_backend != "none":
+    for library in ("snntorch", "spikingjelly"):  # torch libraries: their adapter tests run too
+      _install_target(session, library)
   _ensure_chromium(session)
   session.run("pytest", *session.posargs)
 
@@ -56,31 +59,28 @@ def lint(session: nox.Session) -> None:
   session.run("ruff", "check", ".")
 
 
-def _target_install(posargs: list[str]) -> tuple[list[str], list[str], list[str]]:
-  """For a built-in ``--target NAME[==VERSION]`` (builtin.json): (pinned first, the package, its pip args)."""
-  if "--target" not in posargs:
-    return [], [], []
-  spec = posargs[posargs.index("--target") + 1]
+def _install_target(session: nox.Session, spec: str) -> str | None:
+  """Installs a built-in target ``NAME[==VERSION]`` (see builtin.json); returns the version, or None
+  for a ``module:attr`` target. The pinned requirements go first (torch==2.13.0, a CPU build), so
+  the library cannot pull another."""
   name, _, version = spec.partition("==")
   builtin = json.loads(pathlib.Path("verification/targets/builtin.json").read_text())
   if name not in builtin:
-    return [], [], []
+    return None
   entry = builtin[name]
-  version = version or entry.get("default_version")
-  package = f"{entry['package']}=={version}" if version else entry["package"]
-  return list(entry.get("extra_requirements", [])), [package], list(entry.get("pip_args", []))
+  version = version or entry["default_version"]
+  if entry.get("extra_requirements"):
+    session.install(*entry["extra_requirements"])
+  session.install(*entry.get("pip_args", []), f"{entry['package']}=={version}")
+  return version
 
 
 @nox.session
 def verify(session: nox.Session) -> None:
   """Checks the reference (default) or ``-- --target NAME|MODULE:ATTR``; see ``-- --help``."""
   install(session, "test")
-  first, package, pip_args = _target_install(session.posargs)
-  if package and session.venv_backend != "none":
-    # the pinned requirements first (torch==2.13.0, a CPU build), so the library cannot pull another
-    if first:
-      session.install(*first)
-    session.install(*pip_args, *package)
+  if "--target" in session.posargs and session.venv_backend != "none":
+    _install_target(session, session.posargs[session.posargs.index("--target") + 1])
   session.run("python", "-m", "verification", *session.posargs)
 
 
@@ -94,11 +94,7 @@ def findings(session: nox.Session, library: str) -> None:
   if session.venv_backend == "none":
     session.error("findings installs the libraries: run it without --no-venv")
   install(session, "test")
-  first, package, pip_args = _target_install(["--target", library])
-  if first:
-    session.install(*first)
-  session.install(*pip_args, *package)
-  version = package[0].partition("==")[2]
+  version = _install_target(session, library)
   pathlib.Path("reports/peers").mkdir(parents=True, exist_ok=True)
   out = f"reports/peers/{library}-{version}.json"
   session.run("python", "-m", "verification", "--target", library, "--json", out, "--quiet", *session.posargs,
