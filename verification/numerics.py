@@ -80,7 +80,7 @@ def integrate_between(g: Callable[[float], float], a: float, b: float, breakpoin
   pts = sorted({p for p in breakpoints if lo < p < hi})
   with warnings.catch_warnings():  # quad's warnings are reflected in its error estimate and messages
     warnings.simplefilter("ignore", integrate.IntegrationWarning)
-    value, err, *rest = integrate.quad(g, lo, hi, points=pts or None, limit=limit, epsabs=1e-13, epsrel=1e-12,
+    value, err, *rest = integrate.quad(g, lo, hi, points=pts or None, limit=limit, epsabs=1e-13, epsrel=1e-10,
                                        full_output=1)
   if len(rest) >= 2 and isinstance(rest[-1], str) and "maximum number of subdivisions" in rest[-1]:
     err = max(err, abs(value) * 1e-6)
@@ -92,8 +92,8 @@ def integrate_real_line(g: Callable[[float], float], cut: float, breakpoints: Se
   """∫ g over the real line: (-inf, -cut] + [-cut, cut] with breakpoints + [cut, inf)."""
   with warnings.catch_warnings():
     warnings.simplefilter("ignore", integrate.IntegrationWarning)
-    left, e1 = integrate.quad(g, -np.inf, -cut, limit=200, epsabs=1e-13, epsrel=1e-12)
-    right, e3 = integrate.quad(g, cut, np.inf, limit=200, epsabs=1e-13, epsrel=1e-12)
+    left, e1 = integrate.quad(g, -np.inf, -cut, limit=200, epsabs=1e-13, epsrel=1e-10)
+    right, e3 = integrate.quad(g, cut, np.inf, limit=200, epsabs=1e-13, epsrel=1e-10)
   mid, e2 = integrate_between(g, -cut, cut, breakpoints)
   return left + mid + right, e1 + e2 + e3
 
