@@ -50,7 +50,8 @@ def main(argv: list[str] | None = None) -> int:
   parser.add_argument("--junit", metavar="PATH", help="write JUnit XML")
   parser.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1), help="candidates in parallel")
   parser.add_argument("--timeout", type=float, default=120.0, help="time limit per check, seconds")
-  parser.add_argument("--examples", type=int, default=10, help="hypothesis examples per dtype in the edge check")
+  parser.add_argument("--examples", type=int, default=5,
+                      help="hypothesis draws (512 values each) per 32/64-bit dtype in the edge check")
   parser.add_argument("--quiet", action="store_true", help="no progress lines")
   args = parser.parse_args(argv)
 
