@@ -78,7 +78,7 @@ def _install_target(session: nox.Session, spec: str) -> str | None:
 @nox.session
 def verify(session: nox.Session) -> None:
   """Checks the reference (default) or ``-- --target NAME|MODULE:ATTR``; see ``-- --help``."""
-  install(session, "test")
+  install(session)
   if "--target" in session.posargs and session.venv_backend != "none":
     _install_target(session, session.posargs[session.posargs.index("--target") + 1])
   session.run("python", "-m", "verification", *session.posargs)
@@ -93,7 +93,7 @@ def findings(session: nox.Session, library: str) -> None:
   """Checks one published library (each in its own environment) and rewrites the README's findings."""
   if session.venv_backend == "none":
     session.error("findings installs the libraries: run it without --no-venv")
-  install(session, "test")
+  install(session)
   version = _install_target(session, library)
   pathlib.Path("reports/peers").mkdir(parents=True, exist_ok=True)
   out = f"reports/peers/{library}-{version}.json"

@@ -10,9 +10,10 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks._report import BASELINES, entries
+from verification.checks import CHECKS
 
 #: The checks in the order ``python -m verification`` runs them; others follow in first-seen order.
-CHECK_ORDER = ("forward", "autodiff", "derivative", "quadrature", "edge", "low_precision", "differential")
+CHECK_ORDER = tuple(CHECKS)
 #: Cell kinds, in the order of the legend.
 KINDS = ("pass", "fail", "convention", "error", "skip")
 KIND_TEXT = {"pass": "ok", "fail": "FAIL", "convention": "conv", "error": "ERR", "skip": "skip"}

@@ -17,7 +17,7 @@ import jax
 jax.config.update("jax_enable_x64", True)
 
 from verification import output  # noqa: E402
-from verification.candidate import builtin_targets, load_candidates, resolve_target  # noqa: E402
+from verification.candidate import builtin_targets, load_candidates, resolve_target, select  # noqa: E402
 from verification.checks import CHECKS  # noqa: E402
 from verification.runner import verify, verify_in_processes  # noqa: E402
 
@@ -65,9 +65,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.error(f"unknown dtypes {unknown}")
   only = {n for item in args.only for n in item.split(",") if n}
 
-  _, target, library, is_reference = resolve_target(args.target)
-  loader = functools.partial(load_candidates, args.target, frozenset(only))
-  candidates = loader()
+  everything, target, library, is_reference = resolve_target(args.target)
+  loader = functools.partial(load_candidates, args.target, frozenset(only))  # for the worker processes
+  candidates = select(everything, frozenset(only))
   if not candidates:
     parser.error("no candidates to check (see --target and --only)")
 
@@ -75,7 +75,8 @@ def main(argv: list[str] | None = None) -> int:
   options = {"is_reference": is_reference, "time_limit": args.timeout, "hypothesis_examples": args.examples}
   progress = Progress(len(candidates), args.quiet)
   if args.jobs > 1 and len(candidates) > 1:
-    results = verify_in_processes(loader, checks, dtypes, jobs=args.jobs, progress=progress, **options)
+    results = verify_in_processes(loader, checks, dtypes, jobs=args.jobs, progress=progress, candidates=candidates,
+                                  **options)
   else:
     results = verify(candidates, checks, dtypes, jobs=1, progress=progress, **options)
   elapsed = time.perf_counter() - start

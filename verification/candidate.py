@@ -106,10 +106,14 @@ def builtin_targets() -> dict:
   return targets.builtin()
 
 
+def select(candidates: Iterable[Candidate], only: frozenset[str] = frozenset()) -> list[Candidate]:
+  """The candidates named by --only (surrogate names or labels); all of them when it is empty."""
+  return [c for c in candidates if not only or c.name in only or c.label in only]
+
+
 def load_candidates(spec: str | None, only: frozenset[str] = frozenset()) -> list[Candidate]:
   """The candidates of a target, filtered by --only (module-level, so worker processes can call it)."""
-  candidates = resolve_target(spec)[0]
-  return [c for c in candidates if not only or c.name in only or c.label in only]
+  return select(resolve_target(spec)[0], only)
 
 
 def resolve_target(spec: str | None) -> tuple[list[Candidate], str, dict | None, bool]:

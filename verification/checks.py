@@ -570,7 +570,7 @@ def _limit_findings(ctx: Context, dtype: np.dtype, limits: surrogates.Limits) ->
 # ---------------------------------------------------------------------------------------------
 
 
-def _low_precision_rows(ctx: Context, dtype: np.dtype, compare_to_reference: bool) -> tuple[dict, dict | None]:
+def _low_precision_rows(ctx: Context, dtype: np.dtype, compare_to_reference: bool) -> dict:
   x = _grid(ctx, dtype)
   near_jump = _near_jumps(ctx, x, dtype)
   x = x[~near_jump]
@@ -593,7 +593,7 @@ def _low_precision_rows(ctx: Context, dtype: np.dtype, compare_to_reference: boo
                   reason=f"{k:g}·eps({dtype.name})·(peak + |x·g'(x)|): rounding relative to the size of g, plus "
                          "the condition of g under rounding of its argument"
                          + ("" if declared is None else " (declared per-term condition of the sum)"))
-  return detail, None
+  return detail
 
 
 def check_low_precision(ctx: Context) -> Outcome:
@@ -601,7 +601,7 @@ def check_low_precision(ctx: Context) -> Outcome:
   dtypes = [d for d in ctx.dtypes if d != F64]
   if F64 not in ctx.dtypes and dtypes:
     return skipped("float64 is not among the selected dtypes: no float64 value to compare against")
-  rows = [_low_precision_rows(ctx, d, compare_to_reference=False)[0] for d in dtypes]
+  rows = [_low_precision_rows(ctx, d, compare_to_reference=False) for d in dtypes]
   bad = [r for r in rows if r["failing_points"]]
   if bad:
     r = bad[0]
@@ -615,7 +615,7 @@ def check_differential(ctx: Context) -> Outcome:
   """Forward and gradient against the reference (× scale), grid and hypothesis points, per dtype."""
   if ctx.is_reference:
     return skipped("the candidate is the reference")
-  rows = [_low_precision_rows(ctx, d, compare_to_reference=True)[0] for d in ctx.dtypes]
+  rows = [_low_precision_rows(ctx, d, compare_to_reference=True) for d in ctx.dtypes]
   kink_values = _kink_conventions(ctx)
   bad = [r for r in rows if r["failing_points"]]
   if bad:

@@ -13,7 +13,8 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-CHECKS = ("forward", "autodiff", "derivative", "quadrature", "edge", "low_precision", "differential")
+from verification.checks import CHECKS
+
 START, END = "<!-- findings:start -->", "<!-- findings:end -->"
 CELL = {"pass": "ok", "fail": "**FAIL**", "error": "**ERR**", "skip": "–"}
 

@@ -97,12 +97,13 @@ def _worker_run(index: int, checks: Sequence[str], dtypes: Sequence[str], kwargs
 
 def verify_in_processes(loader: Callable[[], list[Candidate]], checks: Sequence[str], dtypes: Sequence[str], *,
                         jobs: int = 2, progress: Callable[[Candidate, list[Result]], None] | None = None,
-                        **kwargs: Any) -> list[Result]:
+                        candidates: Sequence[Candidate] | None = None, **kwargs: Any) -> list[Result]:
   """Like :func:`verify`, with ``jobs`` worker processes; ``loader`` must be picklable (a partial of a
-  module-level function) and return the same candidates in every process."""
+  module-level function) and return the same candidates in every process. ``candidates``: what the
+  loader returns, where the caller has it already."""
   import multiprocessing
 
-  candidates = loader()
+  candidates = list(candidates) if candidates is not None else loader()
   ctx = multiprocessing.get_context("spawn")
   out: dict[int, list[Result]] = {}
   with concurrent.futures.ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=_worker_init,
