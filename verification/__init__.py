@@ -2,11 +2,34 @@
 
 ``python -m verification`` (or ``nox -s verify``) checks every registry surrogate at each of its
 representative parameter sets; ``--target MODULE:ATTR`` checks another implementation.
+
+The typed results (:mod:`verification.results`) import no jax; the engine's names below are loaded
+on first use, so ``from verification.results import Run`` stays light (``reports/`` relies on it).
 """
 
-from verification.candidate import Candidate, as_candidate, load_target, reference_candidates
-from verification.checks import CHECKS
-from verification.runner import Result, verify, verify_candidate
+from __future__ import annotations
 
-__all__ = ["CHECKS", "Candidate", "Result", "as_candidate", "load_target", "reference_candidates", "verify",
-           "verify_candidate"]
+import importlib
+from typing import Any
+
+from verification.results import CAPABILITIES, CHECK_NAMES, Diagnosis, Result, Run, Status
+
+_LAZY = {
+    "CHECKS": "verification.checks",
+    "Candidate": "verification.candidate",
+    "as_candidate": "verification.candidate",
+    "load_target": "verification.candidate",
+    "reference_candidates": "verification.candidate",
+    "verify": "verification.runner",
+    "verify_candidate": "verification.runner",
+}
+
+
+def __getattr__(name: str) -> Any:
+  if name in _LAZY:
+    return getattr(importlib.import_module(_LAZY[name]), name)
+  raise AttributeError(f"module 'verification' has no attribute {name!r}")
+
+
+__all__ = ["CAPABILITIES", "CHECK_NAMES", "CHECKS", "Candidate", "Diagnosis", "Result", "Run", "Status",
+           "as_candidate", "load_target", "reference_candidates", "verify", "verify_candidate"]
