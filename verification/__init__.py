@@ -12,7 +12,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from verification.results import CAPABILITIES, CHECK_NAMES, Diagnosis, Result, Run, Status
+from verification.results import CAPABILITIES, Diagnosis, Outcome, Result, Run, Status
 
 _LAZY = {
     "CHECKS": "verification.checks",
@@ -31,5 +31,5 @@ def __getattr__(name: str) -> Any:
   raise AttributeError(f"module 'verification' has no attribute {name!r}")
 
 
-__all__ = ["CAPABILITIES", "CHECK_NAMES", "CHECKS", "Candidate", "Diagnosis", "Result", "Run", "Status",
+__all__ = ["CAPABILITIES", "CHECKS", "Candidate", "Diagnosis", "Outcome", "Result", "Run", "Status",
            "as_candidate", "load_target", "reference_candidates", "verify", "verify_candidate"]

@@ -17,14 +17,9 @@ from typing import Any
 #: Version of the JSON document written by :meth:`Run.to_json`. 1: no version key, untyped records.
 SCHEMA_VERSION = 2
 
-#: The checks in the order the engine runs them. ``verification.checks.CHECKS`` is asserted to equal
-#: this (a test), so readers of results never need to import the checks (and jax) to learn the names.
-CHECK_NAMES: tuple[str, ...] = (
-    "forward", "autodiff", "derivative", "quadrature", "edge", "low_precision", "differential",
-)
 
 
-class Status(str, enum.Enum):
+class Status(enum.StrEnum):
   """The verdict of one (candidate, check)."""
 
   PASS = "pass"
@@ -56,8 +51,6 @@ class Status(str, enum.Enum):
   def description(self) -> str:
     return DESCRIPTIONS[self]
 
-  def __str__(self) -> str:
-    return self.value
 
 
 SYMBOLS = {Status.PASS: "ok", Status.FAIL: "FAIL", Status.ERROR: "ERR", Status.SKIP: "skip",
@@ -258,10 +251,66 @@ def counts(results: Iterable[Result]) -> dict[Status, int]:
   return out
 
 
-def ordered_checks(names: Iterable[str], known: Sequence[str] = CHECK_NAMES) -> list[str]:
-  """The known checks in their order, then any others in first-seen order."""
+def ordered_checks(names: Iterable[str], known: Sequence[str] = ()) -> list[str]:
+  """The known checks in their order, then any others in first-seen order (a schema-1 file lists each
+  candidate's results in the engine's order, so first-seen order is that order)."""
   seen = list(dict.fromkeys(names))
   return [c for c in known if c in seen] + [c for c in seen if c not in known]
+
+
+@dataclasses.dataclass(frozen=True)
+class Outcome:
+  """What a check returns; the runner adds the candidate, the check's name and the time."""
+
+  status: Status
+  diagnosis: Diagnosis
+
+  def result(self, label: str, surrogate: str, params: Mapping[str, Any], check: str, seconds: float = 0.0,
+             notes: Mapping[str, Any] | None = None) -> Result:
+    return Result(label, surrogate, dict(params), check, self.status, self.diagnosis, round(seconds, 3),
+                  dict(notes or {}))
+
+
+def _outcome(status: Status) -> Any:
+  def make(message: str, /, **detail: Any) -> Outcome:
+    return Outcome(status, Diagnosis.of(message, **detail))
+
+  make.__name__ = {Status.PASS: "passed", Status.FAIL: "failed", Status.ERROR: "errored", Status.SKIP: "skipped",
+                   Status.CONVENTION: "convention"}[status]
+  make.__doc__ = f"An outcome with status ``{status.value}``: the message, then diagnosis fields by name."
+  return make
+
+
+passed = _outcome(Status.PASS)
+failed = _outcome(Status.FAIL)
+errored = _outcome(Status.ERROR)
+skipped = _outcome(Status.SKIP)
+convention = _outcome(Status.CONVENTION)
+
+
+def unsupported(capability: str, message: str, /, *, fix: str, **detail: Any) -> Outcome:
+  """A capability (one of :data:`CAPABILITIES`) that the candidate's mechanism lacks, and the fix."""
+  if capability not in CAPABILITIES:
+    raise ValueError(f"unknown capability {capability!r}; known: {', '.join(CAPABILITIES)}")
+  return Outcome(Status.UNSUPPORTED, Diagnosis.of(message, capability=capability, fix=fix, **detail))
+
+
+@dataclasses.dataclass(frozen=True)
+class Curve:
+  """A candidate's g (and P) next to the reference's, sampled in float64 for plotting."""
+
+  x: tuple[float, ...]
+  g: tuple[float | None, ...]
+  reference_g: tuple[float | None, ...] = ()
+  P: tuple[float | None, ...] = ()
+  reference_P: tuple[float | None, ...] = ()
+
+  def to_json(self) -> dict[str, Any]:
+    return _clean({f.name: list(getattr(self, f.name)) for f in dataclasses.fields(self)})
+
+  @classmethod
+  def from_json(cls, doc: Mapping[str, Any]) -> Curve:
+    return cls(**{f.name: tuple(_number(v) for v in doc.get(f.name) or ()) for f in dataclasses.fields(cls)})
 
 
 @dataclasses.dataclass(frozen=True)
@@ -270,11 +319,15 @@ class Run:
 
   target: str
   results: tuple[Result, ...]
-  checks: tuple[str, ...] = CHECK_NAMES
+  #: The checks that were run, in the engine's order (written into the JSON, so readers need not
+  #: import the engine to learn them).
+  checks: tuple[str, ...] = ()
   library: Mapping[str, Any] | None = None
   environment: Mapping[str, Any] = dataclasses.field(default_factory=dict)
   #: Provenance: commit, date, command line, shard; whatever the writer knows.
   provenance: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+  #: Per candidate label: its g (and P) next to the reference's on a grid, for the plots.
+  curves: Mapping[str, Curve] = dataclasses.field(default_factory=dict)
   schema_version: int = SCHEMA_VERSION
 
   @property
@@ -284,7 +337,8 @@ class Run:
   def to_json(self) -> dict[str, Any]:
     return {"schema_version": SCHEMA_VERSION, "target": self.target, "checks": list(self.checks),
             "library": _clean(self.library), "environment": _clean(dict(self.environment)),
-            "provenance": _clean(dict(self.provenance)), "results": [r.to_json() for r in self.results]}
+            "provenance": _clean(dict(self.provenance)), "results": [r.to_json() for r in self.results],
+            "curves": {label: c.to_json() for label, c in self.curves.items()}}
 
   @classmethod
   def from_json(cls, doc: Mapping[str, Any]) -> Run:
@@ -300,11 +354,13 @@ class Run:
       except (KeyError, TypeError, AttributeError) as exc:
         raise ValueError(f"result #{i} is malformed: {type(exc).__name__}: {exc}") from None
     checks = doc.get("checks") or ordered_checks(r.check for r in results)
+    curves = {str(k): Curve.from_json(v) for k, v in (doc.get("curves") or {}).items()}
     return cls(target=str(doc.get("target", "?")), results=tuple(results), checks=tuple(checks),
                library=doc.get("library"), environment=dict(doc.get("environment") or {}),
-               provenance=dict(doc.get("provenance") or {}),
+               provenance=dict(doc.get("provenance") or {}), curves=curves,
                schema_version=int(doc.get("schema_version", doc.get("schema", 1)) or 1))
 
 
-__all__ = ["CAPABILITIES", "CHECK_NAMES", "ORDER", "SCHEMA_VERSION", "Diagnosis", "Result", "Run", "Status",
-           "counts", "ordered_checks", "require"]
+__all__ = ["CAPABILITIES", "ORDER", "SCHEMA_VERSION", "Curve", "Diagnosis", "Outcome", "Result", "Run", "Status",
+           "convention", "counts", "errored", "failed", "ordered_checks", "passed", "require", "skipped",
+           "unsupported"]
