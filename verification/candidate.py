@@ -39,6 +39,9 @@ class Candidate:
   vjp: Callable[..., Any] | None = None
   #: Free-form notes shown with the results (library, version, the call that built it).
   notes: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+  #: Optional ``factory(**params) -> spike function`` that rebuilds ``fn`` at other (possibly traced)
+  #: parameter values, with the reference's parameter names; enables the parameters check.
+  factory: Callable[..., Any] | None = None
 
   def __post_init__(self) -> None:
     if not self.label:
@@ -51,7 +54,7 @@ class Candidate:
 
 
 _FIELDS = ("name", "params", "fn", "surrogate_fun", "surrogate_grad", "label", "scale")
-_EXTRA = ("backend", "forward", "vjp", "notes")
+_EXTRA = ("backend", "forward", "vjp", "notes", "factory")
 
 
 def as_candidate(obj: Any) -> Candidate:
