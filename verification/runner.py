@@ -445,7 +445,7 @@ def run(source: str | Sequence[Any] | None = "reference", options: Options = Opt
         w.stop()
   ordered = tuple(r for c in target.candidates for r in by_label.get(c.label, []))
   return Run(target=target.name, results=ordered, checks=checks, library=target.library,
-             environment=environment, provenance=_provenance(target.name, options), curves=curves)
+             environment=environment, provenance={**_provenance(target.name, options), "workers": len(slots)}, curves=curves)
 
 
 def _died(candidate: Any, checks: Sequence[str], done: list[Result], phase: str, cause: str, capture: _Capture,
@@ -462,12 +462,21 @@ def _died(candidate: Any, checks: Sequence[str], done: list[Result], phase: str,
       msg = f"not run: the worker process ended during the {phase!r} check ({cause})"
     else:
       msg = f"the worker process ended during {phase} ({cause})"
-    tail = capture.text()[-600:].strip()
-    if tail and chk == (phase if phase in checks else checks[0]):
-      msg += f"; its last output: {tail}"
+    if chk == (phase if phase in checks else checks[0]) and _last_words(capture):
+      msg += f"; its last output: {_last_words(capture)}"
     out.append(failed_result(candidate, chk, msg, Status.ERROR))
   order = {c: i for i, c in enumerate(checks)}
   return sorted(out, key=lambda r: order.get(r.check, len(order)))
+
+
+def _last_words(capture: _Capture) -> str:
+  """What a dying worker printed last: from Python's fatal-error report (faulthandler) if there is one."""
+  text = capture.text()
+  start = text.rfind("Fatal Python error")
+  if start >= 0:
+    lines = [ln for ln in text[start:].splitlines() if ln.strip() and "Extension modules" not in ln]
+    return " | ".join(ln.strip() for ln in lines[:6])[:600]
+  return text[-600:].strip()
 
 
 def _with_output(rs: list[Result], capture: _Capture) -> list[Result]:

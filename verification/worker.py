@@ -31,6 +31,15 @@ from typing import Any
 HARNESS_CONFIG = {"jax_enable_x64": True}
 
 
+def _die_with_parent() -> None:
+  """Linux: the kernel ends this worker when the harness process ends (even a hung worker)."""
+  with contextlib.suppress(Exception):
+    import ctypes
+    import signal
+
+    ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGKILL))  # PR_SET_PDEATHSIG
+
+
 def _set_memory_limit(limit: int | None) -> None:
   if limit:
     resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
@@ -219,6 +228,7 @@ def _config_message(changed: dict[str, tuple[Any, Any]]) -> str:
 def main(argv: list[str]) -> int:
   from multiprocessing.connection import Connection
 
+  _die_with_parent()
   conn = Connection(int(argv[0]))
   init = conn.recv()
   _set_memory_limit(init.get("memory_limit"))
