@@ -155,3 +155,12 @@ def test_usage_and_loading_errors_exit_2_with_one_message(args, words):
   assert "Traceback" not in proc.stderr and proc.stdout == ""
   for w in words:
     assert w in proc.stderr, proc.stderr
+
+
+def test_shards_partition_the_candidates_by_label():
+  from verification.runner import load
+
+  whole = load("reference", Options()).labels
+  parts = [load("reference", Options(shard=(k, 3))).labels for k in (1, 2, 3)]
+  assert sorted(label for part in parts for label in part) == sorted(whole) and all(parts)
+  assert parts[0] == load("reference", Options(shard=(1, 3))).labels

@@ -372,12 +372,14 @@ def run(source: str | Sequence[Any] | None = "reference", options: Options = Opt
 
   slots: list[_Worker | None] = [None] * jobs_for(options, len(todo))
   pending: dict[int, list[Result]] = {}
+  started = 0
   try:
     while todo or any(w is not None and w.label is not None for w in slots):
       for i, w in enumerate(slots):
         if todo and (w is None or w.label is None):
           if w is None:
             w = slots[i] = _Worker(spec, options.memory_limit)
+            started += 1
           label, payload = todo.popleft()
           w.label, w.capture, pending[i] = label, _Capture(), []
           w.conn.send(("check", label, payload, opts))
@@ -445,7 +447,8 @@ def run(source: str | Sequence[Any] | None = "reference", options: Options = Opt
         w.stop()
   ordered = tuple(r for c in target.candidates for r in by_label.get(c.label, []))
   return Run(target=target.name, results=ordered, checks=checks, library=target.library,
-             environment=environment, provenance={**_provenance(target.name, options), "workers": len(slots)}, curves=curves)
+             environment=environment, provenance={**_provenance(target.name, options), "workers": len(slots),
+                         "workers_started": started}, curves=curves)
 
 
 def _died(candidate: Any, checks: Sequence[str], done: list[Result], phase: str, cause: str, capture: _Capture,
