@@ -107,9 +107,11 @@ def test_a_set_ordered_target_is_matched_by_label():
   per_label = {}
   for r in got.results:
     per_label.setdefault(r.label, []).append(r.check)
+  pid = f"set: made in process {os.getpid()}"
   assert per_label == {label: ["forward", "differential"] for label in
-                       ("set: correct a", "set: half gradient", "set: correct b", "set: correct c")}
+                       ("set: correct a", "set: half gradient", "set: correct b", "set: correct c", pid)}
   by = {(r.label, r.check): r for r in got.results}
+  assert by[(pid, "forward")].status is Status.ERROR and "not deterministic" in by[(pid, "forward")].message
   assert by[("set: half gradient", "differential")].status is Status.FAIL
   assert "ratio 0.5" in by[("set: half gradient", "differential")].message
   assert all(by[(f"set: correct {k}", c)].status is Status.PASS for k in "abc" for c in ("forward", "differential"))
@@ -164,3 +166,16 @@ def test_shards_partition_the_candidates_by_label():
   parts = [load("reference", Options(shard=(k, 3))).labels for k in (1, 2, 3)]
   assert sorted(label for part in parts for label in part) == sorted(whole) and all(parts)
   assert parts[0] == load("reference", Options(shard=(1, 3))).labels
+
+
+def test_an_internal_error_of_the_harness_exits_3(monkeypatch, capsys):
+  from verification import __main__ as cli_module
+  from verification import runner
+
+  def broken(*args, **kwargs):
+    raise RuntimeError("planted harness bug")
+
+  monkeypatch.setattr(runner, "run", broken)
+  assert cli_module.main(["--only", "Sigmoid", "--quiet"]) == 3
+  err = capsys.readouterr().err
+  assert "internal error of the harness" in err and "planted harness bug" in err and "Traceback" not in err
