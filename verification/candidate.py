@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import numbers
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Literal
 
@@ -52,9 +51,7 @@ class Candidate:
       raise TypeError(f"name={self.name!r}: expected the name of a reference surrogate (a string)")
     if not isinstance(self.params, Mapping):
       raise TypeError(f"params={self.params!r}: expected a mapping of parameter names to values")
-    if isinstance(self.scale, bool) or not isinstance(self.scale, numbers.Real) or not math.isfinite(self.scale):
-      raise TypeError(f"scale={self.scale!r}: expected a real finite number (g_candidate = scale · g_reference)")
-    object.__setattr__(self, "scale", float(self.scale))
+    object.__setattr__(self, "scale", _real(self.scale))
     object.__setattr__(self, "params", dict(self.params))
     if self.backend not in ("jax", "numpy"):
       raise ValueError(f"backend={self.backend!r}: expected 'jax' or 'numpy'")
@@ -75,6 +72,19 @@ class Candidate:
   def reference(self) -> surrogates.Surrogate:
     """The reference surrogate this candidate claims to implement (raises KeyError/ValueError)."""
     return surrogates.REGISTRY[self.name](**self.params)
+
+
+def _real(value: Any) -> float:
+  """A real finite number (a Python or NumPy number, a 0-d array); strings and booleans are refused."""
+  try:
+    if isinstance(value, bool | str | bytes | complex) or getattr(value, "dtype", None) == bool:
+      raise TypeError
+    out = float(value)
+  except (TypeError, ValueError):
+    raise TypeError(f"scale={value!r}: expected a real finite number (g_candidate = scale · g_reference)") from None
+  if not math.isfinite(out):
+    raise ValueError(f"scale={value!r}: expected a real finite number (g_candidate = scale · g_reference)")
+  return out
 
 
 @dataclasses.dataclass(frozen=True)
