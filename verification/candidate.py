@@ -77,7 +77,7 @@ class Candidate:
 def _real(value: Any) -> float:
   """A real finite number (a Python or NumPy number, a 0-d array); strings and booleans are refused."""
   try:
-    if isinstance(value, bool | str | bytes | complex) or getattr(value, "dtype", None) == bool:
+    if isinstance(value, bool | str | bytes | complex) or str(getattr(value, "dtype", "")) == "bool":
       raise TypeError
     out = float(value)
   except (TypeError, ValueError):
