@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import typing
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Literal
 
@@ -53,8 +54,8 @@ class Candidate:
       raise TypeError(f"params={self.params!r}: expected a mapping of parameter names to values")
     object.__setattr__(self, "scale", _real(self.scale))
     object.__setattr__(self, "params", dict(self.params))
-    if self.backend not in ("jax", "numpy"):
-      raise ValueError(f"backend={self.backend!r}: expected 'jax' or 'numpy'")
+    if self.backend not in typing.get_args(Backend):
+      raise ValueError(f"backend={self.backend!r}: expected one of {typing.get_args(Backend)}")
     needed = ("fn",) if self.backend == "jax" else ("forward", "vjp")
     for field in needed:
       if not callable(getattr(self, field)):
