@@ -138,6 +138,7 @@ def test_a_killed_run_leaves_the_json_of_what_finished(tmp_path):
     (["--target", "tests.hostile:DUPLICATE_LABELS"], ["'same'", "more than once"]),
     (["--target", "tests.hostile.broken_import:X"], ["tests.hostile.broken_import", "broken at import"]),
     (["--target", "tests.no_such_module:X"], ["tests.no_such_module", "ModuleNotFoundError"]),
+    (["--target", "tests.hostile:EMPTY"], ["has no candidates"]),
     (["--target", "builtins:print"], ["builtin_function_or_method", "candidate_factory"]),
     (["--json", "/nonexistent-dir/run.json"], ["/nonexistent-dir", "does not exist"]),
     (["--junit", "/nonexistent-dir/run.xml"], ["/nonexistent-dir", "does not exist"]),

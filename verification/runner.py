@@ -325,6 +325,8 @@ def load(source: str | Sequence[Any] | None, options: Options):
     if unknown:
       raise UsageError(f"--only: no candidate of {target.name} is named or labelled {unknown}"
                        f"{_close(unknown, sorted(names))}")
+  if not target.candidates:
+    raise UsageError(f"target {target.name} has no candidates")
   chosen = tuple(c for c in targets.select(target.candidates, only) if in_shard(c.label, options.shard))
   return dataclasses.replace(target, candidates=chosen)
 
