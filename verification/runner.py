@@ -499,7 +499,7 @@ def _with_output(rs: list[Result], capture: _Capture) -> list[Result]:
 
 
 def verify(candidates: Sequence[Any], checks: Sequence[str] = (), dtypes: Sequence[Any] = (), *, jobs: int = 2,
-           time_limit: float = 120.0, hypothesis_examples: int = 5, **kwargs: Any) -> list[Result]:
+           time_limit: float = 120.0, hypothesis_examples: int = 20, **kwargs: Any) -> list[Result]:
   """The results of :func:`run` on candidate objects (isolated like any run)."""
   import numpy as np
 
