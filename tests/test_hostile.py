@@ -75,6 +75,8 @@ def test_a_candidate_flipping_x64_fails_and_does_not_reach_the_next(tmp_path):
   _, results = checked("CONTAMINATES", tmp_path, "--jobs", "1")
   assert_fails(results, "flips x64", "jax_enable_x64: True -> False")
   assert_passes(results, "correct after contamination")
+  # the candidate that flipped x64 and the one that left a thread running each had their worker replaced
+  assert json.loads((tmp_path / "run.json").read_text())["provenance"]["workers_started"] == 3
 
 
 def test_unbuildable_candidates_are_errors_and_the_others_are_checked(tmp_path):

@@ -32,6 +32,10 @@ def test_reference_passes_every_check(candidate, reference_run):
   assert len(curve.x) >= 256 and curve.g == curve.reference_g  # itself, sampled at the same points
 
 
+def test_workers_are_reused_between_well_behaved_candidates(reference_run):
+  assert reference_run.provenance["workers"] == reference_run.provenance["workers_started"] == 2
+
+
 def test_every_registry_surrogate_is_verified():
   assert {c.name for c in CANDIDATES} == set(surrogates.REGISTRY)
 
