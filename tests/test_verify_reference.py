@@ -33,7 +33,7 @@ def test_reference_passes_every_check(candidate, reference_run):
 
 
 def test_workers_are_reused_between_well_behaved_candidates(reference_run):
-  assert reference_run.provenance["workers"] == reference_run.provenance["workers_started"] == 2
+  assert reference_run.provenance["workers_started"] == reference_run.provenance["workers"] <= 2
 
 
 def test_every_registry_surrogate_is_verified():
