@@ -176,13 +176,10 @@ class Worker:
     dirty: list[str] = []
     self.send("start", label, "sanity")
     problem = sanity(candidate)
-    now = _config_snapshot()
-    changed = {k: (v, now.get(k)) for k, v in snapshot.items() if now.get(k) != v}
-    if problem is None and changed:
-      problem = _config_message(changed)
+    changed = _undo_config_changes(snapshot)
     if changed:
-      dirty.append(_config_message(changed))
-      _restore(snapshot, now)
+      dirty.append(changed)
+      problem = problem or changed
     if problem is not None:
       for check in opts["checks"]:
         self.send("result", label, runner.failed_result(candidate, check, f"sanity: {problem}").to_json())
@@ -192,13 +189,11 @@ class Worker:
     for check in opts["checks"]:
       self.send("start", label, check)
       result = runner.run_check(candidate, ctx, check)
-      now = _config_snapshot()
-      changed = {k: (v, now.get(k)) for k, v in snapshot.items() if now.get(k) != v}
+      changed = _undo_config_changes(snapshot)
       if changed:
-        dirty.append(_config_message(changed))
-        _restore(snapshot, now)
+        dirty.append(changed)
         if not result.failing:
-          result = result.with_status(Status.FAIL, _config_message(changed) + f" (was: {result.message})")
+          result = result.with_status(Status.FAIL, f"{changed} (was: {result.message})")
       self.send("result", label, result.to_json())
     if not isinstance(ctx, str):
       self.send("start", label, "curves")
@@ -216,7 +211,13 @@ class Worker:
     self.send("done", label, "; ".join(dirty) or None)
 
 
-def _config_message(changed: dict[str, tuple[Any, Any]]) -> str:
+def _undo_config_changes(snapshot: dict[str, Any]) -> str | None:
+  """Restores JAX's configuration to ``snapshot``; says what the candidate had changed, or None."""
+  now = _config_snapshot()
+  changed = {k: (v, now.get(k)) for k, v in snapshot.items() if now.get(k) != v}
+  if not changed:
+    return None
+  _restore(snapshot, now)
   parts = ", ".join(f"{k}: {a!r} -> {b!r}" for k, (a, b) in sorted(changed.items()))
   return f"the candidate changed JAX's global configuration ({parts})"
 
