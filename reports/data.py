@@ -263,8 +263,8 @@ def read_json(path: Path) -> Any:
   except json.JSONDecodeError as exc:
     if not text.strip():
       raise InputError(path, "is empty") from None
-    cut = ", truncated?" if exc.pos >= len(text.rstrip()) else ""
-    raise InputError(path, f"is not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno}{cut})") from None
+    cut = ", truncated?" if exc.pos >= len(text.rstrip()) or exc.msg.startswith("Unterminated") else ""
+    raise InputError(path, f"is not valid JSON ({exc.msg}: line {exc.lineno} column {exc.colno}{cut})") from None
 
 
 def load_run(path: Path) -> Run:
