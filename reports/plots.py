@@ -94,6 +94,9 @@ def surrogate_figure(rows: Sequence[tuple[str, Curve, Sequence[float]]]) -> Figu
       ax = row[2]
       if d is not None:
         ax.semilogy(x, d[0], "-", lw=0.9, color="C3")
+        ref = values(c.reference_g, len(x))
+        if np.isfinite(ref).any() and np.nanmax(np.abs(ref)) > 0:  # the shading threshold
+          ax.axhline(VISIBLE * np.nanmax(np.abs(ref)), color="0.4", lw=0.8, ls=":")
         ax.yaxis.set_major_locator(LogLocator(numticks=5))
         ax.yaxis.set_minor_locator(NullLocator())
         shade(ax, x, large, failing)

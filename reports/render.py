@@ -20,8 +20,8 @@ TITLE = "Surrogate gradients: verification and benchmarks"
 PLOT_CAPTION = (
   "One row per candidate: its g(x) and P(x) (solid) over the reference's (dashed), and |g − reference g| on a log "
   "scale (an exact match is drawn at 1e-18). Shaded red: where |g − reference g| exceeds 1e-3 of the reference's "
-  "peak (a difference visible at the plot's resolution); red lines: the worst inputs of the candidate's failing "
-  "checks. Curves are sampled in float64 by the verification run."
+  "peak (a difference visible at the plot's resolution; dotted on the right); red lines: the worst inputs of the "
+  "candidate's failing checks. Curves are sampled in float64 by the verification run."
 )
 CSS = """
 body { font-family: system-ui, sans-serif; margin: 1.5em auto; max-width: 78em; padding: 0 1em; color: #222; }
