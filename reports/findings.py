@@ -123,8 +123,11 @@ def main(argv: list[str] | None = None) -> int:
   parser.add_argument("json", nargs="*", help="verification JSON files, one per library and version")
   parser.add_argument("--readme", help="rewrite the findings section of this README")
   args = parser.parse_args(argv)
-  if args.readme and not pathlib.Path(args.readme).is_file():
-    parser.error(f"--readme {args.readme} does not exist")
+  if args.readme:  # checked before any work
+    readme = pathlib.Path(args.readme)
+    text = readme.read_text() if readme.is_file() else ""
+    if START not in text or END not in text:
+      parser.error(f"--readme {readme}: no such file, or no {START} ... {END} markers in it")
   paths = args.json or sorted(str(p) for p in pathlib.Path("reports/peers").glob("*.json"))
   runs, problems = load(paths)
   text = body(runs, problems) if paths else "No library has been checked yet: run `nox -s findings`.\n"
