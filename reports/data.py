@@ -470,8 +470,9 @@ def load(verify: Sequence[Path], peers: Sequence[Path], benches: Sequence[Path],
   warnings = []
   if v is not None and committed_default:
     s = v.sources[0]
-    warnings.append(f"No fresh verification run ({DEFAULT_VERIFY} does not exist): showing the committed results "
-                    f"of {s.date} ({s.path}); write fresh ones with nox -s verify.")
+    shown = f"the committed results of {s.date}" if s.file_date_kind == "committed" else f"results of {s.date}"
+    warnings.append(f"No fresh verification run ({DEFAULT_VERIFY} does not exist): showing {shown} ({s.path}); "
+                    "write fresh ones with nox -s verify.")
   codes = {kind: code_date(kind) for kind in CODE}
   sources = [*(v.sources if v else ()), *(s for p in peer_runs for s in p.sources)]
   warnings += [w for s in sources if (w := s.stale(codes["verify"]))]

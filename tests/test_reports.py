@@ -456,7 +456,10 @@ def test_without_a_fresh_run_the_committed_results_are_shown_with_a_note(tmp_pat
   monkeypatch.setattr(data, "DEFAULT_VERIFY", fresh)
   monkeypatch.setattr(data, "COMMITTED_VERIFY", committed)
   _, page, md = run_main(tmp_path / "a", "--peers", str(tmp_path / "none"))
-  assert "No fresh verification run" in page and "committed results of" in md and str(committed) in page
+  assert "No fresh verification run" in page and "showing results of" in md and str(committed) in page
+  monkeypatch.setattr(data, "file_date", lambda path: (dt.datetime(2026, 1, 2, tzinfo=dt.UTC), "committed"))
+  _, page, _ = run_main(tmp_path / "c", "--peers", str(tmp_path / "none"))  # as git has it, unchanged
+  assert "showing the committed results of 2026-01-02T00:00:00Z" in page
   fresh.parent.mkdir()
   fresh.write_text(VERIFY.read_text())
   _, page, _ = run_main(tmp_path / "b", "--peers", str(tmp_path / "none"))
