@@ -339,10 +339,10 @@ class Run:
   def merge(cls, runs: Sequence[Run], names: Sequence[str] = ()) -> Run:
     """One run from the shards of one run (``--shard K/N``): results, checks and curves joined in order.
 
-    Shards must agree on the target, the library (name and version) and, where both record one, the
-    commit; a (label, check) in two shards is an error. Raises ValueError naming the shards (by
-    ``names``, else by position). The environment and provenance are the first shard's; the
-    provenance lists every shard's under ``shards``.
+    Shards must agree on the target, the library (name and version) and, where both record them, the
+    commit and version in their provenance; a (label, check) in two shards is an error. Raises
+    ValueError naming the shards (by ``names``, else by position). The environment and provenance
+    are the first shard's; the provenance lists every shard's under ``shards``.
     """
     if not runs:
       raise ValueError("nothing to merge")
@@ -357,10 +357,10 @@ class Run:
       if identity(run) != identity(first):
         raise ValueError(f"{names[0]} and {name} are runs of different targets or versions "
                          f"({identity(first)} and {identity(run)}): not merged")
-      commits = first.provenance.get("commit"), run.provenance.get("commit")
-      if None not in commits and commits[0] != commits[1]:
-        raise ValueError(f"{names[0]} and {name} were run at different commits ({commits[0]} and {commits[1]}): "
-                         "not merged")
+      for key, what in (("commit", "commits"), ("version", "versions")):
+        mine, theirs = first.provenance.get(key), run.provenance.get(key)
+        if mine is not None and theirs is not None and mine != theirs:
+          raise ValueError(f"{names[0]} and {name} were run at different {what} ({mine} and {theirs}): not merged")
     owner: dict[tuple[str, str], str] = {}
     for name, run in zip(names, runs, strict=True):
       for r in run.results:
