@@ -393,6 +393,7 @@ def test_shards_merge_into_the_report_of_the_whole_run(tmp_path):
   ({"target": "other.module:CANDIDATES"}, "different targets or versions"),
   ({"library": {"name": "mylib", "version": "9.9"}}, "different targets or versions"),
   ({"provenance": {"commit": "fedcba"}}, "different commits"),
+  ({"provenance": {"version": "0.2.0"}}, "different versions"),
 ])
 def test_shards_of_different_runs_are_refused(tmp_path, capsys, change, message):
   doc = json.loads(VERIFY.read_text())
