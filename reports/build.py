@@ -13,7 +13,7 @@ def surrogate_rows(v: data.Verification, only: set[str]) -> dict[str, list]:
   surrogate = {r.label: r.surrogate for r in v.results}
   for label in v.labels:
     name = surrogate[label]
-    if label in v.curves and (not only or name in only):
+    if label in v.curves and len(v.curves[label].x) > 1 and (not only or name in only):
       groups.setdefault(name, []).append((label, v.curves[label], data.failing_inputs(v, label)))
   return groups
 

@@ -269,10 +269,16 @@ def read_json(path: Path) -> Any:
 
 def load_run(path: Path) -> Run:
   """A verification run of any schema version; :class:`InputError` naming the file and the problem."""
+  doc = read_json(path)
   try:
-    return Run.from_json(read_json(path))
+    run = Run.from_json(doc)
+    if run.library is not None and not isinstance(run.library, Mapping):
+      raise ValueError(f"'library' is a {type(run.library).__name__}, not an object")
   except ValueError as exc:
     raise InputError(path, f"is not a verification result: {exc}") from None
+  except (TypeError, AttributeError, KeyError) as exc:  # a field of the wrong type somewhere
+    raise InputError(path, f"is not a verification result: {type(exc).__name__}: {exc}") from None
+  return run
 
 
 def title_of(run: Run) -> str:
@@ -396,12 +402,14 @@ def load_bench(path: Path) -> Bench:
     rows = bench_entries(doc)
     declared = (doc.get("surrogate_bench") or {}).get("ops") or []
     ops_info = {str(o["name"]): dict(o) for o in declared if isinstance(o, dict) and o.get("name")}
-  except (ValueError, AttributeError) as exc:
+    meta = dict(doc.get("bench") or {})
+    meta.setdefault("datetime", doc.get("datetime", ""))
+    commit = doc.get("commit_info") or {}
+    provenance = {k: v for k, v in (("commit", commit.get("id")), ("date", doc.get("datetime"))) if v}
+  except ValueError as exc:
     raise InputError(path, f"is not a benchmark result: {exc}") from None
-  meta = dict(doc.get("bench") or {})
-  meta.setdefault("datetime", doc.get("datetime", ""))
-  commit = doc.get("commit_info") or {}
-  provenance = {k: v for k, v in (("commit", commit.get("id")), ("date", doc.get("datetime"))) if v}
+  except (TypeError, AttributeError, KeyError) as exc:  # a field of the wrong type somewhere
+    raise InputError(path, f"is not a benchmark result: {type(exc).__name__}: {exc}") from None
   return Bench(name=Path(path).stem, meta=meta, rows=tuple(rows), ops_info=ops_info, source=source(path, provenance))
 
 

@@ -326,6 +326,31 @@ def test_a_malformed_verify_file_is_named_and_the_rest_renders(tmp_path, capsys,
   assert problem in page and "mylib 1.2.0" in page and "bench-tiny" in page
 
 
+@pytest.mark.parametrize("field, value", [
+  ("curves", [1, 2]), ("library", "mylib"), ("environment", "cpu"), ("results", [3]), ("checks", 7),
+  ("provenance", ["commit"]),
+])
+def test_fields_of_the_wrong_type_are_named_not_raised(tmp_path, field, value):
+  path = tmp_path / "verify.json"
+  path.write_text(json.dumps({**json.loads(VERIFY.read_text()), field: value}))
+  inputs = load([path], peers=[], benches=[])
+  assert inputs.verify is None and len(inputs.problems) == 1
+  assert inputs.problems[0].path == str(path) and "is not a verification result" in inputs.problems[0].problem
+
+
+def test_curves_that_cannot_be_drawn_are_left_out(tmp_path):
+  doc = json.loads(VERIFY.read_text())
+  doc["curves"][PLANTED] = {"x": [], "g": []}
+  doc["curves"]["Sigmoid(alpha=4.0)"] = {"x": [0.0, "nan", None, 1.0], "g": [1.0], "reference_g": [1, 2, 3, 4]}
+  path = tmp_path / "verify.json"
+  path.write_text(json.dumps(doc))
+  v = load([path], peers=[], benches=[]).verify
+  assert [label for label, _, _ in surrogate_rows(v, set())["Sigmoid"]] == ["Sigmoid(alpha=4.0)"]
+  status, _, _ = run_main(tmp_path, "--verify", str(path), "--peers", str(tmp_path / "none"))
+  paths = generate(load([path], peers=[], benches=[]), tmp_path / "drawn")
+  assert status == 0 and (tmp_path / "drawn" / "img" / "surrogate-sigmoid.png").is_file() and paths
+
+
 def test_a_malformed_bench_file_is_named(tmp_path, capsys):
   doc = json.loads(BENCH[0].read_text())
   del doc["benchmarks"][1]["extra_info"]["ratio"]
