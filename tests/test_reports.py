@@ -463,6 +463,16 @@ def test_inputs_older_than_the_code_are_flagged():
   assert undated.stale(newer) and undated.stale(older) is None
 
 
+def test_the_age_of_the_code_without_git_is_its_newest_source_file(monkeypatch):
+  monkeypatch.setattr(data, "_git", lambda *args: None)
+  newest = max((p for folder in ("surrogates", "verification") for p in (ROOT / folder).rglob("*.py")),
+               key=lambda p: p.stat().st_mtime)
+  date, why = data.code_date("verify")
+  assert date == dt.datetime.fromtimestamp(newest.stat().st_mtime, dt.UTC)
+  assert why == f"{newest.relative_to(ROOT)} (newest source file)"
+  assert data.file_date(VERIFY) == (dt.datetime.fromtimestamp(VERIFY.stat().st_mtime, dt.UTC), "modified")
+
+
 def test_a_fresh_run_is_not_flagged_and_an_old_one_is(tmp_path):
   doc = json.loads(VERIFY.read_text())
   now = dt.datetime.now(dt.UTC).isoformat()
