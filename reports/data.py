@@ -143,14 +143,37 @@ class Source:
     """One line: the path, then commit, date, target, version and command as recorded."""
     p = self.provenance
     parts = [f"{k} {p[k]}" for k in ("commit", "target", "version") if p.get(k)]
+    if shard(p):
+      parts.append("shard {}/{}".format(*shard(p)))
     when = f"run {self.date}" if p.get("date") else f"file {self.file_date_kind} {self.file_date}"
     text = ", ".join([when, *parts])
-    if p.get("command"):
-      command = p["command"] if isinstance(p["command"], str) else " ".join(map(str, p["command"]))
-      text += f"; command: {command}"
+    command = p.get("command") or p.get("argv")
+    if command:
+      text += f"; command: {command if isinstance(command, str) else ' '.join(map(str, command))}"
     if not p:
       text += " (no provenance recorded)"
     return f"{self.path}: {text}"
+
+
+def shard(provenance: Mapping[str, Any]) -> tuple[int, int] | None:
+  """(K, N) of a run made with ``--shard K/N``, or None."""
+  value = provenance.get("shard")
+  if isinstance(value, list | tuple) and len(value) == 2 and all(isinstance(v, int) for v in value):
+    return int(value[0]), int(value[1])
+  return None
+
+
+def missing_shards(sources: Sequence[Source]) -> str | None:
+  """Why the shards read are not the whole run (some of 1..N absent), or None."""
+  found = [shard(s.provenance) for s in sources]
+  if not any(found):
+    return None
+  total = max(n for _, n in filter(None, found))
+  absent = sorted(set(range(1, total + 1)) - {k for k, _ in filter(None, found)})
+  if not absent:
+    return None
+  return (f"the verification results are part of a run: shard{'s' if len(absent) > 1 else ''} "
+          f"{', '.join(f'{k}/{total}' for k in absent)} not given")
 
 
 def source(path: Path, provenance: Mapping[str, Any], committed_default: bool = False) -> Source:
@@ -481,6 +504,8 @@ def load(verify: Sequence[Path], peers: Sequence[Path], benches: Sequence[Path],
     shown = f"the committed results of {s.date}" if s.file_date_kind == "committed" else f"results of {s.date}"
     warnings.append(f"No fresh verification run ({DEFAULT_VERIFY} does not exist): showing {shown} ({s.path}); "
                     "write fresh ones with nox -s verify.")
+  if v is not None and (partial := missing_shards(v.sources)):
+    warnings.append(partial)
   codes = {kind: code_date(kind) for kind in CODE}
   sources = [*(v.sources if v else ()), *(s for p in peer_runs for s in p.sources)]
   warnings += [w for s in sources if (w := s.stale(codes["verify"]))]

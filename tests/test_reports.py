@@ -394,7 +394,8 @@ def shards(tmp_path: Path, doc: dict, n: int = 2) -> list[Path]:
   for k in range(n):
     mine = set(labels[k::n])
     part = {**doc, "results": [r for r in doc["results"] if r["label"] in mine],
-            "curves": {k_: v for k_, v in doc["curves"].items() if k_ in mine}}
+            "curves": {k_: v for k_, v in doc["curves"].items() if k_ in mine},
+            "provenance": {**doc["provenance"], "shard": [k + 1, n]}}
     paths.append(tmp_path / f"shard-{k + 1}.json")
     paths[-1].write_text(json.dumps(part))
   return paths
@@ -410,8 +411,16 @@ def test_shards_merge_into_the_report_of_the_whole_run(tmp_path):
          {(r.label, r.check): r.status for r in whole.results}
   assert set(merged.verify.curves) == set(whole.curves) and merged.verify.checks == whole.checks
   assert [s.path for s in merged.verify.sources] == [str(p) for p in parts]
+  assert not [w for w in merged.warnings if "shard" in w]
   status, page, _ = run_main(tmp_path, *(a for p in parts for a in ("--verify", str(p))))
   assert status == 0 and page.count('class="cell ') >= len(doc["results"])
+  assert "shard 1/2" in page and "shard 2/2" in page  # each input's line names its shard
+
+
+def test_a_missing_shard_is_a_warning(tmp_path):
+  parts = shards(tmp_path, json.loads(VERIFY.read_text()), n=3)
+  warnings = load(parts[:1]).warnings
+  assert "the verification results are part of a run: shards 2/3, 3/3 not given" in warnings
 
 
 @pytest.mark.parametrize("change, message", [
@@ -451,6 +460,12 @@ def test_the_page_says_where_each_input_came_from(outputs):
     assert part in line
   peer = next(line for line in page.split("<li>") if line.startswith(f"{PEERS[0]}: "))
   assert re.search(r"file (committed|modified) \d{4}-\d\d-\d\dT", peer) and "no provenance recorded" in peer
+
+
+def test_the_command_may_be_recorded_as_argv():
+  s = data.Source("run.json", {"argv": ["python", "-m", "verification", "--json", "x.json"]}, "2026-11-29T13:00:00Z",
+                  "modified")
+  assert s.describe() == "run.json: file modified 2026-11-29T13:00:00Z; command: python -m verification --json x.json"
 
 
 def test_inputs_older_than_the_code_are_flagged():
