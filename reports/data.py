@@ -28,7 +28,7 @@ COMMITTED_VERIFY = Path("reports/verify.json")
 #: The code an input of each kind was made by: an input older than the newest of it is stale.
 CODE = {"verify": ("surrogates", "verification"), "bench": ("surrogates", "benchmarks")}
 #: Fields a benchmark's ``extra_info`` must have to be tabulated.
-BENCH_FIELDS = ("op", "surrogate", "dtype", "log2_size", "ratio", "gbps", "baseline_gbps")
+BENCH_FIELDS = ("op", "surrogate", "dtype", "log2_size", "ratio", "gbps")
 
 
 class InputError(Exception):
@@ -410,8 +410,8 @@ def bench_entries(doc: Any) -> list[dict[str, Any]]:
     if missing:
       raise ValueError(f"benchmark #{i} ({b.get('name', '?')}) has no {', '.join(missing)}")
     try:
-      row = {**info, "log2_size": int(info["log2_size"]),
-             **{k: float(info[k]) for k in ("ratio", "gbps", "baseline_gbps")}}
+      row = {**info, "log2_size": int(info["log2_size"]), "ratio": float(info["ratio"]), "gbps": float(info["gbps"]),
+             "baseline_gbps": baseline_gbps(info)}
     except (TypeError, ValueError) as exc:
       raise ValueError(f"benchmark #{i} ({b.get('name', '?')}): {exc}") from None
     rows.append(row)
@@ -446,9 +446,21 @@ def load_benches(paths: Iterable[Path]) -> tuple[list[Bench], list[Problem]]:
   return benches, problems
 
 
+def baseline_gbps(info: Mapping[str, Any]) -> float | None:
+  """The same-bytes baseline's GB/s measured next to this benchmark: ``baseline_gbps`` (older files),
+  else ``comparator_gbps`` where the comparator is the baseline (not the reference, as for a peer)."""
+  if info.get("baseline_gbps") is not None:
+    return float(info["baseline_gbps"])
+  if info.get("comparator_gbps") is not None and info.get("comparator") != "reference":
+    return float(info["comparator_gbps"])
+  return None
+
+
 def row_name(e: dict[str, Any]) -> str:
+  """The surrogate, with its library unless it is the reference; a ratio to the reference says so."""
   lib = e.get("library", "surrogates")
-  return e["surrogate"] if lib == "surrogates" else f"{e['surrogate']} [{lib}]"
+  name = e["surrogate"] if lib == "surrogates" else f"{e['surrogate']} [{lib}]"
+  return f"{name}, ratio to the reference" if e.get("comparator") == "reference" else name
 
 
 def table(bench: Bench, op: str) -> Table:
@@ -460,7 +472,8 @@ def table(bench: Bench, op: str) -> Table:
   gbps = {(row_name(e), (e["dtype"], e["log2_size"])): e["gbps"] for e in rows}
   base: dict[tuple[str, int], list[float]] = {}
   for e in rows:
-    base.setdefault((e["dtype"], e["log2_size"]), []).append(e["baseline_gbps"])
+    if e["baseline_gbps"] is not None:
+      base.setdefault((e["dtype"], e["log2_size"]), []).append(e["baseline_gbps"])
   baseline_gbps = {c: sorted(v)[len(v) // 2] for c, v in base.items()}
   return Table(op=op, baseline=bench.baseline(op), rows=sorted({row_name(e) for e in rows}), columns=columns,
                ratio=ratio, gbps=gbps, baseline_gbps=baseline_gbps)

@@ -223,6 +223,26 @@ def test_bench_op_descriptions_come_from_the_file(tmp_path):
   assert [t.baseline for t in bench.tables if t.op == "vjp"] == ["ct * x"]
 
 
+def test_bench_files_with_comparators(tmp_path):
+  """The suite's current fields: ``comparator_gbps`` (the baseline's, or the reference's for a peer)."""
+  doc = json.loads(BENCH[0].read_text())
+  for b in doc["benchmarks"]:
+    info = b["extra_info"]
+    peer = info["library"] != "surrogates"
+    info["comparator_gbps"] = 123.0 if peer else info.pop("baseline_gbps")
+    info["comparator"] = "reference" if peer else "ct * x"
+    info.pop("baseline_gbps", None)
+  control = {**doc["benchmarks"][0]["extra_info"], "surrogate": "A/A", "library": "control"}
+  doc["benchmarks"].append({"name": "control", "extra_info": control})
+  path = tmp_path / "bench-new.json"
+  path.write_text(json.dumps(doc))
+  t = data.table(data.load_bench(path), "vjp")
+  assert t.rows == ["Boxcar", "Boxcar [spyx], ratio to the reference", "Sigmoid"]
+  old = data.table(data.load_bench(BENCH[0]), "vjp")
+  assert t.baseline_gbps == old.baseline_gbps  # the peer's comparator (the reference) is not the baseline
+  assert "A/A [control]" in [r[0] for r in render.bench_rows(data.table(data.load_bench(path), control["op"]))]
+
+
 def test_missing_inputs_leave_notes(tmp_path):
   status, page, _ = run_main(tmp_path, "--verify", str(tmp_path / "none.json"), "--peers",
                              str(tmp_path / "no-peers"), "--bench", str(tmp_path / "bench-*.json"))
