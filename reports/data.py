@@ -120,8 +120,6 @@ class Source:
   provenance: Mapping[str, Any]
   file_date: str
   file_date_kind: str  # "committed" (git's date of the file) or "modified" (its mtime)
-  #: The committed default shown because no fresh run exists.
-  committed_default: bool = False
 
   @property
   def date(self) -> str:
@@ -176,9 +174,9 @@ def missing_shards(sources: Sequence[Source]) -> str | None:
           f"{', '.join(f'{k}/{total}' for k in absent)} not given")
 
 
-def source(path: Path, provenance: Mapping[str, Any], committed_default: bool = False) -> Source:
+def source(path: Path, provenance: Mapping[str, Any]) -> Source:
   date, how = file_date(path)
-  return Source(str(path), dict(provenance), iso(date), how, committed_default)
+  return Source(str(path), dict(provenance), iso(date), how)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -309,8 +307,7 @@ def title_of(run: Run) -> str:
   return f"{lib.get('name', '')} {lib.get('version', '')}".strip() if lib else run.target
 
 
-def load_verification(paths: Sequence[Path], prefix: str, committed_default: bool = False
-                      ) -> tuple[Verification | None, list[Problem]]:
+def load_verification(paths: Sequence[Path], prefix: str) -> tuple[Verification | None, list[Problem]]:
   """The runs in ``paths`` merged into one (shards of one run); unreadable files and a refused merge
   are problems, and the readable rest is kept unless the merge is refused."""
   runs, sources, problems = [], [], []
@@ -321,7 +318,7 @@ def load_verification(paths: Sequence[Path], prefix: str, committed_default: boo
       problems.append(Problem(exc.path, exc.problem))
       continue
     runs.append(run)
-    sources.append(source(path, run.provenance, committed_default))
+    sources.append(source(path, run.provenance))
   if not runs:
     return None, problems
   try:
@@ -504,10 +501,11 @@ class Inputs:
 
 def load(verify: Sequence[Path], peers: Sequence[Path], benches: Sequence[Path], committed_default: bool = False,
          asked: Mapping[str, str] | None = None) -> Inputs:
-  """Reads every input that exists; see :class:`Inputs`."""
+  """Reads every input that exists; see :class:`Inputs`. ``verify`` lists the shards of one run;
+  ``committed_default``: it is the committed fallback for a missing fresh run (a visible note)."""
   existing = [p for p in verify if Path(p).is_file()]
   problems = [Problem(str(p), "does not exist") for p in verify if not Path(p).is_file() and len(verify) > 1]
-  v, bad = load_verification(existing, "v", committed_default) if existing else (None, [])
+  v, bad = load_verification(existing, "v") if existing else (None, [])
   peer_runs, bad_peers = load_peers(peers)
   bench_runs, bad_bench = load_benches(benches)
   problems += bad + bad_peers + bad_bench
