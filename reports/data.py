@@ -361,6 +361,21 @@ class Bench:
   #: Op name -> its declaration as the suite wrote it (``surrogate_bench.ops``: baseline, bytes per element).
   ops_info: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
   source: Source | None = None
+  #: The A/A control (``surrogate_bench.aa_control``: the baseline timed against a copy of itself).
+  aa_control: dict[str, Any] | None = None
+
+  @property
+  def control(self) -> str | None:
+    """The A/A control's verdict in words (None for files without one)."""
+    aa = self.aa_control
+    if not aa or not aa.get("groups"):
+      return None
+    groups = aa["groups"]
+    band = aa.get("band") or ["?", "?"]
+    bad = [g.get("group", "?") for g in groups if not g.get("passed")]
+    text = (f"A/A control (the baseline timed against a copy of itself): median ratio within [{band[0]}, {band[1]}] "
+            f"in {len(groups) - len(bad)} of {len(groups)} groups")
+    return text + (f"; outside in {', '.join(map(str, bad))}: this run's ratios are not trustworthy" if bad else "")
 
   @property
   def ops(self) -> list[str]:
@@ -422,6 +437,9 @@ def load_bench(path: Path) -> Bench:
     rows = bench_entries(doc)
     declared = (doc.get("surrogate_bench") or {}).get("ops") or []
     ops_info = {str(o["name"]): dict(o) for o in declared if isinstance(o, dict) and o.get("name")}
+    aa_control = (doc.get("surrogate_bench") or {}).get("aa_control")
+    if aa_control is not None and not isinstance(aa_control, dict):
+      raise ValueError(f"surrogate_bench.aa_control is a {type(aa_control).__name__}, not an object")
     meta = dict(doc.get("bench") or {})
     meta.setdefault("datetime", doc.get("datetime", ""))
     commit = doc.get("commit_info") or {}
@@ -430,7 +448,8 @@ def load_bench(path: Path) -> Bench:
     raise InputError(path, f"is not a benchmark result: {exc}") from None
   except (TypeError, AttributeError, KeyError) as exc:  # a field of the wrong type somewhere
     raise InputError(path, f"is not a benchmark result: {type(exc).__name__}: {exc}") from None
-  return Bench(name=Path(path).stem, meta=meta, rows=tuple(rows), ops_info=ops_info, source=source(path, provenance))
+  return Bench(name=Path(path).stem, meta=meta, rows=tuple(rows), ops_info=ops_info, source=source(path, provenance),
+               aa_control=aa_control)
 
 
 def load_benches(paths: Iterable[Path]) -> tuple[list[Bench], list[Problem]]:
@@ -521,6 +540,8 @@ def load(verify: Sequence[Path], peers: Sequence[Path], benches: Sequence[Path],
   sources = [*(v.sources if v else ()), *(s for p in peer_runs for s in p.sources)]
   warnings += [w for s in sources if (w := s.stale(codes["verify"]))]
   warnings += [w for b in bench_runs if b.source and (w := b.source.stale(codes["bench"]))]
+  warnings += [f"{b.source.path if b.source else b.name}: {b.control}" for b in bench_runs
+               if b.control and "not trustworthy" in b.control]
   names = {"verify": ", ".join(map(str, verify)) or "no file", "peers": "the peer files given",
            "bench": "the benchmark files given"}
   return Inputs(v, peer_runs, bench_runs, problems, warnings, {**names, **(asked or {})})

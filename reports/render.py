@@ -218,7 +218,7 @@ def html_bench(benches: Sequence[Bench], images: dict[tuple[str, str], str], sou
            "parentheses.</p>"]
   for b in benches:
     parts += [f'<h3 id="bench-{esc(b.name)}">{esc(b.name)}</h3>', html_sources([b.source] if b.source else []),
-              f"<p>{esc(bench_meta(b))}</p>"]
+              f"<p>{esc(bench_meta(b))}</p>", *([f"<p>{esc(b.control)}.</p>"] if b.control else [])]
     for t in b.tables:
       parts.append(f"<h4>{esc(t.op)}: baseline <code>{esc(t.baseline)}</code></h4>")
       if (b.name, t.op) in images:
@@ -348,6 +348,7 @@ def markdown(inputs: Inputs, surrogate_images: Sequence[tuple[str, str]],
     out += [f"No benchmark results ({md(inputs.asked['bench'])} matched no readable file).", ""]
   for b in benches:
     out += [f"### {md(b.name)}", "", *md_sources([b.source] if b.source else []), md(bench_meta(b)), "",
+            *([md(b.control) + ".", ""] if b.control else []),
             "Cells: time ratio to the baseline kernel (below 1 is faster), GB/s in parentheses.", ""]
     for t in b.tables:
       out += [f"#### {md(t.op)}: baseline `{t.baseline}`", ""]

@@ -243,6 +243,21 @@ def test_bench_files_with_comparators(tmp_path):
   assert "A/A [control]" in [r[0] for r in render.bench_rows(data.table(data.load_bench(path), control["op"]))]
 
 
+def test_the_a_a_control_is_shown_and_a_failed_one_is_a_warning(tmp_path):
+  doc = json.loads(BENCH[0].read_text())
+  groups = [{"group": "vjp-float32-2^10", "ratio": 1.01, "q1": 0.99, "q3": 1.02, "passed": True},
+            {"group": "vjp-float32-2^22", "ratio": 1.4, "q1": 1.3, "q3": 1.5, "passed": False}]
+  doc["surrogate_bench"] = {"ops": [], "aa_control": {"band": [0.9, 1.1], "groups": groups, "trustworthy": False}}
+  path = tmp_path / "bench-aa.json"
+  path.write_text(json.dumps(doc))
+  assert data.load_bench(BENCH[0]).control is None  # an older file: nothing to say
+  _, page, md = run_main(tmp_path, "--verify", str(VERIFY), "--bench", str(path))
+  expected = ("A/A control (the baseline timed against a copy of itself): median ratio within [0.9, 1.1] in 1 of 2 "
+              "groups; outside in vjp-float32-2^22: this run's ratios are not trustworthy")
+  warnings = html.unescape(page[page.index('class="warnings"'):page.index("</div>")])
+  assert f"{path}: {expected}" in warnings and render.md(expected) in md
+
+
 def test_missing_inputs_leave_notes(tmp_path):
   status, page, _ = run_main(tmp_path, "--verify", str(tmp_path / "none.json"), "--peers",
                              str(tmp_path / "no-peers"), "--bench", str(tmp_path / "bench-*.json"))
