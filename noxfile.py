@@ -99,7 +99,7 @@ def findings(session: nox.Session, library: str) -> None:
   out = f"reports/peers/{library}-{version}.json"
   session.run("python", "-m", "verification", "--target", library, "--json", out, "--quiet", *session.posargs,
               success_codes=[0, 1])
-  session.run("python", "-m", "verification.findings", "--readme", "README.md")
+  session.run("python", "-m", "reports.findings", "--readme", "README.md")
 
 
 @nox.session

@@ -1,53 +1,46 @@
-"""Builds the report: loads what exists, draws the plots, writes the page and its Markdown twin."""
+"""Builds the report: draws the plots of what was loaded, writes the page and its Markdown twin."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from pathlib import Path
 
 from reports import data, render
 
 
-def surrogate_groups(only: set[str]) -> dict[str, list]:
-  """Registry name -> its instances at each representative parameter set (registry order)."""
-  import surrogates
-
+def surrogate_rows(v: data.Verification, only: set[str]) -> dict[str, list]:
+  """Surrogate name -> (label, curve, failing inputs) of each of its candidates that has a curve (run order)."""
   groups: dict[str, list] = {}
-  for s in surrogates.instances():
-    if not only or s.name in only:
-      groups.setdefault(s.name, []).append(s)
+  surrogate = {r.label: r.surrogate for r in v.results}
+  for label in v.labels:
+    name = surrogate[label]
+    if label in v.curves and len(v.curves[label].x) > 1 and (not only or name in only):
+      groups.setdefault(name, []).append((label, v.curves[label], data.failing_inputs(v, label)))
   return groups
 
 
-def generate(verify: Path, peers: Sequence[Path], benches: Sequence[Path], out: Path, only: set[str] | None = None,
-             plots: bool = True, sources: dict[str, str] | None = None) -> dict[str, Path]:
+def generate(inputs: data.Inputs, out: Path, only: set[str] | None = None, plots: bool = True) -> dict[str, Path]:
   """Writes index.html, index.md and img/*.png under ``out``; returns the two documents' paths.
 
-  ``only`` limits the per-surrogate plots to these registry names; ``sources`` names the inputs in
-  the notes shown for a missing part.
+  ``only`` limits the per-surrogate plots to these surrogate names.
   """
   img = out / "img"
-  run = data.load_verification(verify, "v") if verify.is_file() else None
-  peer_runs = data.load_peers(sorted(peers))
-  bench_runs = [data.load_bench(p) for p in sorted(benches)]
   surrogate_images: list[tuple[str, str]] = []
   bench_images: dict[tuple[str, str], str] = {}
   if plots:
-    from reports import plots as draw  # matplotlib and JAX only when drawing
+    from reports import plots as draw  # matplotlib only when drawing
 
-    for name, instances in surrogate_groups(only or set()).items():
-      file = f"surrogate-{data.slug(name)}.png"
-      draw.plot_surrogate(instances, img / file)
-      surrogate_images.append((name, f"img/{file}"))
-    for b in bench_runs:
+    if inputs.verify is not None:
+      for name, rows in surrogate_rows(inputs.verify, only or set()).items():
+        file = f"surrogate-{data.slug(name)}.png"
+        draw.plot_surrogate(rows, img / file)
+        surrogate_images.append((name, f"img/{file}"))
+    for b in inputs.benches:
       for t in b.tables:
         file = f"throughput-{data.slug(b.name)}-{data.slug(t.op)}.png"
         draw.plot_throughput(t, str(b.meta.get("device", "")), img / file)
         bench_images[(b.name, t.op)] = f"img/{file}"
-  names = {"verify": str(verify), "peers": "the peer files given", "bench": "the benchmark files given"}
-  args = (run, peer_runs, bench_runs, surrogate_images, bench_images, {**names, **(sources or {})})
   paths = {"html": out / "index.html", "md": out / "index.md"}
   out.mkdir(parents=True, exist_ok=True)
-  paths["html"].write_text(render.page(*args), encoding="utf-8")
-  paths["md"].write_text(render.markdown(*args), encoding="utf-8")
+  paths["html"].write_text(render.page(inputs, surrogate_images, bench_images), encoding="utf-8")
+  paths["md"].write_text(render.markdown(inputs, surrogate_images, bench_images), encoding="utf-8")
   return paths

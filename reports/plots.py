@@ -1,7 +1,8 @@
-"""PNG figures: per surrogate g, P and the gradient error; per benchmark op the throughput.
+"""PNG figures: per surrogate, each candidate's g and P over the reference's; per benchmark op the throughput.
 
-Figures are drawn with the Agg canvas and saved without a software tag or timestamp, so the same
-inputs give the same bytes.
+Drawn from the JSON alone (:class:`verification.results.Curve`, written by the verification run):
+no jax here. Figures are drawn with the Agg canvas and saved without a software tag or timestamp,
+so the same inputs give the same bytes.
 """
 
 from __future__ import annotations
@@ -10,8 +11,6 @@ import math
 from collections.abc import Sequence
 from pathlib import Path
 
-import jax
-import jax.numpy as jnp
 import matplotlib
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -20,13 +19,16 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import LogLocator, NullLocator
 
 from reports.data import Table, column_title
-from verification import numerics
+from verification.results import Curve
 
 matplotlib.use("Agg")
 
 STYLE = {"svg.hashsalt": "surrogate-harness", "font.size": 9, "axes.titlesize": 9, "figure.dpi": 80}
 DPI = 80
 ERROR_FLOOR = 1e-18  # an exact match is drawn here on the log axis
+#: |g − reference g| above this fraction of the reference's peak is shaded: at 80 dpi a panel is
+#: ~150 pixels high, so 1e-3 of the peak is the smallest difference the g panel itself can show.
+VISIBLE = 1e-3
 
 
 def save(fig: Figure, path: Path) -> None:
@@ -41,74 +43,72 @@ def save(fig: Figure, path: Path) -> None:
 # ---------------------------------------------------------------------------------------------
 
 
-def plot_range(s) -> tuple[float, float]:
-  """±6 widths (a period each side for periodic surrogates), widened to show every kink."""
-  half = s.period() if s.periodic else 6 * s.length_scale()
-  kinks = list(s.kinks())
-  margin = 2 * s.length_scale()
-  return min([-half, *(k - margin for k in kinks)]), max([half, *(k + margin for k in kinks)])
+def values(seq: Sequence[float | None], n: int) -> np.ndarray | None:
+  """A curve's values as float64 (None as NaN), or None where the run wrote none of the right length."""
+  if len(seq) != n:
+    return None
+  return np.array([np.nan if v is None else v for v in seq], np.float64)
 
 
-def in_float64(fn, x: np.ndarray, block: int = 512) -> np.ndarray:
-  """fn on x in float64, padded to a multiple of ``block`` so every call has one of few shapes."""
-  n = len(x)
-  padded = np.resize(np.asarray(x, np.float64), -(-n // block) * block)
-  return np.asarray(fn(jnp.asarray(padded, jnp.float64)), np.float64)[:n]
+def difference(c: Curve) -> tuple[np.ndarray, np.ndarray] | None:
+  """(|g − reference g| floored at :data:`ERROR_FLOOR`, where it exceeds :data:`VISIBLE` of the peak)."""
+  g, ref = values(c.g, len(c.x)), values(c.reference_g, len(c.x))
+  if g is None or ref is None:
+    return None
+  diff = np.abs(g - ref)
+  peak = np.nanmax(np.abs(ref)) if np.isfinite(ref).any() else 0.0
+  large = ~(diff <= VISIBLE * peak)  # NaN on either side counts as different
+  return np.maximum(diff, ERROR_FLOOR), large  # NaN stays NaN: not drawn, but shaded
 
 
-def curves(s, n: int = 401) -> dict[str, np.ndarray]:
-  """g and P on a grid; |g - Richardson(P)| and its error estimate at the derivative check's points."""
-  lo, hi = plot_range(s)
-  x = np.linspace(lo, hi, n)
-  width = s.length_scale()
-  h = numerics.fd_step(width)
-  span = max(abs(lo), abs(hi)) / width
-  xs = numerics.sample_points(width, s.kinks(), 8 * h, n=n // 2, span=span)
-  xs = xs[(xs >= lo) & (xs <= hi)]
-  fd, estimate = numerics.richardson(lambda v: in_float64(s.surrogate_fun, v), xs, h)
-  g_xs = in_float64(s.surrogate_grad, xs)
-  return {"x": x, "g": in_float64(s.surrogate_grad, x), "P": in_float64(s.surrogate_fun, x), "xs": xs,
-          "error": np.maximum(np.abs(g_xs - fd), ERROR_FLOOR), "estimate": np.maximum(estimate, ERROR_FLOOR),
-          "mismatch": s.primitive_rtol() * np.abs(g_xs), "h": np.array(h)}
+def shade(ax, x: np.ndarray, where: np.ndarray, failing: Sequence[float]) -> None:
+  """Marks the failing region: shaded where ``where``, a red line at each failing input in view."""
+  if where.any():
+    ax.fill_between(x, 0, 1, where=where, transform=ax.get_xaxis_transform(), color="C3", alpha=0.15, lw=0)
+  for w in failing:
+    if x[0] <= w <= x[-1]:
+      ax.axvline(w, color="C3", lw=0.9)
 
 
-def call_text(s) -> str:
-  return f"{s.name}({', '.join(f'{k}={v!r}' for k, v in s.params.items())})"
-
-
-def surrogate_figure(instances: Sequence) -> Figure:
-  """One row per parameter set: g(x), P(x), and the gradient error against finite differences."""
-  jax.config.update("jax_enable_x64", True)  # the curves and differences are evaluated in float64
+def surrogate_figure(rows: Sequence[tuple[str, Curve, Sequence[float]]]) -> Figure:
+  """One row per candidate (label, its curve, its failing inputs): g, P, and |g − reference g|."""
   with matplotlib.rc_context(STYLE):
-    height = 2.5 * len(instances) + 0.3
+    height = 2.5 * len(rows) + 0.3
     fig = Figure(figsize=(12, height))
     fig.subplots_adjust(left=0.06, right=0.99, bottom=0.5 / height, top=1 - 0.35 / height, wspace=0.22, hspace=0.55)
-    axes = fig.subplots(len(instances), 3, squeeze=False)
-    for row, s in zip(axes, instances, strict=True):
-      c = curves(s)
-      for ax, key, title in ((row[0], "g", "g(x)"), (row[1], "P", "P(x)")):
-        ax.plot(c["x"], c[key], color="C0", lw=1.4)
-        for k in s.kinks():
-          ax.axvline(k, color="0.6", lw=0.8, ls=":")
-        ax.set_title(f"{title}   {call_text(s)}")
+    axes = fig.subplots(len(rows), 3, squeeze=False)
+    for row, (label, c, failing) in zip(axes, rows, strict=True):
+      x = np.array(c.x, np.float64)
+      d = difference(c)
+      large = d[1] if d is not None else np.zeros(len(x), bool)
+      for ax, mine, ref, title in ((row[0], c.g, c.reference_g, "g(x)"), (row[1], c.P, c.reference_P, "P(x)")):
+        theirs, ours = values(mine, len(x)), values(ref, len(x))
+        if ours is not None:
+          ax.plot(x, ours, color="0.3", lw=1.0, ls="--", label="reference")
+        if theirs is not None:
+          ax.plot(x, theirs, color="C0", lw=1.4, label="candidate")
+        shade(ax, x, large, failing)
+        ax.set_title(f"{title}   {label}")
         ax.grid(alpha=0.3)
+      row[0].legend(loc="upper right", fontsize=7)
       ax = row[2]
-      ax.semilogy(c["xs"], c["error"], ".", ms=3, color="C3")
-      ax.semilogy(c["xs"], c["estimate"], "-", lw=0.8, color="0.4")
-      if c["mismatch"].any():  # a declared difference between P' and g (S2NN's epsilon)
-        ax.semilogy(c["xs"], np.maximum(c["mismatch"], ERROR_FLOOR), "--", lw=0.8, color="C1")
-      ax.set_ylim(min(c["error"].min(), c["estimate"].min()) / 4, None)
-      ax.yaxis.set_major_locator(LogLocator(numticks=5))
-      ax.yaxis.set_minor_locator(NullLocator())
-      ax.set_title(f"|g − Richardson(P)|, float64, h = 2^{round(math.log2(float(c['h'])))}")
+      if d is not None:
+        ax.semilogy(x, d[0], "-", lw=0.9, color="C3")
+        ref = values(c.reference_g, len(x))
+        if np.isfinite(ref).any() and np.nanmax(np.abs(ref)) > 0:  # the shading threshold
+          ax.axhline(VISIBLE * np.nanmax(np.abs(ref)), color="0.4", lw=0.8, ls=":")
+        ax.yaxis.set_major_locator(LogLocator(numticks=5))
+        ax.yaxis.set_minor_locator(NullLocator())
+        shade(ax, x, large, failing)
+      ax.set_title("|g − reference g|, float64")
       ax.grid(alpha=0.3)
       for a in row:
         a.set_xlabel("x")
   return fig
 
 
-def plot_surrogate(instances: Sequence, path: Path) -> None:
-  save(surrogate_figure(instances), path)
+def plot_surrogate(rows: Sequence[tuple[str, Curve, Sequence[float]]], path: Path) -> None:
+  save(surrogate_figure(rows), path)
 
 
 # ---------------------------------------------------------------------------------------------

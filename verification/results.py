@@ -146,8 +146,9 @@ class Diagnosis:
     message = str(detail.pop("message", ""))
     main = {k: detail.pop(k) for k in cls._MAIN if k in detail}
     for k in ("worst_input", "expected", "got", "tolerance"):
-      if k in main:
-        main[k] = _number(main[k])
+      if k in main:  # a formula written as text (schema 1's tolerances: "4·eps·peak") is kept as text
+        number = _number(main[k])
+        main[k] = main[k] if number is None and isinstance(main[k], str) else number
     return cls(message=message, **main, extra=detail)
 
   @property
@@ -338,6 +339,43 @@ class Run:
   @property
   def passed(self) -> bool:
     return not any(r.failing for r in self.results)
+
+  @classmethod
+  def merge(cls, runs: Sequence[Run], names: Sequence[str] = ()) -> Run:
+    """One run from the shards of one run (``--shard K/N``): results, checks and curves joined in order.
+
+    Shards must agree on the target, the library (name and version) and, where both record them, the
+    commit and version in their provenance; a (label, check) in two shards is an error. Raises
+    ValueError naming the shards (by ``names``, else by position). The environment and provenance
+    are the first shard's; the provenance lists every shard's under ``shards``.
+    """
+    if not runs:
+      raise ValueError("nothing to merge")
+    names = list(names) or [f"run #{i + 1}" for i in range(len(runs))]
+    first = runs[0]
+
+    def identity(run: Run) -> tuple[Any, ...]:
+      lib = run.library or {}
+      return run.target, lib.get("name"), lib.get("version")
+
+    for name, run in zip(names[1:], runs[1:], strict=True):
+      if identity(run) != identity(first):
+        raise ValueError(f"{names[0]} and {name} are runs of different targets or versions "
+                         f"({identity(first)} and {identity(run)}): not merged")
+      for key, what in (("commit", "commits"), ("version", "versions")):
+        mine, theirs = first.provenance.get(key), run.provenance.get(key)
+        if mine is not None and theirs is not None and mine != theirs:
+          raise ValueError(f"{names[0]} and {name} were run at different {what} ({mine} and {theirs}): not merged")
+    owner: dict[tuple[str, str], str] = {}
+    for name, run in zip(names, runs, strict=True):
+      for r in run.results:
+        if (r.label, r.check) in owner:
+          raise ValueError(f"{r.label} / {r.check} is in both {owner[(r.label, r.check)]} and {name}")
+        owner[(r.label, r.check)] = name
+    checks = ordered_checks([c for run in runs for c in run.checks], first.checks)
+    provenance = {**first.provenance, "shards": [dict(run.provenance) for run in runs]}
+    return dataclasses.replace(first, results=tuple(r for run in runs for r in run.results), checks=tuple(checks),
+                               provenance=provenance, curves={k: v for run in runs for k, v in run.curves.items()})
 
   def to_json(self) -> dict[str, Any]:
     return {"schema_version": SCHEMA_VERSION, "target": self.target, "checks": list(self.checks),
