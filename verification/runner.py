@@ -140,3 +140,80 @@ def verify(candidates: Iterable[Candidate], checks: Sequence[str] = tuple(CHECKS
       if progress:
         progress(candidates[i], out[i])
   return [r for i in range(len(candidates)) for r in out[i]]
+
+
+# ---------------------------------------------------------------------------------------------
+# Options and run (the API the Python API and the pytest plugin build on)
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class Options:
+  """How to run: which checks and dtypes, parallelism, limits, required capabilities, shard."""
+
+  checks: tuple[str, ...] = ()
+  dtypes: tuple[str, ...] = ("float16", "bfloat16", "float32", "float64")
+  jobs: int = 0
+  timeout: float = 120.0
+  memory_limit: int | None = None
+  hypothesis_examples: int = 5
+  require: tuple[str, ...] = ()
+  shard: tuple[int, int] | None = None
+
+
+def _unpickle(blob: bytes) -> list[Candidate]:
+  import cloudpickle
+
+  return cloudpickle.loads(blob)
+
+
+def run(source: Any, options: Options = Options(), *, progress: Callable | None = None,
+        on_result: Callable | None = None) -> Any:
+  """Checks a target spec or a sequence of candidates in worker processes; returns a ``results.Run``."""
+  import functools
+  import os
+
+  import cloudpickle
+
+  from verification import results as R
+  from verification.candidate import as_candidate, load_candidates, resolve_target
+
+  checks = list(options.checks or CHECKS)
+  if isinstance(source, str) or source is None:
+    everything, target, library, is_reference = resolve_target(source)
+    loader = functools.partial(load_candidates, source)
+  else:
+    everything, target, library, is_reference = [as_candidate(c) for c in source], "candidates", None, False
+    loader = functools.partial(_unpickle, cloudpickle.dumps(everything))
+  if options.shard is not None:
+    keep = set(R.shard([c.label for c in everything], *options.shard))
+    wanted = [i for i, c in enumerate(everything) if c.label in keep]
+  else:
+    wanted = list(range(len(everything)))
+  jobs = options.jobs or min(2, os.cpu_count() or 1, max(1, len(wanted)))
+  kwargs = {"is_reference": is_reference, "time_limit": options.timeout,
+            "hypothesis_examples": options.hypothesis_examples}
+  import multiprocessing
+
+  out: list[R.Result] = []
+  ctx = multiprocessing.get_context("spawn")
+  with concurrent.futures.ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=_worker_init,
+                                              initargs=(loader,)) as pool:
+    futures = [pool.submit(_worker_run, i, checks, [np.dtype(d).name for d in options.dtypes], kwargs)
+               for i in wanted]
+    for i, fut in zip(wanted, futures, strict=True):
+      c = everything[i]
+      try:
+        old = fut.result()
+      except Exception as exc:
+        old = [Result(c.label, c.name, dict(c.params), chk, "error",
+                      {"message": f"the worker process died: {describe(exc)}"}) for chk in checks]
+      new = R.require([R.Result.from_json(r.as_json()) for r in old], options.require)
+      for r in new:
+        if on_result:
+          on_result(r)
+      if progress:
+        progress(c.label, new)
+      out.extend(new)
+  return R.Run(target=target, results=tuple(out), checks=tuple(checks), library=library,
+               provenance={"shard": list(options.shard)} if options.shard else {})
