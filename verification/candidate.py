@@ -24,10 +24,18 @@ Backend = Literal["jax", "numpy"]
 
 @dataclasses.dataclass(frozen=True)
 class Candidate:
-  """One implementation of one reference surrogate at one parameter set."""
+  """One implementation of one reference surrogate at one parameter set.
 
-  name: str
-  params: Mapping[str, Any]
+  ``name`` is any spelling :mod:`verification.names` accepts (class name, snake_case, alias) and
+  ``params`` that name's parameters. A candidate may instead carry its own declaration in
+  ``surrogate`` (a :class:`surrogates.Surrogate` subclass instance, registered or not): it is then
+  judged against that declaration (g, P, kinks, jumps, mass, limits, length scale), the differential
+  check is skipped (no reference), ``name``/``params`` default to the declaration's and ``fn`` to the
+  declaration's own spike function.
+  """
+
+  name: str = ""
+  params: Mapping[str, Any] = dataclasses.field(default_factory=dict)
   fn: Callable[..., Any] | None = None
   surrogate_fun: Callable[..., Any] | None = None
   surrogate_grad: Callable[..., Any] | None = None
@@ -42,19 +50,35 @@ class Candidate:
   #: Optional ``factory(**params) -> spike function`` that rebuilds ``fn`` at other (possibly traced)
   #: parameter values, with the reference's parameter names; enables the parameters check.
   factory: Callable[..., Any] | None = None
+  #: The candidate's own declaration, instead of a registry entry named by ``name``.
+  surrogate: surrogates.Surrogate | None = None
 
   def __post_init__(self) -> None:
+    if self.surrogate is not None:
+      if not isinstance(self.surrogate, surrogates.Surrogate):
+        raise TypeError(f"surrogate must be a surrogates.Surrogate instance, got {self.surrogate!r}")
+      object.__setattr__(self, "name", self.name or self.surrogate.name)
+      object.__setattr__(self, "params", self.params or dict(self.surrogate.params))
+      if self.fn is None and self.forward is None:
+        object.__setattr__(self, "fn", self.surrogate)
+        object.__setattr__(self, "surrogate_fun", self.surrogate_fun or self.surrogate.surrogate_fun)
+        object.__setattr__(self, "surrogate_grad", self.surrogate_grad or self.surrogate.surrogate_grad)
     if not self.label:
       args = ", ".join(f"{k}={v!r}" for k, v in self.params.items())
       object.__setattr__(self, "label", f"{self.name}({args})")
 
   def reference(self) -> surrogates.Surrogate:
-    """The reference surrogate this candidate claims to implement (raises KeyError/ValueError)."""
-    return surrogates.REGISTRY[self.name](**self.params)
+    """The surrogate this candidate claims to implement: its own declaration, or the registry entry
+    its name spells (raises ValueError naming close matches and the accepted parameters)."""
+    if self.surrogate is not None:
+      return self.surrogate
+    from verification import names
+
+    return names.build(self.name, self.params)
 
 
 _FIELDS = ("name", "params", "fn", "surrogate_fun", "surrogate_grad", "label", "scale")
-_EXTRA = ("backend", "forward", "vjp", "notes", "factory")
+_EXTRA = ("backend", "forward", "vjp", "notes", "factory", "surrogate")
 
 
 def as_candidate(obj: Any) -> Candidate:
@@ -62,11 +86,11 @@ def as_candidate(obj: Any) -> Candidate:
   if isinstance(obj, Candidate):
     return obj
   get = obj.get if isinstance(obj, Mapping) else lambda k, d=None: getattr(obj, k, d)
-  missing = [k for k in ("name", "params") if get(k) is None]
+  missing = [k for k in ("name", "params") if get(k) is None and get("surrogate") is None]
   if missing:
     raise TypeError(f"not a candidate: {obj!r} has no {', '.join(missing)}")
   values = {k: get(k) for k in (*_FIELDS, *_EXTRA) if get(k) is not None}
-  values["params"] = dict(values["params"])
+  values["params"] = dict(values.get("params") or {})
   values["scale"] = float(values.get("scale", 1.0))
   return Candidate(**values)
 
@@ -98,7 +122,9 @@ def load_target(spec: str) -> list[Candidate]:
 
 def _looks_like_candidate(obj: Any) -> bool:
   if isinstance(obj, Mapping):
-    return "name" in obj and "params" in obj
+    return ("name" in obj and "params" in obj) or "surrogate" in obj
+  if isinstance(obj, Candidate):
+    return True
   return hasattr(obj, "name") and hasattr(obj, "params") and (hasattr(obj, "fn") or hasattr(obj, "forward"))
 
 
@@ -110,8 +136,10 @@ def builtin_targets() -> dict:
 
 
 def select(candidates: Iterable[Candidate], only: frozenset[str] = frozenset()) -> list[Candidate]:
-  """The candidates named by --only (surrogate names or labels); all of them when it is empty."""
-  return [c for c in candidates if not only or c.name in only or c.label in only]
+  """The candidates named by --only (labels, or any spelling of a surrogate: see verification.names)."""
+  from verification import names
+
+  return [c for c in candidates if names.matches(c.name, c.label, only)]
 
 
 def load_candidates(spec: str | None, only: frozenset[str] = frozenset()) -> list[Candidate]:
