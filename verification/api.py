@@ -1,0 +1,159 @@
+"""The Python API: check candidates from a script or a test suite.
+
+>>> import verification
+>>> report = verification.check("mylib.surrogates:CANDIDATES")        # or a list of candidates
+>>> report.passed, len(report.failures)
+>>> print(report)                                                    # the console table
+>>> report.write_json("verify.json"); report.write_junit("verify.xml")
+>>> verification.assert_correct(CANDIDATES, checks=["forward", "autodiff"])   # AssertionError: diagnoses
+
+Everything runs in the harness's worker processes (:func:`verification.runner.run`): the workers
+configure JAX themselves (``jax_enable_x64`` for the float64 checks), so the caller's JAX
+configuration is never touched. The defaults are the CLI's (:class:`verification.runner.Options`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import sys
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any, TextIO
+
+from verification import results
+
+#: What :func:`check` accepts: a target spec (``"reference"``, a built-in library name,
+#: ``"module:ATTR"``), one candidate (a :class:`~verification.candidate.Candidate`, a mapping or an
+#: object with the protocol's fields), or a sequence of candidates.
+Source = str | Mapping[str, Any] | Iterable[Any] | Any
+
+
+@dataclasses.dataclass(frozen=True)
+class Report:
+  """The results of one :func:`check`: one :class:`~verification.results.Result` per (candidate, check)."""
+
+  run: results.Run
+
+  @property
+  def results(self) -> tuple[results.Result, ...]:
+    return self.run.results
+
+  @property
+  def passed(self) -> bool:
+    """No result failed or errored (``skip``, ``convention`` and not-required ``unsupported`` pass)."""
+    return self.run.passed
+
+  @property
+  def failures(self) -> list[results.Result]:
+    """The failing and erroring results, in the run's order."""
+    return [r for r in self.run.results if r.failing]
+
+  def result(self, label: str, check: str) -> results.Result:
+    """The result of one (candidate label, check); KeyError if the run has none."""
+    for r in self.run.results:
+      if r.label == label and r.check == check:
+        return r
+    raise KeyError(f"no result for {label!r} / {check!r}")
+
+  def diagnoses(self) -> str:
+    """Every failure as ``label [check]: diagnosis`` (the text of :func:`assert_correct`)."""
+    return "\n\n".join(f"{r.label} [{r.check}] {r.status.value}: {r.diagnosis.text()}" for r in self.failures)
+
+  def table(self) -> str:
+    """The console table (candidate × check) with the failures' diagnoses, as the CLI prints it."""
+    out = io.StringIO()
+    self.print(out)
+    return out.getvalue()
+
+  def print(self, file: TextIO | None = None) -> None:
+    from verification import output
+
+    output.summary(_legacy(self.run.results), list(self.run.checks), out=file or sys.stdout)
+
+  def write_json(self, path: str) -> None:
+    """The verification JSON (what ``python -m verification --json`` writes; ``python -m reports`` reads it)."""
+    from verification import output
+
+    output.write_json(path, _legacy(self.run.results), self.run.target, self.run.library)
+
+  def write_junit(self, path: str) -> None:
+    """JUnit XML, one test case per (candidate, check), the diagnosis as the failure text."""
+    from verification import output
+
+    output.write_junit(path, _legacy(self.run.results), self.run.target)
+
+  def __str__(self) -> str:
+    return self.table()
+
+
+def _legacy(records: Sequence[results.Result]) -> list[Any]:
+  """The records in the form today's ``verification.output`` writers take."""
+  from verification.runner import Result
+
+  return [Result(r.label, r.surrogate, dict(r.params), r.check, r.status.value, r.to_json()["detail"], r.seconds)
+          for r in records]
+
+
+def _source(source: Source) -> Any:
+  """A target spec string as is; one candidate as a one-element list; any other iterable as a list."""
+  from verification.candidate import Candidate
+
+  if isinstance(source, str):
+    return source
+  if isinstance(source, Candidate | Mapping) or (hasattr(source, "name") and hasattr(source, "params")):
+    return [source]
+  return list(source)
+
+
+def _shard(shard: str | tuple[int, int] | None) -> tuple[int, int] | None:
+  if shard is None or isinstance(shard, tuple):
+    return shard
+  k, _, n = str(shard).partition("/")
+  try:
+    return int(k), int(n)
+  except ValueError:
+    raise ValueError(f"shard {shard!r}: expected K/N, e.g. 1/4") from None
+
+
+def options(*, checks: Iterable[str] | None = None, dtypes: Iterable[str] | None = None, require: Iterable[str] = (),
+            jobs: int | None = None, timeout: float | None = None, shard: str | tuple[int, int] | None = None,
+            hypothesis_examples: int | None = None) -> Any:
+  """:class:`verification.runner.Options` from keyword arguments; ``None`` keeps the CLI's default."""
+  from verification.runner import Options
+
+  given = {"checks": None if checks is None else tuple(checks), "dtypes": None if dtypes is None else tuple(dtypes),
+           "jobs": jobs, "timeout": timeout, "hypothesis_examples": hypothesis_examples,
+           "require": tuple(require), "shard": _shard(shard)}
+  return dataclasses.replace(Options(), **{k: v for k, v in given.items() if v is not None})
+
+
+def check(source: Source, *, checks: Iterable[str] | None = None, dtypes: Iterable[str] | None = None,
+          require: Iterable[str] = (), jobs: int | None = None, timeout: float | None = None,
+          shard: str | tuple[int, int] | None = None, hypothesis_examples: int | None = None,
+          progress: Callable[[str, list[results.Result]], None] | None = None) -> Report:
+  """Checks candidates (or a target) and returns a :class:`Report`. Never raises for a failing candidate.
+
+  ``checks``: a subset of the engine's checks (default all, in the engine's order); ``dtypes``: of
+  float16, bfloat16, float32, float64 (default all four); ``require``: capabilities (forward, second,
+  vmap, jit) whose absence is a failure rather than ``unsupported``; ``jobs``: worker processes
+  (default min(2, cores, candidates)); ``timeout``: seconds per check (default 120); ``shard``:
+  ``"K/N"`` or ``(K, N)``, shard K of N by sorted-label round robin (:func:`results.shard`);
+  ``progress(label, results)`` after each candidate.
+  """
+  from verification.runner import run
+
+  opts = options(checks=checks, dtypes=dtypes, require=require, jobs=jobs, timeout=timeout, shard=shard,
+                 hypothesis_examples=hypothesis_examples)
+  return Report(run(_source(source), opts, progress=progress))
+
+
+def assert_correct(source: Source, **kwargs: Any) -> Report:
+  """:func:`check`, then ``AssertionError`` whose message is every failure's diagnosis; returns the report."""
+  report = check(source, **kwargs)
+  if not report.passed:
+    n = len(report.failures)
+    raise AssertionError(f"{n} failing check{'s' * (n != 1)}:\n\n{report.diagnoses()}")
+  return report
+
+
+__all__ = ["Report", "assert_correct", "check", "options"]
