@@ -15,12 +15,14 @@ configuration is never touched. The defaults are the CLI's (:class:`verification
 from __future__ import annotations
 
 import dataclasses
+import functools
 import io
 import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, TextIO
 
 from verification import results
+from verification.candidate import Candidate
 
 #: What :func:`check` accepts: a target spec (``"reference"``, a built-in library name,
 #: ``"module:ATTR"``), one candidate (a :class:`~verification.candidate.Candidate`, a mapping or an
@@ -94,10 +96,39 @@ def _legacy(records: Sequence[results.Result]) -> list[Any]:
           for r in records]
 
 
+@functools.lru_cache(maxsize=8)
+def _target_candidates(spec: str) -> dict[str, Any]:
+  from verification.candidate import resolve_target
+
+  return {c.label: c for c in resolve_target(spec)[0]}
+
+
+def _candidate_of(spec: str, label: str) -> Any:
+  """The candidate labelled ``label`` of target ``spec``, loaded in this process (cached per target)."""
+  try:
+    return _target_candidates(spec)[label]
+  except KeyError:
+    raise LookupError(f"target {spec!r} has no candidate labelled {label!r} in this process") from None
+
+
+@dataclasses.dataclass(frozen=True)
+class ByReference(Candidate):
+  """A candidate of target ``spec`` that pickles as ``(spec, label)``: a worker process loads the target
+  itself and takes the candidate of that label, so closures, ``jax.custom_vjp`` functions and other
+  things that cannot be pickled by value never need to be (the pytest plugin sends its candidates so)."""
+
+  spec: str = ""
+
+  @classmethod
+  def of(cls, spec: str, candidate: Candidate) -> ByReference:
+    return cls(**{f.name: getattr(candidate, f.name) for f in dataclasses.fields(Candidate)}, spec=spec)
+
+  def __reduce__(self) -> tuple[Any, tuple[str, str]]:
+    return _candidate_of, (self.spec, self.label)
+
+
 def _source(source: Source) -> Any:
   """A target spec string as is; one candidate as a one-element list; any other iterable as a list."""
-  from verification.candidate import Candidate
-
   if isinstance(source, str):
     return source
   if isinstance(source, Candidate | Mapping) or (hasattr(source, "name") and hasattr(source, "params")):
