@@ -180,7 +180,7 @@ def test_only_accepts_any_spelling_of_the_surrogate():
 def test_shards_partition_the_labels_evenly_in_any_order(n):
   labels = [f"cand{i}" for i in range(10)]
   shards = [results.shard(labels, k, n) for k in range(1, n + 1)]
-  assert sorted(sum(shards, [])) == sorted(labels)
+  assert sorted(label for s in shards for label in s) == sorted(labels)
   assert max(map(len, shards)) - min(map(len, shards)) <= 1
   assert shards == [results.shard(reversed(labels), k, n) for k in range(1, n + 1)]
 

@@ -142,7 +142,8 @@ class Target(pytest.Collector):
     try:
       candidates = _load(self.spec)
     except Exception as exc:
-      raise self.CollectError(f"surrogate target {self.spec!r} could not be loaded: {type(exc).__name__}: {exc}")
+      why = f"{type(exc).__name__}: {exc}"
+      raise self.CollectError(f"surrogate target {self.spec!r} could not be loaded: {why}") from exc
     if self.settings.shard is not None:
       keep = set(results.shard([c.label for c in candidates], *self.settings.shard))
       candidates = [c for c in candidates if c.label in keep]
