@@ -37,4 +37,5 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = ["CAPABILITIES", "CHECKS", "Candidate", "Diagnosis", "Outcome", "Report", "Result", "Run", "Status",
-           "as_candidate", "assert_correct", "check", "load_target", "reference_candidates", "verify", "verify_candidate"]
+           "as_candidate", "assert_correct", "check", "load_target", "reference_candidates", "verify",
+           "verify_candidate"]
