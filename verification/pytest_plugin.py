@@ -75,6 +75,15 @@ def pytest_configure(config: pytest.Config) -> None:
   explicit = any(a == flag or a.startswith(flag + "=") for a in config.invocation_params.args for flag in _DISTRIBUTED)
   if getattr(config.option, "dist", "no") == "load" and not explicit:
     config.option.dist = "loadgroup"  # keep a candidate's items on one xdist worker (it runs them all at once)
+  if getattr(config, "workerinput", {}).get("surrogate_loadgroup"):
+    config.option.loadgroup = True  # an xdist worker: tag the items with their group, as --dist loadgroup does
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node: Any) -> None:
+  """pytest-xdist, on the controller: tell each worker that the run was switched to ``loadgroup``."""
+  if node.config.option.dist == "loadgroup":
+    node.workerinput["surrogate_loadgroup"] = True
 
 
 def _settings(config: pytest.Config, **marker: Any) -> Settings:
@@ -138,7 +147,7 @@ class Target(pytest.Collector):
     checks = self.settings.checks or tuple(CHECKS)
     unknown = [c for c in checks if c not in CHECKS]
     if unknown:
-      raise pytest.UsageError(f"unknown surrogate checks {unknown}; known: {', '.join(CHECKS)}")
+      raise self.CollectError(f"unknown surrogate checks {unknown}; known: {', '.join(CHECKS)}")
     try:
       candidates = _load(self.spec)
     except Exception as exc:
@@ -153,7 +162,7 @@ class Target(pytest.Collector):
       candidate = ByReference.of(self.spec, candidate)  # the worker loads the target itself
       for check in checks:
         item = Check.from_parent(self, name=f"{candidate.label}[{check}]", candidate=candidate, check=check)
-        item.add_marker(pytest.mark.xdist_group(f"{self.spec}::{candidate.label}"))
+        item.add_marker(pytest.mark.xdist_group(candidate.label))
         yield item
 
   def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException]) -> str:
