@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import json
 import subprocess
 import sys
@@ -11,30 +10,26 @@ import pytest
 
 import surrogates
 from verification import CHECKS, reference_candidates
-from verification.candidate import load_candidates
-from verification.runner import verify_in_processes
-
-FLOAT_DTYPES = ["float16", "bfloat16", "float32", "float64"]
+from verification.results import Status
+from verification.runner import Options, run
 
 CANDIDATES = reference_candidates()
 
 
 @pytest.fixture(scope="module")
-def results():
-  out = {}
-  loader = functools.partial(load_candidates, None)
-  for r in verify_in_processes(loader, list(CHECKS), FLOAT_DTYPES, jobs=2, is_reference=True, hypothesis_examples=10):
-    out.setdefault(r.label, {})[r.check] = r
-  return out
+def reference_run():
+  return run("reference", Options(jobs=2, hypothesis_examples=10))
 
 
 @pytest.mark.parametrize("candidate", CANDIDATES, ids=lambda c: c.label)
-def test_reference_passes_every_check(candidate, results):
-  got = results[candidate.label]
+def test_reference_passes_every_check(candidate, reference_run):
+  got = {r.check: r for r in reference_run.results if r.label == candidate.label}
   assert set(got) == set(CHECKS)
-  bad = {c: r.detail for c, r in got.items() if r.status not in ("pass", "skip")}
+  bad = {c: r.diagnosis.text() for c, r in got.items() if r.status not in (Status.PASS, Status.SKIP)}
   assert not bad
-  assert got["differential"].status == "skip"  # the reference against itself says nothing
+  assert got["differential"].status is Status.SKIP  # the reference against itself says nothing
+  curve = reference_run.curves[candidate.label]
+  assert len(curve.x) >= 256 and curve.g == curve.reference_g  # itself, sampled at the same points
 
 
 def test_every_registry_surrogate_is_verified():
@@ -49,10 +44,13 @@ def test_cli_writes_json_and_junit_and_fails_on_a_defect(tmp_path):
   proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
   assert proc.returncode == 1, proc.stdout + proc.stderr
   doc = json.loads(out_json.read_text())
+  assert doc["schema_version"] == 2 and doc["checks"] == list(CHECKS)
+  assert doc["provenance"]["argv"] and doc["environment"]["jax"]
   records = doc["results"]
   assert {tuple(sorted(r)) for r in records} == {("check", "detail", "label", "params", "seconds", "status",
                                                   "surrogate")}
   derivative = next(r for r in records if r["check"] == "derivative")
   assert derivative["status"] == "fail" and {"worst_input", "expected", "got", "tolerance"} <= set(derivative["detail"])
   assert "sign error in g" in proc.stdout and "FAIL" in proc.stdout
-  assert "<testsuite" in out_xml.read_text() and "<failure" in out_xml.read_text()
+  xml = out_xml.read_text()
+  assert "<testsuite" in xml and "<failure" in xml and "sign error in g" in xml

@@ -23,7 +23,11 @@ _LAZY = {
     "CHECKS": "verification.checks",
     "Candidate": "verification.candidate",
     "as_candidate": "verification.candidate",
-    "load_target": "verification.candidate",
+    "Options": "verification.runner",
+    "candidate_factory": "verification.candidate",
+    "load_target": "verification.targets",
+    "resolve_target": "verification.targets",
+    "run": "verification.runner",
     "reference_candidates": "verification.candidate",
     "verify": "verification.runner",
     "verify_candidate": "verification.runner",
@@ -36,6 +40,6 @@ def __getattr__(name: str) -> Any:
   raise AttributeError(f"module 'verification' has no attribute {name!r}")
 
 
-__all__ = ["CAPABILITIES", "CHECKS", "Candidate", "Diagnosis", "Outcome", "Report", "Result", "Run", "Status",
-           "as_candidate", "assert_correct", "check", "load_target", "reference_candidates", "verify",
-           "verify_candidate"]
+__all__ = ["CAPABILITIES", "CHECKS", "Candidate", "Diagnosis", "Options", "Outcome", "Report", "Result", "Run",
+           "Status", "as_candidate", "assert_correct", "candidate_factory", "check", "load_target",
+           "reference_candidates", "resolve_target", "run", "verify", "verify_candidate"]

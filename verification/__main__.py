@@ -1,92 +1,150 @@
 """``python -m verification``: check the reference, or ``--target`` another implementation.
 
-Exit status 0 when every check passes (or is skipped), 1 when anything fails or errors, 2 on
-usage errors.
+Exit status: 0 every check passed (pass, skip, convention, or unsupported and not required);
+1 a check failed or errored; 2 a usage error or a target that cannot be loaded; 3 an internal error
+of the harness.
 """
 
 from __future__ import annotations
 
 import argparse
-import functools
-import os
 import sys
 import time
+import traceback
 
-import jax
+from verification import output, runner
 
-jax.config.update("jax_enable_x64", True)
-
-from verification import output  # noqa: E402
-from verification.candidate import builtin_targets, load_candidates, resolve_target, select  # noqa: E402
-from verification.checks import CHECKS  # noqa: E402
-from verification.runner import verify, verify_in_processes  # noqa: E402
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
 
 
 class Progress:
   """Progress on stderr: a line per finished candidate, with the elapsed time and what failed."""
 
-  def __init__(self, total: int, quiet: bool):
-    self.total, self.done, self.quiet, self.start = total, 0, quiet, time.perf_counter()
+  def __init__(self, quiet: bool):
+    self.done, self.quiet, self.start = 0, quiet, time.perf_counter()
 
-  def __call__(self, candidate, results) -> None:
+  def __call__(self, label: str, results) -> None:
     self.done += 1
     if self.quiet:
       return
-    bad = [r.check for r in results if r.status in ("fail", "error")]
+    bad = [r.check for r in results if r.failing]
     status = "ok" if not bad else "FAIL: " + ", ".join(bad)
-    print(f"[{self.done:>3}/{self.total}] {time.perf_counter() - self.start:6.1f}s  {candidate.label}  {status}",
-          file=sys.stderr, flush=True)
+    print(f"[{self.done:>3}] {time.perf_counter() - self.start:6.1f}s  {label}  {status}", file=sys.stderr,
+          flush=True)
+
+
+def _names(text: str) -> tuple[str, ...]:
+  return tuple(n.strip() for n in text.split(","))
+
+
+def _shard(text: str) -> tuple[int, int]:
+  k, _, n = text.partition("/")
+  try:
+    return int(k), int(n)
+  except ValueError:
+    raise argparse.ArgumentTypeError(f"{text!r}: expected K/N, e.g. 1/4") from None
+
+
+def _memory(text: str) -> int | None:
+  """``8G``, ``512M``, a number of bytes, or ``none``."""
+  if text.lower() in ("none", "0", "off"):
+    return None
+  units = {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
+  try:
+    if text[-1].lower() in units:
+      return int(float(text[:-1]) * units[text[-1].lower()])
+    return int(text)
+  except (ValueError, IndexError):
+    raise argparse.ArgumentTypeError(f"{text!r}: expected bytes, or a number with K, M, G, or 'none'") from None
+
+
+def parser() -> argparse.ArgumentParser:
+  from verification import targets
+
+  p = argparse.ArgumentParser(prog="python -m verification", description=__doc__.splitlines()[0],
+                              epilog="Exit status: 0 passed, 1 a check failed or errored, 2 usage or target "
+                                     "error, 3 internal error of the harness.")
+  p.add_argument("--target", help="MODULE:ATTR, or a built-in library: " + ", ".join(targets.builtin())
+                 + " (NAME==VERSION to insist on a version); default: the reference itself")
+  p.add_argument("--only", action="append", default=[], metavar="NAME",
+                 help="only these surrogates or labels (repeat or comma-separate); an unknown name is an error")
+  p.add_argument("--checks", type=_names, default=(), help="comma-separated subset of the checks (default: all)")
+  p.add_argument("--dtypes", type=_names, default=runner.DTYPES, help="comma-separated float dtypes")
+  p.add_argument("--json", metavar="PATH", help="write the run as JSON (rewritten after each candidate)")
+  p.add_argument("--junit", metavar="PATH", help="write JUnit XML")
+  p.add_argument("--jobs", type=int, default=0,
+                 help="worker processes (default: 2; never more than the cores or the candidates)")
+  p.add_argument("--timeout", type=float, default=120.0, help="time limit per check, seconds (the worker is ended)")
+  p.add_argument("--memory-limit", type=_memory, default=runner.DEFAULT_MEMORY_LIMIT, metavar="BYTES",
+                 help="address-space limit per worker: bytes, or with K/M/G, or 'none' (default: 8G)")
+  p.add_argument("--examples", type=int, default=5,
+                 help="hypothesis draws (512 values each) per 32/64-bit dtype in the edge check (>= 1)")
+  p.add_argument("--require", type=_names, default=(), metavar="CAPS",
+                 help="capabilities that must be present (forward, second, vmap, jit): unsupported ones fail")
+  p.add_argument("--shard", type=_shard, metavar="K/N", help="only the K-th of N deterministic shards (by label)")
+  p.add_argument("--quiet", action="store_true", help="no progress lines")
+  p.add_argument("--debug", action="store_true", help="tracebacks for loading and internal errors")
+  return p
 
 
 def main(argv: list[str] | None = None) -> int:
-  parser = argparse.ArgumentParser(prog="python -m verification", description=__doc__.splitlines()[0])
-  parser.add_argument("--target", help="MODULE:ATTR, or a built-in library: " + ", ".join(builtin_targets())
-                      + " (NAME==VERSION to insist on a version); default: the reference itself")
-  parser.add_argument("--only", action="append", default=[], metavar="NAME",
-                      help="only these surrogates (repeat or comma-separate)")
-  parser.add_argument("--checks", default=",".join(CHECKS), help=f"comma-separated subset of {', '.join(CHECKS)}")
-  parser.add_argument("--dtypes", default="float16,bfloat16,float32,float64", help="comma-separated float dtypes")
-  parser.add_argument("--json", metavar="PATH", help="write one record per (candidate, check)")
-  parser.add_argument("--junit", metavar="PATH", help="write JUnit XML")
-  parser.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1), help="candidates in parallel")
-  parser.add_argument("--timeout", type=float, default=120.0, help="time limit per check, seconds")
-  parser.add_argument("--examples", type=int, default=5,
-                      help="hypothesis draws (512 values each) per 32/64-bit dtype in the edge check")
-  parser.add_argument("--quiet", action="store_true", help="no progress lines")
-  args = parser.parse_args(argv)
+  from verification.targets import TargetError
 
-  checks = [c for c in args.checks.split(",") if c]
-  unknown = [c for c in checks if c not in CHECKS]
-  if unknown:
-    parser.error(f"unknown checks {unknown}; known: {', '.join(CHECKS)}")
-  dtypes = [d for d in args.dtypes.split(",") if d]
-  unknown = [d for d in dtypes if d not in ("float16", "bfloat16", "float32", "float64")]
-  if unknown:
-    parser.error(f"unknown dtypes {unknown}")
-  only = {n for item in args.only for n in item.split(",") if n}
+  p = parser()
+  args = p.parse_args(argv)  # exits with 2 on a malformed argument
+  options = runner.Options(checks=tuple(args.checks),
+                           dtypes=tuple(args.dtypes), jobs=args.jobs, timeout=args.timeout,
+                           memory_limit=args.memory_limit, hypothesis_examples=args.examples,
+                           require=tuple(c for c in args.require if c), shard=args.shard,
+                           only=tuple(n.strip() for item in args.only for n in item.split(",")))
+  try:
+    if any(not n for n in options.only):
+      raise runner.UsageError("--only: empty name")
+    runner.validate(options)
+    for path, what in ((args.json, "--json"), (args.junit, "--junit")):
+      if path:
+        output.check_writable(path, what)
+  except ValueError as exc:
+    p.print_usage(sys.stderr)
+    print(f"{p.prog}: error: {exc}", file=sys.stderr)
+    return EXIT_USAGE
 
-  everything, target, library, is_reference = resolve_target(args.target)
-  loader = functools.partial(load_candidates, args.target, frozenset(only))  # for the worker processes
-  candidates = select(everything, frozenset(only))
-  if not candidates:
-    parser.error("no candidates to check (see --target and --only)")
+  finished: list = []
+
+  def on_result(result) -> None:
+    finished.append(result)
+
+  progress = Progress(args.quiet)
+
+  def after_candidate(label, results) -> None:
+    progress(label, results)
+    if args.json:  # what finished so far survives a killed run
+      output.write_json(args.json, runner.Run(target=args.target or "reference", results=tuple(finished),
+                                              checks=options.checks or runner.all_checks()))
 
   start = time.perf_counter()
-  options = {"is_reference": is_reference, "time_limit": args.timeout, "hypothesis_examples": args.examples}
-  progress = Progress(len(candidates), args.quiet)
-  if args.jobs > 1 and len(candidates) > 1:
-    results = verify_in_processes(loader, checks, dtypes, jobs=args.jobs, progress=progress, candidates=candidates,
-                                  **options)
-  else:
-    results = verify(candidates, checks, dtypes, jobs=1, progress=progress, **options)
+  try:
+    run = runner.run(args.target, options, progress=after_candidate, on_result=on_result)
+  except (TargetError, runner.UsageError) as exc:
+    if args.debug:
+      traceback.print_exc()
+    print(f"{p.prog}: error: {exc}", file=sys.stderr)
+    return EXIT_USAGE
+  except Exception as exc:
+    if args.debug:
+      traceback.print_exc()
+    print(f"{p.prog}: internal error of the harness: {type(exc).__name__}: {exc}"
+          + ("" if args.debug else " (--debug for the traceback)"), file=sys.stderr)
+    return EXIT_INTERNAL
   elapsed = time.perf_counter() - start
-  output.summary(results, checks)
-  print(f"{len(candidates)} candidates, {len(checks)} checks, {elapsed:.1f} s ({target})")
+  output.summary(run.results, run.checks)
+  n = len({r.label for r in run.results})
+  print(f"{n} candidates, {len(run.checks)} checks, {elapsed:.1f} s ({run.target})")
   if args.json:
-    output.write_json(args.json, results, target, library)
+    output.write_json(args.json, run)
   if args.junit:
-    output.write_junit(args.junit, results, target)
-  return 1 if any(r.status in ("fail", "error") for r in results) else 0
+    output.write_junit(args.junit, run)
+  return EXIT_FAILED if not run.passed else EXIT_OK
 
 
 if __name__ == "__main__":

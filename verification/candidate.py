@@ -1,9 +1,8 @@
 """The candidate protocol: what a target yields, normalised into :class:`Candidate`.
 
-A target is ``module:ATTRIBUTE`` (or a built-in name such as ``braintools``). The attribute is a
-candidate, an iterable of candidates, or a callable returning either. A candidate is any object or
-mapping with ``name``, ``params``, ``fn`` and optionally ``surrogate_fun``, ``surrogate_grad``,
-``label`` and ``scale`` (see the specification).
+A candidate is any object or mapping with ``name``, ``params``, ``fn`` and optionally
+``surrogate_fun``, ``surrogate_grad``, ``label`` and ``scale`` (see the specification). Where a
+target is found and how it is loaded is :mod:`verification.targets`; this module imports no adapter.
 
 Implementations that are not JAX (torch libraries) are adapted as ``backend="numpy"``
 candidates: ``forward(x) -> H(x)`` and ``vjp(x, ct) -> ct * g(x)`` on NumPy arrays of any float
@@ -13,7 +12,8 @@ dtype; checks that need JAX transforms are skipped for them with the reason.
 from __future__ import annotations
 
 import dataclasses
-import importlib
+import math
+import numbers
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Literal
 
@@ -25,6 +25,9 @@ Backend = Literal["jax", "numpy"]
 @dataclasses.dataclass(frozen=True)
 class Candidate:
   """One implementation of one reference surrogate at one parameter set.
+
+  Construction validates the fields' types (``name`` a string, ``params`` a mapping, ``scale`` a real
+  finite number, the callables callable) and raises ``TypeError``/``ValueError`` naming the field.
 
   ``name`` is any spelling :mod:`verification.names` accepts (class name, snake_case, alias) and
   ``params`` that name's parameters. A candidate may instead carry its own declaration in
@@ -56,16 +59,36 @@ class Candidate:
   def __post_init__(self) -> None:
     if self.surrogate is not None:
       if not isinstance(self.surrogate, surrogates.Surrogate):
-        raise TypeError(f"surrogate must be a surrogates.Surrogate instance, got {self.surrogate!r}")
+        raise TypeError(f"surrogate={self.surrogate!r}: expected a surrogates.Surrogate instance")
       object.__setattr__(self, "name", self.name or self.surrogate.name)
       object.__setattr__(self, "params", self.params or dict(self.surrogate.params))
       if self.fn is None and self.forward is None:
         object.__setattr__(self, "fn", self.surrogate)
         object.__setattr__(self, "surrogate_fun", self.surrogate_fun or self.surrogate.surrogate_fun)
         object.__setattr__(self, "surrogate_grad", self.surrogate_grad or self.surrogate.surrogate_grad)
+    if not isinstance(self.name, str) or not self.name:
+      raise TypeError(f"name={self.name!r}: expected the name of a reference surrogate (a string)")
+    if not isinstance(self.params, Mapping):
+      raise TypeError(f"params={self.params!r}: expected a mapping of parameter names to values")
+    if isinstance(self.scale, bool) or not isinstance(self.scale, numbers.Real) or not math.isfinite(self.scale):
+      raise TypeError(f"scale={self.scale!r}: expected a real finite number (g_candidate = scale · g_reference)")
+    object.__setattr__(self, "scale", float(self.scale))
+    object.__setattr__(self, "params", dict(self.params))
+    if self.backend not in ("jax", "numpy"):
+      raise ValueError(f"backend={self.backend!r}: expected 'jax' or 'numpy'")
+    needed = ("fn",) if self.backend == "jax" else ("forward", "vjp")
+    for field in needed:
+      if not callable(getattr(self, field)):
+        raise TypeError(f"{field}={getattr(self, field)!r}: a {self.backend} candidate needs a callable {field}")
+    for field in ("surrogate_fun", "surrogate_grad", "factory"):
+      value = getattr(self, field)
+      if value is not None and not callable(value):
+        raise TypeError(f"{field}={value!r}: expected a callable or None")
     if not self.label:
       args = ", ".join(f"{k}={v!r}" for k, v in self.params.items())
       object.__setattr__(self, "label", f"{self.name}({args})")
+    elif not isinstance(self.label, str):
+      raise TypeError(f"label={self.label!r}: expected a string")
 
   def reference(self) -> surrogates.Surrogate:
     """The surrogate this candidate claims to implement: its own declaration, or the registry entry
@@ -77,21 +100,57 @@ class Candidate:
     return names.build(self.name, self.params)
 
 
+@dataclasses.dataclass(frozen=True)
+class Unbuilt:
+  """An item of a target that could not be built into a candidate: an ``error`` result, with why."""
+
+  label: str
+  message: str
+  name: str = "?"
+  params: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+
+
 _FIELDS = ("name", "params", "fn", "surrogate_fun", "surrogate_grad", "label", "scale")
 _EXTRA = ("backend", "forward", "vjp", "notes", "factory", "surrogate")
 
+#: The attribute that marks a zero-argument function as a candidate factory (see :func:`candidate_factory`).
+FACTORY_MARK = "__candidate_factory__"
+
+
+def candidate_factory(fn: Callable[[], Any]) -> Callable[[], Any]:
+  """Marks a zero-argument function as a *candidate factory*: a target (or an item of one) that is
+  called to build a candidate or an iterable of candidates. Only marked functions are called; a
+  factory that raises is an ``error`` result for that item, the other items are still checked."""
+  setattr(fn, FACTORY_MARK, True)
+  return fn
+
+
+def is_factory(obj: Any) -> bool:
+  return callable(obj) and getattr(obj, FACTORY_MARK, False) is True
+
+
+def looks_like_candidate(obj: Any) -> bool:
+  """A Candidate, a mapping with ``name`` and ``params``, or an object with those and ``fn``/``forward``."""
+  if isinstance(obj, Candidate):
+    return True
+  if isinstance(obj, Mapping):
+    return ("name" in obj and "params" in obj) or "surrogate" in obj
+  try:
+    return hasattr(obj, "name") and hasattr(obj, "params") and (hasattr(obj, "fn") or hasattr(obj, "forward"))
+  except Exception:  # a property that raises: not a candidate we can read
+    return False
+
 
 def as_candidate(obj: Any) -> Candidate:
-  """Normalises an object or mapping following the protocol into a :class:`Candidate`."""
+  """Normalises an object or mapping following the protocol into a :class:`Candidate` (raises
+  ``TypeError``/``ValueError`` naming the field that is missing or of the wrong type)."""
   if isinstance(obj, Candidate):
     return obj
   get = obj.get if isinstance(obj, Mapping) else lambda k, d=None: getattr(obj, k, d)
   missing = [k for k in ("name", "params") if get(k) is None and get("surrogate") is None]
   if missing:
-    raise TypeError(f"not a candidate: {obj!r} has no {', '.join(missing)}")
+    raise TypeError(f"not a candidate: {obj!r:.200} has no {', '.join(missing)}")
   values = {k: get(k) for k in (*_FIELDS, *_EXTRA) if get(k) is not None}
-  values["params"] = dict(values.get("params") or {})
-  values["scale"] = float(values.get("scale", 1.0))
   return Candidate(**values)
 
 
@@ -106,60 +165,3 @@ def reference_candidates(only: Iterable[str] | None = None) -> list[Candidate]:
       for s in surrogates.instances()
       if wanted is None or s.name in wanted
   ]
-
-
-def load_target(spec: str) -> list[Candidate]:
-  """``module:ATTR`` -> candidates. The attribute may be a candidate, an iterable, or a callable."""
-  module_name, _, attr = spec.partition(":")
-  obj: Any = importlib.import_module(module_name)
-  for part in filter(None, attr.split(".")):
-    obj = getattr(obj, part)
-  if callable(obj) and not _looks_like_candidate(obj):
-    obj = obj()
-  items = [obj] if _looks_like_candidate(obj) else list(obj)
-  return [as_candidate(item) for item in items]
-
-
-def _looks_like_candidate(obj: Any) -> bool:
-  if isinstance(obj, Mapping):
-    return ("name" in obj and "params" in obj) or "surrogate" in obj
-  if isinstance(obj, Candidate):
-    return True
-  return hasattr(obj, "name") and hasattr(obj, "params") and (hasattr(obj, "fn") or hasattr(obj, "forward"))
-
-
-def builtin_targets() -> dict:
-  """Built-in target names (published libraries) -> how to load and install them."""
-  from verification import targets
-
-  return targets.builtin()
-
-
-def select(candidates: Iterable[Candidate], only: frozenset[str] = frozenset()) -> list[Candidate]:
-  """The candidates named by --only (labels, or any spelling of a surrogate: see verification.names)."""
-  from verification import names
-
-  return [c for c in candidates if names.matches(c.name, c.label, only)]
-
-
-def load_candidates(spec: str | None, only: frozenset[str] = frozenset()) -> list[Candidate]:
-  """The candidates of a target, filtered by --only (module-level, so worker processes can call it)."""
-  return select(resolve_target(spec)[0], only)
-
-
-def resolve_target(spec: str | None) -> tuple[list[Candidate], str, dict | None, bool]:
-  """Returns (candidates, target name, library info, is_reference)."""
-  from verification import targets
-
-  if spec in (None, "", "reference"):
-    return reference_candidates(), "reference", None, True
-  name, _, wanted_version = spec.partition("==")
-  if name in targets.builtin():
-    module = targets.load(name)
-    cands = list(module.candidates())
-    version = module.version()
-    if wanted_version and version != wanted_version:
-      raise SystemExit(f"--target {spec}: {module.PACKAGE} {version} is installed, not {wanted_version}")
-    info = {"name": module.PACKAGE, "version": version, "unmapped": dict(module.UNMAPPED)}
-    return cands, name, info, False
-  return load_target(spec), spec, None, False

@@ -198,6 +198,11 @@ class Result:
   def message(self) -> str:
     return self.diagnosis.message
 
+  @property
+  def detail(self) -> dict[str, Any]:
+    """The record's JSON ``detail`` object (the diagnosis as callers of the untyped record read it)."""
+    return self.to_json()["detail"]
+
   def to_json(self) -> dict[str, Any]:
     detail = {"candidate": self.label, **self.diagnosis.to_json()}
     if self.notes:

@@ -1,219 +1,513 @@
-"""Running checks over candidates: time limits, errors as results, progress, parallel candidates."""
+"""Running the checks: every candidate in a worker process, results as typed records.
+
+:func:`run` is the API (the CLI is a thin layer over it)::
+
+  run("reference")                                  # or a built-in name, or "module:ATTR"
+  run([candidate, ...], Options(checks=("forward",), dtypes=("float32",)))
+
+Isolation. Each candidate is checked in a worker process (:mod:`verification.worker`), also with
+``jobs=1``; workers are reused between well-behaved candidates. The parent enforces the time limit
+per check by ending the worker; the worker caps its own address space (``memory_limit``). A worker
+that dies (a signal, an exit, the memory cap, the time limit) gives ``error`` results for the
+candidate it was running, naming the cause and the check that was running; the next candidate gets a
+fresh worker. So does a candidate that changed JAX's configuration or left threads running.
+
+Identity. Candidates are identified by label: the workers load the target themselves (spec
+sources) or receive the candidate pickled with cloudpickle (object sources), and refuse a label they
+do not have. Labels must be unique (a duplicate is a :class:`UsageError` naming it), so a target whose
+order differs between processes (a ``set``) is checked correctly.
+"""
 
 from __future__ import annotations
 
-import concurrent.futures
+import contextlib
 import dataclasses
-import threading
+import datetime
+import difflib
+import math
+import os
+import signal
+import subprocess
+import sys
 import time
-from collections.abc import Callable, Iterable, Sequence
+import zlib
+from collections import deque
+from collections.abc import Callable, Mapping, Sequence
+from multiprocessing.connection import Pipe, wait
 from typing import Any
 
-import numpy as np
+from verification import results as R
+from verification.results import Curve, Diagnosis, Result, Run, Status
 
-from verification.candidate import Candidate
-from verification.checks import CHECKS, Context, Outcome
-from verification.evaluate import Evaluator, describe
-
-
-@dataclasses.dataclass
-class Result:
-  """One (candidate, check) record; the keys of the JSON output."""
-
-  label: str
-  surrogate: str
-  params: dict[str, Any]
-  check: str
-  status: str  # "pass" | "fail" | "error" | "skip"
-  detail: dict[str, Any]
-  seconds: float = 0.0
-
-  def as_json(self) -> dict[str, Any]:
-    return dataclasses.asdict(self)
+DTYPES = ("float16", "bfloat16", "float32", "float64")
+GiB = 1 << 30
+#: Per worker. XLA reserves address space it never touches (about 1-2 GiB for a CPU client); a worker
+#: checking the largest reference candidate peaks near 3 GiB of address space. 8 GiB leaves room for
+#: the 16-bit bundles and stops a runaway candidate long before it takes a 24 GB machine (two workers).
+DEFAULT_MEMORY_LIMIT = 8 * GiB
+#: Time to start a worker (import JAX) and load a target in it, at least.
+STARTUP_LIMIT = 120.0
+#: Captured output kept per candidate: the first and the last half of this many characters.
+OUTPUT_LIMIT = 2000
 
 
-def _with_time_limit(fn: Callable[[], Outcome], seconds: float) -> Outcome:
-  """Runs fn in a daemon thread; a check that does not return in time is an error result."""
-  box: dict[str, Any] = {}
-
-  def target() -> None:
-    try:
-      with np.errstate(all="ignore"):
-        box["outcome"] = fn()
-    except BaseException as exc:
-      box["error"] = exc
-
-  thread = threading.Thread(target=target, daemon=True)
-  thread.start()
-  thread.join(seconds)
-  if thread.is_alive():
-    return Outcome("error", {"message": f"did not return within the time limit of {seconds:g} s"})
-  if "error" in box:
-    return Outcome("error", {"message": describe(box["error"])})
-  return box["outcome"]
-
-
-def verify_candidate(candidate: Candidate, checks: Sequence[str], dtypes: Sequence[np.dtype], *,
-                     is_reference: bool = False, time_limit: float = 120.0,
-                     hypothesis_examples: int = 20) -> list[Result]:
-  """All requested checks of one candidate. Never raises for a misbehaving candidate."""
-  params = dict(candidate.params)
-  try:
-    reference = candidate.reference()
-  except Exception as exc:
-    msg = f"{candidate.label}: no reference surrogate {candidate.name!r} with params {params}: {describe(exc)}"
-    return [Result(candidate.label, candidate.name, params, c, "error", {"message": msg}) for c in checks]
-  ctx = Context(candidate, reference, Evaluator(candidate), tuple(np.dtype(d) for d in dtypes),
-                is_reference=is_reference, hypothesis_examples=hypothesis_examples)
-  results = []
-  for name in checks:
-    start = time.perf_counter()
-    outcome = _with_time_limit(lambda n=name: CHECKS[n](ctx), time_limit)
-    detail = {"candidate": candidate.label, **outcome.detail}
-    if candidate.notes:
-      detail.setdefault("notes", dict(candidate.notes))
-    results.append(Result(candidate.label, candidate.name, params, name, outcome.status, detail,
-                          round(time.perf_counter() - start, 3)))
-  return results
-
-
-# ---------------------------------------------------------------------------------------------
-# Processes: each worker loads the target itself (candidates need not be picklable)
-# ---------------------------------------------------------------------------------------------
-
-_WORKER_CANDIDATES: list[Candidate] = []
-
-
-def _worker_init(loader: Callable[[], list[Candidate]]) -> None:
-  import jax
-
-  jax.config.update("jax_enable_x64", True)
-  _WORKER_CANDIDATES[:] = loader()
-
-
-def _worker_run(index: int, checks: Sequence[str], dtypes: Sequence[str], kwargs: dict) -> list[Result]:
-  return verify_candidate(_WORKER_CANDIDATES[index], checks, [np.dtype(d) for d in dtypes], **kwargs)
-
-
-def verify_in_processes(loader: Callable[[], list[Candidate]], checks: Sequence[str], dtypes: Sequence[str], *,
-                        jobs: int = 2, progress: Callable[[Candidate, list[Result]], None] | None = None,
-                        candidates: Sequence[Candidate] | None = None, **kwargs: Any) -> list[Result]:
-  """Like :func:`verify`, with ``jobs`` worker processes; ``loader`` must be picklable (a partial of a
-  module-level function) and return the same candidates in every process. ``candidates``: what the
-  loader returns, where the caller has it already."""
-  import multiprocessing
-
-  candidates = list(candidates) if candidates is not None else loader()
-  ctx = multiprocessing.get_context("spawn")
-  out: dict[int, list[Result]] = {}
-  with concurrent.futures.ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=_worker_init,
-                                              initargs=(loader,)) as pool:
-    futures = {pool.submit(_worker_run, i, list(checks), [np.dtype(d).name for d in dtypes], kwargs): i
-               for i in range(len(candidates))}
-    for fut in concurrent.futures.as_completed(futures):
-      i = futures[fut]
-      try:
-        out[i] = fut.result()
-      except Exception as exc:  # a candidate that kills its worker process is still a result
-        c = candidates[i]
-        out[i] = [Result(c.label, c.name, dict(c.params), chk, "error",
-                         {"message": f"the worker process died: {describe(exc)}"}) for chk in checks]
-      if progress:
-        progress(candidates[i], out[i])
-  return [r for i in range(len(candidates)) for r in out[i]]
-
-
-def verify(candidates: Iterable[Candidate], checks: Sequence[str] = tuple(CHECKS), dtypes: Sequence[Any] = (),
-           *, is_reference: bool = False, jobs: int = 2, time_limit: float = 120.0, hypothesis_examples: int = 20,
-           progress: Callable[[Candidate, list[Result]], None] | None = None) -> list[Result]:
-  """Verifies candidates (``jobs`` at a time); results in the candidates' order."""
-  candidates = list(candidates)
-  dtypes = tuple(np.dtype(d) for d in (dtypes or ("float16", "bfloat16", "float32", "float64")))
-  run = lambda c: verify_candidate(c, checks, dtypes, is_reference=is_reference, time_limit=time_limit,
-                                   hypothesis_examples=hypothesis_examples)
-  out: dict[int, list[Result]] = {}
-  with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
-    futures = {pool.submit(run, c): i for i, c in enumerate(candidates)}
-    for fut in concurrent.futures.as_completed(futures):
-      i = futures[fut]
-      out[i] = fut.result()
-      if progress:
-        progress(candidates[i], out[i])
-  return [r for i in range(len(candidates)) for r in out[i]]
-
-
-# ---------------------------------------------------------------------------------------------
-# Options and run (the API the Python API and the pytest plugin build on)
-# ---------------------------------------------------------------------------------------------
+class UsageError(ValueError):
+  """Invalid options or target: exit status 2 in the CLI."""
 
 
 @dataclasses.dataclass(frozen=True)
 class Options:
-  """How to run: which checks and dtypes, parallelism, limits, required capabilities, shard."""
+  """How to run the checks. ``only`` (surrogate names or labels) selects candidates of the target."""
 
-  checks: tuple[str, ...] = ()
-  dtypes: tuple[str, ...] = ("float16", "bfloat16", "float32", "float64")
-  jobs: int = 0
-  timeout: float = 120.0
-  memory_limit: int | None = None
+  checks: tuple[str, ...] = ()  # () = all, in the engine's order
+  dtypes: tuple[str, ...] = DTYPES
+  jobs: int = 0  # 0 = min(2, cores, candidates)
+  timeout: float = 120.0  # seconds per check
+  memory_limit: int | None = DEFAULT_MEMORY_LIMIT  # bytes of address space per worker
   hypothesis_examples: int = 5
   require: tuple[str, ...] = ()
-  shard: tuple[int, int] | None = None
+  shard: tuple[int, int] | None = None  # (k, n), 1 <= k <= n: a deterministic 1/n of candidates by label
+  only: tuple[str, ...] = ()
 
 
-def _unpickle(blob: bytes) -> list[Candidate]:
-  import cloudpickle
+def all_checks() -> tuple[str, ...]:
+  from verification.checks import CHECKS
 
-  return cloudpickle.loads(blob)
+  return tuple(CHECKS)
 
 
-def run(source: Any, options: Options = Options(), *, progress: Callable | None = None,
-        on_result: Callable | None = None) -> Any:
-  """Checks a target spec or a sequence of candidates in worker processes; returns a ``results.Run``."""
-  import functools
-  import os
-
-  import cloudpickle
-
-  from verification import results as R
-  from verification.candidate import as_candidate, load_candidates, resolve_target
-
-  checks = list(options.checks or CHECKS)
-  if isinstance(source, str) or source is None:
-    everything, target, library, is_reference = resolve_target(source)
-    loader = functools.partial(load_candidates, source)
-  else:
-    everything, target, library, is_reference = [as_candidate(c) for c in source], "candidates", None, False
-    loader = functools.partial(_unpickle, cloudpickle.dumps(everything))
+def validate(options: Options) -> None:
+  """Raises :class:`UsageError` for options that cannot be run (before any work is done)."""
+  known = all_checks()
+  checks = tuple(options.checks)
+  if any(not c for c in checks):
+    raise UsageError("empty check name in the list of checks")
+  unknown = [c for c in checks if c not in known]
+  if unknown:
+    raise UsageError(f"unknown checks {unknown}{_close(unknown, known)}; known: {', '.join(known)}")
+  if not options.dtypes or any(not d for d in options.dtypes):
+    raise UsageError("the list of dtypes is empty")
+  unknown = [d for d in options.dtypes if d not in DTYPES]
+  if unknown:
+    raise UsageError(f"unknown dtypes {unknown}{_close(unknown, DTYPES)}; known: {', '.join(DTYPES)}")
+  if isinstance(options.timeout, bool) or not isinstance(options.timeout, int | float) \
+      or not math.isfinite(options.timeout) or options.timeout <= 0:
+    raise UsageError(f"timeout {options.timeout!r}: expected a positive finite number of seconds")
+  if isinstance(options.jobs, bool) or not isinstance(options.jobs, int) or options.jobs < 0:
+    raise UsageError(f"jobs {options.jobs!r}: expected a whole number >= 1 (or 0 for the default)")
+  if isinstance(options.hypothesis_examples, bool) or not isinstance(options.hypothesis_examples, int) \
+      or options.hypothesis_examples < 1:
+    raise UsageError(f"hypothesis examples {options.hypothesis_examples!r}: expected a whole number >= 1")
+  if options.memory_limit is not None and (not isinstance(options.memory_limit, int) or options.memory_limit < GiB):
+    raise UsageError(f"memory limit {options.memory_limit!r}: expected at least 1 GiB in bytes, or None")
+  unknown = [c for c in options.require if c not in R.CAPABILITIES]
+  if unknown:
+    raise UsageError(f"unknown capabilities {unknown}; known: {', '.join(R.CAPABILITIES)}")
   if options.shard is not None:
-    keep = set(R.shard([c.label for c in everything], *options.shard))
-    wanted = [i for i, c in enumerate(everything) if c.label in keep]
-  else:
-    wanted = list(range(len(everything)))
-  jobs = options.jobs or min(2, os.cpu_count() or 1, max(1, len(wanted)))
-  kwargs = {"is_reference": is_reference, "time_limit": options.timeout,
-            "hypothesis_examples": options.hypothesis_examples}
-  import multiprocessing
+    k, n = options.shard
+    if not (isinstance(k, int) and isinstance(n, int) and 1 <= k <= n):
+      raise UsageError(f"shard {options.shard!r}: expected (k, n) with 1 <= k <= n")
 
-  out: list[R.Result] = []
-  ctx = multiprocessing.get_context("spawn")
-  with concurrent.futures.ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=_worker_init,
-                                              initargs=(loader,)) as pool:
-    futures = [pool.submit(_worker_run, i, checks, [np.dtype(d).name for d in options.dtypes], kwargs)
-               for i in wanted]
-    for i, fut in zip(wanted, futures, strict=True):
-      c = everything[i]
+
+def _close(names: Sequence[str], known: Sequence[str]) -> str:
+  hints = {n: difflib.get_close_matches(n, known, n=3) for n in names}
+  hints = {n: h for n, h in hints.items() if h}
+  return "" if not hints else " (did you mean " + "; ".join(f"{n}: {', '.join(h)}" for n, h in hints.items()) + "?)"
+
+
+def jobs_for(options: Options, n_candidates: int) -> int:
+  """Worker processes: as asked (0: 2), never more than the cores or the candidates."""
+  wanted = options.jobs or 2
+  return max(1, min(wanted, os.cpu_count() or 1, n_candidates))
+
+
+def in_shard(label: str, shard: tuple[int, int] | None) -> bool:
+  """Whether a label belongs to shard (k, n): CRC-32 of the label modulo n is k - 1 (stable everywhere)."""
+  if shard is None:
+    return True
+  k, n = shard
+  return zlib.crc32(label.encode()) % n == k - 1
+
+
+# ---------------------------------------------------------------------------------------------
+# In the worker: one check of one candidate
+# ---------------------------------------------------------------------------------------------
+
+
+def context(candidate: Any, opts: Mapping[str, Any]) -> Any:
+  """The checks' shared context for a candidate, or a message why there is none."""
+  import numpy as np
+
+  from verification.checks import Context
+  from verification.evaluate import Evaluator, describe
+
+  try:
+    reference = candidate.reference()
+  except Exception as exc:
+    return (f"{candidate.label}: no reference surrogate {candidate.name!r} with params {dict(candidate.params)}: "
+            f"{describe(exc)}")
+  return Context(candidate, reference, Evaluator(candidate), tuple(np.dtype(d) for d in opts["dtypes"]),
+                 is_reference=opts["is_reference"], hypothesis_examples=opts["hypothesis_examples"])
+
+
+def typed(outcome: Any) -> R.Outcome:
+  """A check's outcome as :class:`results.Outcome` (also from the older ``Outcome(status, detail)``)."""
+  if isinstance(outcome, R.Outcome):
+    return outcome
+  detail = dict(outcome.detail)
+  status = str(outcome.status)
+  if detail.pop("category", None) == "convention" and status in ("fail", "pass"):
+    status = "convention"
+  return R.Outcome(Status(status), Diagnosis.of(str(detail.pop("message", "")), **detail))
+
+
+def run_check(candidate: Any, ctx: Any, check: str) -> Result:
+  """One check; whatever the candidate does (raise, exit) is a result."""
+  import numpy as np
+
+  from verification.checks import CHECKS
+  from verification.evaluate import describe
+
+  start = time.perf_counter()
+  if isinstance(ctx, str):
+    outcome = R.errored(ctx)
+  else:
+    try:
+      with np.errstate(all="ignore"):
+        outcome = typed(CHECKS[check](ctx))
+    except (Exception, SystemExit) as exc:
+      outcome = R.errored(describe(exc))
+  return outcome.result(candidate.label, candidate.name, candidate.params, check, time.perf_counter() - start,
+                        candidate.notes)
+
+
+def failed_result(candidate: Any, check: str, message: str, status: Status = Status.FAIL) -> Result:
+  return Result(candidate.label, candidate.name, dict(candidate.params), check, status, Diagnosis(message),
+                0.0, dict(getattr(candidate, "notes", {}) or {}))
+
+
+# ---------------------------------------------------------------------------------------------
+# In the parent: workers
+# ---------------------------------------------------------------------------------------------
+
+
+class _Capture:
+  """A candidate's stdout/stderr: the first and last OUTPUT_LIMIT/2 characters and the total size."""
+
+  def __init__(self) -> None:
+    self.head, self.tail, self.size = b"", b"", 0
+
+  def add(self, data: bytes) -> None:
+    half = OUTPUT_LIMIT // 2
+    self.size += len(data)
+    if len(self.head) < half:
+      take = half - len(self.head)
+      self.head, data = self.head + data[:take], data[take:]
+    self.tail = (self.tail + data)[-half:]
+
+  def text(self) -> str:
+    head, tail = self.head.decode(errors="replace"), self.tail.decode(errors="replace")
+    if self.size <= len(self.head) + len(self.tail):
+      return head + tail
+    return f"{head}\n[... {self.size - len(self.head) - len(self.tail):,} bytes left out ...]\n{tail}"
+
+
+class _Worker:
+  """One worker process and what it is doing."""
+
+  def __init__(self, spec: str | None, memory_limit: int | None):
+    parent, child = Pipe()
+    self.proc = subprocess.Popen([sys.executable, "-m", "verification.worker", str(child.fileno())],
+                                 pass_fds=(child.fileno(),), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                 stderr=subprocess.STDOUT, start_new_session=True)
+    child.close()
+    self.conn = parent
+    self.out = self.proc.stdout
+    os.set_blocking(self.out.fileno(), False)
+    self.conn.send({"sys_path": [p for p in sys.path if p], "memory_limit": memory_limit, "spec": spec})
+    self.label: str | None = None
+    self.phase = "start-up"
+    self.deadline = time.monotonic() + STARTUP_LIMIT
+    self.capture = _Capture()
+    self.env: dict[str, Any] | None = None
+    self.killed_for: str | None = None
+
+  def drain(self) -> None:
+    with contextlib.suppress(BlockingIOError, OSError, ValueError):
+      while data := self.out.read(1 << 16):
+        self.capture.add(data)
+
+  def kill(self) -> None:
+    with contextlib.suppress(ProcessLookupError, OSError):
+      os.killpg(self.proc.pid, signal.SIGKILL)
+    with contextlib.suppress(Exception):
+      self.proc.wait(timeout=30)
+
+  def stop(self) -> None:
+    with contextlib.suppress(Exception):
+      self.conn.send(("stop",))
+    try:
+      self.proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+      self.kill()
+    self.close()
+
+  def close(self) -> None:
+    for f in (self.conn, self.out):
+      with contextlib.suppress(Exception):
+        f.close()
+
+  def cause(self) -> str:
+    """Why the process ended: the limit, the signal's name or the exit status."""
+    try:
+      code = self.proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+      self.kill()
+      code = self.proc.returncode
+    if self.killed_for:
+      return self.killed_for
+    if code is not None and code < 0:
       try:
-        old = fut.result()
-      except Exception as exc:
-        old = [Result(c.label, c.name, dict(c.params), chk, "error",
-                      {"message": f"the worker process died: {describe(exc)}"}) for chk in checks]
-      new = R.require([R.Result.from_json(r.as_json()) for r in old], options.require)
-      for r in new:
-        if on_result:
-          on_result(r)
-      if progress:
-        progress(c.label, new)
-      out.extend(new)
-  return R.Run(target=target, results=tuple(out), checks=tuple(checks), library=library,
-               provenance={"shard": list(options.shard)} if options.shard else {})
+        name = signal.Signals(-code).name
+      except ValueError:
+        name = f"signal {-code}"
+      why = {"SIGKILL": " (from outside: the out-of-memory killer?)", "SIGSEGV": " (a segmentation fault)",
+             "SIGABRT": " (aborted: an allocation over the memory limit or a failed assertion in native code)"}
+      return f"killed by {name}{why.get(name, '')}"
+    return f"exited with status {code}"
+
+
+def _provenance(target: str, options: Options) -> dict[str, Any]:
+  commit = None
+  with contextlib.suppress(Exception):
+    here = os.path.dirname(os.path.abspath(__file__))
+    commit = subprocess.run(["git", "-C", here, "rev-parse", "HEAD"], capture_output=True, text=True,
+                            timeout=10).stdout.strip() or None
+  return {"commit": commit, "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+          "argv": list(sys.argv), "target": target, "shard": list(options.shard) if options.shard else None,
+          "options": {k: v for k, v in dataclasses.asdict(options).items() if k != "only"} | {
+              "only": list(options.only)}}
+
+
+def _pickled(candidate: Any) -> bytes | str:
+  import cloudpickle
+
+  try:
+    return cloudpickle.dumps(candidate)
+  except Exception as exc:
+    return (f"the candidate cannot be sent to a worker process (cloudpickle: {type(exc).__name__}: {exc}); "
+            "give it as a target 'module:ATTR' instead, so each worker imports it")
+
+
+def load(source: str | Sequence[Any] | None, options: Options):
+  """The target of a run: ``(Target, payloads)``; payloads maps label -> pickled candidate (object
+  sources) or is None (spec sources). Raises UsageError (duplicate labels, unknown --only names) or
+  targets.TargetError."""
+  from verification import targets
+
+  if source is None or isinstance(source, str):
+    import jax  # the parent loads the target as a worker does: 64-bit on
+
+    jax.config.update("jax_enable_x64", True)
+    target = targets.resolve_target(source)
+  else:
+    if isinstance(source, Mapping) or not hasattr(source, "__iter__"):
+      source = [source]
+    target = targets.Target("candidates", targets.build_items(source, "candidates"))
+  dup = targets.duplicates(target.labels)
+  if dup:
+    raise UsageError(f"target {target.name}: candidates are identified by label and these occur more than once: "
+                     f"{', '.join(map(repr, dup[:10]))}; give each candidate its own label")
+  only = [n for item in options.only for n in item.split(",") if n]
+  if only:
+    names = {c.name for c in target.candidates} | set(target.labels)
+    unknown = [n for n in only if n not in names]
+    if unknown:
+      raise UsageError(f"--only: no candidate of {target.name} is named or labelled {unknown}"
+                       f"{_close(unknown, sorted(names))}")
+  chosen = tuple(c for c in targets.select(target.candidates, only) if in_shard(c.label, options.shard))
+  return dataclasses.replace(target, candidates=chosen)
+
+
+def run(source: str | Sequence[Any] | None = "reference", options: Options = Options(), *,
+        progress: Callable[[str, list[Result]], None] | None = None,
+        on_result: Callable[[Result], None] | None = None) -> Run:
+  """Checks every candidate of ``source`` (a target spec, or candidate objects) and returns the run.
+
+  Raises :class:`UsageError` or ``targets.TargetError`` before any checking; never raises for what a
+  candidate does. ``progress(label, results)`` after each candidate, ``on_result(result)`` per result.
+  """
+  validate(options)
+  target = load(source, options)
+  checks = tuple(options.checks) or all_checks()
+  spec = source if source is None or isinstance(source, str) else None
+  opts = {"checks": checks, "dtypes": tuple(options.dtypes), "is_reference": target.is_reference,
+          "hypothesis_examples": options.hypothesis_examples}
+  by_label: dict[str, list[Result]] = {}
+  curves: dict[str, Curve] = {}
+  environment: dict[str, Any] = {}
+
+  def finish(label: str, rs: list[Result]) -> None:
+    rs = R.require(rs, options.require)
+    by_label[label] = rs
+    for r in rs:
+      if on_result:
+        on_result(r)
+    if progress:
+      progress(label, rs)
+
+  todo: deque[tuple[str, bytes | None]] = deque()
+  candidates = {c.label: c for c in target.candidates}
+  for c in target.candidates:
+    if not hasattr(c, "fn"):  # Unbuilt
+      finish(c.label, [failed_result(c, chk, c.message, Status.ERROR) for chk in checks])
+      continue
+    payload = None
+    if spec is None:
+      payload = _pickled(c)
+      if isinstance(payload, str):
+        finish(c.label, [failed_result(c, chk, payload, Status.ERROR) for chk in checks])
+        continue
+    todo.append((c.label, payload))
+
+  slots: list[_Worker | None] = [None] * jobs_for(options, len(todo))
+  pending: dict[int, list[Result]] = {}
+  started = 0
+  try:
+    while todo or any(w is not None and w.label is not None for w in slots):
+      for i, w in enumerate(slots):
+        if todo and (w is None or w.label is None):
+          if w is None:
+            w = slots[i] = _Worker(spec, options.memory_limit)
+            started += 1
+          label, payload = todo.popleft()
+          w.label, w.capture, pending[i] = label, _Capture(), []
+          w.conn.send(("check", label, payload, opts))
+          if w.env is not None:
+            w.phase, w.deadline = "loading", time.monotonic() + max(STARTUP_LIMIT, options.timeout)
+      busy = [(i, w) for i, w in enumerate(slots) if w is not None and w.label is not None]
+      timeout = max(0.0, min(w.deadline for _, w in busy) - time.monotonic()) if busy else 0.0
+      wait([x for _, w in busy for x in (w.conn, w.out)], timeout=min(timeout, 1.0))
+      for i, w in busy:
+        w.drain()
+        dead = False
+        while True:
+          try:
+            if not w.conn.poll():
+              break
+            message = w.conn.recv()
+          except (EOFError, OSError):
+            dead = True
+            break
+          kind, *rest = message
+          if kind == "ready":
+            w.env = rest[0]
+            environment = environment or dict(rest[0])
+            w.phase, w.deadline = "loading", time.monotonic() + max(STARTUP_LIMIT, options.timeout)
+          elif kind == "start":
+            w.phase = rest[1]
+            limit = max(STARTUP_LIMIT, options.timeout) if w.phase == "loading" else options.timeout
+            w.deadline = time.monotonic() + limit
+          elif kind == "result":
+            pending[i].append(Result.from_json(rest[1]))
+          elif kind == "curve":
+            with contextlib.suppress(Exception):
+              curves[rest[0]] = Curve.from_json(rest[1])
+          elif kind in ("done", "refused"):
+            w.drain()
+            rs = pending.pop(i)
+            if kind == "refused":
+              rs = [failed_result(candidates[w.label], chk, rest[1], Status.ERROR) for chk in checks]
+            finish(w.label, _with_output(rs, w.capture))
+            w.label = None
+            if kind == "done" and rest[1]:  # the candidate changed global state: a fresh worker next
+              w.stop()
+              slots[i] = None
+            break
+        if not dead and w.label is not None and w.proc.poll() is not None:
+          dead = True
+        if not dead and w.label is not None and time.monotonic() > w.deadline:
+          limit = options.timeout if w.phase not in ("start-up", "loading") else max(STARTUP_LIMIT, options.timeout)
+          w.killed_for = (f"did not return within the time limit of {limit:g} s during {w.phase!r}; "
+                          "the worker process was ended")
+          w.kill()
+          dead = True
+        if dead and w.label is not None:
+          w.drain()
+          cause = w.cause()
+          rs = pending.pop(i, [])
+          if w.phase != "curves":  # a missing curve is not a failure
+            rs = _died(candidates[w.label], checks, rs, w.phase, cause, w.capture, w.killed_for is not None)
+          finish(w.label, _with_output(rs, w.capture))
+          w.close()
+          slots[i] = None
+  finally:
+    for w in slots:
+      if w is not None:
+        w.stop()
+  ordered = tuple(r for c in target.candidates for r in by_label.get(c.label, []))
+  return Run(target=target.name, results=ordered, checks=checks, library=target.library,
+             environment=environment, provenance={**_provenance(target.name, options), "workers": len(slots),
+                         "workers_started": started}, curves=curves)
+
+
+def _died(candidate: Any, checks: Sequence[str], done: list[Result], phase: str, cause: str, capture: _Capture,
+          timed_out: bool) -> list[Result]:
+  """Results of a candidate whose worker ended: those that finished, then errors naming the cause."""
+  finished = {r.check for r in done}
+  out = list(done)
+  for chk in checks:
+    if chk in finished:
+      continue
+    if chk == phase:
+      msg = cause if timed_out else f"the worker process died during the {phase!r} check: {cause}"
+    elif phase in checks:
+      msg = f"not run: the worker process ended during the {phase!r} check ({cause})"
+    else:
+      msg = f"the worker process ended during {phase} ({cause})"
+    if chk == (phase if phase in checks else checks[0]) and _last_words(capture):
+      msg += f"; its last output: {_last_words(capture)}"
+    out.append(failed_result(candidate, chk, msg, Status.ERROR))
+  order = {c: i for i, c in enumerate(checks)}
+  return sorted(out, key=lambda r: order.get(r.check, len(order)))
+
+
+def _last_words(capture: _Capture) -> str:
+  """What a dying worker printed last: from Python's fatal-error report (faulthandler) if there is one."""
+  text = capture.text()
+  start = text.rfind("Fatal Python error")
+  if start >= 0:
+    lines = [ln for ln in text[start:].splitlines() if ln.strip() and "Extension modules" not in ln]
+    return " | ".join(ln.strip() for ln in lines[:6])[:600]
+  return text[-600:].strip()
+
+
+def _with_output(rs: list[Result], capture: _Capture) -> list[Result]:
+  """The candidate's captured output (truncated) in each of its results' diagnosis."""
+  if not capture.size:
+    return rs
+  text = capture.text()
+  return [dataclasses.replace(r, diagnosis=dataclasses.replace(
+      r.diagnosis, extra={**r.diagnosis.extra, "output": text, "output_bytes": capture.size})) for r in rs]
+
+
+# ---------------------------------------------------------------------------------------------
+# Shorthands
+# ---------------------------------------------------------------------------------------------
+
+
+def verify(candidates: Sequence[Any], checks: Sequence[str] = (), dtypes: Sequence[Any] = (), *, jobs: int = 2,
+           time_limit: float = 120.0, hypothesis_examples: int = 5, **kwargs: Any) -> list[Result]:
+  """The results of :func:`run` on candidate objects (isolated like any run)."""
+  import numpy as np
+
+  options = Options(checks=tuple(checks), dtypes=tuple(np.dtype(d).name for d in dtypes) or DTYPES, jobs=jobs,
+                    timeout=time_limit, hypothesis_examples=hypothesis_examples, **kwargs)
+  return list(run(list(candidates), options).results)
+
+
+def verify_candidate(candidate: Any, checks: Sequence[str] = (), dtypes: Sequence[Any] = (), **kwargs: Any
+                     ) -> list[Result]:
+  """The results of one candidate (in a worker process)."""
+  kwargs.pop("is_reference", None)
+  return verify([candidate], checks, dtypes, jobs=1, **kwargs)

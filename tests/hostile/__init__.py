@@ -1,0 +1,128 @@
+"""Hostile candidates: each misbehaves in one way a harness meets in the wild (see tests/test_hostile.py).
+
+Every target here mixes hostile candidates with correct ones, so a test can see that the correct
+ones are still checked, and pass, in the same run.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import lax
+
+from verification.candidate import Candidate, candidate_factory
+
+ALPHA = 4.0
+
+
+def _g(x):
+  s = jax.nn.sigmoid(ALPHA * x)
+  return ALPHA * s * (1 - s)
+
+
+def spike(forward_effect=None):
+  """Sigmoid(alpha=4) written with custom_jvp; ``forward_effect(x)`` runs (in Python) on every call."""
+
+  @jax.custom_jvp
+  def fn(x):
+    if forward_effect is not None:
+      out = forward_effect(x)
+      if out is not None:
+        return out
+    return jnp.where(x >= 0, 1.0, 0.0).astype(x.dtype)
+
+  @fn.defjvp
+  def _(primals, tangents):
+    (x,), (t,) = primals, tangents
+    return fn(x), (_g(x) * t).astype(x.dtype)
+
+  return fn
+
+
+def sigmoid(label, effect=None, **fields):
+  return Candidate(name="Sigmoid", params={"alpha": ALPHA}, fn=spike(effect), label=label,
+                   surrogate_fun=lambda x: jax.nn.sigmoid(ALPHA * x), **fields)
+
+
+def correct(label="correct"):
+  return sigmoid(label)
+
+
+# ---- the worker process dies ----------------------------------------------------------------
+def _exit(x):
+  os._exit(3)
+
+
+def _segfault(x):
+  os.kill(os.getpid(), signal.SIGSEGV)
+
+
+def _hang(x):
+  """A compiled loop that never ends (inf > -1 stays true): it blocks XLA's runtime, not a Python thread."""
+  return lax.while_loop(lambda v: jnp.all(v > -1.0), lambda v: v + 1.0, jnp.abs(x))
+
+
+# ---- wrong structure, memory ----------------------------------------------------------------
+def _as_list(x):
+  return [x[i] for i in range(x.shape[0])]  # 65,536 outputs for the evaluator's block
+
+
+def _allocate_30gb(x):
+  np.ones(30 << 30, np.uint8)
+
+
+# ---- global state, output ---------------------------------------------------------------------
+def _flip_x64(x):
+  jax.config.update("jax_enable_x64", False)
+
+
+def _chatter(x):
+  sys.stdout.write("x" * (10 << 20))  # 10 MB per call
+
+
+@candidate_factory
+def _raising_factory():
+  raise RuntimeError("the factory is broken")
+
+
+DIES = [sigmoid("exits", _exit), sigmoid("segfaults", _segfault), correct("correct after deaths")]
+HANGS = [sigmoid("hangs", _hang), correct("correct after the hang")]
+MONSTERS = [sigmoid("returns a list", _as_list), sigmoid("allocates 30 GB", _allocate_30gb),
+            correct("correct after the monsters")]
+CONTAMINATES = [sigmoid("flips x64", _flip_x64), correct("correct after contamination")]
+CHATTY = [sigmoid("prints 10 MB per call", _chatter), correct("correct next to chatter")]
+UNBUILDABLE = [
+    _raising_factory,
+    {"name": "Sigmoid", "params": {"alpha": ALPHA}, "fn": spike(), "scale": "two", "label": "scale two"},
+    {"name": "Sigmoid", "params": 4.0, "fn": spike(), "label": "params 4.0"},
+    correct("correct among the unbuildable"),
+]
+
+
+class _Loose:
+  """A candidate as a plain object, hashable by identity (so it can live in a set)."""
+
+  def __init__(self, label, fn, alpha=ALPHA):
+    self.name, self.params, self.fn, self.label = "Sigmoid", {"alpha": alpha}, fn, label
+
+
+@jax.custom_jvp
+def _half_gradient(x):
+  return jnp.where(x >= 0, 1.0, 0.0).astype(x.dtype)
+
+
+_half_gradient.defjvp(lambda p, t: (_half_gradient(p[0]), (0.5 * _g(p[0]) * t[0]).astype(p[0].dtype)))
+
+#: Order differs between processes (identity hashes): candidates must be matched by label. One label
+#: differs between processes (it has the process id in it): the worker cannot find it and refuses.
+SET_ORDERED = {_Loose("set: correct a", spike()), _Loose("set: half gradient", _half_gradient),
+               _Loose("set: correct b", spike()), _Loose("set: correct c", spike()),
+               _Loose(f"set: made in process {os.getpid()}", spike())}
+#: The first candidate finishes, then the run hangs: a killed run must leave the first one's JSON.
+INCREMENTAL = [correct("first"), sigmoid("hangs", _hang)]
+DUPLICATE_LABELS = [correct("same"), correct("same"), correct("other")]

@@ -1,0 +1,3 @@
+"""A target module that cannot be imported."""
+
+raise RuntimeError("this module is broken at import")

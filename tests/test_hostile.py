@@ -1,0 +1,181 @@
+"""Hostile candidates cannot crash, hang, fool or contaminate a run (tests/hostile/ has them).
+
+Each run mixes hostile candidates with a correct one: the run completes, writes its JSON, gives the
+hostile candidate a failing result whose diagnosis names the cause, and passes the correct one. One
+surrogate, one dtype, two checks, short time limits: seconds per case.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from verification.results import Run, Status
+from verification.runner import Options, run
+
+FAST = ["--checks", "forward,autodiff", "--dtypes", "float32", "--quiet"]
+
+
+def cli(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
+  return subprocess.run([sys.executable, "-m", "verification", *args], capture_output=True, text=True,
+                        timeout=timeout)
+
+
+def checked(target: str, tmp_path, *extra: str) -> tuple[subprocess.CompletedProcess, dict]:
+  """A CLI run that must complete with exit status 1 and a JSON file; the results by (label, check)."""
+  out = tmp_path / "run.json"
+  proc = cli("--target", f"tests.hostile:{target}", *FAST, "--json", str(out), *extra)
+  assert proc.returncode == 1, proc.stdout + proc.stderr
+  doc = Run.from_json(json.loads(out.read_text()))
+  return proc, {(r.label, r.check): r for r in doc.results}
+
+
+def assert_fails(results: dict, label: str, *words: str) -> None:
+  mine = [r for (lab, _), r in results.items() if lab == label]
+  assert mine and all(r.failing for r in mine), [r.status for r in mine]
+  for r in mine:
+    for w in words:
+      assert w in r.diagnosis.text(), (w, r.diagnosis.text())
+
+
+def assert_passes(results: dict, label: str) -> None:
+  mine = {chk: r for (lab, chk), r in results.items() if lab == label}
+  assert set(mine) == {"forward", "autodiff"}
+  assert all(r.status is Status.PASS for r in mine.values()), {c: r.diagnosis.text() for c, r in mine.items()}
+
+
+def test_os_exit_and_segfault_are_errors_naming_exit_status_and_signal(tmp_path):
+  _, results = checked("DIES", tmp_path, "--jobs", "1")
+  assert_fails(results, "exits", "exited with status 3", "sanity")
+  assert_fails(results, "segfaults", "SIGSEGV")
+  assert "_segfault" in results[("segfaults", "forward")].diagnosis.text()  # Python's fatal-error report
+  assert_passes(results, "correct after deaths")
+
+
+def test_a_hanging_compiled_loop_is_ended_by_the_time_limit(tmp_path):
+  _, results = checked("HANGS", tmp_path, "--jobs", "1", "--timeout", "5")
+  assert_fails(results, "hangs", "time limit of 5 s", "worker process was ended")
+  assert_passes(results, "correct after the hang")
+
+
+def test_a_list_output_fails_at_once_and_a_30_gb_allocation_hits_the_memory_limit(tmp_path):
+  _, results = checked("MONSTERS", tmp_path, "--jobs", "1")
+  assert_fails(results, "returns a list", "returned a list", "shape (4,)")
+  assert_fails(results, "allocates 30 GB", "MemoryError")
+  assert_passes(results, "correct after the monsters")
+
+
+def test_a_candidate_flipping_x64_fails_and_does_not_reach_the_next(tmp_path):
+  _, results = checked("CONTAMINATES", tmp_path, "--jobs", "1")
+  assert_fails(results, "flips x64", "jax_enable_x64: True -> False")
+  assert_passes(results, "correct after contamination")
+
+
+def test_unbuildable_candidates_are_errors_and_the_others_are_checked(tmp_path):
+  """A raising factory, scale="two", params=4.0; also --jobs 100 is capped (one candidate to check)."""
+  _, results = checked("UNBUILDABLE", tmp_path, "--jobs", "100")
+  labels = {lab for lab, _ in results}
+  factory = next(lab for lab in labels if "_raising_factory" in lab)
+  assert_fails(results, factory, "the factory is broken")
+  assert_fails(results, "scale two", "scale='two'")
+  assert_fails(results, "params 4.0", "params=4.0")
+  assert all(r.status is Status.ERROR for (lab, _), r in results.items() if lab != "correct among the unbuildable")
+  assert_passes(results, "correct among the unbuildable")
+  doc = json.loads((tmp_path / "run.json").read_text())
+  assert doc["provenance"]["workers"] == 1
+
+
+def test_ten_megabytes_of_output_per_call_are_captured_and_truncated(tmp_path):
+  out = tmp_path / "run.json"
+  proc = cli("--target", "tests.hostile:CHATTY", *FAST, "--json", str(out), "--jobs", "1")
+  assert proc.returncode == 0, proc.stderr[-2000:]
+  assert len(proc.stdout) + len(proc.stderr) < 100_000
+  results = {(r.label, r.check): r for r in Run.from_json(json.loads(out.read_text())).results}
+  extra = results[("prints 10 MB per call", "forward")].diagnosis.extra
+  assert extra["output_bytes"] >= 10 << 20 and "bytes left out" in extra["output"] and len(extra["output"]) < 4000
+  assert_passes(results, "correct next to chatter")
+
+
+def test_a_set_ordered_target_is_matched_by_label():
+  got = run("tests.hostile:SET_ORDERED", Options(checks=("forward", "differential"), dtypes=("float32",), jobs=2))
+  per_label = {}
+  for r in got.results:
+    per_label.setdefault(r.label, []).append(r.check)
+  pid = f"set: made in process {os.getpid()}"
+  assert per_label == {label: ["forward", "differential"] for label in
+                       ("set: correct a", "set: half gradient", "set: correct b", "set: correct c", pid)}
+  by = {(r.label, r.check): r for r in got.results}
+  assert by[(pid, "forward")].status is Status.ERROR and "not deterministic" in by[(pid, "forward")].message
+  assert by[("set: half gradient", "differential")].status is Status.FAIL
+  assert "ratio 0.5" in by[("set: half gradient", "differential")].message
+  assert all(by[(f"set: correct {k}", c)].status is Status.PASS for k in "abc" for c in ("forward", "differential"))
+
+
+def test_a_killed_run_leaves_the_json_of_what_finished(tmp_path):
+  out = tmp_path / "run.json"
+  proc = subprocess.Popen([sys.executable, "-m", "verification", "--target", "tests.hostile:INCREMENTAL", *FAST,
+                           "--json", str(out), "--jobs", "1", "--timeout", "300"], stdout=subprocess.DEVNULL,
+                          stderr=subprocess.DEVNULL, start_new_session=True)
+  try:
+    deadline = time.monotonic() + 300
+    while not out.exists() and proc.poll() is None and time.monotonic() < deadline:
+      time.sleep(0.5)
+    assert out.exists(), "no JSON while the second candidate hangs"
+  finally:
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+  results = Run.from_json(json.loads(out.read_text())).results
+  assert {(r.label, r.status) for r in results} == {("first", Status.PASS)}
+
+
+@pytest.mark.parametrize(("args", "words"), [
+    (["--target", "tests.hostile:DUPLICATE_LABELS"], ["'same'", "more than once"]),
+    (["--target", "tests.hostile.broken_import:X"], ["tests.hostile.broken_import", "broken at import"]),
+    (["--target", "tests.no_such_module:X"], ["tests.no_such_module", "ModuleNotFoundError"]),
+    (["--target", "builtins:print"], ["builtin_function_or_method", "candidate_factory"]),
+    (["--json", "/nonexistent-dir/run.json"], ["/nonexistent-dir", "does not exist"]),
+    (["--junit", "/nonexistent-dir/run.xml"], ["/nonexistent-dir", "does not exist"]),
+    (["--timeout", "0"], ["timeout 0.0"]),
+    (["--timeout", "-1"], ["timeout -1.0"]),
+    (["--timeout", "nan"], ["timeout nan"]),
+    (["--checks", ","], ["empty check name"]),
+    (["--dtypes", ","], ["dtypes"]),
+    (["--only", "Sigmoid,NoSuch"], ["NoSuch"]),
+    (["--only", "Sigmod"], ["did you mean", "Sigmoid"]),
+    (["--examples", "0"], ["hypothesis examples 0"]),
+    (["--jobs", "-1"], ["jobs -1"]),
+])
+def test_usage_and_loading_errors_exit_2_with_one_message(args, words):
+  proc = cli(*args, "--quiet")
+  assert proc.returncode == 2, proc.stdout + proc.stderr
+  assert "Traceback" not in proc.stderr and proc.stdout == ""
+  for w in words:
+    assert w in proc.stderr, proc.stderr
+
+
+def test_shards_partition_the_candidates_by_label():
+  from verification.runner import load
+
+  whole = load("reference", Options()).labels
+  parts = [load("reference", Options(shard=(k, 3))).labels for k in (1, 2, 3)]
+  assert sorted(label for part in parts for label in part) == sorted(whole) and all(parts)
+  assert parts[0] == load("reference", Options(shard=(1, 3))).labels
+
+
+def test_an_internal_error_of_the_harness_exits_3(monkeypatch, capsys):
+  from verification import __main__ as cli_module
+  from verification import runner
+
+  def broken(*args, **kwargs):
+    raise RuntimeError("planted harness bug")
+
+  monkeypatch.setattr(runner, "run", broken)
+  assert cli_module.main(["--only", "Sigmoid", "--quiet"]) == 3
+  err = capsys.readouterr().err
+  assert "internal error of the harness" in err and "planted harness bug" in err and "Traceback" not in err

@@ -1,0 +1,255 @@
+"""The worker process: checks candidates one at a time for :mod:`verification.runner`.
+
+Started as ``python -m verification.worker FD``; FD is one end of a socket pair carrying pickled
+messages (:class:`multiprocessing.connection.Connection`). Its stdout and stderr are a pipe read by
+the parent, which attributes what a candidate prints to that candidate. The worker:
+
+* caps its address space (``RLIMIT_AS``) before importing JAX, so a candidate that allocates
+  without bound gets a ``MemoryError`` (or dies) instead of taking the machine;
+* sets JAX's configuration itself (64-bit on) and re-asserts it before every candidate; a candidate
+  that changes any JAX configuration value fails the check during which it did so, and the worker
+  asks to be replaced (``dirty``) so that nothing it changed reaches the next candidate; so does a
+  candidate that leaves Python threads running;
+* reports ``start`` before each phase (loading, sanity, each check, curves), so the parent, which
+  enforces the time limit by ending the process, knows what was running when it died.
+
+Messages to the parent: ``("ready", environment)``, ``("start", label, phase)``,
+``("result", label, record)``, ``("curve", label, curve)``, ``("done", label, dirty_reason)``,
+``("refused", label, reason)``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import faulthandler
+import resource
+import sys
+import threading
+import traceback
+from typing import Any
+
+HARNESS_CONFIG = {"jax_enable_x64": True}
+
+
+def _die_with_parent() -> None:
+  """Linux: the kernel ends this worker when the harness process ends (even a hung worker)."""
+  with contextlib.suppress(Exception):
+    import ctypes
+    import signal
+
+    ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGKILL))  # PR_SET_PDEATHSIG
+
+
+def _set_memory_limit(limit: int | None) -> None:
+  if limit:
+    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+
+
+def environment() -> dict[str, Any]:
+  import platform
+
+  import jax
+
+  from verification import numerics
+
+  return {"python": platform.python_version(), "jax": jax.__version__, "backend": jax.default_backend(),
+          "devices": [str(d) for d in jax.devices()], "flushes_subnormals": numerics.flushes_subnormals(),
+          "memory_limit": resource.getrlimit(resource.RLIMIT_AS)[0]}
+
+
+def _configure() -> None:
+  import jax
+
+  for key, value in HARNESS_CONFIG.items():
+    jax.config.update(key, value)
+
+
+def _config_snapshot() -> dict[str, Any]:
+  import jax
+
+  return dict(jax.config.values)
+
+
+def _restore(snapshot: dict[str, Any], now: dict[str, Any]) -> None:
+  import jax
+
+  for key, value in snapshot.items():
+    if now.get(key) != value:
+      with contextlib.suppress(Exception):
+        jax.config.update(key, value)
+
+
+def _is_array(v: Any) -> bool:
+  return hasattr(v, "shape") and hasattr(v, "dtype") and not isinstance(v, list | tuple | dict)
+
+
+def sanity(candidate: Any) -> str | None:
+  """The structure of each callable's output on a tiny input (4 float32 values), before anything is
+  compiled: an array of the input's shape with a numeric dtype. Returns what is wrong, or None.
+  Exceptions are left to the checks (they say where and on what input)."""
+  import jax
+  import jax.numpy as jnp
+  import numpy as np
+
+  x = np.array([-1.0, -0.0, 0.0, 0.5], np.float32)
+  calls: list[tuple[str, Any]] = []
+  if candidate.backend == "jax":
+    xj = jnp.asarray(x)
+
+    def vjp():
+      out, pull = jax.vjp(candidate.fn, xj)
+      return pull(jnp.ones_like(out))[0]
+
+    calls += [("the spike function", lambda: candidate.fn(xj)), ("its VJP", vjp)]
+  else:
+    calls += [("forward", lambda: candidate.forward(x)), ("vjp", lambda: candidate.vjp(x, np.ones_like(x)))]
+  for field in ("surrogate_fun", "surrogate_grad"):
+    f = getattr(candidate, field)
+    if f is not None:
+      calls.append((field, lambda f=f: f(jnp.asarray(x) if candidate.backend == "jax" else x)))
+  for what, call in calls:
+    try:
+      out = call()
+    except Exception:
+      continue
+    if not _is_array(out):
+      return (f"{what} returned a {type(out).__name__} for a float32 array of shape (4,); expected an array of "
+              "the input's shape (found before compiling anything)")
+    if tuple(out.shape) != x.shape:
+      return f"{what} returned shape {tuple(out.shape)} for an input of shape (4,)"
+    try:
+      kind = np.dtype(out.dtype).kind
+    except TypeError:
+      kind = "O"
+    if kind not in "fcbiu" and str(out.dtype) != "bfloat16":
+      return f"{what} returned dtype {out.dtype} for a float32 input: not a numeric array"
+  return None
+
+
+class Worker:
+  def __init__(self, conn, spec: str | None):
+    self.conn = conn
+    self.spec = spec
+    self._target: dict[str, Any] | None = None
+
+  def send(self, *message: Any) -> None:
+    sys.stdout.flush()
+    sys.stderr.flush()
+    self.conn.send(message)
+
+  def candidate(self, label: str, payload: bytes | None) -> Any:
+    """The candidate to check: unpickled, or looked up by label in the target (loaded once)."""
+    if payload is not None:
+      import cloudpickle
+
+      try:
+        return cloudpickle.loads(payload)
+      except Exception as exc:
+        return f"the candidate could not be unpickled in the worker: {type(exc).__name__}: {exc}"
+    if self._target is None:
+      from verification import targets
+
+      target = targets.resolve_target(self.spec)
+      self._target = {c.label: c for c in target.candidates}
+      _configure()  # whatever loading the target did to JAX's configuration
+    found = self._target.get(label)
+    if found is None:
+      return (f"the worker's copy of the target has no candidate labelled {label!r} (the target is not "
+              "deterministic: it builds different candidates in different processes)")
+    if not hasattr(found, "fn"):  # Unbuilt here but built in the parent
+      return f"the worker could not build the candidate: {found.message}"
+    return found
+
+  def run(self, label: str, payload: bytes | None, opts: dict[str, Any]) -> None:
+    import numpy as np
+
+    from verification import runner
+    from verification.results import Status
+
+    self.send("start", label, "loading")
+    candidate = self.candidate(label, payload)
+    if isinstance(candidate, str):
+      self.send("refused", label, candidate)
+      return
+    if candidate.label != label:
+      self.send("refused", label, f"asked for {label!r}, the worker has {candidate.label!r}")
+      return
+    _configure()
+    threads = set(threading.enumerate())
+    snapshot = _config_snapshot()
+    dirty: list[str] = []
+    self.send("start", label, "sanity")
+    problem = sanity(candidate)
+    now = _config_snapshot()
+    changed = {k: (v, now.get(k)) for k, v in snapshot.items() if now.get(k) != v}
+    if problem is None and changed:
+      problem = _config_message(changed)
+    if changed:
+      dirty.append(_config_message(changed))
+      _restore(snapshot, now)
+    if problem is not None:
+      for check in opts["checks"]:
+        self.send("result", label, runner.failed_result(candidate, check, f"sanity: {problem}").to_json())
+      self.send("done", label, "; ".join(dirty) or None)
+      return
+    ctx = runner.context(candidate, opts)
+    for check in opts["checks"]:
+      self.send("start", label, check)
+      result = runner.run_check(candidate, ctx, check)
+      now = _config_snapshot()
+      changed = {k: (v, now.get(k)) for k, v in snapshot.items() if now.get(k) != v}
+      if changed:
+        dirty.append(_config_message(changed))
+        _restore(snapshot, now)
+        if not result.failing:
+          result = result.with_status(Status.FAIL, _config_message(changed) + f" (was: {result.message})")
+      self.send("result", label, result.to_json())
+    if not isinstance(ctx, str):
+      self.send("start", label, "curves")
+      from verification import curves
+
+      try:
+        with np.errstate(all="ignore"):
+          curve = curves.sample(ctx)
+        self.send("curve", label, curve.to_json())
+      except Exception:
+        pass  # a curve is for the plots; its absence never fails the run
+    left = [t for t in threading.enumerate() if t not in threads and t.is_alive()]
+    if left:
+      dirty.append(f"left {len(left)} thread(s) running: {', '.join(t.name for t in left[:4])}")
+    self.send("done", label, "; ".join(dirty) or None)
+
+
+def _config_message(changed: dict[str, tuple[Any, Any]]) -> str:
+  parts = ", ".join(f"{k}: {a!r} -> {b!r}" for k, (a, b) in sorted(changed.items()))
+  return f"the candidate changed JAX's global configuration ({parts})"
+
+
+def main(argv: list[str]) -> int:
+  from multiprocessing.connection import Connection
+
+  _die_with_parent()
+  conn = Connection(int(argv[0]))
+  init = conn.recv()
+  _set_memory_limit(init.get("memory_limit"))
+  sys.path[:] = list(dict.fromkeys([*init.get("sys_path", []), *sys.path]))
+  faulthandler.enable()  # a crash prints the Python stack into the candidate's captured output
+  _configure()
+  worker = Worker(conn, init.get("spec"))
+  worker.send("ready", environment())
+  while True:
+    try:
+      message = conn.recv()
+    except EOFError:
+      return 0
+    if message[0] == "stop":
+      return 0
+    _, label, payload, opts = message
+    try:
+      worker.run(label, payload, opts)
+    except BaseException:  # the harness's own failure; the parent reports it for this candidate
+      worker.send("refused", label, "internal error of the worker:\n" + traceback.format_exc()[-4000:])
+
+
+if __name__ == "__main__":
+  sys.exit(main(sys.argv[1:]))
