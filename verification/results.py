@@ -263,15 +263,6 @@ def ordered_checks(names: Iterable[str], known: Sequence[str] = ()) -> list[str]
   return [c for c in known if c in seen] + [c for c in seen if c not in known]
 
 
-def shard(labels: Iterable[str], k: int, n: int) -> list[str]:
-  """Shard ``k`` of ``n`` (1 <= k <= n): the labels at positions k-1, k-1+n, k-1+2n, ... of the sorted,
-  de-duplicated labels (sorted-label round robin). Deterministic for a given set of candidates, in any
-  order, and balanced (shard sizes differ by at most one); the n shards together are every label once."""
-  if not (isinstance(k, int) and isinstance(n, int) and 1 <= k <= n):
-    raise ValueError(f"shard {k}/{n}: expected K/N with 1 <= K <= N")
-  return sorted(set(labels))[k - 1::n]
-
-
 @dataclasses.dataclass(frozen=True)
 class Outcome:
   """What a check returns; the runner adds the candidate, the check's name and the time."""
@@ -376,5 +367,5 @@ class Run:
 
 
 __all__ = ["CAPABILITIES", "ORDER", "SCHEMA_VERSION", "Curve", "Diagnosis", "Outcome", "Result", "Run", "Status",
-           "convention", "counts", "errored", "failed", "ordered_checks", "passed", "require", "shard", "skipped",
+           "convention", "counts", "errored", "failed", "ordered_checks", "passed", "require", "skipped",
            "unsupported"]
