@@ -17,7 +17,8 @@ import surrogates
 import verification
 from examples.byo_circ import Circ
 from verification import names, results
-from verification.candidate import Candidate, select
+from verification.candidate import Candidate
+from verification.targets import select
 
 # ---------------------------------------------------------------------------------------------
 # Candidates: InvSquareGrad at alpha = 25, named through the snntorch alias fast_sigmoid(slope)
@@ -166,26 +167,6 @@ def test_only_accepts_any_spelling_of_the_surrogate():
            Candidate(name="fast_sigmoid", params={"slope": 3.0}, fn=surrogates.InvSquareGrad(alpha=3.0), label="b"),
            Candidate(name="Sigmoid", params={}, fn=surrogates.Sigmoid(), label="c")]
   for spelling in ("superspike", "fast_sigmoid", "inv_square_grad", "InvSquareGrad"):
-    assert [c.label for c in select(cands, frozenset({spelling}))] == ["a", "b"]
-  assert [c.label for c in select(cands, frozenset({"c"}))] == ["c"]
-  assert select(cands, frozenset({"NoSuch"})) == []
-
-
-# ---------------------------------------------------------------------------------------------
-# Shards
-# ---------------------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize("n", [1, 2, 3, 7])
-def test_shards_partition_the_labels_evenly_in_any_order(n):
-  labels = [f"cand{i}" for i in range(10)]
-  shards = [results.shard(labels, k, n) for k in range(1, n + 1)]
-  assert sorted(label for s in shards for label in s) == sorted(labels)
-  assert max(map(len, shards)) - min(map(len, shards)) <= 1
-  assert shards == [results.shard(reversed(labels), k, n) for k in range(1, n + 1)]
-
-
-@pytest.mark.parametrize("k, n", [(0, 2), (3, 2), (1, 0)])
-def test_bad_shard_is_an_error(k, n):
-  with pytest.raises(ValueError, match="K/N"):
-    results.shard(["a"], k, n)
+    assert [c.label for c in select(cands, {spelling})] == ["a", "b"]
+  assert [c.label for c in select(cands, {"c"})] == ["c"]
+  assert select(cands, {"NoSuch"}) == []

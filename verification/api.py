@@ -14,14 +14,16 @@ configuration is never touched. The defaults are the CLI's (:class:`verification
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import io
+import os
 import sys
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, TextIO
 
-from verification import results
+from verification import output, results
 from verification.candidate import Candidate
 
 #: What :func:`check` accepts: a target spec (``"reference"``, a built-in library name,
@@ -68,39 +70,25 @@ class Report:
     return out.getvalue()
 
   def print(self, file: TextIO | None = None) -> None:
-    from verification import output
+    output.summary(self.run.results, self.run.checks, out=file or sys.stdout)
 
-    output.summary(_legacy(self.run.results), list(self.run.checks), out=file or sys.stdout)
-
-  def write_json(self, path: str) -> None:
+  def write_json(self, path: str | os.PathLike) -> None:
     """The verification JSON (what ``python -m verification --json`` writes; ``python -m reports`` reads it)."""
-    from verification import output
+    output.write_json(os.fspath(path), self.run)
 
-    output.write_json(path, _legacy(self.run.results), self.run.target, self.run.library)
-
-  def write_junit(self, path: str) -> None:
+  def write_junit(self, path: str | os.PathLike) -> None:
     """JUnit XML, one test case per (candidate, check), the diagnosis as the failure text."""
-    from verification import output
-
-    output.write_junit(path, _legacy(self.run.results), self.run.target)
+    output.write_junit(os.fspath(path), self.run)
 
   def __str__(self) -> str:
     return self.table()
 
 
-def _legacy(records: Sequence[results.Result]) -> list[Any]:
-  """The records in the form today's ``verification.output`` writers take."""
-  from verification.runner import Result
-
-  return [Result(r.label, r.surrogate, dict(r.params), r.check, r.status.value, r.to_json()["detail"], r.seconds)
-          for r in records]
-
-
 @functools.lru_cache(maxsize=8)
 def _target_candidates(spec: str) -> dict[str, Any]:
-  from verification.candidate import resolve_target
+  from verification import targets
 
-  return {c.label: c for c in resolve_target(spec)[0]}
+  return {c.label: c for c in targets.resolve_target(spec).candidates}
 
 
 def _candidate_of(spec: str, label: str) -> Any:
@@ -125,15 +113,6 @@ class ByReference(Candidate):
 
   def __reduce__(self) -> tuple[Any, tuple[str, str]]:
     return _candidate_of, (self.spec, self.label)
-
-
-def _source(source: Source) -> Any:
-  """A target spec string as is; one candidate as a one-element list; any other iterable as a list."""
-  if isinstance(source, str):
-    return source
-  if isinstance(source, Candidate | Mapping) or (hasattr(source, "name") and hasattr(source, "params")):
-    return [source]
-  return list(source)
 
 
 def _shard(shard: str | tuple[int, int] | None) -> tuple[int, int] | None:
@@ -162,20 +141,35 @@ def check(source: Source, *, checks: Iterable[str] | None = None, dtypes: Iterab
           require: Iterable[str] = (), jobs: int | None = None, timeout: float | None = None,
           shard: str | tuple[int, int] | None = None, hypothesis_examples: int | None = None,
           progress: Callable[[str, list[results.Result]], None] | None = None) -> Report:
-  """Checks candidates (or a target) and returns a :class:`Report`. Never raises for a failing candidate.
+  """Checks candidates (or a target) and returns a :class:`Report`. Never raises for a failing candidate;
+  raises :class:`verification.runner.UsageError` for options that cannot be run and
+  ``verification.targets.TargetError`` for a target that cannot be loaded.
 
   ``checks``: a subset of the engine's checks (default all, in the engine's order); ``dtypes``: of
   float16, bfloat16, float32, float64 (default all four); ``require``: capabilities (forward, second,
   vmap, jit) whose absence is a failure rather than ``unsupported``; ``jobs``: worker processes
   (default min(2, cores, candidates)); ``timeout``: seconds per check (default 120); ``shard``:
-  ``"K/N"`` or ``(K, N)``, shard K of N by sorted-label round robin (:func:`results.shard`);
-  ``progress(label, results)`` after each candidate.
+  ``"K/N"`` or ``(K, N)``, the candidates whose label's CRC-32 modulo N is K - 1
+  (:func:`verification.runner.in_shard`); ``progress(label, results)`` after each candidate.
   """
   from verification.runner import run
 
   opts = options(checks=checks, dtypes=dtypes, require=require, jobs=jobs, timeout=timeout, shard=shard,
                  hypothesis_examples=hypothesis_examples)
-  return Report(run(_source(source), opts, progress=progress))
+  with _caller_jax_config():
+    return Report(run(source, opts, progress=progress))
+
+
+@contextlib.contextmanager
+def _caller_jax_config() -> Iterator[None]:
+  """Restores the caller's ``jax_enable_x64`` (the runner turns it on where it loads a target spec)."""
+  import jax
+
+  x64 = bool(jax.config.jax_enable_x64)
+  try:
+    yield
+  finally:
+    jax.config.update("jax_enable_x64", x64)
 
 
 def assert_correct(source: Source, **kwargs: Any) -> Report:

@@ -61,7 +61,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                   help="capabilities (forward, second, vmap, jit) whose absence fails instead of skipping")
   group.addoption("--surrogate-timeout", type=float, metavar="SECONDS", help="time limit per check (default 120)")
   group.addoption("--surrogate-shard", metavar="K/N",
-                  help="only shard K of N of the candidates (sorted-label round robin)")
+                  help="only shard K of N of the candidates (those whose label's CRC-32 modulo N is K - 1)")
   parser.addini("surrogate_target", "targets to check (MODULE:ATTR, one per line)", type="linelist", default=[])
   parser.addini("surrogate_checks", "comma-separated subset of the checks", default="")
   parser.addini("surrogate_dtypes", "comma-separated float dtypes", default="")
@@ -127,10 +127,10 @@ def pytest_make_collect_report(collector: pytest.Collector) -> Any:
 
 
 def _load(spec: str) -> list[Any]:
-  """The candidates of a target spec, as the CLI loads them."""
-  from verification.candidate import resolve_target
+  """The candidates of a target spec, as the CLI loads them (items that could not be built included)."""
+  from verification import targets
 
-  return list(resolve_target(spec)[0])
+  return list(targets.resolve_target(spec).candidates)
 
 
 class Target(pytest.Collector):
@@ -141,8 +141,10 @@ class Target(pytest.Collector):
     self.spec, self.settings = spec, settings
 
   def collect(self) -> Iterable[pytest.Item]:
-    from verification import results
+    from verification.api import ByReference
+    from verification.candidate import Unbuilt
     from verification.checks import CHECKS
+    from verification.runner import in_shard
 
     checks = self.settings.checks or tuple(CHECKS)
     unknown = [c for c in checks if c not in CHECKS]
@@ -153,13 +155,11 @@ class Target(pytest.Collector):
     except Exception as exc:
       why = f"{type(exc).__name__}: {exc}"
       raise self.CollectError(f"surrogate target {self.spec!r} could not be loaded: {why}") from exc
-    if self.settings.shard is not None:
-      keep = set(results.shard([c.label for c in candidates], *self.settings.shard))
-      candidates = [c for c in candidates if c.label in keep]
-    from verification.api import ByReference
-
     for candidate in candidates:
-      candidate = ByReference.of(self.spec, candidate)  # the worker loads the target itself
+      if not in_shard(candidate.label, self.settings.shard):
+        continue
+      if not isinstance(candidate, Unbuilt):
+        candidate = ByReference.of(self.spec, candidate)  # the worker loads the target itself
       for check in checks:
         item = Check.from_parent(self, name=f"{candidate.label}[{check}]", candidate=candidate, check=check)
         item.add_marker(pytest.mark.xdist_group(candidate.label))
@@ -208,8 +208,11 @@ class Check(pytest.Item):
     return _RUNS[key]
 
   def runtest(self) -> None:
+    from verification.candidate import Unbuilt
     from verification.results import Status
 
+    if isinstance(self.candidate, Unbuilt):
+      raise CheckFailed(f"{self.candidate.label} [{self.check}] error: {self.candidate.message}")
     result = self._report().result(self.candidate.label, self.check)
     text = result.diagnosis.text()
     self.user_properties.append(("status", result.status.value))
