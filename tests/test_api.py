@@ -71,6 +71,17 @@ def report():
   return rep
 
 
+def test_target_spec_checked_in_float64_without_touching_the_callers_config():
+  before = jax.config.jax_enable_x64
+  jax.config.update("jax_enable_x64", False)
+  try:
+    rep = verification.check("examples.byo_circ:CANDIDATES", checks=["forward"], dtypes=["float64"])
+    assert jax.config.jax_enable_x64 is False, "check() changed jax_enable_x64 in the caller"
+  finally:
+    jax.config.update("jax_enable_x64", before)
+  assert rep.passed and len(rep.results) == 2, rep.table()
+
+
 def test_report_holds_one_result_per_candidate_and_check(report):
   assert [r.check for r in report.results] == list(CHECKS) * 4
   assert report.run.checks == CHECKS
