@@ -153,7 +153,9 @@ class Target(pytest.Collector):
     try:
       candidates = _load(self.spec)
     except Exception as exc:
-      why = f"{type(exc).__name__}: {exc}"
+      from verification.targets import TargetError
+
+      why = str(exc) if isinstance(exc, TargetError) else f"{type(exc).__name__}: {exc}"
       raise self.CollectError(f"surrogate target {self.spec!r} could not be loaded: {why}") from exc
     for candidate in candidates:
       if not in_shard(candidate.label, self.settings.shard):
