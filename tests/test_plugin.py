@@ -133,3 +133,16 @@ def test_marker_items_under_xdist(project):
   failure = cases["halved[differential]"].find("failure")
   assert failure is not None and "expected" in failure.get("message", "") + (failure.text or "")
   assert cases["correct[derivative]"].find("skipped") is not None
+
+
+def test_command_line_target_without_xdist(project):
+  """The option form, no xdist (one run for the target), -k deselecting a candidate and a check."""
+  proc = pytest_run(project, "--surrogate-target", "mycands:CANDIDATES", "--surrogate-checks",
+                    "forward,edge,differential", "--surrogate-dtypes", "float32", "-k", "not alias and not edge",
+                    "-v", "-p", "no:xdist")
+  assert proc.returncode == 1, proc.stdout + proc.stderr
+  outcome = {item: status for item, status in re.findall(
+      r"^mycands:CANDIDATES::(\S+\]) (PASSED|FAILED|SKIPPED|ERROR)", proc.stdout, re.MULTILINE)}
+  assert outcome == {"correct[forward]": "PASSED", "correct[differential]": "PASSED", "halved[forward]": "PASSED",
+                     "halved[differential]": "FAILED"}, proc.stdout
+  assert "5 deselected" in proc.stdout

@@ -14,17 +14,19 @@ name, ``reference``). ``--surrogate-checks``, ``--surrogate-dtypes``, ``--surrog
 A failing item's text is the diagnosis; ``skip`` and ``unsupported`` results are pytest skips with
 the reason (``unsupported`` fails where its capability is required); ``convention`` passes.
 
-Runs: a candidate's checks run together, in a worker process of the harness, at its first
-selected item, and are cached for the rest of its items (only the checks whose items are selected,
-so ``-k forward`` runs only the forward check). Every item of a candidate carries
-``xdist_group(label)``, and ``-n N`` without an explicit ``--dist`` uses ``--dist loadgroup``, so with
-pytest-xdist each xdist worker runs exactly the candidates whose items it got.
+Runs: checks run in the harness's worker processes, at the first selected item, and are cached
+for the other items; only the checks whose items are selected run (``-k forward`` runs only the
+forward check). Without xdist, the first item runs every selected candidate of its target in one
+run (the harness's own ``jobs``: min(2, cores, candidates) worker processes). With pytest-xdist
+(``-n N``), every item of a candidate carries ``xdist_group(label)`` and ``-n`` without an explicit
+``--dist`` uses ``--dist loadgroup``, so each xdist worker runs exactly the candidates whose items
+it got, one at a time.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from typing import Any
 
 import pytest
@@ -115,7 +117,7 @@ def pytest_make_collect_report(collector: pytest.Collector) -> Any:
   config = collector.config
   if isinstance(collector, pytest.Session):
     specs = [*config.getoption("surrogate_target"), *config.getini("surrogate_target")]
-    report.result.extend(Target.from_parent(collector, name=s, spec=s, settings=_settings(config))
+    report.result.extend(Target.from_parent(collector, name=s, nodeid=s, spec=s, settings=_settings(config))
                          for s in dict.fromkeys(specs))
   elif isinstance(collector, pytest.Module):
     for mark in collector.iter_markers("surrogate_target"):
@@ -185,35 +187,46 @@ class Check(pytest.Item):
   """One (candidate, check). Its candidate is run (all its selected checks) at the first of its items."""
 
   def __init__(self, *, candidate: Any, check: str, **kwargs: Any) -> None:
+    from verification.candidate import Unbuilt
+
     super().__init__(**kwargs)
     self.candidate, self.check = candidate, check
+    #: The item of the target could not be built into a candidate (the item fails with why).
+    self.unbuilt = isinstance(candidate, Unbuilt)
 
   @property
   def target(self) -> Target:
     assert isinstance(self.parent, Target)
     return self.parent
 
-  def _selected_checks(self) -> Sequence[str]:
-    """The checks of this candidate whose items this session runs (after -k, -m, deselection)."""
-    mine = {i.check for i in self.session.items
-            if isinstance(i, Check) and i.parent is self.parent and i.candidate.label == self.candidate.label}
-    return [c for c in self.target.settings.checks or _all_checks() if c in mine] or [self.check]
+  def _batch(self) -> list[Check]:
+    """The items run together with this one: its candidate's selected items under pytest-xdist (the
+    worker got that candidate's group), else every selected item of its target not run yet (one run,
+    the harness's own worker processes in parallel)."""
+    key, xdist_worker = self.parent.nodeid, hasattr(self.config, "workerinput")
+    return [i for i in self.session.items
+            if isinstance(i, Check) and i.parent.nodeid == key and not i.unbuilt
+            and (key, i.candidate.label) not in _RUNS
+            and (not xdist_worker or i.candidate.label == self.candidate.label)] or [self]
 
   def _report(self) -> Any:
     key = (self.parent.nodeid, self.candidate.label)
     if key not in _RUNS:
       from verification import api
 
+      batch = self._batch()
+      candidates = list({i.candidate.label: i.candidate for i in batch}.values())
+      selected = {i.check for i in batch}
+      checks = [c for c in self.target.settings.checks or _all_checks() if c in selected]
       s = self.target.settings
-      _RUNS[key] = api.check([self.candidate], checks=self._selected_checks(), dtypes=s.dtypes, require=s.require,
-                             timeout=s.timeout, jobs=1)
+      report = api.check(candidates, checks=checks, dtypes=s.dtypes, require=s.require, timeout=s.timeout)
+      _RUNS.update({(self.parent.nodeid, c.label): report for c in candidates})
     return _RUNS[key]
 
   def runtest(self) -> None:
-    from verification.candidate import Unbuilt
     from verification.results import Status
 
-    if isinstance(self.candidate, Unbuilt):
+    if self.unbuilt:
       raise CheckFailed(f"{self.candidate.label} [{self.check}] error: {self.candidate.message}")
     result = self._report().result(self.candidate.label, self.check)
     text = result.diagnosis.text()
