@@ -6,6 +6,7 @@ their names, outcomes, diagnosis text, skip reasons, JUnit output, shards and xd
 """
 
 import importlib.metadata
+import json
 import os
 import re
 import subprocess
@@ -17,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from verification.checks import CHECKS
+from verification.results import Run
 from verification.runner import in_shard
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -110,7 +112,8 @@ def test_marker_items_under_xdist(project):
       pytestmark = pytest.mark.surrogate_target("mycands:CANDIDATES", checks="forward,derivative,differential",
                                                 dtypes="float32")
   '''))
-  proc = pytest_run(project, "test_lib.py", "-n", "2", "-v", "-rA", "--junitxml", str(project / "junit.xml"))
+  proc = pytest_run(project, "test_lib.py", "-n", "2", "-v", "-rA", "--junitxml", str(project / "junit.xml"),
+                    "--surrogate-json", str(project / "verify.json"))
   out = proc.stdout
   assert proc.returncode == 1, out + proc.stderr
   outcome = {item: status for status, item in re.findall(
@@ -133,6 +136,10 @@ def test_marker_items_under_xdist(project):
   failure = cases["halved[differential]"].find("failure")
   assert failure is not None and "expected" in failure.get("message", "") + (failure.text or "")
   assert cases["correct[derivative]"].find("skipped") is not None
+  # each xdist worker wrote the verification JSON of what it ran: together, every result once
+  runs = [Run.from_json(json.loads(p.read_text())) for p in sorted(project.glob("verify.gw*.json"))]
+  assert len(runs) == 2 and all(run.target == "mycands:CANDIDATES" for run in runs)
+  assert sorted(f"{r.label}[{r.check}]" for run in runs for r in run.results) == sorted(expected)
 
 
 def test_command_line_target_without_xdist(project):

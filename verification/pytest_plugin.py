@@ -62,6 +62,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
   group.addoption("--surrogate-require", metavar="LIST",
                   help="capabilities (forward, second, vmap, jit) whose absence fails instead of skipping")
   group.addoption("--surrogate-timeout", type=float, metavar="SECONDS", help="time limit per check (default 120)")
+  group.addoption("--surrogate-json", metavar="PATH",
+                  help="write the verification JSON of the checks run (python -m reports reads it); an xdist "
+                  "worker writes PATH with its id before the suffix (verify.gw0.json)")
   group.addoption("--surrogate-shard", metavar="K/N",
                   help="only shard K of N of the candidates (those whose label's CRC-32 modulo N is K - 1)")
   parser.addini("surrogate_target", "targets to check (MODULE:ATTR, one per line)", type="linelist", default=[])
@@ -128,11 +131,11 @@ def pytest_make_collect_report(collector: pytest.Collector) -> Any:
   return report
 
 
-def _load(spec: str) -> list[Any]:
-  """The candidates of a target spec, as the CLI loads them (items that could not be built included)."""
+def _load(spec: str) -> Any:
+  """The target record of a spec, as the CLI loads it (items that could not be built included)."""
   from verification import targets
 
-  return list(targets.resolve_target(spec).candidates)
+  return targets.resolve_target(spec)
 
 
 class Target(pytest.Collector):
@@ -141,6 +144,7 @@ class Target(pytest.Collector):
   def __init__(self, *, spec: str, settings: Settings, **kwargs: Any) -> None:
     super().__init__(**kwargs)
     self.spec, self.settings = spec, settings
+    self.library: Any = None
 
   def collect(self) -> Iterable[pytest.Item]:
     from verification.api import ByReference
@@ -153,13 +157,14 @@ class Target(pytest.Collector):
     if unknown:
       raise self.CollectError(f"unknown surrogate checks {unknown}; known: {', '.join(CHECKS)}")
     try:
-      candidates = _load(self.spec)
+      target = _load(self.spec)
     except Exception as exc:
       from verification.targets import TargetError
 
       why = str(exc) if isinstance(exc, TargetError) else f"{type(exc).__name__}: {exc}"
       raise self.CollectError(f"surrogate target {self.spec!r} could not be loaded: {why}") from exc
-    for candidate in candidates:
+    self.library = target.library
+    for candidate in target.candidates:
       if not in_shard(candidate.label, self.settings.shard):
         continue
       if not isinstance(candidate, Unbuilt):
@@ -181,6 +186,8 @@ class CheckFailed(Exception):
 
 #: Reports of the candidates already run in this process: (target node id, label) -> Report.
 _RUNS: dict[tuple[str, str], Any] = {}
+#: Every run made in this process, with its target (for --surrogate-json).
+_DONE: list[tuple[Target, Any]] = []
 
 
 class Check(pytest.Item):
@@ -221,6 +228,7 @@ class Check(pytest.Item):
       s = self.target.settings
       report = api.check(candidates, checks=checks, dtypes=s.dtypes, require=s.require, timeout=s.timeout)
       _RUNS.update({(self.parent.nodeid, c.label): report for c in candidates})
+      _DONE.append((self.target, report))
     return _RUNS[key]
 
   def runtest(self) -> None:
@@ -249,3 +257,30 @@ def _all_checks() -> tuple[str, ...]:
   from verification.checks import CHECKS
 
   return tuple(CHECKS)
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+  """``--surrogate-json PATH``: the runs of this process as one verification JSON document."""
+  path = session.config.getoption("surrogate_json", None)
+  if not path or not _DONE:
+    return
+  import os
+
+  from verification import output, results
+
+  worker = getattr(session.config, "workerinput", {}).get("workerid")
+  if worker:
+    root, ext = os.path.splitext(path)
+    path = f"{root}.{worker}{ext or '.json'}"
+  runs = [report.run for _, report in _DONE]
+  targets = list(dict.fromkeys(t.spec for t, _ in _DONE))
+  libraries = [t.library for t, _ in _DONE if t.library]
+  settings = _DONE[0][0].settings
+  run = results.Run(
+      target=",".join(targets), results=tuple(r for run in runs for r in run.results),
+      checks=tuple(results.ordered_checks([c for run in runs for c in run.checks], _all_checks())),
+      library=libraries[0] if libraries else None, environment=runs[0].environment,
+      provenance={**runs[0].provenance, "target": ",".join(targets), "pytest_worker": worker,
+                  "shard": list(settings.shard) if settings.shard else None},
+      curves={label: c for run in runs for label, c in run.curves.items()})
+  output.write_json(path, run)
