@@ -11,6 +11,9 @@ name, ``reference``). ``--surrogate-checks``, ``--surrogate-dtypes``, ``--surrog
 ``--surrogate-timeout`` and ``--surrogate-shard K/N`` mirror the CLI (ini: ``surrogate_checks``,
 ``surrogate_dtypes``, ``surrogate_require``; the marker takes ``checks=``, ``dtypes=``, ``require=``).
 
+Every item carries the marker ``surrogate``: ``-m surrogate`` runs only the harness's items (the
+option form also collects the project's own tests, as any pytest run does).
+
 A failing item's text is the diagnosis; ``skip`` and ``unsupported`` results are pytest skips with
 the reason (``unsupported`` fails where its capability is required); ``convention`` passes.
 
@@ -74,6 +77,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
+  config.addinivalue_line("markers", "surrogate: an item of the surrogate-harness plugin (-m surrogate: only these)")
   config.addinivalue_line(
       "markers", "surrogate_target(target, checks=None, dtypes=None, require=()): collect the harness's checks "
       "of TARGET (MODULE:ATTR) in this module, one item per (candidate, check)")
@@ -172,6 +176,7 @@ class Target(pytest.Collector):
       for check in checks:
         item = Check.from_parent(self, name=f"{candidate.label}[{check}]", candidate=candidate, check=check)
         item.add_marker(pytest.mark.xdist_group(candidate.label))
+        item.add_marker(pytest.mark.surrogate)
         yield item
 
   def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException]) -> str:
