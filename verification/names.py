@@ -72,6 +72,7 @@ def lookup(name: str) -> Entry:
   shown = sorted(set(spellings.values()) | {snake_case(k) for k in surrogates.REGISTRY})
   close = difflib.get_close_matches(name, shown, n=5, cutoff=0.5)
   close = close or difflib.get_close_matches(_loose(name), shown, n=5, cutoff=0.5)
+  close = list(dict.fromkeys(spellings.get(c, c) for c in close))  # each surrogate once, as registered
   hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
   raise UnknownName(f"unknown surrogate {name!r}{hint} (known: {', '.join(sorted(set(spellings.values())))})")
 
