@@ -32,6 +32,10 @@ def test_reference_passes_every_check(candidate, reference_run):
   assert len(curve.x) >= 256 and curve.g == curve.reference_g  # itself, sampled at the same points
 
 
+def test_workers_are_reused_between_well_behaved_candidates(reference_run):
+  assert reference_run.provenance["workers_started"] == reference_run.provenance["workers"] <= 2
+
+
 def test_every_registry_surrogate_is_verified():
   assert {c.name for c in CANDIDATES} == set(surrogates.REGISTRY)
 
@@ -54,3 +58,35 @@ def test_cli_writes_json_and_junit_and_fails_on_a_defect(tmp_path):
   assert "sign error in g" in proc.stdout and "FAIL" in proc.stdout
   xml = out_xml.read_text()
   assert "<testsuite" in xml and "<failure" in xml and "sign error in g" in xml
+
+
+def test_junit_and_console_from_typed_records(tmp_path):
+  """fail -> failure, error -> error, skip and unsupported -> skipped, each with Diagnosis.text()."""
+  import io
+  import xml.etree.ElementTree as ET
+
+  from verification import output
+  from verification.results import Diagnosis, Result, Run
+
+  statuses = list(Status)
+  results = tuple(Result("cand", "Sigmoid", {"alpha": 4.0}, f"c{i}", s,
+                         Diagnosis(f"why {s.value}", worst_input=0.5, expected=1.0, got=2.0, tolerance=0.1,
+                                   fix="use custom_jvp" if s is Status.UNSUPPORTED else None))
+                  for i, s in enumerate(statuses))
+  run_ = Run(target="t", results=results, checks=tuple(r.check for r in results))
+  path = tmp_path / "r.xml"
+  output.write_junit(str(path), run_)
+  suite = ET.parse(path).getroot()
+  assert (suite.get("failures"), suite.get("errors"), suite.get("skipped")) == ("1", "1", "2")
+  cases = {c.get("name"): c for c in suite}
+  for i, s in enumerate(statuses):
+    tag = {Status.FAIL: "failure", Status.ERROR: "error", Status.SKIP: "skipped", Status.UNSUPPORTED: "skipped"}
+    if s in tag:
+      element = cases[f"c{i}"].find(tag[s])
+      assert element is not None and element.text == results[i].diagnosis.text()
+  assert "fix: use custom_jvp" in cases[f"c{statuses.index(Status.UNSUPPORTED)}"].find("skipped").text
+  out = io.StringIO()
+  output.summary(results, run_.checks, out)
+  table = out.getvalue()
+  assert all(s.symbol in table.splitlines()[1] for s in statuses)
+  assert "x = 0.5, expected 1.0, got 2.0, tolerance 0.1" in table

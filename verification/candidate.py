@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import numbers
+import typing
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Literal
 
@@ -70,12 +70,10 @@ class Candidate:
       raise TypeError(f"name={self.name!r}: expected the name of a reference surrogate (a string)")
     if not isinstance(self.params, Mapping):
       raise TypeError(f"params={self.params!r}: expected a mapping of parameter names to values")
-    if isinstance(self.scale, bool) or not isinstance(self.scale, numbers.Real) or not math.isfinite(self.scale):
-      raise TypeError(f"scale={self.scale!r}: expected a real finite number (g_candidate = scale · g_reference)")
-    object.__setattr__(self, "scale", float(self.scale))
+    object.__setattr__(self, "scale", _real(self.scale))
     object.__setattr__(self, "params", dict(self.params))
-    if self.backend not in ("jax", "numpy"):
-      raise ValueError(f"backend={self.backend!r}: expected 'jax' or 'numpy'")
+    if self.backend not in typing.get_args(Backend):
+      raise ValueError(f"backend={self.backend!r}: expected one of {typing.get_args(Backend)}")
     needed = ("fn",) if self.backend == "jax" else ("forward", "vjp")
     for field in needed:
       if not callable(getattr(self, field)):
@@ -98,6 +96,19 @@ class Candidate:
     from verification import names
 
     return names.build(self.name, self.params)
+
+
+def _real(value: Any) -> float:
+  """A real finite number (a Python or NumPy number, a 0-d array); strings and booleans are refused."""
+  try:
+    if isinstance(value, bool | str | bytes | complex) or str(getattr(value, "dtype", "")) == "bool":
+      raise TypeError
+    out = float(value)
+  except (TypeError, ValueError):
+    raise TypeError(f"scale={value!r}: expected a real finite number (g_candidate = scale · g_reference)") from None
+  if not math.isfinite(out):
+    raise ValueError(f"scale={value!r}: expected a real finite number (g_candidate = scale · g_reference)")
+  return out
 
 
 @dataclasses.dataclass(frozen=True)

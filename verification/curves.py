@@ -18,9 +18,9 @@ SPAN = 8.0
 
 
 def grid(length: float, kinks: tuple[float, ...] | list[float] = ()) -> np.ndarray:
-  """POINTS float64 points: evenly over [-SPAN·length, SPAN·length], the kinks inside included."""
+  """POINTS float64 points evenly over [-SPAN·length, SPAN·length], and the kinks inside (sorted, unique)."""
   inside = [k for k in kinks if abs(k) <= SPAN * length]
-  x = np.linspace(-SPAN * length, SPAN * length, POINTS - len(inside))
+  x = np.linspace(-SPAN * length, SPAN * length, POINTS)
   return np.unique(np.concatenate([x, np.asarray(inside, np.float64)]))
 
 

@@ -41,9 +41,9 @@ from verification.results import Curve, Diagnosis, Result, Run, Status
 
 DTYPES = ("float16", "bfloat16", "float32", "float64")
 GiB = 1 << 30
-#: Per worker. XLA reserves address space it never touches (about 1-2 GiB for a CPU client); a worker
-#: checking the largest reference candidate peaks near 3 GiB of address space. 8 GiB leaves room for
-#: the 16-bit bundles and stops a runaway candidate long before it takes a 24 GB machine (two workers).
+#: Address space per worker. XLA reserves address space it never touches; over the whole reference
+#: run a worker's peak address space (VmPeak) was 2.2 GiB, its peak resident memory 0.95 GiB. 8 GiB
+#: leaves room for larger candidates and stops a runaway one long before two workers take a 24 GB machine.
 DEFAULT_MEMORY_LIMIT = 8 * GiB
 #: Time to start a worker (import JAX) and load a target in it, at least.
 STARTUP_LIMIT = 120.0
@@ -325,6 +325,8 @@ def load(source: str | Sequence[Any] | None, options: Options):
     if unknown:
       raise UsageError(f"--only: no candidate of {target.name} is named or labelled {unknown}"
                        f"{_close(unknown, sorted(names))}")
+  if not target.candidates:
+    raise UsageError(f"target {target.name} has no candidates")
   chosen = tuple(c for c in targets.select(target.candidates, only) if in_shard(c.label, options.shard))
   return dataclasses.replace(target, candidates=chosen)
 
@@ -344,8 +346,6 @@ def run(source: str | Sequence[Any] | None = "reference", options: Options = Opt
   opts = {"checks": checks, "dtypes": tuple(options.dtypes), "is_reference": target.is_reference,
           "hypothesis_examples": options.hypothesis_examples}
   by_label: dict[str, list[Result]] = {}
-  curves: dict[str, Curve] = {}
-  environment: dict[str, Any] = {}
 
   def finish(label: str, rs: list[Result]) -> None:
     rs = R.require(rs, options.require)
@@ -370,85 +370,121 @@ def run(source: str | Sequence[Any] | None = "reference", options: Options = Opt
         continue
     todo.append((c.label, payload))
 
-  slots: list[_Worker | None] = [None] * jobs_for(options, len(todo))
-  pending: dict[int, list[Result]] = {}
-  started = 0
+  pool = _Pool(spec, options, opts, candidates, finish, jobs_for(options, len(todo)))
   try:
-    while todo or any(w is not None and w.label is not None for w in slots):
-      for i, w in enumerate(slots):
-        if todo and (w is None or w.label is None):
-          if w is None:
-            w = slots[i] = _Worker(spec, options.memory_limit)
-            started += 1
-          label, payload = todo.popleft()
-          w.label, w.capture, pending[i] = label, _Capture(), []
-          w.conn.send(("check", label, payload, opts))
-          if w.env is not None:
-            w.phase, w.deadline = "loading", time.monotonic() + max(STARTUP_LIMIT, options.timeout)
-      busy = [(i, w) for i, w in enumerate(slots) if w is not None and w.label is not None]
-      timeout = max(0.0, min(w.deadline for _, w in busy) - time.monotonic()) if busy else 0.0
-      wait([x for _, w in busy for x in (w.conn, w.out)], timeout=min(timeout, 1.0))
-      for i, w in busy:
-        w.drain()
-        dead = False
-        while True:
-          try:
-            if not w.conn.poll():
-              break
-            message = w.conn.recv()
-          except (EOFError, OSError):
-            dead = True
-            break
-          kind, *rest = message
-          if kind == "ready":
-            w.env = rest[0]
-            environment = environment or dict(rest[0])
-            w.phase, w.deadline = "loading", time.monotonic() + max(STARTUP_LIMIT, options.timeout)
-          elif kind == "start":
-            w.phase = rest[1]
-            limit = max(STARTUP_LIMIT, options.timeout) if w.phase == "loading" else options.timeout
-            w.deadline = time.monotonic() + limit
-          elif kind == "result":
-            pending[i].append(Result.from_json(rest[1]))
-          elif kind == "curve":
-            with contextlib.suppress(Exception):
-              curves[rest[0]] = Curve.from_json(rest[1])
-          elif kind in ("done", "refused"):
-            w.drain()
-            rs = pending.pop(i)
-            if kind == "refused":
-              rs = [failed_result(candidates[w.label], chk, rest[1], Status.ERROR) for chk in checks]
-            finish(w.label, _with_output(rs, w.capture))
-            w.label = None
-            if kind == "done" and rest[1]:  # the candidate changed global state: a fresh worker next
-              w.stop()
-              slots[i] = None
-            break
-        if not dead and w.label is not None and w.proc.poll() is not None:
-          dead = True
-        if not dead and w.label is not None and time.monotonic() > w.deadline:
-          limit = options.timeout if w.phase not in ("start-up", "loading") else max(STARTUP_LIMIT, options.timeout)
-          w.killed_for = (f"did not return within the time limit of {limit:g} s during {w.phase!r}; "
-                          "the worker process was ended")
-          w.kill()
-          dead = True
-        if dead and w.label is not None:
-          w.drain()
-          cause = w.cause()
-          rs = pending.pop(i, [])
-          if w.phase != "curves":  # a missing curve is not a failure
-            rs = _died(candidates[w.label], checks, rs, w.phase, cause, w.capture, w.killed_for is not None)
-          finish(w.label, _with_output(rs, w.capture))
-          w.close()
-          slots[i] = None
+    pool.run(todo)
   finally:
-    for w in slots:
-      if w is not None:
-        w.stop()
+    pool.close()
   ordered = tuple(r for c in target.candidates for r in by_label.get(c.label, []))
   return Run(target=target.name, results=ordered, checks=checks, library=target.library,
-             environment=environment, provenance={**_provenance(target.name, options), "workers": len(slots),
-                         "workers_started": started}, curves=curves)
+             environment=pool.environment, provenance={**_provenance(target.name, options),
+                                                       "workers": len(pool.slots), "workers_started": pool.started},
+             curves=pool.curves)
+
+
+class _Pool:
+  """Up to ``n`` workers checking the queued candidates; ``finish(label, results)`` for each candidate.
+
+  One loop: hand a candidate to each idle worker, wait for a message, output or a deadline, then read
+  what each busy worker said; a worker that is late is ended, one that died is buried (its candidate
+  gets error results) and its slot gets a fresh worker for the next candidate.
+  """
+
+  def __init__(self, spec: str | None, options: Options, opts: dict[str, Any], candidates: Mapping[str, Any],
+               finish: Callable[[str, list[Result]], None], n: int):
+    self.spec, self.options, self.opts, self.candidates, self.finish = spec, options, opts, candidates, finish
+    self.slots: list[_Worker | None] = [None] * n
+    self.pending: dict[int, list[Result]] = {}
+    self.curves: dict[str, Curve] = {}
+    self.environment: dict[str, Any] = {}
+    self.started = 0
+
+  def limit(self, phase: str) -> float:
+    """Seconds allowed for a phase: the time limit per check; start-up and loading get at least STARTUP_LIMIT."""
+    return max(STARTUP_LIMIT, self.options.timeout) if phase in ("start-up", "loading") else self.options.timeout
+
+  def run(self, todo: deque[tuple[str, bytes | None]]) -> None:
+    while todo or self.busy():
+      for i, w in enumerate(self.slots):
+        if todo and (w is None or w.label is None):
+          self.assign(i, *todo.popleft())
+      busy = self.busy()
+      soonest = min(w.deadline for _, w in busy) - time.monotonic()
+      wait([x for _, w in busy for x in (w.conn, w.out)], timeout=min(max(0.0, soonest), 1.0))
+      for i, w in busy:
+        self.step(i, w)
+
+  def busy(self) -> list[tuple[int, _Worker]]:
+    return [(i, w) for i, w in enumerate(self.slots) if w is not None and w.label is not None]
+
+  def assign(self, i: int, label: str, payload: bytes | None) -> None:
+    w = self.slots[i]
+    if w is None:
+      w = self.slots[i] = _Worker(self.spec, self.options.memory_limit)
+      self.started += 1
+    w.label, w.capture, self.pending[i] = label, _Capture(), []
+    w.conn.send(("check", label, payload, self.opts))
+    if w.env is not None:
+      w.phase, w.deadline = "loading", time.monotonic() + self.limit("loading")
+
+  def step(self, i: int, w: _Worker) -> None:
+    """Reads what worker i said; ends it if it is late; buries it if it died."""
+    w.drain()
+    while w.label is not None:
+      try:
+        if not w.conn.poll():
+          break
+        kind, *rest = w.conn.recv()
+      except (EOFError, OSError):
+        return self.bury(i, w)
+      if kind in ("ready", "start"):
+        w.phase = "loading" if kind == "ready" else rest[1]
+        w.deadline = time.monotonic() + self.limit(w.phase)
+        if kind == "ready":
+          w.env = rest[0]
+          self.environment = self.environment or dict(rest[0])
+      elif kind == "result":
+        self.pending[i].append(Result.from_json(rest[1]))
+      elif kind == "curve":
+        with contextlib.suppress(Exception):
+          self.curves[rest[0]] = Curve.from_json(rest[1])
+      elif kind in ("done", "refused"):
+        w.drain()
+        rs = self.pending.pop(i)
+        if kind == "refused":
+          rs = [failed_result(self.candidates[w.label], chk, rest[1], Status.ERROR) for chk in self.opts["checks"]]
+        self.finish(w.label, _with_output(rs, w.capture))
+        w.label = None
+        if kind == "done" and rest[1]:  # the candidate changed global state: a fresh worker next
+          w.stop()
+          self.slots[i] = None
+    if w.label is None:
+      return None
+    if w.proc.poll() is not None:
+      return self.bury(i, w)
+    if time.monotonic() > w.deadline:
+      w.killed_for = (f"did not return within the time limit of {self.limit(w.phase):g} s during {w.phase!r}; "
+                      "the worker process was ended")
+      w.kill()
+      return self.bury(i, w)
+    return None
+
+  def bury(self, i: int, w: _Worker) -> None:
+    """A worker that ended while checking: its candidate's results so far, then errors naming the cause."""
+    w.drain()
+    cause = w.cause()
+    rs = self.pending.pop(i, [])
+    if w.phase != "curves":  # a missing curve is not a failure
+      rs = _died(self.candidates[w.label], self.opts["checks"], rs, w.phase, cause, w.capture,
+                 w.killed_for is not None)
+    self.finish(w.label, _with_output(rs, w.capture))
+    w.close()
+    self.slots[i] = None
+
+  def close(self) -> None:
+    for w in self.slots:
+      if w is not None:
+        w.stop()
 
 
 def _died(candidate: Any, checks: Sequence[str], done: list[Result], phase: str, cause: str, capture: _Capture,
@@ -497,7 +533,7 @@ def _with_output(rs: list[Result], capture: _Capture) -> list[Result]:
 
 
 def verify(candidates: Sequence[Any], checks: Sequence[str] = (), dtypes: Sequence[Any] = (), *, jobs: int = 2,
-           time_limit: float = 120.0, hypothesis_examples: int = 5, **kwargs: Any) -> list[Result]:
+           time_limit: float = 120.0, hypothesis_examples: int = 20, **kwargs: Any) -> list[Result]:
   """The results of :func:`run` on candidate objects (isolated like any run)."""
   import numpy as np
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import signal
 import sys
+import threading
 
 import jax
 import jax.numpy as jnp
@@ -85,6 +86,10 @@ def _chatter(x):
   sys.stdout.write("x" * (10 << 20))  # 10 MB per call
 
 
+def _thread(x):
+  threading.Thread(target=threading.Event().wait, daemon=True, name="leftover").start()
+
+
 @candidate_factory
 def _raising_factory():
   raise RuntimeError("the factory is broken")
@@ -94,7 +99,8 @@ DIES = [sigmoid("exits", _exit), sigmoid("segfaults", _segfault), correct("corre
 HANGS = [sigmoid("hangs", _hang), correct("correct after the hang")]
 MONSTERS = [sigmoid("returns a list", _as_list), sigmoid("allocates 30 GB", _allocate_30gb),
             correct("correct after the monsters")]
-CONTAMINATES = [sigmoid("flips x64", _flip_x64), correct("correct after contamination")]
+CONTAMINATES = [sigmoid("flips x64", _flip_x64), sigmoid("leaves a thread", _thread),
+                correct("correct after contamination")]
 CHATTY = [sigmoid("prints 10 MB per call", _chatter), correct("correct next to chatter")]
 UNBUILDABLE = [
     _raising_factory,
@@ -125,4 +131,5 @@ SET_ORDERED = {_Loose("set: correct a", spike()), _Loose("set: half gradient", _
                _Loose(f"set: made in process {os.getpid()}", spike())}
 #: The first candidate finishes, then the run hangs: a killed run must leave the first one's JSON.
 INCREMENTAL = [correct("first"), sigmoid("hangs", _hang)]
+EMPTY: list = []
 DUPLICATE_LABELS = [correct("same"), correct("same"), correct("other")]
