@@ -1,7 +1,9 @@
 """Verification of surrogate-gradient implementations against the reference.
 
 ``python -m verification`` (or ``nox -s verify``) checks every registry surrogate at each of its
-representative parameter sets; ``--target MODULE:ATTR`` checks another implementation.
+representative parameter sets; ``--target MODULE:ATTR`` checks another implementation. From Python:
+``verification.check(candidates)`` -> :class:`~verification.api.Report`, and
+``verification.assert_correct(candidates)`` (see :mod:`verification.api`).
 
 The typed results (:mod:`verification.results`) import no jax; the engine's names below are loaded
 on first use, so ``from verification.results import Run`` stays light (``reports/`` relies on it).
@@ -15,6 +17,9 @@ from typing import Any
 from verification.results import CAPABILITIES, Diagnosis, Outcome, Result, Run, Status
 
 _LAZY = {
+    "Report": "verification.api",
+    "assert_correct": "verification.api",
+    "check": "verification.api",
     "CHECKS": "verification.checks",
     "Candidate": "verification.candidate",
     "as_candidate": "verification.candidate",
@@ -35,6 +40,6 @@ def __getattr__(name: str) -> Any:
   raise AttributeError(f"module 'verification' has no attribute {name!r}")
 
 
-__all__ = ["CAPABILITIES", "CHECKS", "Candidate", "Diagnosis", "Options", "Outcome", "Result", "Run", "Status",
-           "as_candidate", "candidate_factory", "load_target", "reference_candidates", "resolve_target", "run",
-           "verify", "verify_candidate"]
+__all__ = ["CAPABILITIES", "CHECKS", "Candidate", "Diagnosis", "Options", "Outcome", "Report", "Result", "Run",
+           "Status", "as_candidate", "assert_correct", "candidate_factory", "check", "load_target",
+           "reference_candidates", "resolve_target", "run", "verify", "verify_candidate"]

@@ -28,10 +28,17 @@ class Candidate:
 
   Construction validates the fields' types (``name`` a string, ``params`` a mapping, ``scale`` a real
   finite number, the callables callable) and raises ``TypeError``/``ValueError`` naming the field.
+
+  ``name`` is any spelling :mod:`verification.names` accepts (class name, snake_case, alias) and
+  ``params`` that name's parameters. A candidate may instead carry its own declaration in
+  ``surrogate`` (a :class:`surrogates.Surrogate` subclass instance, registered or not): it is then
+  judged against that declaration (g, P, kinks, jumps, mass, limits, length scale), the differential
+  check is skipped (no reference), ``name``/``params`` default to the declaration's and ``fn`` to the
+  declaration's own spike function.
   """
 
-  name: str
-  params: Mapping[str, Any]
+  name: str = ""
+  params: Mapping[str, Any] = dataclasses.field(default_factory=dict)
   fn: Callable[..., Any] | None = None
   surrogate_fun: Callable[..., Any] | None = None
   surrogate_grad: Callable[..., Any] | None = None
@@ -46,8 +53,19 @@ class Candidate:
   #: Optional ``factory(**params) -> spike function`` that rebuilds ``fn`` at other (possibly traced)
   #: parameter values, with the reference's parameter names; enables the parameters check.
   factory: Callable[..., Any] | None = None
+  #: The candidate's own declaration, instead of a registry entry named by ``name``.
+  surrogate: surrogates.Surrogate | None = None
 
   def __post_init__(self) -> None:
+    if self.surrogate is not None:
+      if not isinstance(self.surrogate, surrogates.Surrogate):
+        raise TypeError(f"surrogate={self.surrogate!r}: expected a surrogates.Surrogate instance")
+      object.__setattr__(self, "name", self.name or self.surrogate.name)
+      object.__setattr__(self, "params", self.params or dict(self.surrogate.params))
+      if self.fn is None and self.forward is None:
+        object.__setattr__(self, "fn", self.surrogate)
+        object.__setattr__(self, "surrogate_fun", self.surrogate_fun or self.surrogate.surrogate_fun)
+        object.__setattr__(self, "surrogate_grad", self.surrogate_grad or self.surrogate.surrogate_grad)
     if not isinstance(self.name, str) or not self.name:
       raise TypeError(f"name={self.name!r}: expected the name of a reference surrogate (a string)")
     if not isinstance(self.params, Mapping):
@@ -71,8 +89,13 @@ class Candidate:
       raise TypeError(f"label={self.label!r}: expected a string")
 
   def reference(self) -> surrogates.Surrogate:
-    """The reference surrogate this candidate claims to implement (raises KeyError/ValueError)."""
-    return surrogates.REGISTRY[self.name](**self.params)
+    """The surrogate this candidate claims to implement: its own declaration, or the registry entry
+    its name spells (raises ValueError naming close matches and the accepted parameters)."""
+    if self.surrogate is not None:
+      return self.surrogate
+    from verification import names
+
+    return names.build(self.name, self.params)
 
 
 def _real(value: Any) -> float:
@@ -99,7 +122,7 @@ class Unbuilt:
 
 
 _FIELDS = ("name", "params", "fn", "surrogate_fun", "surrogate_grad", "label", "scale")
-_EXTRA = ("backend", "forward", "vjp", "notes", "factory")
+_EXTRA = ("backend", "forward", "vjp", "notes", "factory", "surrogate")
 
 #: The attribute that marks a zero-argument function as a candidate factory (see :func:`candidate_factory`).
 FACTORY_MARK = "__candidate_factory__"
@@ -122,7 +145,7 @@ def looks_like_candidate(obj: Any) -> bool:
   if isinstance(obj, Candidate):
     return True
   if isinstance(obj, Mapping):
-    return "name" in obj and "params" in obj
+    return ("name" in obj and "params" in obj) or "surrogate" in obj
   try:
     return hasattr(obj, "name") and hasattr(obj, "params") and (hasattr(obj, "fn") or hasattr(obj, "forward"))
   except Exception:  # a property that raises: not a candidate we can read
@@ -135,7 +158,7 @@ def as_candidate(obj: Any) -> Candidate:
   if isinstance(obj, Candidate):
     return obj
   get = obj.get if isinstance(obj, Mapping) else lambda k, d=None: getattr(obj, k, d)
-  missing = [k for k in ("name", "params") if get(k) is None]
+  missing = [k for k in ("name", "params") if get(k) is None and get("surrogate") is None]
   if missing:
     raise TypeError(f"not a candidate: {obj!r:.200} has no {', '.join(missing)}")
   values = {k: get(k) for k in (*_FIELDS, *_EXTRA) if get(k) is not None}

@@ -321,7 +321,7 @@ def load(source: str | Sequence[Any] | None, options: Options):
   only = [n for item in options.only for n in item.split(",") if n]
   if only:
     names = {c.name for c in target.candidates} | set(target.labels)
-    unknown = [n for n in only if n not in names]
+    unknown = [n for n in only if not targets.select(target.candidates, [n])]
     if unknown:
       raise UsageError(f"--only: no candidate of {target.name} is named or labelled {unknown}"
                        f"{_close(unknown, sorted(names))}")

@@ -193,9 +193,12 @@ def duplicates(labels: Iterable[str]) -> list[str]:
 
 
 def select(candidates: Iterable[Any], only: Iterable[str] = ()) -> list[Any]:
-  """The candidates named by ``only`` (surrogate names or labels); all of them when it is empty."""
+  """The candidates named by ``only`` (labels, or any spelling of a surrogate: see :mod:`verification.names`);
+  all of them when it is empty."""
+  from verification import names
+
   wanted = set(only)
-  return [c for c in candidates if not wanted or c.name in wanted or c.label in wanted]
+  return [c for c in candidates if names.matches(c.name, c.label, wanted)]
 
 
 def load_candidates(spec: str | None, only: Iterable[str] = ()) -> list[Any]:
