@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import dataclasses
-
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
 import surrogates
-from surrogates._core import NON_NEGATIVE, POSITIVE, POSITIVE_INT, REAL
+from surrogates import NON_NEGATIVE, POSITIVE, POSITIVE_INT, REAL
 
 DEFAULTS = [pytest.param(cls(), id=name) for name, cls in surrogates.REGISTRY.items()]
 DTYPES = [pytest.param(jnp.dtype(d), id=jnp.dtype(d).name) for d in surrogates.FLOAT_DTYPES]
@@ -46,19 +44,53 @@ def test_dtype_and_shape_are_preserved(s, dtype):
 
 def _invalid_values(domain) -> list:
   return {
-      id(POSITIVE): [0.0, -1.0, float("nan"), float("inf")],
-      id(NON_NEGATIVE): [-1e-3, float("nan")],
-      id(POSITIVE_INT): [0, 1.5, -2],
-      id(REAL): [float("nan"), float("inf")],
+      id(POSITIVE): [0.0, -1.0, float("nan"), float("inf"), np.array([1.0, 0.0])],
+      id(NON_NEGATIVE): [-1e-3, float("nan"), np.array([0.0, -1.0])],
+      id(POSITIVE_INT): [0, 1.5, -2, np.array([2, 3])],
+      id(REAL): [float("nan"), float("inf"), np.array([1.0, np.nan])],
   }[id(domain)]
+
+
+#: Not real numbers, whatever the domain: strings (also of numbers), booleans, complex, None, objects.
+NOT_NUMBERS = ["wide", "4", True, False, np.bool_(True), 1 + 2j, None, object(), [1.0]]
 
 
 @pytest.mark.parametrize("cls", [pytest.param(c, id=n) for n, c in surrogates.REGISTRY.items()])
 def test_invalid_parameters_raise_value_error_naming_surrogate_and_parameter(cls):
-  for field in dataclasses.fields(cls):
-    for bad in [*_invalid_values(cls.domains.get(field.name, REAL)), "wide"]:
-      with pytest.raises(ValueError, match=rf"{cls.__name__}.*'{field.name}'"):
-        cls(**{field.name: bad})
+  for name, spec in cls.parameter_specs().items():
+    for bad in [*_invalid_values(spec.domain), *NOT_NUMBERS]:
+      with pytest.raises(ValueError, match=rf"{cls.__name__}: parameter '{name}'"):
+        cls(**{name: bad})
+
+
+@pytest.mark.parametrize("cls", [pytest.param(c, id=n) for n, c in surrogates.REGISTRY.items()])
+def test_numbers_and_concrete_jax_values_are_accepted_as_python_numbers(cls):
+  defaults = cls()
+  for name, spec in cls.parameter_specs().items():
+    value = spec.default
+    for given in (np.float64(value), jnp.asarray(value), np.asarray(value), np.int64(value) if spec.static else value):
+      s = cls(**{name: given})
+      assert s == defaults and hash(s) == hash(defaults)
+      assert type(getattr(s, name)) is (int if spec.static else float)
+
+
+def test_unknown_parameter_names_list_the_accepted_ones():
+  with pytest.raises(ValueError, match="unknown parameter 'alhpa'; accepted: alpha"):
+    surrogates.Sigmoid(alhpa=2.0)
+  with pytest.raises(TypeError, match="accepted: sigma, alpha"):  # also a TypeError, like any unknown keyword
+    surrogates.get("GaussianGrad", sgima=1.0)
+  with pytest.raises(ValueError, match="accepted: k"):
+    surrogates.triangular(width=1.0)
+
+
+@pytest.mark.parametrize(
+    ("alias", "name", "bad"),
+    [("triangular", "k", 0.0), ("triangular", "k", "1"), ("superspike", "k", -1.0), ("fast_sigmoid", "slope", True),
+     ("spyx_arctan", "k", 0.0), ("spyx_arctan", "k", float("inf"))],
+)
+def test_every_alias_validates_its_own_parameters(alias, name, bad):
+  with pytest.raises(ValueError, match=rf"{alias}: parameter '{name}'"):
+    surrogates.get(alias, **{name: bad})
 
 
 def test_registry_lookup_and_functional_forms():
@@ -70,8 +102,26 @@ def test_registry_lookup_and_functional_forms():
     np.testing.assert_array_equal(g, cls().surrogate_grad(x))
   assert surrogates.get("Sigmoid", alpha=2.0).alpha == 2.0
   assert surrogates.sigmoid(jnp.array(0.0), alpha=2.0) == 1.0
-  with pytest.raises(KeyError, match="NoSuchSurrogate"):
+  with pytest.raises(ValueError, match="NoSuchSurrogate"):
     surrogates.get("NoSuchSurrogate")
+  with pytest.raises(ValueError, match="did you mean 'Sigmoid'"):
+    surrogates.get("Sigmiod")
+  with pytest.raises(KeyError):  # still a KeyError for callers that looked names up before
+    surrogates.get("sigmoidd")
+
+
+def test_public_names_are_explicit_and_cover_the_registry():
+  from surrogates import _library
+
+  classes = {n for n in _library.__all__ if isinstance(getattr(_library, n), type)}
+  assert classes == set(surrogates.REGISTRY)
+  assert set(_library.__all__) - classes == {surrogates.snake_case(n) for n in surrogates.REGISTRY}
+  for name in surrogates.__all__:
+    assert hasattr(surrogates, name), name
+  for name, cls in surrogates.REGISTRY.items():
+    functional = getattr(surrogates, surrogates.snake_case(name))
+    assert functional is surrogates.FUNCTIONAL[surrogates.snake_case(name)]
+    assert functional.__name__ == surrogates.snake_case(name) and cls.__name__ in functional.__doc__
 
 
 # ---------------------------------------------------------------------------------------------
