@@ -223,11 +223,25 @@ def normal_cdf(z: Array) -> Array:
   return 0.5 * jax.scipy.special.erfc(-z / math.sqrt(2.0))
 
 
+def clip_traced(x: Array, bound: Any) -> Array:
+  """x limited to ±bound where ``bound`` is traced (computed from traced parameters); x itself otherwise.
+
+  The caller's g and P are at their limits beyond ``bound`` (the caller says why), so values do not
+  change; what changes is the derivative in the parameters. A product c·α·x has tangent c·x·α̇, which
+  overflows to inf at huge x (c > 1), and inf·0 = NaN downstream. With concrete parameters the kernel
+  is left as it is.
+  """
+  if is_number(bound):
+    return x
+  return jnp.clip(x, -bound, bound)
+
+
 def scaled(c: Any, v: Array) -> Array:
   """``c * v``, but exactly 0 when c == 0 (so that 0 * inf does not give NaN); ``c`` may be traced."""
   if is_number(c):
     return jnp.zeros_like(v) if c == 0 else c * v
-  return jnp.where(c == 0, 0.0, c * v)
+  # traced c: the product itself (so d/dc = v also at c = 0), with v = ±inf replaced where c == 0
+  return c * jnp.where(jnp.isinf(v) & (c == 0), 0.0, v)
 
 
 # --------------------------------------------------------------------------------------------
@@ -577,6 +591,7 @@ __all__ = [
   "Limits",
   "Surrogate",
   "as_float_array",
+  "clip_traced",
   "compute_dtype",
   "gaussian",
   "heaviside",
