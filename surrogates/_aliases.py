@@ -73,6 +73,9 @@ class Scaled(Surrogate):
   def primitive_rtol(self) -> float:
     return self.base.primitive_rtol()
 
+  def saturation(self) -> Any:
+    return self.base.saturation()
+
   def mass(self) -> float:
     return self.factor * self.base.mass()
 

@@ -223,19 +223,6 @@ def normal_cdf(z: Array) -> Array:
   return 0.5 * jax.scipy.special.erfc(-z / math.sqrt(2.0))
 
 
-def clip_traced(x: Array, bound: Any) -> Array:
-  """x limited to ±bound where ``bound`` is traced (computed from traced parameters); x itself otherwise.
-
-  The caller's g and P are at their limits beyond ``bound`` (the caller says why), so values do not
-  change; what changes is the derivative in the parameters. A product c·α·x has tangent c·x·α̇, which
-  overflows to inf at huge x (c > 1), and inf·0 = NaN downstream. With concrete parameters the kernel
-  is left as it is.
-  """
-  if is_number(bound):
-    return x
-  return jnp.clip(x, -bound, bound)
-
-
 def scaled(c: Any, v: Array) -> Array:
   """``c * v``, but exactly 0 when c == 0 (so that 0 * inf does not give NaN); ``c`` may be traced."""
   if is_number(c):
@@ -490,10 +477,13 @@ class Surrogate:
     the computation is the input's, whatever the parameters' dtype."""
     x = as_float_array(x)
     cd = compute_dtype(x.dtype)
-    s = self
+    s, xc = self, x.astype(cd)
     if not self.is_concrete():
       s = jax.tree_util.tree_map(lambda v: v if is_number(v) else jnp.asarray(v).astype(cd), self)
-    return getattr(s, method)(x.astype(cd)).astype(x.dtype)
+      bound = s.saturation()
+      if bound is not None:  # finite inputs beyond it: same values, finite derivatives in the parameters
+        xc = jnp.where(jnp.isinf(xc), xc, jnp.clip(xc, -bound, bound))
+    return getattr(s, method)(xc).astype(x.dtype)
 
   def _grad(self, x: Array) -> Array:
     raise NotImplementedError
@@ -530,6 +520,16 @@ class Surrogate:
   def primitive_rtol(self) -> float:
     """Relative amount by which the declared P' may differ from g (S2NN's ε); 0 for most."""
     return 0.0
+
+  def saturation(self) -> Any:
+    """|x| beyond which g and P are at their limits to every dtype's precision, or None.
+
+    Used only when parameters are traced: finite inputs are clipped to ±saturation() first. Values
+    do not change; derivatives in the parameters stay finite (a product c·α·x has tangent c·x·α̇,
+    which overflows at huge x, and inf·0 = NaN downstream). Computed from the (traced) parameters,
+    so not metadata.
+    """
+    return None
 
   def mass(self) -> float:
     """∫ g over the real line (math.inf when it diverges, math.nan for periodic surrogates)."""
@@ -591,7 +591,6 @@ __all__ = [
   "Limits",
   "Surrogate",
   "as_float_array",
-  "clip_traced",
   "compute_dtype",
   "gaussian",
   "heaviside",

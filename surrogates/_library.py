@@ -20,7 +20,6 @@ from surrogates._core import (
     Array,
     Limits,
     Surrogate,
-    clip_traced,
     exprel,
     gaussian,
     inverse_power,
@@ -183,13 +182,12 @@ class Arctan(Surrogate):
     # 1/(1 + z²) as r²/(r² + q²) with q = min(1, 1/|z|)-style scaling would also work; here the
     # product z·z can overflow only where g is far below the smallest normal number, and the
     # clip keeps its derivative finite there.
-    z = jnp.clip(0.5 * math.pi * self.alpha * clip_traced(x, 1e18 / (0.5 * math.pi * self.alpha)), -1e18, 1e18)
+    z = jnp.clip(0.5 * math.pi * self.alpha * x, -1e18, 1e18)
     g = 0.5 * self.alpha / (1.0 + z * z)
     return jnp.where(jnp.isinf(x), 0.0, g)
 
   def _fun(self, x: Array) -> Array:
-    # arctan(z) rounds to ±π/2 for |z| >= 1e18 (1/z is below half an ulp of π/2)
-    return jnp.arctan(0.5 * math.pi * self.alpha * clip_traced(x, 1e18 / (0.5 * math.pi * self.alpha))) / math.pi + 0.5
+    return jnp.arctan(0.5 * math.pi * self.alpha * x) / math.pi + 0.5
 
   def mass(self) -> float:
     return 1.0
@@ -199,6 +197,10 @@ class Arctan(Surrogate):
 
   def length_scale(self) -> float:
     return 1.0 / self.alpha
+
+  def saturation(self) -> float:
+    # |παx/2| = 1e18: z is clipped there in g, and arctan(z) rounds to ±π/2 (1/z < half an ulp)
+    return 1e18 / (0.5 * math.pi * self.alpha)
 
 
 @register
@@ -238,11 +240,9 @@ class ERF(Surrogate):
   examples = ({}, {"alpha": 0.1}, {"alpha": 100.0})
 
   def _grad(self, x: Array) -> Array:
-    x = clip_traced(x, 40.0 / (math.sqrt(2.0) * self.alpha))  # gaussian's own clip at ±40
     return self.alpha * math.sqrt(2.0) * gaussian(math.sqrt(2.0) * self.alpha * x)
 
   def _fun(self, x: Array) -> Array:
-    x = clip_traced(x, 40.0 / (math.sqrt(2.0) * self.alpha))  # normal_cdf's own clip at ±40
     return normal_cdf(math.sqrt(2.0) * self.alpha * x)
 
   def mass(self) -> float:
@@ -253,6 +253,9 @@ class ERF(Surrogate):
 
   def length_scale(self) -> float:
     return 1.0 / self.alpha
+
+  def saturation(self) -> float:
+    return 40.0 / (math.sqrt(2.0) * self.alpha)  # gaussian's and normal_cdf's own clip at ±40
 
 
 @register
@@ -529,11 +532,9 @@ class GaussianGrad(Surrogate):
   examples = ({}, {"sigma": 0.05}, {"sigma": 5.0, "alpha": 2.0})
 
   def _grad(self, x: Array) -> Array:
-    x = clip_traced(x, 40.0 * self.sigma)  # gaussian's own clip at ±40
     return (self.alpha / self.sigma) * gaussian(x / self.sigma)
 
   def _fun(self, x: Array) -> Array:
-    x = clip_traced(x, 40.0 * self.sigma)  # normal_cdf's own clip at ±40
     return self.alpha * normal_cdf(x / self.sigma)
 
   def mass(self) -> float:
@@ -544,6 +545,9 @@ class GaussianGrad(Surrogate):
 
   def length_scale(self) -> float:
     return self.sigma
+
+  def saturation(self) -> float:
+    return 40.0 * self.sigma  # gaussian's and normal_cdf's own clip at ±40
 
 
 @register
@@ -592,14 +596,12 @@ class MultiGaussianGrad(Surrogate):
 
   def _grad(self, x: Array) -> Array:
     sg, wide = self.sigma, self.s * self.sigma
-    x = clip_traced(x, sg * (40.0 * (1.0 + self.s) + 1.0))  # every term at gaussian's/normal_cdf's clip
     centre = (1.0 + self.h) / sg * gaussian(x / sg)
     sides = self.h / wide * (gaussian((x - sg) / wide) + gaussian((x + sg) / wide))
     return self.scale * (centre - sides)
 
   def _fun(self, x: Array) -> Array:
     sg, wide = self.sigma, self.s * self.sigma
-    x = clip_traced(x, sg * (40.0 * (1.0 + self.s) + 1.0))  # every term at gaussian's/normal_cdf's clip
     centre = (1.0 + self.h) * normal_cdf(x / sg)
     sides = self.h * (normal_cdf((x - sg) / wide) + normal_cdf((x + sg) / wide))
     return self.scale * (centre - sides)
@@ -612,6 +614,9 @@ class MultiGaussianGrad(Surrogate):
 
   def length_scale(self) -> float:
     return self.sigma
+
+  def saturation(self) -> float:
+    return self.sigma * (40.0 * (1.0 + self.s) + 1.0)  # every term at gaussian's/normal_cdf's clip at ±40
 
 
 @register
@@ -695,11 +700,10 @@ class Tanh(Surrogate):
   examples = ({}, {"k": 0.1}, {"k": 100.0})
 
   def _grad(self, x: Array) -> Array:
-    # e^(-800) = 0 and tanh(400) = 1 in every dtype: at their limits beyond |kx| = 400
-    return 4.0 * logistic_density(2.0 * self.k * clip_traced(x, 400.0 / self.k))
+    return 4.0 * logistic_density(2.0 * self.k * x)
 
   def _fun(self, x: Array) -> Array:
-    return jnp.tanh(self.k * clip_traced(x, 400.0 / self.k)) / self.k
+    return jnp.tanh(self.k * x) / self.k
 
   def mass(self) -> float:
     return 2.0 / self.k
@@ -709,6 +713,9 @@ class Tanh(Surrogate):
 
   def length_scale(self) -> float:
     return 1.0 / self.k
+
+  def saturation(self) -> float:
+    return 400.0 / self.k  # e^(-800) = 0 and tanh(400) = 1 in every dtype
 
 
 @register

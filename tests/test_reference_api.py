@@ -245,6 +245,7 @@ def test_scaled_forwards_every_piece_of_metadata(base):
   assert (s.name, s.params, s.smoothness, s.examples) == (base.name, base.params, base.smoothness, base.examples)
   assert (s.kinks(), s.jumps(), s.period(), s.periodic) == (base.kinks(), base.jumps(), base.period(), base.periodic)
   assert (s.length_scale(), s.primitive_rtol()) == (base.length_scale(), base.primitive_rtol())
+  assert s.saturation() == base.saturation()
   assert s.peak() == pytest.approx(c * base.peak(), rel=1e-12)
   np.testing.assert_equal(s.mass(), c * base.mass())
   assert s.limits() == (None if base.limits() is None else surrogates.Limits(*(c * v for v in base.limits())))
