@@ -187,13 +187,18 @@ def inverse_power(v: Array, p: Any) -> Array:
   return jnp.where(inf, 0.0, jnp.exp(-p * jnp.log1p(jnp.where(inf, 0.0, v))))
 
 
-def exprel(z: Array) -> Array:
-  """expm1(z)/z, 1 at z = 0, smooth through 0 (with its derivative): a Taylor polynomial for
-  |z| < 1/64 (truncation z⁷/8! < 1e-17), expm1(z)/z elsewhere."""
+def expm1_over(c: Any, v: Array) -> Array:
+  """expm1(c·v)/c for v >= 0 (v = inf included), with its limit v at c = 0, smooth in c (c may be traced).
+
+  For |c·v| < 1/64 the Taylor polynomial v·(1 + z/2 + ... + z⁶/7!) with z = c·v (truncation z⁷/8! <
+  1e-17 relative), else expm1(c·v)/c: at v = inf that is inf for c > 0 and -1/c for c < 0. c·v is
+  formed with :func:`scaled`, so c = 0 with v = inf gives z = 0, not NaN.
+  """
+  z = scaled(c, v)
   small = jnp.abs(z) < 1.0 / 64
-  zs = jnp.where(small, 1.0, z)
-  taylor = 1.0 + z * (1 / 2 + z * (1 / 6 + z * (1 / 24 + z * (1 / 120 + z * (1 / 720 + z / 5040)))))
-  return jnp.where(small, taylor, jnp.expm1(zs) / zs)
+  zs, cs = jnp.where(small, 0.0, z), jnp.where(small, 1.0, c)
+  taylor = v * (1.0 + z * (1 / 2 + z * (1 / 6 + z * (1 / 24 + z * (1 / 120 + z * (1 / 720 + z / 5040))))))
+  return jnp.where(small, taylor, jnp.expm1(zs) / cs)
 
 
 def log1p_scaled(a: Any, u: Array) -> Array:

@@ -20,7 +20,7 @@ from surrogates._core import (
     Array,
     Limits,
     Surrogate,
-    exprel,
+    expm1_over,
     gaussian,
     inverse_power,
     is_negative,
@@ -391,7 +391,7 @@ class QPseudoSpike(Surrogate):
   """g = (1 + 2|x|/(α+1))^(-α);  P = 1/2 + sgn(x) I(|x|).
 
   I(u) = (α+1)/2 · ((1+v)^(1-α) - 1)/(1-α) with v = 2u/(α+1), evaluated as
-  (α+1)/2 · L · exprel((1-α) L) with L = log1p(v), exprel(z) = expm1(z)/z: exact limit (α+1)/2 · L at
+  (α+1)/2 · expm1((1-α) L)/(1-α) with L = log1p(v) (:func:`expm1_over`): exact limit (α+1)/2 · L at
   α = 1, and smooth there in α too.
   """
 
@@ -408,7 +408,7 @@ class QPseudoSpike(Surrogate):
   def _fun(self, x: Array) -> Array:
     a = self.alpha
     log_base = self._log_base(x)
-    return 0.5 + odd(x, 0.5 * (a + 1.0) * log_base * exprel((1.0 - a) * log_base))
+    return 0.5 + odd(x, 0.5 * (a + 1.0) * expm1_over(1.0 - a, log_base))
 
   def kinks(self) -> tuple[float, ...]:
     return (0.0,)
