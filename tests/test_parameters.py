@@ -75,3 +75,12 @@ def test_braintools_leaked_parameter_tangent_is_flagged():
   jax.config.update("jax_enable_x64", True)  # brainstate turns it off when first used; the harness sets it back
   outcome = _check(cands[0])
   assert outcome.status is Status.FAIL and "H depends on 'alpha'" in outcome.diagnosis.message
+
+
+def test_a_factory_that_rejects_traced_values_is_a_failing_result_not_a_crash():
+  def strict(alpha=4.0):
+    return candidate("Sigmoid", {"alpha": 4.0}, sigmoid_g(float(alpha))).fn  # float() of a tracer raises
+
+  c = Candidate(name="Sigmoid", params={"alpha": 4.0}, fn=strict(), factory=strict, label="float() of a traced alpha")
+  outcome = _check(c)
+  assert outcome.status is Status.FAIL and "cannot be differentiated in 'alpha'" in outcome.diagnosis.message

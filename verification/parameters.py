@@ -108,8 +108,10 @@ def _check_one(ctx: Any, name: str, x: np.ndarray, ct: np.ndarray) -> tuple[str,
   # parameter scales at most like (1.25)² there)
   condition = 2 * np.abs(x * ctx.ref(x, "d2H"))
   for j, value in enumerate(thetas[:2]):
-    concrete_fn = c.factory(**{**params, name: float(value)})
-    concrete = np.asarray(jax.jit(jax.vmap(jax.grad(concrete_fn)))(xj), F64)
+    try:
+      concrete = np.asarray(jax.jit(jax.vmap(jax.grad(c.factory(**{**params, name: float(value)}))))(xj), F64)
+    except Exception as exc:
+      return f"the factory at {name} = {value:g} (a number) cannot be differentiated: {describe(exc)}", {}
     traced = single["g"] if j == 0 else batch["g"][1]
     size = max(ctx.peak, float(np.max(np.abs(concrete))))
     tol = tolerances.g_tolerance(F64, tolerances.K_DIFFERENTIAL["float64"], size, condition)
