@@ -9,6 +9,7 @@ handles dtype promotion, the spike function with its custom JVP, validation and 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import re
 from collections.abc import Callable, Mapping, Sequence
@@ -28,20 +29,51 @@ Array = jax.Array
 
 @dataclasses.dataclass(frozen=True)
 class Domain:
-  """A parameter domain: a predicate and its description (used in error messages)."""
+  """A parameter domain: a predicate and its description (used in error messages).
+
+  ``integer`` domains are static: the value is a Python ``int`` fixed at trace time (it sets a
+  number of terms), never a traced JAX value.
+  """
 
   description: str
-  predicate: Callable[[float], bool]
+  predicate: Callable[[Any], Any]
   integer: bool = False
 
-  def contains(self, value: float) -> bool:
-    return bool(math.isfinite(value) and self.predicate(value))
+  def contains(self, value: Any) -> bool:
+    """Whether every element of a concrete value (a number or an array) lies in the domain."""
+    v = np.asarray(value, np.float64)
+    return bool(np.all(np.isfinite(v)) and np.all(self.predicate(v)))
 
 
 POSITIVE = Domain("> 0", lambda v: v > 0)
 NON_NEGATIVE = Domain(">= 0", lambda v: v >= 0)
-REAL = Domain("a finite real", lambda v: True)
-POSITIVE_INT = Domain("an integer >= 1", lambda v: v >= 1 and float(v).is_integer(), integer=True)
+REAL = Domain("a finite real", lambda v: np.ones(np.shape(v), bool))
+POSITIVE_INT = Domain("an integer >= 1", lambda v: (v >= 1) & (v == np.floor(v)), integer=True)
+
+#: The metadata keys :func:`param` writes; any other key on a surrogate's field is an error at registration.
+PARAM_KEYS = frozenset({"domain"})
+
+
+def param(default: Any, domain: Domain = REAL) -> Any:
+  """A surrogate parameter: ``alpha: float = param(4.0, POSITIVE)``.
+
+  The domain lives next to the field it constrains (``dataclasses.field`` metadata); concrete
+  values are checked against it at construction. Integer domains make the parameter static.
+  """
+  if not isinstance(domain, Domain):
+    raise TypeError(f"param(): the domain must be a Domain, got {domain!r}")
+  return dataclasses.field(default=default, metadata={"domain": domain})
+
+
+class ParamSpec(NamedTuple):
+  """A declared parameter: its default, its domain, and whether it is static (not a pytree leaf)."""
+
+  default: Any
+  domain: Domain
+
+  @property
+  def static(self) -> bool:
+    return self.domain.integer
 
 
 class Limits(NamedTuple):
@@ -137,24 +169,47 @@ def logistic_density(z: Array) -> Array:
   return e / (d * d)
 
 
-def inverse_power(v: Array, p: float) -> Array:
-  """(1 + v)^(-p) for v >= 0: a product of reciprocals for a small integer p (no transcendental
-  function), else exp(-p·log1p(v)). Both are 0 at v = inf and finite, with their derivatives,
-  for every finite v."""
-  if float(p).is_integer() and 1 <= p <= 8:
+def is_number(value: Any) -> bool:
+  """A concrete Python real number (not a bool): the values that allow Python branches and fast paths."""
+  return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def inverse_power(v: Array, p: Any) -> Array:
+  """(1 + v)^(-p) for v >= 0: a product of reciprocals for a small integer Python number p (no
+  transcendental function), else exp(-p·log1p(v)). Both are 0 at v = inf and finite, with their
+  derivatives (also in p), for every finite v."""
+  if is_number(p) and float(p).is_integer() and 1 <= p <= 8:
     return lax.integer_pow(1.0 / (1.0 + v), int(p))
-  return jnp.exp(-p * jnp.log1p(v))
+  if is_number(p):
+    return jnp.exp(-p * jnp.log1p(v))
+  # Traced p: d/dp = -log1p(v)·(1 + v)^(-p) is inf·0 at v = inf; keep the log finite there.
+  inf = jnp.isinf(v)
+  return jnp.where(inf, 0.0, jnp.exp(-p * jnp.log1p(jnp.where(inf, 0.0, v))))
 
 
-def log1p_scaled(a: float, u: Array) -> Array:
-  """log(1 + a·u) for u >= 0, finite for every finite u even where a·u overflows.
+def expm1_over(c: Any, v: Array) -> Array:
+  """expm1(c·v)/c for v >= 0 (v = inf included), with its limit v at c = 0, smooth in c (c may be traced).
+
+  For |c·v| < 1/64 the Taylor polynomial v·(1 + z/2 + ... + z⁶/7!) with z = c·v (truncation z⁷/8! <
+  1e-17 relative), else expm1(c·v)/c: at v = inf that is inf for c > 0 and -1/c for c < 0. c·v is
+  formed with :func:`scaled`, so c = 0 with v = inf gives z = 0, not NaN.
+  """
+  z = scaled(c, v)
+  small = jnp.abs(z) < 1.0 / 64
+  zs, cs = jnp.where(small, 0.0, z), jnp.where(small, 1.0, c)
+  taylor = v * (1.0 + z * (1 / 2 + z * (1 / 6 + z * (1 / 24 + z * (1 / 120 + z * (1 / 720 + z / 5040))))))
+  return jnp.where(small, taylor, jnp.expm1(zs) / cs)
+
+
+def log1p_scaled(a: Any, u: Array) -> Array:
+  """log(1 + a·u) for u >= 0 and a > 0, finite for every finite u even where a·u overflows.
 
   Where a·u is finite this is log1p(a·u) (accurate near 0); where it overflows it is
-  log(a) + log(u + 1/a), which is then well conditioned.
+  log(a) + log(u + 1/a), which is then well conditioned. ``a`` may be traced.
   """
   au = a * u
   safe_u = jnp.where(jnp.isfinite(au), jnp.zeros_like(u), u)
-  large = math.log(a) + jnp.log(safe_u + 1.0 / a)
+  large = (math.log(a) if is_number(a) else jnp.log(a)) + jnp.log(safe_u + 1.0 / a)
   return jnp.where(jnp.isfinite(au) | jnp.isinf(u), jnp.log1p(au), large)
 
 
@@ -173,9 +228,12 @@ def normal_cdf(z: Array) -> Array:
   return 0.5 * jax.scipy.special.erfc(-z / math.sqrt(2.0))
 
 
-def scaled(c: float, v: Array) -> Array:
-  """``c * v``, but exactly 0 when c == 0 (so that 0 * inf does not give NaN)."""
-  return jnp.zeros_like(v) if c == 0 else c * v
+def scaled(c: Any, v: Array) -> Array:
+  """``c * v``, but exactly 0 when c == 0 (so that 0 * inf does not give NaN); ``c`` may be traced."""
+  if is_number(c):
+    return jnp.zeros_like(v) if c == 0 else c * v
+  # traced c: the product itself (so d/dc = v also at c = 0), with v = ±inf replaced where c == 0
+  return c * jnp.where(jnp.isinf(v) & (c == 0), 0.0, v)
 
 
 # --------------------------------------------------------------------------------------------
@@ -198,6 +256,19 @@ def make_spike_function(grad_fn: Callable[[Array], Array]) -> Callable[[Array], 
   return spike
 
 
+@jax.custom_jvp
+def _spike(s: Surrogate, x: Array) -> Array:
+  """H(x), with derivative g(x; θ) in x and exactly 0 in the parameters θ of ``s`` (H does not
+  depend on them). The derivative of the VJP ct·g(x; θ) in θ is ct·∂g/∂θ, by autodiff of g."""
+  return heaviside(x)
+
+
+@_spike.defjvp
+def _spike_jvp(primals, tangents):
+  (s, x), (_, t) = primals, tangents
+  return _spike(s, x), s.surrogate_grad(x) * t
+
+
 # --------------------------------------------------------------------------------------------
 # The base class
 # --------------------------------------------------------------------------------------------
@@ -208,39 +279,138 @@ def snake_case(name: str) -> str:
   return re.sub(r"(?<=[a-z])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])", "_", name).lower()
 
 
+def is_traced(value: Any) -> bool:
+  """A JAX tracer (under jit, grad, vmap...): its value is not known when the surrogate is built."""
+  return isinstance(value, jax.core.Tracer)
+
+
+def check_value(owner: str, name: str, value: Any, domain: Domain) -> Any:
+  """A parameter value, validated: a real number, a real array (per element) or a JAX value.
+
+  Strings, booleans, complex numbers and other objects are a ``ValueError`` naming ``owner`` and
+  the parameter. Concrete values must lie in the domain; a concrete 0-d array becomes a Python
+  number. Traced values cannot be checked here and are returned as they are: outside the domain the
+  formulas are evaluated as written (NaN, inf or a mirrored shape), so a caller tracing parameters
+  owns their domain (build the surrogate once with the concrete batch to validate it). Static
+  (integer) parameters must be concrete.
+  """
+
+  def bad(what: str) -> ValueError:
+    return ValueError(f"{owner}: parameter {name!r} must be {what}, got {value!r}")
+
+  if isinstance(value, (bool, np.bool_, str, bytes)):
+    raise bad("a real number")
+  if is_traced(value):
+    if domain.integer:
+      raise bad(f"{domain.description}, a concrete Python int (it is static: it sets the number of terms)")
+    if not (jnp.issubdtype(value.dtype, jnp.floating) or jnp.issubdtype(value.dtype, jnp.integer)):
+      raise bad("a real number")
+    return value
+  if is_number(value):
+    number = value
+  elif not isinstance(value, (np.ndarray, np.generic, jax.Array)):
+    raise bad("a real number or a NumPy/JAX array of them")
+  else:
+    arr = np.asarray(value)
+    if arr.dtype.kind not in "fiu":
+      raise bad("a real number")
+    if arr.ndim == 0:
+      number = arr.item()
+    elif domain.integer:
+      raise bad(f"{domain.description} (a single static value, not an array)")
+    else:
+      if not domain.contains(arr):
+        raise bad(f"{domain.description} in every element")
+      return value
+  if not domain.contains(number):
+    raise bad(domain.description)
+  return int(number) if domain.integer else float(number)
+
+
+class ConcreteParametersRequired(TypeError):
+  """Metadata (kinks, mass, limits, length scale, peak...) was asked of a surrogate whose parameters
+  are traced or per-element arrays: it describes one surrogate with concrete numbers."""
+
+
+#: Methods that describe the surrogate with Python numbers: they need concrete scalar parameters.
+METADATA = ("kinks", "jumps", "mass", "limits", "length_scale", "peak", "period", "argument_condition",
+            "primitive_rtol")
+
+#: Members every registered surrogate declares itself (the base class has no sensible default).
+REQUIRED = ("_grad", "_fun", "mass", "limits", "length_scale")
+
+SMOOTHNESS = ("analytic", "continuous", "discontinuous")
+
+
+def _needs_concrete(method: Callable[..., Any]) -> Callable[..., Any]:
+  @functools.wraps(method)
+  def guarded(self: Surrogate, *args: Any, **kwargs: Any) -> Any:
+    self.require_concrete(method.__name__)
+    return method(self, *args, **kwargs)
+
+  guarded.__needs_concrete__ = True  # type: ignore[attr-defined]
+  return guarded
+
+
 @dataclasses.dataclass(frozen=True)
 class Surrogate:
   """Base class. An instance is the spike function: ``Sigmoid(alpha=4.0)(x)``.
 
   Subclasses declare:
-    * fields: the parameters, with their defaults;
-    * ``domains``: parameter name -> :class:`Domain`;
-    * ``examples``: representative parameter sets (overrides of the defaults);
+    * fields: the parameters, ``alpha: float = param(4.0, POSITIVE)`` (default and domain);
+    * ``examples``: representative parameter sets (overrides of the defaults, the first ``{}``);
     * ``_grad(x)``, ``_fun(x)``: g and P on an array in the compute dtype;
-    * ``kinks()``, ``jumps()``, ``mass()``, ``limits()``, ``length_scale()``;
-    * ``smoothness`` (a short word) and ``periodic``.
+    * ``mass()``, ``limits()``, ``length_scale()`` and, where they apply, ``kinks()``, ``jumps()``,
+      ``period()``, ``argument_condition()``, ``primitive_rtol()``;
+    * ``smoothness``: one of :data:`SMOOTHNESS`.
+  ``surrogates.register`` checks all of this when the class is defined.
+
+  Parameters are data: an instance is a JAX pytree whose leaves are its non-static parameters
+  (static ones, like a number of terms, are part of its structure), so ``jax.jit(f)(s, x)``,
+  ``jax.vmap`` over a batch of parameters and ``jax.grad`` with respect to them work. The forward
+  H does not depend on the parameters (derivative exactly 0); g and P are differentiable in them.
+  Metadata (the methods in :data:`METADATA`) needs concrete scalar parameters and raises
+  :class:`ConcreteParametersRequired` otherwise.
   """
 
-  domains: ClassVar[Mapping[str, Domain]] = {}
-  examples: ClassVar[Sequence[Mapping[str, float]]] = ()
+  examples: ClassVar[Sequence[Mapping[str, Any]]] = ()
   smoothness: ClassVar[str] = "analytic"
-  periodic: ClassVar[bool] = False
+
+  def __init_subclass__(cls, **kwargs: Any) -> None:
+    super().__init_subclass__(**kwargs)
+    for name in METADATA:
+      method = cls.__dict__.get(name)
+      if callable(method) and not getattr(method, "__needs_concrete__", False):
+        setattr(cls, name, _needs_concrete(method))
+    jax.tree_util.register_pytree_node(cls, _flatten, functools.partial(_unflatten, cls))
+
+  def __new__(cls, *args: Any, **kwargs: Any) -> Surrogate:
+    accepted = [f.name for f in dataclasses.fields(cls)] if dataclasses.is_dataclass(cls) else []
+    unknown = [k for k in kwargs if k not in accepted]
+    if unknown:
+      raise UnknownParameterError(
+          f"{cls.__name__}: unknown parameter {unknown[0]!r}; accepted: {', '.join(accepted) or 'none'}"
+      )
+    return super().__new__(cls)
 
   def __post_init__(self) -> None:
-    for f in dataclasses.fields(self):
-      value = getattr(self, f.name)
-      domain = self.domains.get(f.name, REAL)
-      try:
-        number = float(value)
-      except (TypeError, ValueError):
-        raise ValueError(
-            f"{type(self).__name__}: parameter {f.name!r} must be a number, got {value!r}"
-        ) from None
-      if not domain.contains(number):
-        raise ValueError(
-            f"{type(self).__name__}: parameter {f.name!r} must be {domain.description}, got {value!r}"
-        )
-      object.__setattr__(self, f.name, int(number) if domain.integer else number)
+    for name, spec in self.parameter_specs().items():
+      object.__setattr__(self, name, check_value(type(self).__name__, name, getattr(self, name), spec.domain))
+
+  # ---- declarations ----------------------------------------------------------------------
+  @classmethod
+  def parameter_specs(cls) -> dict[str, ParamSpec]:
+    """The declared parameters (fields made with :func:`param`): name -> default and domain."""
+    return {
+        f.name: ParamSpec(f.default, f.metadata["domain"])
+        for f in dataclasses.fields(cls)
+        if "domain" in f.metadata
+    }
+
+  @classmethod
+  def dynamic_parameters(cls) -> tuple[str, ...]:
+    """The parameters that may be traced (every one that is not static)."""
+    return tuple(n for n, p in cls.parameter_specs().items() if not p.static)
 
   # ---- identity --------------------------------------------------------------------------
   @property
@@ -248,34 +418,83 @@ class Surrogate:
     return type(self).__name__
 
   @property
-  def params(self) -> dict[str, float]:
+  def params(self) -> dict[str, Any]:
     return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+
+  def _fields(self) -> dict[str, Any]:
+    """Every field's value (``params`` may present them differently, e.g. a scaled surrogate's base's)."""
+    return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+
+  def is_concrete(self) -> bool:
+    """Every parameter is a concrete Python number (neither traced nor a per-element array)."""
+    return all(is_number(v) or (isinstance(v, Surrogate) and v.is_concrete()) for v in self._fields().values())
+
+  def require_concrete(self, what: str) -> None:
+    """Raises :class:`ConcreteParametersRequired` unless :meth:`is_concrete`."""
+    if not self.is_concrete():
+      kinds = {k: "traced" if is_traced(v) else f"an array of shape {np.shape(v)}"
+               for k, v in self._fields().items() if not (is_number(v) or isinstance(v, Surrogate))}
+      described = ", ".join(f"{k!r} is {v}" for k, v in kinds.items()) or "a parameter is not concrete"
+      raise ConcreteParametersRequired(
+          f"{self.name}.{what}() needs concrete scalar parameters ({described}); metadata is computed "
+          "from the Python numbers outside jit/vmap/grad"
+      )
+
+  def _key(self) -> tuple[Any, ...]:
+    """The parameters as a hashable tuple (concrete arrays by dtype, shape and bytes)."""
+
+    def key(name: str, v: Any) -> Any:
+      if isinstance(v, Surrogate):
+        return (type(v), v._key())
+      if is_traced(v):
+        raise TypeError(f"{self.name}: parameter {name!r} is traced: the surrogate is not hashable")
+      if is_number(v):
+        return v
+      a = np.asarray(v)
+      return (a.dtype.str, a.shape, a.tobytes())
+
+    return tuple(key(k, v) for k, v in self._fields().items())
+
+  def __eq__(self, other: object) -> bool:
+    if type(other) is not type(self):
+      return NotImplemented
+    return self._key() == other._key()  # type: ignore[attr-defined]
+
+  def __hash__(self) -> int:
+    return hash((type(self), self._key()))
 
   # ---- the public numerical interface -----------------------------------------------------
   def __call__(self, x: Any) -> Array:
-    """The spike function: H(x) forward, g(x) as derivative."""
-    return self._spike(as_float_array(x))
-
-  @property
-  def _spike(self) -> Callable[[Array], Array]:
-    fn = self.__dict__.get("_spike_fn")
-    if fn is None:
-      fn = make_spike_function(self.surrogate_grad)
-      object.__setattr__(self, "_spike_fn", fn)
-    return fn
+    """The spike function: H(x) forward, g(x) as derivative in x, 0 in the parameters."""
+    return _spike(self, as_float_array(x))
 
   def surrogate_grad(self, x: Any) -> Array:
     """g(x), the pseudo-derivative of the spike function, in the input's dtype."""
-    return self._in_compute_dtype(self._grad, x)
+    return self._in_compute_dtype("_grad", x)
 
   def surrogate_fun(self, x: Any) -> Array:
     """P(x), the primitive of g, in the input's dtype."""
-    return self._in_compute_dtype(self._fun, x)
+    return self._in_compute_dtype("_fun", x)
 
-  @staticmethod
-  def _in_compute_dtype(fn: Callable[[Array], Array], x: Any) -> Array:
+  def _in_compute_dtype(self, method: str, x: Any) -> Array:
+    """``method`` on x in the compute dtype, rounded once to x's dtype. Array and traced parameters
+    are cast to the compute dtype first (Python numbers are weakly typed already), so the dtype of
+    the computation is the input's, whatever the parameters' dtype."""
     x = as_float_array(x)
-    return fn(x.astype(compute_dtype(x.dtype))).astype(x.dtype)
+    cd = compute_dtype(x.dtype)
+    s, xc = self, x.astype(cd)
+    if not self.is_concrete():
+      s = jax.tree_util.tree_map(lambda v: v if is_number(v) else jnp.asarray(v).astype(cd), self)
+      bound = s.saturation()
+      if bound is not None:  # finite inputs beyond it: same values, finite derivatives in the parameters
+        xc = jnp.where(jnp.isinf(xc), xc, jnp.clip(xc, -bound, bound))
+    return getattr(s, method)(xc).astype(x.dtype)
+
+  def _grad(self, x: Array) -> Array:
+    raise NotImplementedError
+
+  def _fun(self, x: Array) -> Array:
+    raise NotImplementedError
 
   # ---- metadata ---------------------------------------------------------------------------
   def kinks(self) -> tuple[float, ...]:
@@ -285,6 +504,15 @@ class Surrogate:
   def jumps(self) -> tuple[float, ...]:
     """The subset of the kinks where g is discontinuous."""
     return ()
+
+  def period(self) -> float | None:
+    """The period of g for periodic surrogates, None otherwise."""
+    return None
+
+  @property
+  def periodic(self) -> bool:
+    """Whether g is periodic (:meth:`period` is not None)."""
+    return self.period() is not None
 
   def argument_condition(self, x: np.ndarray) -> np.ndarray | None:
     """How much g can move when its argument is rounded, per unit of relative rounding: |dg/d(log x)|.
@@ -298,6 +526,16 @@ class Surrogate:
     """Relative amount by which the declared P' may differ from g (S2NN's ε); 0 for most."""
     return 0.0
 
+  def saturation(self) -> Any:
+    """|x| beyond which g and P are at their limits to every dtype's precision, or None.
+
+    Used only when parameters are traced: finite inputs are clipped to ±saturation() first. Values
+    do not change; derivatives in the parameters stay finite (a product c·α·x has tangent c·x·α̇,
+    which overflows at huge x, and inf·0 = NaN downstream). Computed from the (traced) parameters,
+    so not metadata.
+    """
+    return None
+
   def mass(self) -> float:
     """∫ g over the real line (math.inf when it diverges, math.nan for periodic surrogates)."""
     raise NotImplementedError
@@ -308,7 +546,7 @@ class Surrogate:
 
   def length_scale(self) -> float:
     """Characteristic width of g (about 1/alpha): the scale for steps and sample ranges."""
-    return 1.0
+    raise NotImplementedError
 
   def peak(self) -> float:
     """max |g|, used to express tolerances relative to the size of g."""
@@ -319,6 +557,32 @@ class Surrogate:
   def __repr__(self) -> str:
     args = ", ".join(f"{k}={v!r}" for k, v in self.params.items())
     return f"{self.name}({args})"
+
+
+class UnknownParameterError(ValueError, TypeError):
+  """A parameter name a surrogate does not declare (a ``TypeError`` too, like any unknown keyword)."""
+
+
+for _name in METADATA:
+  setattr(Surrogate, _name, _needs_concrete(Surrogate.__dict__[_name]))
+del _name
+
+
+def _flatten(s: Surrogate) -> tuple[tuple[Any, ...], tuple[tuple[str, ...], tuple[Any, ...]]]:
+  """Leaves: the non-static fields (nested surrogates are pytrees too); aux: the static ones."""
+  specs = s.parameter_specs()
+  static = tuple(f.name for f in dataclasses.fields(s) if f.name in specs and specs[f.name].static)
+  dynamic = tuple(f.name for f in dataclasses.fields(s) if f.name not in static)
+  return tuple(getattr(s, n) for n in dynamic), (dynamic, tuple((n, getattr(s, n)) for n in static))
+
+
+def _unflatten(cls: type[Surrogate], aux: tuple[tuple[str, ...], tuple[Any, ...]], children: Any) -> Surrogate:
+  """Rebuilds without validation (JAX passes tracers and placeholders as leaves)."""
+  dynamic, static = aux
+  s = object.__new__(cls)
+  for n, v in (*zip(dynamic, children, strict=True), *static):
+    object.__setattr__(s, n, v)
+  return s
 
 
 __all__ = [

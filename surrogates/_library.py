@@ -20,17 +20,20 @@ from surrogates._core import (
     Array,
     Limits,
     Surrogate,
+    expm1_over,
     gaussian,
     inverse_power,
     is_negative,
+    is_number,
     is_positive,
     log1p_scaled,
     logistic_density,
     normal_cdf,
     odd,
+    param,
     scaled,
 )
-from surrogates._registry import register
+from surrogates._registry import functional, register
 
 _INF = math.inf
 _NORMALISED = Limits(0.0, 0.0, 0.0, 1.0)
@@ -61,8 +64,7 @@ def _linear_limit(c: float, sign: float) -> float:
 class Sigmoid(Surrogate):
   """g = α σ(αx)(1 - σ(αx)),  P = σ(αx)."""
 
-  alpha: float = 4.0
-  domains = {"alpha": POSITIVE}
+  alpha: float = param(4.0, POSITIVE)
   examples = ({}, {"alpha": 0.5}, {"alpha": 100.0})
 
   def _grad(self, x: Array) -> Array:
@@ -86,8 +88,7 @@ class Sigmoid(Surrogate):
 class PiecewiseQuadratic(Surrogate):
   """g = α - α²|x| for |x| <= 1/α, else 0;  P = -u|u|/2 + u + 1/2 with u = clip(αx, -1, 1)."""
 
-  alpha: float = 1.0
-  domains = {"alpha": POSITIVE}
+  alpha: float = param(1.0, POSITIVE)
   examples = ({}, {"alpha": 0.05}, {"alpha": 50.0})
   smoothness = "continuous"
 
@@ -116,8 +117,7 @@ class PiecewiseQuadratic(Surrogate):
 class PiecewiseExp(Surrogate):
   """g = (α/2) e^(-α|x|);  P = e^(αx)/2 for x < 0, 1 - e^(-αx)/2 for x >= 0."""
 
-  alpha: float = 1.0
-  domains = {"alpha": POSITIVE}
+  alpha: float = param(1.0, POSITIVE)
   examples = ({}, {"alpha": 0.1}, {"alpha": 100.0})
   smoothness = "continuous"
 
@@ -145,8 +145,7 @@ class PiecewiseExp(Surrogate):
 class SoftSign(Surrogate):
   """g = α / (2(1 + α|x|)²);  P = 1/2 + x / (2(1/α + |x|)), written as 1/2 + sgn(x)(1 - r)/2."""
 
-  alpha: float = 1.0
-  domains = {"alpha": POSITIVE}
+  alpha: float = param(1.0, POSITIVE)
   examples = ({}, {"alpha": 0.1}, {"alpha": 100.0})
   smoothness = "continuous"
 
@@ -176,8 +175,7 @@ class SoftSign(Surrogate):
 class Arctan(Surrogate):
   """g = (α/2) / (1 + (παx/2)²);  P = arctan(παx/2)/π + 1/2."""
 
-  alpha: float = 1.0
-  domains = {"alpha": POSITIVE}
+  alpha: float = param(1.0, POSITIVE)
   examples = ({}, {"alpha": 0.1}, {"alpha": 100.0})
 
   def _grad(self, x: Array) -> Array:
@@ -200,14 +198,17 @@ class Arctan(Surrogate):
   def length_scale(self) -> float:
     return 1.0 / self.alpha
 
+  def saturation(self) -> float:
+    # |παx/2| = 1e18: z is clipped there in g, and arctan(z) rounds to ±π/2 (1/z < half an ulp)
+    return 1e18 / (0.5 * math.pi * self.alpha)
+
 
 @register
 @dataclasses.dataclass(frozen=True, repr=False)
 class NonzeroSignLog(Surrogate):
   """g = 1 / (1/α + |x|);  P = sgn(x) log(α|x| + 1)."""
 
-  alpha: float = 1.0
-  domains = {"alpha": POSITIVE}
+  alpha: float = param(1.0, POSITIVE)
   examples = ({}, {"alpha": 0.1}, {"alpha": 100.0})
   smoothness = "continuous"
 
@@ -235,8 +236,7 @@ class NonzeroSignLog(Surrogate):
 class ERF(Surrogate):
   """g = (α/√π) e^(-α²x²);  P = (1 + erf(αx))/2 = Φ(√2 αx)."""
 
-  alpha: float = 1.0
-  domains = {"alpha": POSITIVE}
+  alpha: float = param(1.0, POSITIVE)
   examples = ({}, {"alpha": 0.1}, {"alpha": 100.0})
 
   def _grad(self, x: Array) -> Array:
@@ -254,6 +254,9 @@ class ERF(Surrogate):
   def length_scale(self) -> float:
     return 1.0 / self.alpha
 
+  def saturation(self) -> float:
+    return 40.0 / (math.sqrt(2.0) * self.alpha)  # gaussian's and normal_cdf's own clip at ±40
+
 
 @register
 @dataclasses.dataclass(frozen=True, repr=False)
@@ -263,9 +266,8 @@ class PiecewiseLeakyRelu(Surrogate):
   braintools' docstring says 1/w inside the window; its code and primitive give 1/(2w).
   """
 
-  c: float = 0.01
-  w: float = 1.0
-  domains = {"c": NON_NEGATIVE, "w": POSITIVE}
+  c: float = param(0.01, NON_NEGATIVE)
+  w: float = param(1.0, POSITIVE)
   examples = ({}, {"c": 0.0, "w": 0.01}, {"c": 0.5, "w": 10.0})
   smoothness = "discontinuous"
 
@@ -301,11 +303,9 @@ class SquarewaveFourierSeries(Surrogate):
   small and no finite input gives inf or NaN; the harmonics come from one cos and one sin.
   """
 
-  n: int = 2
-  t_period: float = 8.0
-  domains = {"n": POSITIVE_INT, "t_period": POSITIVE}
+  n: int = param(2, POSITIVE_INT)
+  t_period: float = param(8.0, POSITIVE)
   examples = ({}, {"n": 8}, {"n": 1, "t_period": 0.5}, {"n": 5, "t_period": 4.0})
-  periodic = True
 
   def _harmonics(self, x: Array) -> list[tuple[int, Array, Array]]:
     """(k, cos kθ, sin kθ) for k = 1, 3, ..., 2n-1, θ = ωx: one cos and one sin of θ, then
@@ -351,10 +351,9 @@ class S2NN(Surrogate):
   The right branch is evaluated at max(x, 0), so its log and 1/(x+1) never see x <= -1.
   """
 
-  alpha: float = 4.0
-  beta: float = 1.0
-  epsilon: float = 1e-8
-  domains = {"alpha": POSITIVE, "beta": POSITIVE, "epsilon": NON_NEGATIVE}
+  alpha: float = param(4.0, POSITIVE)
+  beta: float = param(1.0, POSITIVE)
+  epsilon: float = param(1e-8, NON_NEGATIVE)
   examples = ({}, {"alpha": 100.0, "beta": 0.1, "epsilon": 0.0}, {"alpha": 0.5, "beta": 10.0})
   smoothness = "discontinuous"
 
@@ -392,11 +391,11 @@ class QPseudoSpike(Surrogate):
   """g = (1 + 2|x|/(α+1))^(-α);  P = 1/2 + sgn(x) I(|x|).
 
   I(u) = (α+1)/2 · ((1+v)^(1-α) - 1)/(1-α) with v = 2u/(α+1), evaluated as
-  (α+1)/2 · expm1((1-α) L)/(1-α) with L = log1p(v) (exact limit (α+1)/2 · L at α = 1).
+  (α+1)/2 · expm1((1-α) L)/(1-α) with L = log1p(v) (:func:`expm1_over`): exact limit (α+1)/2 · L at
+  α = 1, and smooth there in α too.
   """
 
-  alpha: float = 2.0
-  domains = {"alpha": POSITIVE}
+  alpha: float = param(2.0, POSITIVE)
   examples = ({}, {"alpha": 1.0}, {"alpha": 0.5}, {"alpha": 10.0})
   smoothness = "continuous"
 
@@ -409,11 +408,7 @@ class QPseudoSpike(Surrogate):
   def _fun(self, x: Array) -> Array:
     a = self.alpha
     log_base = self._log_base(x)
-    if a == 1.0:
-      integral = log_base
-    else:
-      integral = jnp.expm1((1.0 - a) * log_base) / (1.0 - a)
-    return 0.5 + odd(x, 0.5 * (a + 1.0) * integral)
+    return 0.5 + odd(x, 0.5 * (a + 1.0) * expm1_over(1.0 - a, log_base))
 
   def kinks(self) -> tuple[float, ...]:
     return (0.0,)
@@ -434,9 +429,8 @@ class QPseudoSpike(Surrogate):
 class LeakyRelu(Surrogate):
   """g = α for x < 0, β for x >= 0;  P = αx for x < 0, βx for x >= 0."""
 
-  alpha: float = 0.1
-  beta: float = 1.0
-  domains = {"alpha": REAL, "beta": REAL}
+  alpha: float = param(0.1, REAL)
+  beta: float = param(1.0, REAL)
   examples = ({}, {"alpha": 0.0, "beta": 1.0}, {"alpha": -0.5, "beta": 2.0})
   smoothness = "discontinuous"
 
@@ -458,6 +452,9 @@ class LeakyRelu(Surrogate):
   def limits(self) -> Limits:
     return Limits(self.alpha, self.beta, _linear_limit(self.alpha, -1), _linear_limit(self.beta, 1))
 
+  def length_scale(self) -> float:
+    return 1.0  # piecewise constant: no width of its own
+
 
 @register
 @dataclasses.dataclass(frozen=True, repr=False)
@@ -467,8 +464,7 @@ class LogTailedRelu(Surrogate):
   Written as P = α min(x, 0) + clip(x, 0, 1) + log(max(x, 1)), with no dead branch.
   """
 
-  alpha: float = 0.0
-  domains = {"alpha": REAL}
+  alpha: float = param(0.0, REAL)
   examples = ({}, {"alpha": 0.1}, {"alpha": -1.0})
   smoothness = "discontinuous"
 
@@ -491,15 +487,17 @@ class LogTailedRelu(Surrogate):
   def limits(self) -> Limits:
     return Limits(self.alpha, 0.0, _linear_limit(self.alpha, -1), _INF)
 
+  def length_scale(self) -> float:
+    return 1.0  # the kinks are at 0 and 1
+
 
 @register
 @dataclasses.dataclass(frozen=True, repr=False)
 class ReluGrad(Surrogate):
   """g = max(αw - α|x|, 0);  P = α(w²/2 + uw - u|u|/2) with u = clip(x, -w, w)."""
 
-  alpha: float = 0.3
-  width: float = 1.0
-  domains = {"alpha": POSITIVE, "width": POSITIVE}
+  alpha: float = param(0.3, POSITIVE)
+  width: float = param(1.0, POSITIVE)
   examples = ({}, {"alpha": 100.0, "width": 0.01}, {"alpha": 0.01, "width": 10.0})
   smoothness = "continuous"
 
@@ -529,9 +527,8 @@ class ReluGrad(Surrogate):
 class GaussianGrad(Surrogate):
   """g = α N(x; 0, σ);  P = α Φ(x/σ)."""
 
-  sigma: float = 0.5
-  alpha: float = 0.5
-  domains = {"sigma": POSITIVE, "alpha": POSITIVE}
+  sigma: float = param(0.5, POSITIVE)
+  alpha: float = param(0.5, POSITIVE)
   examples = ({}, {"sigma": 0.05}, {"sigma": 5.0, "alpha": 2.0})
 
   def _grad(self, x: Array) -> Array:
@@ -549,14 +546,16 @@ class GaussianGrad(Surrogate):
   def length_scale(self) -> float:
     return self.sigma
 
+  def saturation(self) -> float:
+    return 40.0 * self.sigma  # gaussian's and normal_cdf's own clip at ±40
+
 
 @register
 @dataclasses.dataclass(frozen=True, repr=False)
 class InvSquareGrad(Surrogate):
   """g = 1/(α|x| + 1)²;  P = x/(α|x| + 1), written as sgn(x)(1 - r)/α with r = 1/(1 + α|x|)."""
 
-  alpha: float = 100.0
-  domains = {"alpha": POSITIVE}
+  alpha: float = param(100.0, POSITIVE)
   examples = ({}, {"alpha": 1000.0}, {"alpha": 1.0}, {"alpha": 0.1})
   smoothness = "continuous"
 
@@ -589,11 +588,10 @@ class MultiGaussianGrad(Surrogate):
   g is negative in the tails by design.
   """
 
-  h: float = 0.15
-  s: float = 6.0
-  sigma: float = 0.5
-  scale: float = 0.5
-  domains = {"h": NON_NEGATIVE, "s": POSITIVE, "sigma": POSITIVE, "scale": POSITIVE}
+  h: float = param(0.15, NON_NEGATIVE)
+  s: float = param(6.0, POSITIVE)
+  sigma: float = param(0.5, POSITIVE)
+  scale: float = param(0.5, POSITIVE)
   examples = ({}, {"h": 0.0}, {"sigma": 0.05, "s": 2.0}, {"h": 0.5, "s": 20.0, "sigma": 2.0, "scale": 2.0})
 
   def _grad(self, x: Array) -> Array:
@@ -617,14 +615,16 @@ class MultiGaussianGrad(Surrogate):
   def length_scale(self) -> float:
     return self.sigma
 
+  def saturation(self) -> float:
+    return self.sigma * (40.0 * (1.0 + self.s) + 1.0)  # every term at gaussian's/normal_cdf's clip at ±40
+
 
 @register
 @dataclasses.dataclass(frozen=True, repr=False)
 class SlayerGrad(Surrogate):
   """g = e^(-α|x|);  P = sgn(x)(1 - e^(-α|x|))/α."""
 
-  alpha: float = 1.0
-  domains = {"alpha": POSITIVE}
+  alpha: float = param(1.0, POSITIVE)
   examples = ({}, {"alpha": 0.1}, {"alpha": 100.0})
   smoothness = "continuous"
 
@@ -660,9 +660,8 @@ class Boxcar(Surrogate):
   spyx gives 0 at exactly |x| = w/2; the reference includes the end points.
   """
 
-  width: float = 2.0
-  height: float = 0.5
-  domains = {"width": POSITIVE, "height": POSITIVE}
+  width: float = param(2.0, POSITIVE)
+  height: float = param(0.5, POSITIVE)
   examples = ({}, {"width": 0.02, "height": 50.0}, {"width": 20.0, "height": 0.05})
   smoothness = "discontinuous"
 
@@ -697,8 +696,7 @@ class Tanh(Surrogate):
   sech²(z) = 4σ(2z)σ(-2z), which neither overflows nor loses the tails.
   """
 
-  k: float = 1.0
-  domains = {"k": POSITIVE}
+  k: float = param(1.0, POSITIVE)
   examples = ({}, {"k": 0.1}, {"k": 100.0})
 
   def _grad(self, x: Array) -> Array:
@@ -715,6 +713,9 @@ class Tanh(Surrogate):
 
   def length_scale(self) -> float:
     return 1.0 / self.k
+
+  def saturation(self) -> float:
+    return 400.0 / self.k  # e^(-800) = 0 and tanh(400) = 1 in every dtype
 
 
 @register
@@ -736,6 +737,9 @@ class StraightThrough(Surrogate):
   def limits(self) -> Limits:
     return Limits(1.0, 1.0, -_INF, _INF)
 
+  def length_scale(self) -> float:
+    return 1.0  # constant: no width
+
 
 # ------------------------------------------------------------------------------------------
 # Shapes of snntorch.surrogate and spikingjelly.activation_based.surrogate
@@ -749,9 +753,8 @@ class SpikeRateEscape(Surrogate):
   P = (slope/β)·e^(β(x-1)) for x < 1, (slope/β)·(2 - e^(-β(x-1))) for x >= 1.
   """
 
-  beta: float = 1.0
-  slope: float = 25.0
-  domains = {"beta": POSITIVE, "slope": POSITIVE}
+  beta: float = param(1.0, POSITIVE)
+  slope: float = param(25.0, POSITIVE)
   examples = ({}, {"beta": 0.5, "slope": 1.0}, {"beta": 10.0, "slope": 2.0})
   smoothness = "continuous"
 
@@ -785,14 +788,15 @@ class SparseFastSigmoid(Surrogate):
   is formed from the r's without cancellation.
   """
 
-  slope: float = 25.0
-  b: float = 1.0
-  domains = {"slope": POSITIVE, "b": REAL}
+  slope: float = param(25.0, POSITIVE)
+  b: float = param(1.0, REAL)
   examples = ({}, {"slope": 1.0, "b": -1.0}, {"slope": 100.0, "b": 0.0})
   smoothness = "discontinuous"
 
   def _above(self, x: Array) -> Array:
-    return is_positive(x) if self.b == 0 else x > self.b
+    if is_number(self.b):
+      return is_positive(x) if self.b == 0 else x > self.b
+    return jnp.where(self.b == 0, is_positive(x), x > self.b)
 
   def _r(self, x: Array) -> Array:
     return 1.0 / (1.0 + self.slope * jnp.abs(x))
@@ -807,9 +811,11 @@ class SparseFastSigmoid(Surrogate):
     b = jnp.asarray(self.b, x.dtype)
     xm = jnp.maximum(x, b)
     r_x, r_b = self._r(xm), self._r(b)
-    if self.b >= 0:
-      return (r_b - r_x) / self.slope
-    return jnp.where(xm < 0, r_x - r_b, (1.0 - r_x) + (1.0 - r_b)) / self.slope
+    right = (r_b - r_x) / self.slope
+    if is_number(self.b) and self.b >= 0:
+      return right
+    across = jnp.where(xm < 0, r_x - r_b, (1.0 - r_x) + (1.0 - r_b)) / self.slope
+    return across if is_number(self.b) else jnp.where(b >= 0, right, across)
 
   def kinks(self) -> tuple[float, ...]:
     return (self.b, 0.0) if self.b < 0 else (self.b,)
@@ -836,8 +842,7 @@ class FakeNumericalGradient(Surrogate):
   P is written as sgn(x)·(min(α|x|, 1) + log1p(α·max(|x| - 1/α, 0))), finite at every finite input.
   """
 
-  alpha: float = 0.3
-  domains = {"alpha": POSITIVE}
+  alpha: float = param(0.3, POSITIVE)
   examples = ({}, {"alpha": 0.01}, {"alpha": 10.0})
   smoothness = "continuous"
 
@@ -872,8 +877,7 @@ class NormalisedQPseudoSpike(Surrogate):
   P = 1/2 - sgn(x)·expm1(-νL)/2.
   """
 
-  nu: float = 1.0
-  domains = {"nu": POSITIVE}
+  nu: float = param(1.0, POSITIVE)
   examples = ({}, {"nu": 0.5}, {"nu": 9.0})
   smoothness = "continuous"
 
@@ -897,3 +901,87 @@ class NormalisedQPseudoSpike(Surrogate):
 
   def length_scale(self) -> float:
     return 0.5 * self.nu / (self.nu + 1.0)
+
+
+# ------------------------------------------------------------------------------------------
+# Functional forms (explicit, so editors and type checkers see them) and the public names
+# ------------------------------------------------------------------------------------------
+
+sigmoid = functional(Sigmoid)
+piecewise_quadratic = functional(PiecewiseQuadratic)
+piecewise_exp = functional(PiecewiseExp)
+soft_sign = functional(SoftSign)
+arctan = functional(Arctan)
+nonzero_sign_log = functional(NonzeroSignLog)
+erf = functional(ERF)
+piecewise_leaky_relu = functional(PiecewiseLeakyRelu)
+squarewave_fourier_series = functional(SquarewaveFourierSeries)
+s2nn = functional(S2NN)
+q_pseudo_spike = functional(QPseudoSpike)
+leaky_relu = functional(LeakyRelu)
+log_tailed_relu = functional(LogTailedRelu)
+relu_grad = functional(ReluGrad)
+gaussian_grad = functional(GaussianGrad)
+inv_square_grad = functional(InvSquareGrad)
+multi_gaussian_grad = functional(MultiGaussianGrad)
+slayer_grad = functional(SlayerGrad)
+boxcar = functional(Boxcar)
+tanh = functional(Tanh)
+straight_through = functional(StraightThrough)
+spike_rate_escape = functional(SpikeRateEscape)
+sparse_fast_sigmoid = functional(SparseFastSigmoid)
+fake_numerical_gradient = functional(FakeNumericalGradient)
+normalised_q_pseudo_spike = functional(NormalisedQPseudoSpike)
+
+__all__ = [
+  "ERF",
+  "S2NN",
+  "Arctan",
+  "Boxcar",
+  "FakeNumericalGradient",
+  "GaussianGrad",
+  "InvSquareGrad",
+  "LeakyRelu",
+  "LogTailedRelu",
+  "MultiGaussianGrad",
+  "NonzeroSignLog",
+  "NormalisedQPseudoSpike",
+  "PiecewiseExp",
+  "PiecewiseLeakyRelu",
+  "PiecewiseQuadratic",
+  "QPseudoSpike",
+  "ReluGrad",
+  "Sigmoid",
+  "SlayerGrad",
+  "SoftSign",
+  "SparseFastSigmoid",
+  "SpikeRateEscape",
+  "SquarewaveFourierSeries",
+  "StraightThrough",
+  "Tanh",
+  "arctan",
+  "boxcar",
+  "erf",
+  "fake_numerical_gradient",
+  "gaussian_grad",
+  "inv_square_grad",
+  "leaky_relu",
+  "log_tailed_relu",
+  "multi_gaussian_grad",
+  "nonzero_sign_log",
+  "normalised_q_pseudo_spike",
+  "piecewise_exp",
+  "piecewise_leaky_relu",
+  "piecewise_quadratic",
+  "q_pseudo_spike",
+  "relu_grad",
+  "s2nn",
+  "sigmoid",
+  "slayer_grad",
+  "soft_sign",
+  "sparse_fast_sigmoid",
+  "spike_rate_escape",
+  "squarewave_fourier_series",
+  "straight_through",
+  "tanh",
+]

@@ -193,3 +193,101 @@ CORRECT = [
     Candidate(name="Arctan", params={"alpha": 4.0}, fn=surrogates.spyx_arctan(2.0), scale=1 / (2 * math.pi),
               label="correct: spyx arctan(k=2) = Arctan(alpha=4) scaled by 1/(2π)"),
 ]
+
+
+# --- parameters check ---
+# Candidates rebuilt at traced parameter values (``factory``), each in a style the reference does not
+# use; the parameters check must catch the three defects and pass the correct twins.
+
+
+def _leaks_tangent(alpha=4.0):
+  """H's JVP adds the parameter's tangent to the output (as braintools 0.3.0 does through g)."""
+
+  @jax.custom_jvp
+  def spike(x, a):
+    return heaviside(x)
+
+  @spike.defjvp
+  def _(primals, tangents):
+    (x, a), (tx, ta) = primals, tangents
+    return spike(x, a), sigmoid_g(a)(x) * tx + ta * sigmoid_g(a)(x)
+
+  return lambda x: spike(x, alpha)
+
+
+def _wrong_parameter_sign(alpha=4.0):
+  """g's value is right, its derivative in alpha is negated (a hand-written tangent with a sign slip)."""
+
+  @jax.custom_jvp
+  def g(x, a):
+    return sigmoid_g(a)(x)
+
+  @g.defjvp
+  def _(primals, tangents):
+    (x, a), (tx, ta) = primals, tangents
+    dg_dx, dg_da = jax.grad(lambda u, b: sigmoid_g(b)(u), argnums=(0, 1))(x, a)
+    return g(x, a), dg_dx * tx - dg_da * ta
+
+  @jax.custom_jvp
+  def spike(x, a):
+    return heaviside(x)
+
+  @spike.defjvp
+  def _(primals, tangents):
+    (x, a), (tx, _) = primals, tangents
+    return spike(x, a), g(x, a) * tx
+
+  return lambda x: spike(x, alpha)
+
+
+def _ignored_when_traced(alpha=4.0):
+  """alpha read with float(): a traced alpha falls back to the default, silently."""
+  try:
+    a = float(alpha)
+  except Exception:
+    a = 4.0
+  return spike_with(sigmoid_g(a))
+
+
+def _explicit_parameter_tangent(alpha=4.0):
+  """Correct: one custom_jvp over (x, alpha) whose output tangent in alpha is written out as zero."""
+
+  @jax.custom_jvp
+  def spike(x, a):
+    return heaviside(x)
+
+  @spike.defjvp
+  def _(primals, tangents):
+    (x, a), (tx, ta) = primals, tangents
+    return spike(x, a), sigmoid_g(a)(x) * tx + jnp.zeros_like(x) * ta
+
+  return lambda x: spike(x, alpha)
+
+
+def _custom_vjp_with_parameter_cotangent(alpha=4.0):
+  """Correct: custom_vjp over (x, alpha), the cotangent of alpha explicitly zero (reverse mode only)."""
+
+  @jax.custom_vjp
+  def spike(x, a):
+    return heaviside(x)
+
+  spike.defvjp(lambda x, a: (heaviside(x), (x, a)),
+               lambda res, ct: (ct * sigmoid_g(res[1])(res[0]), jnp.zeros_like(res[1])))
+  return lambda x: spike(x, alpha)
+
+
+def _with_factory(factory, label, caught_by=None):
+  return Candidate(name="Sigmoid", params={"alpha": 4.0}, fn=factory(alpha=4.0), factory=factory, label=label,
+                   notes={"caught_by": caught_by} if caught_by else {})
+
+
+PARAMETER_DEFECTS = [
+    _with_factory(_leaks_tangent, "the output leaks the parameter's tangent", "parameters"),
+    _with_factory(_wrong_parameter_sign, "the parameter gradient has the wrong sign", "parameters"),
+    _with_factory(_ignored_when_traced, "the parameter is ignored when traced", "parameters"),
+]
+
+PARAMETER_CORRECT = [
+    _with_factory(_explicit_parameter_tangent, "correct: custom_jvp with an explicit zero tangent in alpha"),
+    _with_factory(_custom_vjp_with_parameter_cotangent, "correct: custom_vjp with a zero cotangent for alpha"),
+]

@@ -171,7 +171,7 @@ def reference_candidates(only: Iterable[str] | None = None) -> list[Candidate]:
   return [
       Candidate(
           name=s.name, params=s.params, fn=s, surrogate_fun=s.surrogate_fun, surrogate_grad=s.surrogate_grad,
-          label=repr(s),
+          label=repr(s), factory=type(s),
       )
       for s in surrogates.instances()
       if wanted is None or s.name in wanted

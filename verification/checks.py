@@ -24,6 +24,7 @@ import surrogates
 from verification import numerics, tolerances
 from verification.candidate import Candidate
 from verification.evaluate import CandidateError, Evaluator, describe
+from verification.parameters import check_parameters
 
 F64 = np.dtype(np.float64)
 
@@ -653,4 +654,5 @@ CHECKS: dict[str, Callable[[Context], Outcome]] = {
     "edge": check_edge,
     "low_precision": check_low_precision,
     "differential": check_differential,
+    "parameters": check_parameters,
 }

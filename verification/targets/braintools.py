@@ -34,6 +34,11 @@ the derivative of g is cut, so second derivatives of the spike function are 0, n
 
 Each functional form (``braintools.surrogate.sigmoid(x, alpha=4.0)`` and so on) is the class
 called on x; it is checked once, at the library's defaults.
+
+Parameters may be JAX values (the classes keep them as given), so every candidate has a
+``factory`` (the parameter names are the reference's). The primitive's JVP adds the tangent of g,
+computed from the parameters, to the output: H has a non-zero derivative in every parameter in
+0.3.0 (fixed in 0.4.0), which the parameters check reports.
 """
 
 from __future__ import annotations
@@ -115,8 +120,10 @@ def _build(mod: ModuleType, m: Mapping, params: dict[str, Any]) -> dict[str, Any
   if m.export in _SURROGATES:
     inst = target(**params)
     has_fun = type(inst).surrogate_fun is not mod.Surrogate.surrogate_fun
-    return {"fn": inst, "surrogate_fun": inst.surrogate_fun if has_fun else None, "surrogate_grad": inst.surrogate_grad}
-  return {"fn": functools.partial(target, **params)}
+    # the classes store their parameters as given, so JAX values (traced ones too) are accepted
+    return {"fn": inst, "surrogate_fun": inst.surrogate_fun if has_fun else None, "surrogate_grad": inst.surrogate_grad,
+            "factory": lambda **p: target(**p)}
+  return {"fn": functools.partial(target, **params), "factory": lambda **p: functools.partial(target, **p)}
 
 
 def candidates() -> list[Candidate]:

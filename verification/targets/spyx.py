@@ -11,6 +11,10 @@ reference (H(0) = 1). ``jax.custom_gradient`` has no forward mode (jvp, jacfwd r
 - triangular(k=2): g = max(0, 1 - |kx|) -> ReluGrad(alpha=k, width=1/k), scale 1
 - arctan(k=2): g = 1/((1 + (kπx)²)π) -> Arctan(alpha=2k), scale 1/(kπ)
 - superspike(k=25): g = 1/(1 + k|x|)² -> InvSquareGrad(alpha=k), scale 1
+
+No candidate has a ``factory``: each factory returns ``jax.jit`` of a function closing over its
+parameter, so a traced parameter (``jax.grad`` in k) fails with "No constant handler for type:
+LinearizeTracer" (measured on spyx 1.0.0); the parameters check skips these candidates.
 """
 
 from __future__ import annotations

@@ -1,0 +1,179 @@
+"""The parameters check: derivatives of a candidate in its surrogate's parameters θ.
+
+For a candidate with a ``factory(**params) -> spike function`` (rebuilt at traced parameter values,
+with the reference's parameter names), for every parameter that may be traced (static ones, such
+as a number of terms, are left out), in float64:
+
+1. H has derivative exactly 0 in θ (H does not depend on θ), at θ and at every value in a batch;
+2. d/dθ of the VJP ct·g(x; θ), by reverse mode over reverse mode at scalar points, equals
+   ct·∂g/∂θ with ∂g/∂θ from Richardson-extrapolated central differences in θ of the candidate's own
+   g (tolerance derived as in the derivative check);
+3. the same quantities under ``jit`` and under ``vmap`` over a batch of θ values agree;
+4. g built at a traced θ equals g built at the same θ given as a Python number, at θ and at a
+   value a quarter away (a parameter read with ``float()`` and a fallback is ignored when traced).
+
+Reverse mode only (``jax.grad``), so candidates with ``jax.custom_vjp`` or ``custom_gradient`` (no
+forward mode) are checked too. Candidates without a factory are skipped.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from verification import numerics, tolerances
+from verification.evaluate import describe
+from verification.results import Outcome, failed, passed, skipped
+
+F64 = np.dtype(np.float64)
+EPS = float(np.finfo(np.float64).eps)
+#: Offsets of the batch, in units of the step h: the finite-difference stencil around θ.
+_STENCIL = (-2, -1, 1, 2)
+
+
+def theta_step(value: float) -> float:
+  """h ≈ 1e-3·|θ| (1e-3 at θ = 0) rounded down to a power of two, so θ ± h is exact.
+
+  Central differences then have a truncation error ~h²|g'''|/6 ≈ 1e-7 relative before Richardson
+  extrapolation and a rounding error ~eps·|g|/h ≈ 1e-13 relative.
+  """
+  return 2.0 ** math.floor(math.log2(1e-3 * (abs(value) or 1.0)))
+
+
+def _quantities(factory: Callable[..., Any], params: dict[str, Any], name: str) -> Callable[..., dict[str, Any]]:
+  """(θ, x, ct) -> dH/dθ, g, d(ct·g)/dθ per point: scalar reverse mode, vmapped over the points."""
+
+  def spike(v: jax.Array, t: jax.Array) -> jax.Array:
+    return factory(**{**params, name: t})(v)
+
+  def at(t: jax.Array, x: jax.Array, ct: jax.Array) -> dict[str, Any]:
+    g_of = lambda v, tt: jax.grad(spike)(v, tt)
+    return {
+        "dH": jax.vmap(lambda v: jax.grad(spike, argnums=1)(v, t))(x),
+        "g": jax.vmap(lambda v: g_of(v, t))(x),
+        "dvjp": jax.vmap(lambda v, w: jax.grad(lambda tt: w * g_of(v, tt))(t))(x, ct),
+    }
+
+  return at
+
+
+def _worst(x: np.ndarray, expected: np.ndarray, got: np.ndarray, tol: np.ndarray) -> dict[str, Any]:
+  err = np.abs(got - expected)
+  err = np.where(np.isnan(err), np.inf, err)
+  ratio = err / tol
+  i = int(np.argmax(ratio))
+  return {"worst_input": float(x[i]), "expected": float(expected[i]), "got": float(got[i]),
+          "tolerance": float(tol[i]), "failing_points": int(np.sum(ratio > 1)), "points": int(x.size)}
+
+
+def _check_one(ctx: Any, name: str, x: np.ndarray, ct: np.ndarray) -> tuple[str, dict[str, Any]] | None:
+  """The first problem with parameter ``name`` (message, detail), or None."""
+  c = ctx.candidate
+  params = dict(c.params)
+  theta = float(params[name])
+  h = theta_step(theta)
+  delta = 0.25 * (abs(theta) or 1.0)
+  thetas = np.array([theta, theta + delta, *(theta + k * h for k in _STENCIL)])
+  fn = _quantities(c.factory, params, name)
+  xj, ctj = jnp.asarray(x), jnp.asarray(ct)
+  where = f"'{name}' = {theta:g}"
+  try:
+    single = {k: np.asarray(v, F64) for k, v in jax.jit(fn)(jnp.asarray(theta, F64), xj, ctj).items()}
+  except Exception as exc:
+    return f"the spike function cannot be differentiated in {where} under jit: {describe(exc)}", {}
+  try:
+    batch = {k: np.asarray(v, F64) for k, v in jax.jit(jax.vmap(fn, in_axes=(0, None, None)))(
+        jnp.asarray(thetas), xj, ctj).items()}
+  except Exception as exc:
+    return f"the spike function cannot be differentiated in {where} under vmap over '{name}': {describe(exc)}", {}
+
+  # 1. H does not depend on θ: exactly 0
+  for label, dH, at in (("jit", single["dH"][None], thetas[:1]), ("vmap", batch["dH"], thetas)):
+    nonzero = dH != 0
+    if nonzero.any():
+      j, i = np.argwhere(nonzero)[0]
+      return (f"the output H depends on '{name}': dH/d{name} = {dH[j, i]:.6g} at x = {x[i]:g}, {name} = {at[j]:g} "
+              f"({label}); H(x) is a step that does not depend on the parameters, so this leaks the parameter's "
+              "tangent into the forward and into every derivative through it",
+              {"worst_input": float(x[i]), "expected": 0.0, "got": float(dH[j, i]), "tolerance": 0.0,
+               "failing_points": int(nonzero.sum()), "reason": "exact: H does not depend on the parameters"})
+
+  # 4. traced θ = θ as a Python number, at θ and at θ + Δ
+  # the condition term |x·g'(x)| from the reference at θ, doubled for θ + Δ (g' of a width-like
+  # parameter scales at most like (1.25)² there)
+  condition = 2 * np.abs(x * ctx.ref(x, "d2H"))
+  for j, value in enumerate(thetas[:2]):
+    try:
+      concrete = np.asarray(jax.jit(jax.vmap(jax.grad(c.factory(**{**params, name: float(value)}))))(xj), F64)
+    except Exception as exc:
+      return f"the factory at {name} = {value:g} (a number) cannot be differentiated: {describe(exc)}", {}
+    traced = single["g"] if j == 0 else batch["g"][1]
+    size = max(ctx.peak, float(np.max(np.abs(concrete))))
+    tol = tolerances.g_tolerance(F64, tolerances.K_DIFFERENTIAL["float64"], size, condition)
+    d = _worst(x, concrete, traced, tol)
+    if d["failing_points"]:
+      return (f"'{name}' is not used as traced: with {name} = {value:g} traced, g({d['worst_input']:g}) = "
+              f"{d['got']:.8g}; built with {name} = {value:g} as a number, g = {d['expected']:.8g} (a parameter "
+              "read with float() or a Python branch falls back to another value when traced)",
+              {**d, "reason": "same computation: K·eps·(peak + |x·g'(x)|) in float64"})
+
+  # 3. jit = vmap (same kernel, vectorised: a few ulp)
+  dv = single["dvjp"]
+  tol = 16 * EPS * (np.max(np.abs(dv)) + np.abs(dv)) + 1e-300
+  d = _worst(x, dv, batch["dvjp"][0], tol)
+  if d["failing_points"]:
+    return (f"d(VJP)/d{name} under vmap over {name} differs from jit at x = {d['worst_input']:g}: "
+            f"{d['got']:.8g} vs {d['expected']:.8g}", {**d, "reason": "16 eps of the largest value"})
+  d = _worst(x, single["g"], batch["g"][0], 16 * EPS * (np.max(np.abs(single["g"])) + np.abs(single["g"])) + 1e-300)
+  if d["failing_points"]:
+    return (f"g under vmap over {name} differs from jit at x = {d['worst_input']:g}: {d['got']:.8g} vs "
+            f"{d['expected']:.8g}", {**d, "reason": "16 eps of the largest value"})
+
+  # 2. d(ct·g)/dθ = ct·(Richardson of central differences of g in θ)
+  f = {k: batch["g"][2 + i] for i, k in enumerate(_STENCIL)}
+  c1, c2 = (f[1] - f[-1]) / (2 * h), (f[2] - f[-2]) / (4 * h)
+  fd, est = c1 + (c1 - c2) / 3, np.abs(c1 - c2) / 3
+  g_size = np.max(np.abs(np.stack(list(f.values()))), axis=0)
+  tol_fd = 4 * est + 64 * EPS * g_size / h + 1e-9 * ctx.peak / (abs(theta) or 1.0)
+  ct_abs = np.abs(ct)
+  d = _worst(x, ct * fd, dv, tol_fd * ct_abs)
+  if d["failing_points"]:
+    i = int(np.argmin(np.abs(x - d["worst_input"])))
+    flipped = fd[i] != 0 and abs(dv[i] + ct[i] * fd[i]) <= tol_fd[i] * ct_abs[i]
+    what = "has the wrong sign" if flipped else "is not the derivative of g in it"
+    return (f"d(VJP)/d{name} = ct·dg/d{name} {what}: at x = {d['worst_input']:g}, ct = {ct[i]:.4g}, autodiff gives "
+            f"{d['got']:.8g}, central differences of g in {name} give {d['expected']:.8g}",
+            {**d, "step": h, "reason": f"Richardson on central differences in {name}, h = 2^{int(math.log2(h))} ≈ "
+                                       f"1e-3·|{name}|; tolerance = |ct|·(4·|R(h) - R(2h)|/3 + 64·eps·|g|/h + "
+                                       "1e-9·peak/|θ|)"})
+  return None
+
+
+def check_parameters(ctx: Any) -> Outcome:
+  """For candidates with a factory: H flat in θ, d(VJP)/dθ = ct·dg/dθ against central differences in
+  θ, jit = vmap over a batch of θ, traced θ = θ as a number (float64)."""
+  c = ctx.candidate
+  if c.factory is None:
+    return skipped("no factory: the candidate cannot be rebuilt at traced parameter values")
+  if c.backend != "jax":
+    return skipped(f"needs JAX transforms: {c.label} is evaluated through another backend")
+  names = [n for n in type(ctx.reference).dynamic_parameters() if n in c.params]
+  if not names:
+    return skipped(f"{ctx.reference.name} has no parameter that can be traced")
+  margin = 8 * ctx.step
+  x = numerics.sample_points(ctx.length, ctx.reference.kinks(), margin, n=48, seed=ctx.seed, span=4.0)
+  rng = np.random.default_rng(ctx.seed + 2)
+  ct = rng.normal(size=x.shape) * 2.0 + 0.5
+  for name in names:
+    problem = _check_one(ctx, name, x, ct)
+    if problem is not None:
+      message, detail = problem
+      return failed(message, dtype="float64", parameter=name, parameters=names, **detail)
+  return passed(f"H flat in {', '.join(names)}; d(VJP)/dθ = ct·dg/dθ against central differences in θ; jit = vmap "
+                "over a batch of θ; traced θ = θ as a number (float64)", dtype="float64", parameters=names,
+                points=int(x.size))
