@@ -16,9 +16,6 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
-from hypothesis.extra import numpy as hnp
 
 import surrogates
 from verification import numerics, tolerances
@@ -472,25 +469,13 @@ _EDGE_QUANTITIES = {"H": "H", "g": "g (the VJP)", "sg": "surrogate_grad", "P": "
                     "dP": "the autodiff derivative of P", "d2H": "the second derivative of H"}
 
 
-_HYPOTHESIS_LOCK = threading.Lock()
-
-
 def _edge_inputs(ctx: Context, dtype: np.dtype) -> list[np.ndarray]:
   if dtype.itemsize == 2:
     return [numerics.all_bit_patterns(dtype)]
   batches = [numerics.edge_values(dtype)]
-  strategy = hnp.arrays(dtype, 512, elements=hnp.from_dtype(dtype, allow_nan=False, allow_infinity=False,
-                                                            allow_subnormal=True))
-
-  @settings(max_examples=ctx.hypothesis_examples, database=None, deadline=None, derandomize=True,
-            suppress_health_check=list(HealthCheck))
-  @given(strategy, st.floats(1e-3, 1e3))
-  def draw(values: np.ndarray, width: float) -> None:
+  for values, width in numerics.hypothesis_draws(dtype.name, ctx.hypothesis_examples, ctx.seed):
     batches.append(values)
     batches.append((values.astype(F64) % (40 * ctx.length * width) - 20 * ctx.length * width).astype(dtype))
-
-  with _HYPOTHESIS_LOCK:  # hypothesis keeps global state: one draw at a time
-    draw()
   return batches
 
 

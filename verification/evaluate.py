@@ -9,6 +9,15 @@ For a JAX candidate one jitted *bundle* per dtype computes, elementwise:
 Inputs are padded to a fixed length so each (candidate, dtype) compiles once. If the bundle fails
 (a candidate without reverse-over-reverse, say), each quantity is evaluated on its own so the
 others still get checked; the error is kept for the check that needs that quantity.
+
+Parameters as arguments: a reference surrogate (``fn`` a registry :class:`surrogates.Surrogate`
+whose ``surrogate_fun``/``surrogate_grad`` are its own) is rebuilt inside the jitted bundle as
+``type(s)(**static, **params)`` with its real-valued parameters passed as (weakly typed) jit
+arguments, so all parameter sets of one surrogate share one compiled bundle per dtype. Integer
+parameters (SquarewaveFourierSeries' ``n``) stay static: they change the program. Where the
+surrogate does not accept traced parameters, the bundle is compiled per parameter set as before.
+Compiled bundles are kept per process (:data:`_SHARED`), and the persistent compilation cache
+(:mod:`verification.cache`) keeps them across processes and runs.
 """
 
 from __future__ import annotations
@@ -22,6 +31,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+import surrogates
+from verification import cache
 from verification.candidate import Candidate
 
 BLOCK = 1 << 16
@@ -56,11 +67,59 @@ def _jax_quantity_fns(c: Candidate) -> dict[str, Callable]:
   return fns
 
 
+def _shared_builder(c: Candidate) -> tuple[tuple, dict[str, float]] | None:
+  """(key, traced parameters) when the candidate is a reference surrogate used as-is, else None.
+
+  The key names the program: the surrogate's class, its static (integer) parameters and which of
+  P and surrogate_grad the candidate exposes.
+  """
+  s = c.fn
+  if c.backend != "jax" or not isinstance(s, surrogates.Surrogate) or type(s) not in _REGISTERED:
+    return None
+  for name, given in (("surrogate_fun", c.surrogate_fun), ("surrogate_grad", c.surrogate_grad)):
+    if given is not None and not (getattr(given, "__self__", None) is s
+                                  and getattr(given, "__func__", None) is getattr(type(s), name)):
+      return None
+  static, traced = {}, {}
+  for k, v in s.params.items():
+    domain = s.domains.get(k)
+    if domain is not None and domain.integer:
+      static[k] = v
+    else:
+      try:  # a Python float is a weakly typed jit argument: it promotes like the constant it replaces
+        traced[k] = float(v)
+      except (TypeError, ValueError):
+        return None
+  key = (type(s), tuple(sorted(static.items())), c.surrogate_fun is not None, c.surrogate_grad is not None)
+  return key, traced
+
+
+_REGISTERED = frozenset(surrogates.REGISTRY.values())
+#: key -> jitted bundle ``(params, x) -> {quantity: value}``, or None where tracing the parameters failed.
+_SHARED: dict[tuple, Callable | None] = {}
+_SHARED_LOCK = threading.Lock()
+
+
+def _shared_bundle(key: tuple, quantities: tuple[str, ...]) -> Callable:
+  cls, static, has_p, has_sg = key
+
+  def bundle(params: dict[str, float], v: jax.Array) -> dict[str, jax.Array]:
+    s = cls(**dict(static), **params)
+    fns = _jax_quantity_fns(Candidate(name=s.name, params=s.params, fn=s,
+                                      surrogate_fun=s.surrogate_fun if has_p else None,
+                                      surrogate_grad=s.surrogate_grad if has_sg else None))
+    return {q: fns[q](v) for q in quantities}
+
+  return jax.jit(bundle)
+
+
 class Evaluator:
   """Evaluates a candidate's quantities on NumPy arrays of any float dtype."""
 
   def __init__(self, candidate: Candidate):
+    cache.enable()
     self.candidate = candidate
+    self._shared = _shared_builder(candidate)
     self._lock = threading.Lock()
     self._cache: dict = {}
     #: (quantity, input dtype) -> what came back instead; the values are kept for the other checks.
@@ -109,13 +168,41 @@ class Evaluator:
     if got != want:
       self.dtype_mismatches[(name, np.dtype(want).name)] = f"{name} returned dtype {got} for input dtype {want}"
 
-  def _compiled(self, dtype: np.dtype, quantities: tuple[str, ...]):
+  def _compiled(self, dtype: np.dtype, quantities: tuple[str, ...]) -> Callable[[jax.Array], dict]:
+    if self._shared is not None:
+      key, params = self._shared
+      with _SHARED_LOCK:
+        if (key, quantities) not in _SHARED:
+          _SHARED[(key, quantities)] = _shared_bundle(key, quantities)
+        bundle = _SHARED[(key, quantities)]
+      if bundle is not None:
+        return functools.partial(self._call_shared, bundle, key, quantities, params)
     key = (dtype.name, quantities)
     with self._lock:
       if key not in self._cache:
         fns = self.fns
         self._cache[key] = jax.jit(lambda v: {q: fns[q](v) for q in quantities})
       return self._cache[key]
+
+  def _call_shared(self, bundle: Callable, key: tuple, quantities: tuple[str, ...], params: dict[str, float],
+                   v: jax.Array) -> dict:
+    """The shared bundle at this candidate's parameters; falls back to the per-candidate bundle for
+    good if the surrogate rejects traced parameters."""
+    try:
+      return bundle(params, v)
+    except Exception:
+      def construct(p: dict) -> jax.Array:
+        key[0](**dict(key[1]), **p)
+        return jnp.zeros(())
+
+      try:  # does the surrogate itself (not the candidate's code) refuse tracers? Decided once per key.
+        jax.eval_shape(construct, params)
+      except Exception:
+        with _SHARED_LOCK:
+          _SHARED[(key, quantities)] = None
+        self._shared = None
+        return self._compiled(np.dtype(v.dtype), quantities)(v)
+      raise
 
   def _evaluate_jax(self, x: np.ndarray, quantities: tuple[str, ...]) -> dict:
     n = x.size

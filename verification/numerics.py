@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import math
+import threading
 import warnings
 from collections.abc import Callable, Sequence
 
@@ -127,3 +128,38 @@ def edge_values(dtype) -> np.ndarray:
   mags += [float(fi.max) / 4, float(fi.max) / 2, float(fi.max), np.inf]
   v = np.array(mags, np.float64)
   return np.concatenate([v, -v]).astype(jnp.dtype(dtype))
+
+
+_HYPOTHESIS_LOCK = threading.Lock()
+
+
+@functools.cache
+def hypothesis_draws(dtype_name: str, examples: int, seed: int = 0,
+                     size: int = 512) -> tuple[tuple[np.ndarray, float], ...]:
+  """``examples`` hypothesis draws of (``size`` values of the dtype, a width in [1e-3, 1e3]).
+
+  Values: any finite value of the dtype, subnormals included (hypothesis favours extremes and
+  boundaries). A pure function of its arguments (seeded, no example database), computed once per
+  process and shared by every candidate; the arrays are read-only.
+  """
+  from hypothesis import HealthCheck, given, settings
+  from hypothesis import seed as hypothesis_seed
+  from hypothesis import strategies as st
+  from hypothesis.extra import numpy as hnp
+
+  dtype = jnp.dtype(dtype_name)
+  strategy = hnp.arrays(dtype, size, elements=hnp.from_dtype(dtype, allow_nan=False, allow_infinity=False,
+                                                             allow_subnormal=True))
+  draws: list[tuple[np.ndarray, float]] = []
+
+  @hypothesis_seed(seed)
+  @settings(max_examples=examples, database=None, deadline=None, suppress_health_check=list(HealthCheck))
+  @given(strategy, st.floats(1e-3, 1e3))
+  def draw(values: np.ndarray, width: float) -> None:
+    values = np.array(values)
+    values.flags.writeable = False
+    draws.append((values, float(width)))
+
+  with _HYPOTHESIS_LOCK:  # hypothesis keeps global state: one draw at a time
+    draw()
+  return tuple(draws)
