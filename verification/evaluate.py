@@ -36,6 +36,8 @@ from verification import cache
 from verification.candidate import Candidate
 
 BLOCK = 1 << 16
+#: Padded length of the quadrature's evaluations of g and P (a few hundred nodes per call).
+QUAD_BLOCK = 1 << 10
 QUANTITIES = ("H", "g", "d2H", "P", "dP", "sg")
 
 
@@ -100,11 +102,29 @@ _SHARED: dict[tuple, Callable | None] = {}
 _SHARED_LOCK = threading.Lock()
 
 
+def _rebuild(cls: type, params: dict) -> surrogates.Surrogate:
+  """``cls(**params)`` with traced parameters.
+
+  Where the constructor's validation rejects tracers (it validates concrete values; these were
+  validated when the candidate was built), the fields are set without it. A surrogate whose code
+  branches on a parameter in Python then raises while tracing (a tracer has no truth value), and the
+  evaluator falls back to one bundle per parameter set: a traced parameter never silently changes
+  the program.
+  """
+  try:
+    return cls(**params)
+  except Exception:
+    s = object.__new__(cls)
+    for k, v in params.items():
+      object.__setattr__(s, k, v)
+    return s
+
+
 def _shared_bundle(key: tuple, quantities: tuple[str, ...]) -> Callable:
   cls, static, has_p, has_sg = key
 
   def bundle(params: dict[str, float], v: jax.Array) -> dict[str, jax.Array]:
-    s = cls(**dict(static), **params)
+    s = _rebuild(cls, {**dict(static), **params})
     fns = _jax_quantity_fns(Candidate(name=s.name, params=s.params, fn=s,
                                       surrogate_fun=s.surrogate_fun if has_p else None,
                                       surrogate_grad=s.surrogate_grad if has_sg else None))
@@ -186,28 +206,19 @@ class Evaluator:
 
   def _call_shared(self, bundle: Callable, key: tuple, quantities: tuple[str, ...], params: dict[str, float],
                    v: jax.Array) -> dict:
-    """The shared bundle at this candidate's parameters; falls back to the per-candidate bundle for
-    good if the surrogate rejects traced parameters."""
+    """The shared bundle at this candidate's parameters. If it fails (the surrogate's code does not
+    trace in its parameters), this key is compiled per parameter set from then on."""
     try:
       return bundle(params, v)
     except Exception:
-      def construct(p: dict) -> jax.Array:
-        key[0](**dict(key[1]), **p)
-        return jnp.zeros(())
+      with _SHARED_LOCK:
+        _SHARED[(key, quantities)] = None
+      return self._compiled(np.dtype(v.dtype), quantities)(v)
 
-      try:  # does the surrogate itself (not the candidate's code) refuse tracers? Decided once per key.
-        jax.eval_shape(construct, params)
-      except Exception:
-        with _SHARED_LOCK:
-          _SHARED[(key, quantities)] = None
-        self._shared = None
-        return self._compiled(np.dtype(v.dtype), quantities)(v)
-      raise
-
-  def _evaluate_jax(self, x: np.ndarray, quantities: tuple[str, ...]) -> dict:
+  def _evaluate_jax(self, x: np.ndarray, quantities: tuple[str, ...], block: int = BLOCK) -> dict:
     n = x.size
-    padded = np.resize(x, -(-max(n, 1) // BLOCK) * BLOCK) if n else np.zeros(BLOCK, x.dtype)
-    chunks = padded.reshape(-1, BLOCK)
+    padded = np.resize(x, -(-max(n, 1) // block) * block) if n else np.zeros(block, x.dtype)
+    chunks = padded.reshape(-1, block)
 
     def run(qs: tuple[str, ...]) -> dict[str, np.ndarray]:
       fn = self._compiled(x.dtype, qs)
@@ -230,19 +241,27 @@ class Evaluator:
 
   # ------------------------------------------------------------------------------------------
   @functools.cached_property
-  def scalar_g(self) -> Callable[[float], float]:
-    """The spike function's gradient at one float64 point (for scipy.integrate.quad)."""
-    if self.candidate.backend == "jax":
-      f = jax.jit(self.fns["g"])
-      return lambda t: float(f(jnp.asarray(t, jnp.float64)))
-    f = self.fns["g"]
-    return lambda t: float(np.asarray(f(np.asarray([t], np.float64)))[0])
+  def scalar_g(self) -> Callable[[float | np.ndarray], float | np.ndarray]:
+    """The spike function's gradient at float64 points: a float at a float, an array at an array
+    (vectorised: the quadrature evaluates all its nodes in one call)."""
+    return self._pointwise("g")
 
   @functools.cached_property
-  def scalar_p(self) -> Callable[[float], float] | None:
-    if "P" not in self.fns:
-      return None
-    if self.candidate.backend == "jax":
-      f = jax.jit(self.fns["P"])
-      return lambda t: float(f(jnp.asarray(t, jnp.float64)))
-    return lambda t: float(np.asarray(self.fns["P"](np.asarray([t], np.float64)))[0])
+  def scalar_p(self) -> Callable[[float | np.ndarray], float | np.ndarray] | None:
+    """surrogate_fun at float64 points (as :attr:`scalar_g`), or None if the candidate has none."""
+    return self._pointwise("P") if "P" in self.fns else None
+
+  def _pointwise(self, q: str) -> Callable[[float | np.ndarray], float | np.ndarray]:
+    def f(t: float | np.ndarray) -> float | np.ndarray:
+      x = np.asarray(t, np.float64)
+      flat = x.reshape(-1)
+      if self.candidate.backend == "jax":
+        out = self._evaluate_jax(flat, (q,), block=QUAD_BLOCK)[q]
+      else:
+        out = self._guard(q, lambda: self.fns[q](flat), flat)
+      if isinstance(out, Exception):
+        raise out
+      out = np.asarray(out, np.float64)
+      return float(out[0]) if x.ndim == 0 else out.reshape(x.shape)
+
+    return f
