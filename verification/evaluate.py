@@ -174,6 +174,13 @@ class Evaluator:
       return {q: outs[q] for q in quantities}
     return {q: self._guard(q, lambda f=self.fns[q]: f(np.asarray(x)), x) for q in quantities}
 
+  def forward(self, x: np.ndarray) -> np.ndarray:
+    """H at an input of any shape, compiled (once per shape and dtype; shared between the parameter
+    sets of a reference surrogate like the bundle). Raises what the candidate raises."""
+    if self.candidate.backend != "jax":
+      return np.asarray(self.candidate.forward(x))
+    return np.asarray(self._compiled(np.dtype(x.dtype), ("H",))(jnp.asarray(x))["H"])
+
   def _guard(self, name: str, thunk: Callable[[], object], x: np.ndarray) -> np.ndarray | Exception:
     try:
       out = np.asarray(thunk())
