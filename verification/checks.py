@@ -184,10 +184,8 @@ def _forward_inputs(ctx: Context, dtype: np.dtype) -> np.ndarray:
 
 
 def _call_forward(ctx: Context, x: np.ndarray) -> np.ndarray:
-  c = ctx.candidate
   try:
-    # jit: compiling the forward once per shape is far cheaper than op-by-op dispatch
-    return np.asarray(jax.jit(c.fn)(jnp.asarray(x)) if c.backend == "jax" else c.forward(x))
+    return ctx.evaluator.forward(x)  # compiled once per shape (op-by-op dispatch costs far more)
   except Exception as exc:
     raise CandidateError(f"the spike function raised {describe(exc)} on a {x.dtype} input of shape {x.shape}") from exc
 
