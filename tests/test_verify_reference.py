@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import json
 import subprocess
 import sys
@@ -11,8 +10,6 @@ import pytest
 
 import surrogates
 from verification import CHECKS, reference_candidates
-from verification.candidate import load_candidates
-from verification.runner import verify_in_processes
 
 FLOAT_DTYPES = ["float16", "bfloat16", "float32", "float64"]
 
@@ -20,12 +17,8 @@ CANDIDATES = reference_candidates()
 
 
 @pytest.fixture(scope="module")
-def results():
-  out = {}
-  loader = functools.partial(load_candidates, None)
-  for r in verify_in_processes(loader, list(CHECKS), FLOAT_DTYPES, jobs=2, is_reference=True, hypothesis_examples=10):
-    out.setdefault(r.label, {})[r.check] = r
-  return out
+def results(reference_results):
+  return reference_results  # one run per session (tests/conftest.py)
 
 
 @pytest.mark.parametrize("candidate", CANDIDATES, ids=lambda c: c.label)
