@@ -262,14 +262,19 @@ def _autodiff_pieces(fn: Callable, x: jax.Array, ct: jax.Array, h: float, second
   return pieces
 
 
-def _run_pieces(pieces: dict[str, Callable]) -> dict[str, np.ndarray | Exception]:
-  """All pieces in one jitted call; if that fails, each on its own so the failing one is named."""
+def _all_pieces(fn: Callable, x: jax.Array, ct: jax.Array, h: float, *, second: bool) -> dict[str, jax.Array]:
+  return {k: f() for k, f in _autodiff_pieces(fn, x, ct, h, second).items()}
+
+
+def _run_pieces(ctx: Context, x: jax.Array, ct: jax.Array, h: float, second: bool) -> dict[str, np.ndarray | Exception]:
+  """All pieces in one compiled call (shared by a surrogate's parameter sets, see Evaluator.call); if
+  that fails, each on its own so the failing one is named."""
   try:
-    out = jax.jit(lambda: {k: f() for k, f in pieces.items()})()
+    out = ctx.evaluator.call(_all_pieces, x, ct, h, second=second)
     return {k: np.asarray(v).astype(F64) for k, v in out.items()}
   except Exception:
     results: dict[str, np.ndarray | Exception] = {}
-    for k, f in pieces.items():
+    for k, f in _autodiff_pieces(ctx.candidate.fn, x, ct, h, second).items():
       try:
         results[k] = np.asarray(jax.jit(f)()).astype(F64)
       except Exception as exc:
@@ -306,7 +311,7 @@ def check_autodiff(ctx: Context) -> Outcome:
     xj, ctj = jnp.asarray(x), jnp.asarray(ct)
     # Same computation in the same dtype, only the final product rounds differently: a few ulp.
     tol = tolerances.K_WIRING * tolerances.eps(dtype) * ctx.peak * (1 + np.abs(ct.astype(F64)))
-    out = _run_pieces(_autodiff_pieces(fn, xj, ctj, ctx.step, second=dtype == F64))
+    out = _run_pieces(ctx, xj, ctj, ctx.step, second=dtype == F64)
     errors = {k: v for k, v in out.items() if isinstance(v, Exception)}
     for k, exc in errors.items():
       if k in _PIECE_FAILURE and not (k == "vjp" and "g" in errors):
