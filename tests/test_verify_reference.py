@@ -11,14 +11,13 @@ import pytest
 import surrogates
 from verification import CHECKS, reference_candidates
 from verification.results import Status
-from verification.runner import Options, run
 
 CANDIDATES = reference_candidates()
 
 
 @pytest.fixture(scope="module")
-def reference_run():
-  return run("reference", Options(jobs=2, hypothesis_examples=10))
+def reference_run(reference_results):
+  return reference_results  # one run per session (tests/conftest.py)
 
 
 @pytest.mark.parametrize("candidate", CANDIDATES, ids=lambda c: c.label)

@@ -16,9 +16,6 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
-from hypothesis.extra import numpy as hnp
 
 import surrogates
 from verification import numerics, tolerances
@@ -188,10 +185,8 @@ def _forward_inputs(ctx: Context, dtype: np.dtype) -> np.ndarray:
 
 
 def _call_forward(ctx: Context, x: np.ndarray) -> np.ndarray:
-  c = ctx.candidate
   try:
-    # jit: compiling the forward once per shape is far cheaper than op-by-op dispatch
-    return np.asarray(jax.jit(c.fn)(jnp.asarray(x)) if c.backend == "jax" else c.forward(x))
+    return ctx.evaluator.forward(x)  # compiled once per shape (op-by-op dispatch costs far more)
   except Exception as exc:
     raise CandidateError(f"the spike function raised {describe(exc)} on a {x.dtype} input of shape {x.shape}") from exc
 
@@ -268,14 +263,19 @@ def _autodiff_pieces(fn: Callable, x: jax.Array, ct: jax.Array, h: float, second
   return pieces
 
 
-def _run_pieces(pieces: dict[str, Callable]) -> dict[str, np.ndarray | Exception]:
-  """All pieces in one jitted call; if that fails, each on its own so the failing one is named."""
+def _all_pieces(fn: Callable, x: jax.Array, ct: jax.Array, h: float, *, second: bool) -> dict[str, jax.Array]:
+  return {k: f() for k, f in _autodiff_pieces(fn, x, ct, h, second).items()}
+
+
+def _run_pieces(ctx: Context, x: jax.Array, ct: jax.Array, h: float, second: bool) -> dict[str, np.ndarray | Exception]:
+  """All pieces in one compiled call (shared by a surrogate's parameter sets, see Evaluator.call); if
+  that fails, each on its own so the failing one is named."""
   try:
-    out = jax.jit(lambda: {k: f() for k, f in pieces.items()})()
+    out = ctx.evaluator.call(_all_pieces, x, ct, h, second=second)
     return {k: np.asarray(v).astype(F64) for k, v in out.items()}
   except Exception:
     results: dict[str, np.ndarray | Exception] = {}
-    for k, f in pieces.items():
+    for k, f in _autodiff_pieces(ctx.candidate.fn, x, ct, h, second).items():
       try:
         results[k] = np.asarray(jax.jit(f)()).astype(F64)
       except Exception as exc:
@@ -312,7 +312,7 @@ def check_autodiff(ctx: Context) -> Outcome:
     xj, ctj = jnp.asarray(x), jnp.asarray(ct)
     # Same computation in the same dtype, only the final product rounds differently: a few ulp.
     tol = tolerances.K_WIRING * tolerances.eps(dtype) * ctx.peak * (1 + np.abs(ct.astype(F64)))
-    out = _run_pieces(_autodiff_pieces(fn, xj, ctj, ctx.step, second=dtype == F64))
+    out = _run_pieces(ctx, xj, ctj, ctx.step, second=dtype == F64)
     errors = {k: v for k, v in out.items() if isinstance(v, Exception)}
     for k, exc in errors.items():
       if k in _PIECE_FAILURE and not (k == "vjp" and "g" in errors):
@@ -473,25 +473,13 @@ _EDGE_QUANTITIES = {"H": "H", "g": "g (the VJP)", "sg": "surrogate_grad", "P": "
                     "dP": "the autodiff derivative of P", "d2H": "the second derivative of H"}
 
 
-_HYPOTHESIS_LOCK = threading.Lock()
-
-
 def _edge_inputs(ctx: Context, dtype: np.dtype) -> list[np.ndarray]:
   if dtype.itemsize == 2:
     return [numerics.all_bit_patterns(dtype)]
   batches = [numerics.edge_values(dtype)]
-  strategy = hnp.arrays(dtype, 512, elements=hnp.from_dtype(dtype, allow_nan=False, allow_infinity=False,
-                                                            allow_subnormal=True))
-
-  @settings(max_examples=ctx.hypothesis_examples, database=None, deadline=None, derandomize=True,
-            suppress_health_check=list(HealthCheck))
-  @given(strategy, st.floats(1e-3, 1e3))
-  def draw(values: np.ndarray, width: float) -> None:
+  for values, width in numerics.hypothesis_draws(dtype.name, ctx.hypothesis_examples, ctx.seed):
     batches.append(values)
     batches.append((values.astype(F64) % (40 * ctx.length * width) - 20 * ctx.length * width).astype(dtype))
-
-  with _HYPOTHESIS_LOCK:  # hypothesis keeps global state: one draw at a time
-    draw()
   return batches
 
 

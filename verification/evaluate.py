@@ -9,6 +9,15 @@ For a JAX candidate one jitted *bundle* per dtype computes, elementwise:
 Inputs are padded to a fixed length so each (candidate, dtype) compiles once. If the bundle fails
 (a candidate without reverse-over-reverse, say), each quantity is evaluated on its own so the
 others still get checked; the error is kept for the check that needs that quantity.
+
+Parameters as arguments: a reference surrogate (``fn`` a registry :class:`surrogates.Surrogate`
+whose ``surrogate_fun``/``surrogate_grad`` are its own) is rebuilt inside the jitted bundle as
+``type(s)(**static, **params)`` with its real-valued parameters passed as (weakly typed) jit
+arguments, so all parameter sets of one surrogate share one compiled bundle per dtype. Integer
+parameters (SquarewaveFourierSeries' ``n``) stay static: they change the program. Where the
+surrogate does not accept traced parameters, the bundle is compiled per parameter set as before.
+Compiled bundles are kept per process (:data:`_SHARED`), and the persistent compilation cache
+(:mod:`verification.cache`) keeps them across processes and runs.
 """
 
 from __future__ import annotations
@@ -17,14 +26,19 @@ import functools
 import threading
 import traceback
 from collections.abc import Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+import surrogates
+from verification import cache
 from verification.candidate import Candidate
 
 BLOCK = 1 << 16
+#: Padded length of the quadrature's evaluations of g and P (a few hundred nodes per call).
+QUAD_BLOCK = 1 << 10
 QUANTITIES = ("H", "g", "d2H", "P", "dP", "sg")
 
 
@@ -56,11 +70,77 @@ def _jax_quantity_fns(c: Candidate) -> dict[str, Callable]:
   return fns
 
 
+def _shared_builder(c: Candidate) -> tuple[tuple, dict[str, float]] | None:
+  """(key, traced parameters) when the candidate is a reference surrogate used as-is, else None.
+
+  The key names the program: the surrogate's class, its static (integer) parameters and which of
+  P and surrogate_grad the candidate exposes.
+  """
+  s = c.fn
+  if c.backend != "jax" or not isinstance(s, surrogates.Surrogate) or type(s) not in _REGISTERED:
+    return None
+  for name, given in (("surrogate_fun", c.surrogate_fun), ("surrogate_grad", c.surrogate_grad)):
+    if given is not None and not (getattr(given, "__self__", None) is s
+                                  and getattr(given, "__func__", None) is getattr(type(s), name)):
+      return None
+  static, traced = {}, {}
+  for k, v in s.params.items():
+    domain = s.domains.get(k)
+    if domain is not None and domain.integer:
+      static[k] = v
+    else:
+      try:  # a Python float is a weakly typed jit argument: it promotes like the constant it replaces
+        traced[k] = float(v)
+      except (TypeError, ValueError):
+        return None
+  key = (type(s), tuple(sorted(static.items())), c.surrogate_fun is not None, c.surrogate_grad is not None)
+  return key, traced
+
+
+_REGISTERED = frozenset(surrogates.REGISTRY.values())
+#: key -> jitted bundle ``(params, x) -> {quantity: value}``, or None where tracing the parameters failed.
+_SHARED: dict[tuple, Callable | None] = {}
+_SHARED_LOCK = threading.Lock()
+
+
+def _rebuild(cls: type, params: dict) -> surrogates.Surrogate:
+  """``cls(**params)`` with traced parameters.
+
+  Where the constructor's validation rejects tracers (it validates concrete values; these were
+  validated when the candidate was built), the fields are set without it. A surrogate whose code
+  branches on a parameter in Python then raises while tracing (a tracer has no truth value), and the
+  evaluator falls back to one bundle per parameter set: a traced parameter never silently changes
+  the program.
+  """
+  try:
+    return cls(**params)
+  except Exception:
+    s = object.__new__(cls)
+    for k, v in params.items():
+      object.__setattr__(s, k, v)
+    return s
+
+
+def _shared_bundle(key: tuple, quantities: tuple[str, ...]) -> Callable:
+  cls, static, has_p, has_sg = key
+
+  def bundle(params: dict[str, float], v: jax.Array) -> dict[str, jax.Array]:
+    s = _rebuild(cls, {**dict(static), **params})
+    fns = _jax_quantity_fns(Candidate(name=s.name, params=s.params, fn=s,
+                                      surrogate_fun=s.surrogate_fun if has_p else None,
+                                      surrogate_grad=s.surrogate_grad if has_sg else None))
+    return {q: fns[q](v) for q in quantities}
+
+  return jax.jit(bundle)
+
+
 class Evaluator:
   """Evaluates a candidate's quantities on NumPy arrays of any float dtype."""
 
   def __init__(self, candidate: Candidate):
+    cache.enable()
     self.candidate = candidate
+    self._shared = _shared_builder(candidate)
     self._lock = threading.Lock()
     self._cache: dict = {}
     #: (quantity, input dtype) -> what came back instead; the values are kept for the other checks.
@@ -95,6 +175,42 @@ class Evaluator:
       return {q: outs[q] for q in quantities}
     return {q: self._guard(q, lambda f=self.fns[q]: f(np.asarray(x)), x) for q in quantities}
 
+  def forward(self, x: np.ndarray) -> np.ndarray:
+    """H at an input of any shape, compiled (once per shape and dtype; shared between the parameter
+    sets of a reference surrogate like the bundle). Raises what the candidate raises."""
+    if self.candidate.backend != "jax":
+      return np.asarray(self.candidate.forward(x))
+    return np.asarray(self._compiled(np.dtype(x.dtype), ("H",))(jnp.asarray(x))["H"])
+
+  def call(self, f: Callable[..., Any], *args: Any, **static: Any) -> Any:
+    """``jit(f)(spike_fn, *args)``, with ``static`` keyword arguments baked into the program.
+
+    ``f`` must be a module-level function (it keys the compiled program). For a reference surrogate
+    the spike function is rebuilt from parameters passed as jit arguments, so one compilation per
+    argument shape serves all its parameter sets; otherwise one per candidate. Raises what the
+    candidate raises.
+    """
+    frozen = tuple(sorted(static.items()))
+    if self._shared is not None:
+      key, params = self._shared
+      with _SHARED_LOCK:
+        if (key, f, frozen) not in _SHARED:
+          cls, fixed = key[0], dict(key[1])
+          _SHARED[(key, f, frozen)] = jax.jit(lambda p, *a: f(_rebuild(cls, {**fixed, **p}), *a, **static))
+        jitted = _SHARED[(key, f, frozen)]
+      if jitted is not None:
+        try:
+          return jitted(params, *args)
+        except Exception:
+          with _SHARED_LOCK:
+            _SHARED[(key, f, frozen)] = None
+    with self._lock:
+      if (f, frozen) not in self._cache:
+        fn = self.candidate.fn
+        self._cache[(f, frozen)] = jax.jit(lambda *a: f(fn, *a, **static))
+      jitted = self._cache[(f, frozen)]
+    return jitted(*args)
+
   def _guard(self, name: str, thunk: Callable[[], object], x: np.ndarray) -> np.ndarray | Exception:
     try:
       out = np.asarray(thunk())
@@ -109,7 +225,15 @@ class Evaluator:
     if got != want:
       self.dtype_mismatches[(name, np.dtype(want).name)] = f"{name} returned dtype {got} for input dtype {want}"
 
-  def _compiled(self, dtype: np.dtype, quantities: tuple[str, ...]):
+  def _compiled(self, dtype: np.dtype, quantities: tuple[str, ...]) -> Callable[[jax.Array], dict]:
+    if self._shared is not None:
+      key, params = self._shared
+      with _SHARED_LOCK:
+        if (key, quantities) not in _SHARED:
+          _SHARED[(key, quantities)] = _shared_bundle(key, quantities)
+        bundle = _SHARED[(key, quantities)]
+      if bundle is not None:
+        return functools.partial(self._call_shared, bundle, key, quantities, params)
     key = (dtype.name, quantities)
     with self._lock:
       if key not in self._cache:
@@ -117,10 +241,21 @@ class Evaluator:
         self._cache[key] = jax.jit(lambda v: {q: fns[q](v) for q in quantities})
       return self._cache[key]
 
-  def _evaluate_jax(self, x: np.ndarray, quantities: tuple[str, ...]) -> dict:
+  def _call_shared(self, bundle: Callable, key: tuple, quantities: tuple[str, ...], params: dict[str, float],
+                   v: jax.Array) -> dict:
+    """The shared bundle at this candidate's parameters. If it fails (the surrogate's code does not
+    trace in its parameters), this key is compiled per parameter set from then on."""
+    try:
+      return bundle(params, v)
+    except Exception:
+      with _SHARED_LOCK:
+        _SHARED[(key, quantities)] = None
+      return self._compiled(np.dtype(v.dtype), quantities)(v)
+
+  def _evaluate_jax(self, x: np.ndarray, quantities: tuple[str, ...], block: int = BLOCK) -> dict:
     n = x.size
-    padded = np.resize(x, -(-max(n, 1) // BLOCK) * BLOCK) if n else np.zeros(BLOCK, x.dtype)
-    chunks = padded.reshape(-1, BLOCK)
+    padded = np.resize(x, -(-max(n, 1) // block) * block) if n else np.zeros(block, x.dtype)
+    chunks = padded.reshape(-1, block)
 
     def run(qs: tuple[str, ...]) -> dict[str, np.ndarray]:
       fn = self._compiled(x.dtype, qs)
@@ -143,19 +278,27 @@ class Evaluator:
 
   # ------------------------------------------------------------------------------------------
   @functools.cached_property
-  def scalar_g(self) -> Callable[[float], float]:
-    """The spike function's gradient at one float64 point (for scipy.integrate.quad)."""
-    if self.candidate.backend == "jax":
-      f = jax.jit(self.fns["g"])
-      return lambda t: float(f(jnp.asarray(t, jnp.float64)))
-    f = self.fns["g"]
-    return lambda t: float(np.asarray(f(np.asarray([t], np.float64)))[0])
+  def scalar_g(self) -> Callable[[float | np.ndarray], float | np.ndarray]:
+    """The spike function's gradient at float64 points: a float at a float, an array at an array
+    (vectorised: the quadrature evaluates all its nodes in one call)."""
+    return self._pointwise("g")
 
   @functools.cached_property
-  def scalar_p(self) -> Callable[[float], float] | None:
-    if "P" not in self.fns:
-      return None
-    if self.candidate.backend == "jax":
-      f = jax.jit(self.fns["P"])
-      return lambda t: float(f(jnp.asarray(t, jnp.float64)))
-    return lambda t: float(np.asarray(self.fns["P"](np.asarray([t], np.float64)))[0])
+  def scalar_p(self) -> Callable[[float | np.ndarray], float | np.ndarray] | None:
+    """surrogate_fun at float64 points (as :attr:`scalar_g`), or None if the candidate has none."""
+    return self._pointwise("P") if "P" in self.fns else None
+
+  def _pointwise(self, q: str) -> Callable[[float | np.ndarray], float | np.ndarray]:
+    def f(t: float | np.ndarray) -> float | np.ndarray:
+      x = np.asarray(t, np.float64)
+      flat = x.reshape(-1)
+      if self.candidate.backend == "jax":
+        out = self._evaluate_jax(flat, (q,), block=QUAD_BLOCK)[q]
+      else:
+        out = self._guard(q, lambda: self.fns[q](flat), flat)
+      if isinstance(out, Exception):
+        raise out
+      out = np.asarray(out, np.float64)
+      return float(out[0]) if x.ndim == 0 else out.reshape(x.shape)
+
+    return f

@@ -1,0 +1,191 @@
+"""The machinery that makes verification fast is correct: the compilation cache's key, the shared
+hypothesis draws, the vectorised quadrature and parameters passed as jit arguments. No timings here
+(speed is measured by the benchmarks); each test states what would be wrong if it failed."""
+
+from __future__ import annotations
+
+import math
+
+import jax
+import jax.numpy as jnp
+import jaxlib
+import numpy as np
+import pytest
+from scipy import integrate
+
+import surrogates
+from verification import cache, numerics
+from verification.candidate import Candidate, reference_candidates
+from verification.evaluate import Evaluator
+
+# ---------------------------------------------------------------------------------------------
+# Persistent compilation cache
+# ---------------------------------------------------------------------------------------------
+
+
+def test_cache_directory_is_keyed_by_versions_and_sources(monkeypatch, tmp_path):
+  monkeypatch.setenv(cache.ENV, str(tmp_path))
+  path = cache.directory()
+  assert path.parent == tmp_path
+  assert path.name == f"jax-{jax.__version__}-jaxlib-{jaxlib.__version__}-{cache.source_hash()}"
+
+
+def test_source_hash_changes_with_the_code(monkeypatch, tmp_path):
+  (tmp_path / "surrogates").mkdir()
+  (tmp_path / "verification").mkdir()
+  (tmp_path / "surrogates" / "a.py").write_text("x = 1\n")
+  monkeypatch.setattr(cache, "_ROOT", tmp_path)
+  before = cache.source_hash()
+  assert cache.source_hash() == before
+  (tmp_path / "surrogates" / "a.py").write_text("x = 2\n")
+  assert cache.source_hash() != before
+
+
+@pytest.mark.parametrize("value", ["off", "0", ""])
+def test_cache_can_be_disabled(monkeypatch, value):
+  monkeypatch.setenv(cache.ENV, value)
+  assert cache.directory() is None
+
+
+def test_compile_counter_counts_compilations():
+  f = jax.jit(lambda v: jnp.sin(v) * 3.0 + 0.25)
+  a, b = np.arange(7.0), np.arange(9.0)
+  with cache.CompileCounter() as counter:
+    f(a)
+    f(a)  # same shape: no new program
+    f(b)  # new shape: a new program
+  assert counter.requests == 2
+  assert counter.compiled + counter.hits == counter.requests
+
+
+# ---------------------------------------------------------------------------------------------
+# Hypothesis draws: a pure function of (dtype, count, seed), computed once
+# ---------------------------------------------------------------------------------------------
+
+
+def test_hypothesis_draws_are_shared_reproducible_and_read_only():
+  draws = numerics.hypothesis_draws("float32", 3, 0)
+  assert numerics.hypothesis_draws("float32", 3, 0) is draws  # cached: drawn once per process
+  numerics.hypothesis_draws.cache_clear()
+  again = numerics.hypothesis_draws("float32", 3, 0)
+  assert len(draws) == len(again) == 3
+  for (v1, w1), (v2, w2) in zip(draws, again, strict=True):
+    assert v1.dtype == np.float32 and v1.shape == (512,) and np.array_equal(v1, v2) and w1 == w2
+    assert 1e-3 <= w1 <= 1e3 and np.all(np.isfinite(v1))
+    with pytest.raises(ValueError):
+      v1[0] = 1.0
+  values = np.concatenate([v for v, _ in draws])
+  assert np.any(values != 0), "the draws explore more than the minimal example"
+
+
+# ---------------------------------------------------------------------------------------------
+# Quadrature
+# ---------------------------------------------------------------------------------------------
+
+_GAUSS = lambda x: np.exp(-0.5 * x * x) / math.sqrt(2 * math.pi)
+
+
+@pytest.mark.parametrize("g, a, b, breaks, exact", [
+    (_GAUSS, -12.0, 12.0, [0.0], math.erf(12 / math.sqrt(2))),
+    (lambda x: np.maximum(1 - np.abs(x), 0.0), -4.0, 0.5, [-1.0, 0.0, 1.0], 0.875),  # kinks as breakpoints
+    (lambda x: np.where(np.abs(x) < 0.5, 1.0, 0.0), -1.0, 3.0, [-0.5, 0.5], 1.0),  # jumps as breakpoints
+    (lambda x: 1 / (1 + x * x), 3.0, -40.0, [0.0], -(math.atan(3.0) - math.atan(-40.0))),  # reversed bounds
+])
+def test_integrate_between_known_integrals(g, a, b, breaks, exact):
+  value, err = numerics.integrate_between(g, a, b, breaks)
+  # the error estimate is honest (bounds the true error) and meets the 1e-10 relative target
+  assert abs(value - exact) <= max(err, 1e-15)
+  assert err <= 1e-10 * abs(exact) + 1e-13
+
+
+@pytest.mark.parametrize("g, exact", [
+    (_GAUSS, 1.0),
+    (lambda x: 1 / (1 + x * x) / math.pi, 1.0),
+    (lambda x: 0.25 / (1 + np.abs(x)) ** 1.5, 1.0),  # slow tail |x|^-1.5: an integrable singularity after the map
+])
+def test_integrate_real_line_known_masses(g, exact):
+  value, err = numerics.integrate_real_line(g, 50.0, [0.0])
+  assert abs(value - exact) <= err
+  assert err <= 1e-8
+
+
+def test_error_estimate_stays_honest_when_the_target_is_out_of_reach():
+  """A jump not declared as a breakpoint: five bisections cannot reach 1e-10, and the returned
+  estimate must still bound the error (the quadrature check relies on it); with enough rounds the
+  bisection closes in on the jump and meets the target."""
+  g = lambda x: np.where(x < 1 / math.pi, 1.0, 0.0)
+  value, err = numerics.adaptive_quad(g, [0.0, 1.0], max_rounds=5)
+  assert abs(value - 1 / math.pi) <= err
+  assert err > 1e-10
+  value, err = numerics.adaptive_quad(g, [0.0, 1.0])
+  assert abs(value - 1 / math.pi) <= err <= 1e-10
+
+
+@pytest.mark.filterwarnings("ignore::scipy.integrate.IntegrationWarning")  # limit=1: one qk21 on purpose
+def test_gauss_kronrod_matches_scipy_on_one_panel():
+  lo, hi = np.array([-1.0, 0.3]), np.array([2.0, 0.9])
+  value, err, floor = numerics.gauss_kronrod(np.cos, lo, hi)
+  for i in range(2):
+    ref, _ = integrate.quad(np.cos, lo[i], hi[i], limit=1)  # qk21 once: the same rule
+    assert value[i] == pytest.approx(ref, rel=1e-15, abs=1e-16)
+    assert 0 < floor[i] <= err[i]
+
+
+# ---------------------------------------------------------------------------------------------
+# Parameters as jit arguments
+# ---------------------------------------------------------------------------------------------
+
+_X = np.concatenate([np.linspace(-6.0, 6.0, 257), [0.0, -0.0, 1e-300, -np.inf, np.inf]])
+
+
+def _per_parameter_set(c: Candidate, x: np.ndarray) -> dict[str, np.ndarray]:
+  """The same quantities from a bundle compiled for this parameter set alone (constants folded in)."""
+  ev = Evaluator(c)
+  ev._shared = None
+  return ev.evaluate(x)
+
+
+@pytest.mark.parametrize("name", ["Sigmoid", "SquarewaveFourierSeries", "MultiGaussianGrad", "PiecewiseLeakyRelu"])
+def test_shared_bundle_gives_the_values_of_a_bundle_per_parameter_set(name):
+  """Within a few ulp of the peak: only the folding of the parameters into constants differs."""
+  for c in reference_candidates([name]):
+    for dtype in (np.float32, np.float64):
+      x = _X.astype(dtype)
+      got, want = Evaluator(c).evaluate(x), _per_parameter_set(c, x)
+      assert set(got) == set(want)
+      for q in got:
+        a, b = np.asarray(got[q], np.float64), np.asarray(want[q], np.float64)
+        assert np.array_equal(np.isnan(a), np.isnan(b)) and np.array_equal(np.isinf(a), np.isinf(b)), (c.label, q)
+        fin = np.isfinite(a)
+        size = np.max(np.abs(b[fin])) if fin.any() else 0.0
+        assert np.all(np.abs(a[fin] - b[fin]) <= 8 * np.finfo(dtype).eps * size), (c.label, q, dtype)
+
+
+def test_parameter_sets_of_a_surrogate_share_one_compilation_per_dtype():
+  cands = reference_candidates(["Sigmoid"])
+  assert len(cands) == 3
+  x = np.linspace(-2.0, 2.0, 9)
+  Evaluator(cands[0]).evaluate(x)  # the first parameter set compiles the bundle (or reads it from the cache)
+  with cache.CompileCounter() as counter:
+    for c in cands[1:]:
+      Evaluator(c).evaluate(x)
+  assert counter.requests == 0, "another parameter set of the same surrogate compiled its own bundle"
+
+
+def test_a_surrogate_that_branches_on_a_parameter_falls_back_to_one_bundle_per_set():
+  """PiecewiseLeakyRelu tests ``c == 0`` in Python: tracing c raises, and the evaluator compiles per
+  parameter set instead, with the same results (checked above)."""
+  c = next(c for c in reference_candidates(["PiecewiseLeakyRelu"]) if c.params["c"] == 0.0)
+  out = Evaluator(c).evaluate(np.array([-1.0, 0.0, 0.001, 1.0]))
+  assert all(isinstance(v, np.ndarray) for v in out.values())
+  assert out["g"][1] == pytest.approx(1 / (2 * c.params["w"]))
+
+
+def test_only_the_reference_itself_shares_bundles():
+  """A candidate whose callables are not the surrogate's own is evaluated as given, never rebuilt."""
+  s = surrogates.Sigmoid(alpha=4.0)
+  wrong_p = Candidate(name="Sigmoid", params=s.params, fn=s, surrogate_fun=lambda x: 2 * s.surrogate_fun(x))
+  out = Evaluator(wrong_p).evaluate(np.array([0.0, 1.0]))
+  assert out["P"][0] == pytest.approx(1.0)  # 2·σ(0), the candidate's own P
+  other = Candidate(name="Sigmoid", params=s.params, fn=jax.custom_jvp(lambda x: s(x)))
+  assert Evaluator(other)._shared is None

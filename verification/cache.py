@@ -1,0 +1,148 @@
+"""A persistent XLA compilation cache for the harness, and a counter of compilations.
+
+Where: ``$SURROGATE_HARNESS_CACHE`` if set, else ``$XDG_CACHE_HOME/surrogate-harness`` (default
+``~/.cache/surrogate-harness``), in a subdirectory named by the JAX and jaxlib versions and a hash of
+the project's own source files (``surrogates/``, ``verification/``)::
+
+  ~/.cache/surrogate-harness/jax-0.10.2-jaxlib-0.10.2-3f2a9c1e7b04/
+
+A change of JAX or of the code therefore never reuses an entry of another directory (JAX's own key,
+a hash of the compiled program and the compile options, already guards every entry; the keyed
+directory also makes stale entries easy to see and delete). Everything there is safe to delete at
+any time: a missing entry is compiled again. ``SURROGATE_HARNESS_CACHE=off`` (or ``0``, or empty)
+disables it. Directories of other keys that have not been used for 14 days are removed.
+
+A directory set by the user (``jax_compilation_cache_dir`` or ``JAX_COMPILATION_CACHE_DIR``) is left
+as it is. Every compilation is cached (``jax_persistent_cache_min_compile_time_secs = 0``): most of
+the harness's programs compile in 10-100 ms, far above the ~1 ms it takes to read one back.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import os
+import pathlib
+import shutil
+import threading
+import time
+
+import jax
+
+ENV = "SURROGATE_HARNESS_CACHE"
+_ROOT = pathlib.Path(__file__).resolve().parent.parent
+_SOURCES = ("surrogates", "verification")
+_STALE_DAYS = 14
+_LOCK = threading.Lock()
+_enabled: pathlib.Path | None = None
+
+
+def source_hash() -> str:
+  """A hash of the project's Python sources (paths and contents), 12 hex digits."""
+  h = hashlib.sha256()
+  for package in _SOURCES:
+    for path in sorted((_ROOT / package).rglob("*.py")):
+      h.update(str(path.relative_to(_ROOT)).encode())
+      h.update(path.read_bytes())
+  return h.hexdigest()[:12]
+
+
+def base_directory() -> pathlib.Path | None:
+  """The parent of the keyed directories, or None when the cache is disabled."""
+  value = os.environ.get(ENV)
+  if value is not None:
+    return None if value.strip().lower() in ("", "0", "off", "false", "no") else pathlib.Path(value).expanduser()
+  xdg = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+  return pathlib.Path(xdg) / "surrogate-harness"
+
+
+def directory() -> pathlib.Path | None:
+  """The keyed cache directory for this JAX, jaxlib and source tree (None when disabled)."""
+  base = base_directory()
+  if base is None:
+    return None
+  import jaxlib
+
+  return base / f"jax-{jax.__version__}-jaxlib-{jaxlib.__version__}-{source_hash()}"
+
+
+def enable() -> pathlib.Path | None:
+  """Points JAX's persistent compilation cache at :func:`directory` (once per process; idempotent).
+
+  Returns the directory in use, or None when disabled or when the user chose another one.
+  """
+  global _enabled
+  with _LOCK:
+    if _enabled is not None:
+      return _enabled
+    if jax.config.jax_compilation_cache_dir:  # the user's own choice wins
+      return None
+    path = directory()
+    if path is None:
+      return None
+    try:
+      path.mkdir(parents=True, exist_ok=True)
+    except OSError:
+      return None  # read-only home, say: run without the cache
+    _prune(path)
+    jax.config.update("jax_compilation_cache_dir", str(path))
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+    jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+    _enabled = path
+    return path
+
+
+def _prune(keep: pathlib.Path) -> None:
+  """Removes sibling directories of other keys unused for :data:`_STALE_DAYS` days."""
+  cutoff = time.time() - _STALE_DAYS * 86400
+  try:
+    siblings = [p for p in keep.parent.iterdir() if p.is_dir() and p != keep and p.name.startswith("jax-")]
+  except OSError:
+    return
+  for p in siblings:
+    try:
+      if p.stat().st_mtime < cutoff:
+        shutil.rmtree(p, ignore_errors=True)
+    except OSError:
+      pass
+
+
+# ---------------------------------------------------------------------------------------------
+# Counting compilations
+# ---------------------------------------------------------------------------------------------
+
+_REQUEST = "/jax/core/compile/backend_compile_duration"  # every XLA compile request (hit or miss)
+_HIT = "/jax/compilation_cache/cache_hits"  # served by the persistent cache
+
+
+@dataclasses.dataclass
+class CompileCounter:
+  """Counts XLA compile requests in this process while active (``with CompileCounter() as c:``).
+
+  ``requests`` = programs handed to XLA; ``hits`` = of those, read back from the persistent cache;
+  ``compiled`` = requests - hits, the compilations XLA actually did. Uses ``jax.monitoring``.
+  """
+
+  requests: int = 0
+  hits: int = 0
+
+  @property
+  def compiled(self) -> int:
+    return self.requests - self.hits
+
+  def _on_duration(self, event: str, duration: float, **_: object) -> None:
+    if event == _REQUEST:
+      self.requests += 1
+
+  def _on_event(self, event: str, **_: object) -> None:
+    if event == _HIT:
+      self.hits += 1
+
+  def __enter__(self) -> CompileCounter:
+    jax.monitoring.register_event_duration_secs_listener(self._on_duration)
+    jax.monitoring.register_event_listener(self._on_event)
+    return self
+
+  def __exit__(self, *exc: object) -> None:
+    jax.monitoring.unregister_event_duration_listener(self._on_duration)
+    jax.monitoring.unregister_event_listener(self._on_event)
