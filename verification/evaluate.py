@@ -84,9 +84,9 @@ def _shared_builder(c: Candidate) -> tuple[tuple, dict[str, float]] | None:
                                   and getattr(given, "__func__", None) is getattr(type(s), name)):
       return None
   static, traced = {}, {}
+  specs = type(s).parameter_specs()
   for k, v in s.params.items():
-    domain = s.domains.get(k)
-    if domain is not None and domain.integer:
+    if k in specs and specs[k].static:
       static[k] = v
     else:
       try:  # a Python float is a weakly typed jit argument: it promotes like the constant it replaces

@@ -60,8 +60,11 @@ def environment() -> dict[str, Any]:
 def _configure() -> None:
   import jax
 
+  from verification import cache
+
   for key, value in HARNESS_CONFIG.items():
     jax.config.update(key, value)
+  cache.enable()  # the persistent compilation cache is the harness's setting too
 
 
 def _config_snapshot() -> dict[str, Any]:
