@@ -116,7 +116,8 @@ def traced_alpha(spike: Spike) -> Kernel:
     args = (jnp.ones(2, jnp.float32),) * 3
     jax.eval_shape(kernel, *args)
   except Exception as exc:
-    raise Unsupported(f"alpha cannot be a traced array yet ({type(exc).__name__}: {str(exc).splitlines()[0]})")
+    why = f"{type(exc).__name__}: {str(exc).splitlines()[0]}"
+    raise Unsupported(f"alpha cannot be a traced array yet ({why})") from None
   return kernel
 
 

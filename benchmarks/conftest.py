@@ -87,6 +87,17 @@ def select_platform(device: str) -> None:
     raise pytest.UsageError(f"--device {device}: JAX found no {device} device (JAX_PLATFORMS={platforms})")
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+  """Keeps the layer benchmark's tests with ``--layer`` and the kernels' tests without it."""
+  if not config.getoption("bench_device", None):
+    return
+  layer = bool(config.getoption("bench_layer"))
+  keep = [i for i in items if i.originalname != ("test_throughput" if layer else "test_layer")]
+  if len(keep) < len(items):
+    config.hook.pytest_deselected(items=[i for i in items if i not in keep])
+    items[:] = keep
+
+
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
   if report.skipped and "benchmarks/test_" in report.nodeid and report.when in ("setup", "call"):
     reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
