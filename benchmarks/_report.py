@@ -152,6 +152,7 @@ def markdown(doc: dict[str, Any]) -> str:
     base = ["*baseline GB/s*", *[_fmt(statistics.median(e["comparator_gbps"] for e in sub
                                                          if (e["dtype"], e["log2_size"]) == c), 1) for c in cols]]
     lines += [*_table(header, [*rows, base]), ""]
+  lines += traced_section(ref)
   lines += compile_section(ref, [o["name"] for o in ops])
   lines += peer_section(es, [o["name"] for o in ops])
   lines += gate_section(doc.get("gate"))
@@ -172,6 +173,18 @@ def aa_section(aa: dict[str, Any] | None) -> list[str]:
           for g in aa["groups"]]
   return [f"## A/A control: the baseline against a copy of itself (median must lie in {lo}–{hi})", "",
           f"{verdict}.", "", *_table(["group", "ratio (IQR)", "in band"], rows), ""]
+
+
+def traced_section(ref: list[dict[str, Any]]) -> list[str]:
+  """The VJP with a static alpha next to the VJP with a traced per-element alpha, each as its ratio to its
+  own same-bytes baseline (``ct * x``, ``ct * x * a``): what a learnable alpha costs beyond its bytes."""
+  by = {(e["op"], e["surrogate"], e["dtype"], e["log2_size"]): e for e in ref}
+  keys = sorted({k[1:] for k in by if k[0] == "vjp_alpha" and ("vjp", *k[1:]) in by})
+  if not keys:
+    return []
+  rows = [[n, f"{d} 2^{s}", _ratio(by[("vjp", n, d, s)]), _ratio(by[("vjp_alpha", n, d, s)])] for n, d, s in keys]
+  return ["## VJP: static alpha against a traced per-element alpha (ratios to each one's baseline)", "",
+          *_table(["surrogate", "case", "static (`ct * x`)", "traced (`ct * x * a`)"], rows), ""]
 
 
 def compile_section(ref: list[dict[str, Any]], ops: list[str]) -> list[str]:
