@@ -375,18 +375,11 @@ def _cos_turns_folded(u: Array) -> tuple[Array, Array]:
   return flip, z * p
 
 
-def cos_turns(u: Array) -> Array:
-  """cos(2πu) with mul, add, round and select only (no scalar library call, so XLA vectorises it),
-  ~1.2e-7 absolute in float32; for float32 and narrower (float64 needs more terms: use ``jnp.cos``)."""
-  flip, q = _cos_turns_folded(u)
-  c = 1.0 + q
-  return jnp.where(flip, -c, c)
-
-
 def odd_cos_sum_turns(u: Array, n: int) -> Array:
   """Σ_{i=1..n} cos((2i-1)θ), θ = 2πu, with mul/add/select only (float32 and narrower; ``n`` static).
 
-  c_1 = cos θ from :func:`cos_turns`; then Reinsch's form of the Chebyshev recurrence
+  c_1 = cos θ from the fold and polynomial of :func:`_cos_turns_folded` (~1.2e-7 absolute in float32);
+  then Reinsch's form of the Chebyshev recurrence
   cos((k+2)θ) = 2 cos 2θ cos kθ - cos((k-2)θ): with D_k = c_{k+2} - c_k and μ = 2(cos 2θ - 1) = -4 sin²θ,
   D_k = D_{k-2} + μ c_k (D_{-1} = 0, since c_{-1} = c_1) and c_{k+2} = c_k + D_k. The plain recurrence
   multiplies the error of c_1 by about k² where cos 2θ ≈ 1 (θ near 0 or π); here μ is computed without
@@ -404,18 +397,21 @@ def odd_cos_sum_turns(u: Array, n: int) -> Array:
   return total
 
 
-#: exp(-800) is 0 in float64 (and every narrower type): the exponent of a Gaussian is bounded there,
-#: like clipping its standardised argument to ±40, so the exponent and its derivative stay finite.
+#: exp(-800) is 0 in float64 (and every narrower type): a Gaussian's exponent is bounded there, like
+#: clipping its standardised argument to ±40, so the exponent and its derivatives stay finite.
 _GAUSS_EXPONENT_FLOOR = -800.0
 
 
 def exp_neg_square(x: Array, a: Array | float) -> Array:
-  """exp(-a·x²) for a > 0, the exponent bounded below at -800 (where exp is 0 in float64 already).
+  """exp(-a·x²) for a > 0, with x clipped to ±√(800/a) first, where exp is 0 in float64 already.
 
-  One bound on the exponent instead of a clip of the argument on both sides: x·x, one multiply, one
-  max, one exp. ``a`` may be a traced value.
+  One clip and the constants folded: clip, x·x, one multiply, exp. Clipping x (not the exponent)
+  keeps x² and every derivative finite for every finite input (2x overflows near the largest float).
+  ``a`` may be a traced value.
   """
-  return jnp.exp(jnp.maximum((x * x) * -a, _GAUSS_EXPONENT_FLOOR))
+  bound = jnp.sqrt(-_GAUSS_EXPONENT_FLOOR / jnp.asarray(a, x.dtype))
+  xc = jnp.clip(x, -bound, bound)
+  return jnp.exp((xc * xc) * -a)
 
 
 def is_negative_bits(x: Array) -> Array:
