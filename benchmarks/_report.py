@@ -109,11 +109,9 @@ def markdown(doc: dict[str, Any]) -> str:
   ref = [e for e in es if e["library"] == REFERENCE]
   lines = [f"# Surrogate throughput: {run.get('device', '?')} ({run.get('device_kind', '?')})", ""]
   v = run.get("versions", {})
-  load = run.get("load_average")
   lines += [
       f"{doc.get('datetime', '')}; " + ", ".join(f"{k} {val}" for k, val in v.items() if val) + ".",
-      f"{run.get('cpus', '?')} CPUs; load average when the run started: "
-      + (", ".join(f"{x:.2f}" for x in load) if load else "unknown") + ".",
+      load_line(run),
       "",
       "`ratio = t / t_baseline` per round, the baseline kernel moving the same bytes; median (IQR) over rounds."
       " Each round times both back to back in a random order, each kernel writing into its own donated output"
@@ -161,6 +159,17 @@ def markdown(doc: dict[str, Any]) -> str:
   if skipped:
     lines += ["## Skipped", ""] + [f"- `{s['test']}`: {s['reason']}" for s in skipped] + [""]
   return "\n".join(lines)
+
+
+def load_line(run: dict[str, Any]) -> str:
+  """CPUs and the load averages (1, 5, 15 min) at the start and the end of the run, as recorded."""
+  def fmt(v: Any) -> str:
+    return ", ".join(f"{x:.2f}" for x in v) if v else "unknown"
+
+  parts = [f"at the start {fmt(run['load_average_start'])}"] if "load_average_start" in run else []
+  end = run.get("load_average_end", run.get("load_average"))
+  parts.append(f"at the end {fmt(end)}")
+  return f"{run.get('cpus', '?')} CPUs; load average (1, 5, 15 min) {' and '.join(parts)}."
 
 
 def aa_section(aa: dict[str, Any] | None) -> list[str]:
@@ -264,12 +273,10 @@ def layer_markdown(doc: dict[str, Any]) -> str:
   reference's row of the same neurons, steps and pass."""
   es = [b["extra_info"] for b in doc.get("benchmarks", []) if b.get("extra_info", {}).get("layer")]
   run = doc.get("bench", {})
-  load = run.get("load_average")
   lines = [
       f"# Layer benchmark: Linear + LIF, {run.get('device', '?')} ({run.get('device_kind', '?')})", "",
       f"{doc.get('datetime', '')}; " + ", ".join(f"{k} {v}" for k, v in run.get("versions", {}).items() if v) + ".",
-      f"{run.get('cpus', '?')} CPUs; load average when the run started: "
-      + (", ".join(f"{x:.2f}" for x in load) if load else "unknown") + ".", "",
+      load_line(run), "",
   ]
   if es:
     lines += [es[0]["equations"], ""]

@@ -62,6 +62,7 @@ def pytest_configure(config: pytest.Config) -> None:
   from benchmarks._harness import CONFIG
 
   config.stash[CONFIG] = cfg
+  config.stash[_LOAD] = _load_average()
 
 
 def select_platform(device: str) -> None:
@@ -107,6 +108,12 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
 _SKIPS: list[dict[str, str]] = []
 _WRITTEN = pytest.StashKey[tuple]()
 _AA = pytest.StashKey[dict]()
+_LOAD = pytest.StashKey[object]()
+
+
+def _load_average() -> list[float] | None:
+  """The 1, 5 and 15 minute load averages (None where the platform has none)."""
+  return list(os.getloadavg()) if hasattr(os, "getloadavg") else None
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
@@ -126,7 +133,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
       machine_info=bs.get_machine_info(),
       commit_info=config.hook.pytest_benchmark_generate_commit_info(config=config),
   )
-  doc["bench"] = run_info(cfg)
+  doc["bench"] = {**run_info(cfg), "load_average_start": config.stash.get(_LOAD, None)}
   doc["skipped"] = list(_SKIPS)
   if cfg.layer:
     paths = _report.write_layer(doc, cfg.out_dir, cfg.device)
@@ -161,7 +168,7 @@ def run_info(cfg: _options.BenchConfig) -> dict[str, object]:
       if cfg.layer else None,
       "rounds": cfg.rounds or "adaptive",
       "cpus": os.cpu_count(),
-      "load_average": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
+      "load_average_end": _load_average(),
       "written": datetime.now(UTC).isoformat(),
   }
 
