@@ -17,7 +17,6 @@ of all four agree exactly on the same data (``tests/test_benchmarks.py``).
 from __future__ import annotations
 
 import dataclasses
-import statistics
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -250,27 +249,47 @@ def simulate(data: dict[str, np.ndarray]) -> np.ndarray:
   return np.stack(out)
 
 
+class Timed:
+  """A zero-argument pass with the ``timed()`` the paired rounds of ``_harness`` use."""
+
+  def __init__(self, fn: Callable[[], Any]) -> None:
+    self.fn = fn
+
+  def __call__(self) -> None:
+    self.fn()
+
+  def timed(self) -> float:
+    start = time.perf_counter()
+    self.fn()
+    return time.perf_counter() - start
+
+
 def run(benchmark: Any, case: LayerCase, cfg: Any) -> dict[str, Any]:
-  """Builds and times one pass of ``case`` (median and quartiles over rounds, 3 to 30 rounds filling
-  ten times ``--max-time``); returns the extra_info it records."""
+  """Times one pass of ``case`` paired round by round, in a random order, with the reference row of its
+  group (InvSquareGrad, same N, T and pass; for that row itself, a second build of it: an A/A control);
+  3 to 30 rounds filling ten times ``--max-time``. Returns the extra_info it records: the median and
+  quartiles of the times and of the per-round ratio to the reference."""
+  from benchmarks._harness import paired_rounds, quartiles
+
   data = problem(case.neurons, case.steps, case.batch)
   try:
-    fn = BUILDERS[case.library](case, data)
+    fn = Timed(BUILDERS[case.library](case, data))
   except ImportError as exc:
     pytest.skip(f"{case.library} not importable: {exc}")
-  fn()
-  start = time.perf_counter()
-  fn()
-  once = time.perf_counter() - start
+  ref = Timed(reference(dataclasses.replace(case, library=REFERENCE, surrogate="InvSquareGrad"), data))
+  for f in (fn, ref):
+    f()
+  once = fn.timed() + ref.timed()
   rounds = cfg.rounds or int(min(30, max(3, 10 * cfg.max_time / max(once, 1e-9))))
   benchmark.group = f"layer-N{case.neurons}-T{case.steps}-{case.pass_}"
-  benchmark.pedantic(fn, rounds=rounds, warmup_rounds=1)
-  times = list(benchmark.stats.stats.data)
-  q1, median, q3 = (statistics.quantiles(times, n=4, method="inclusive") if len(times) > 1 else times * 3)
+  times, ref_times = paired_rounds(benchmark, fn, ref, rounds, None)
+  q1, median, q3 = quartiles(times)
+  r1, ratio, r3 = quartiles([t / r for t, r in zip(times, ref_times, strict=True)])
   info = {
       "layer": True, "library": case.library, "surrogate": case.surrogate, "loop": LOOPS[case.library],
       "neurons": case.neurons, "steps": case.steps, "batch": case.batch, "pass": case.pass_,
-      "median_s": median, "q1_s": q1, "q3_s": q3, "rounds": rounds, "equations": EQUATIONS,
+      "median_s": median, "q1_s": q1, "q3_s": q3, "ratio": ratio, "ratio_q1": r1, "ratio_q3": r3,
+      "rounds": rounds, "equations": EQUATIONS,
   }
   benchmark.extra_info.update(info)
   return info

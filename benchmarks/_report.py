@@ -280,17 +280,14 @@ def layer_markdown(doc: dict[str, Any]) -> str:
   ]
   if es:
     lines += [es[0]["equations"], ""]
-  ref = {(e["neurons"], e["steps"], e["pass"]): e for e in es if e["library"] == REFERENCE
-         and e["surrogate"] == LAYER_SURROGATE}
   rows = []
   for e in sorted(es, key=lambda e: (e["neurons"], e["steps"], e["pass"], e["library"] != REFERENCE, e["library"],
                                      e["surrogate"])):
-    base = ref.get((e["neurons"], e["steps"], e["pass"]))
-    ratio = _fmt(e["median_s"] / base["median_s"]) if base else ""
+    ratio = _ratio(e) if "ratio_q1" in e else ""
     rows.append([e["library"], e["surrogate"], e["loop"], str(e["neurons"]), str(e["steps"]), str(e["batch"]),
                  e["pass"], f"{e['median_s'] * 1e3:.1f} ({e['q1_s'] * 1e3:.1f}–{e['q3_s'] * 1e3:.1f})", ratio])
   header = ["library", "surrogate", "loop", "neurons", "T", "batch", "pass", "ms, median (IQR)",
-            f"t / t_reference ({LAYER_SURROGATE})"]
+            f"t / t_reference ({LAYER_SURROGATE}), paired rounds, median (IQR)"]
   lines += [*_table(header, rows), ""]
   skipped = doc.get("skipped", [])
   if skipped:
