@@ -279,7 +279,10 @@ def layer_markdown(doc: dict[str, Any]) -> str:
       load_line(run), "",
   ]
   if es:
-    lines += [es[0]["equations"], ""]
+    lines += [es[0]["equations"], "",
+              f"Each row is timed in rounds paired, in a random order, with the reference row of its group"
+              f" ({LAYER_SURROGATE}); the reference row's own ratio is against a second build of itself, an A/A"
+              " control: its spread is the noise of the run.", ""]
   rows = []
   for e in sorted(es, key=lambda e: (e["neurons"], e["steps"], e["pass"], e["library"] != REFERENCE, e["library"],
                                      e["surrogate"])):
