@@ -104,10 +104,14 @@ def findings(session: nox.Session, library: str) -> None:
 
 @nox.session
 def bench(session: nox.Session) -> None:
-  """Throughput benchmarks: ``-- --device cpu|gpu|tpu``, ``--peers``, ``--compare reports/baseline-cpu.json``."""
+  """Throughput benchmarks: ``-- --device cpu|gpu|tpu``, ``--peers``, ``--layer``, ``--compare JSON``."""
   install(session, "bench")
   if "--peers" in session.posargs and session.venv_backend != "none":
-    session.install("braintools", "spyx")
+    layer = "--layer" in session.posargs
+    for name in ("braintools", "spyx", *(("snntorch",) if layer else ())):
+      _install_target(session, name)
+    if layer:
+      session.install("norse==1.1.0")  # after torch (an sdist that builds against it)
   session.run("pytest", "benchmarks", "-p", "no:cacheprovider", *session.posargs)
 
 

@@ -1,35 +1,65 @@
-"""Benchmark cases and their measurement: AOT compile, device inputs, interleaved comparator."""
+"""Benchmark cases and the measurement method.
+
+The method, and why (each point removes a bias an A/A control showed):
+
+- **Nothing is allocated in the timed call.** Each kernel is compiled ahead of time as
+  ``step(out, *inputs) -> outputs`` with ``out`` donated, so XLA writes into the buffers of the
+  previous call; each kernel is chained on its own output buffers (the allocator's choice of a fresh
+  output otherwise changes a memory-bound kernel's time several-fold).
+- **Cold caches.** Where the working set of a pair is smaller than twice the last-level cache, a
+  scrub (a donated buffer of twice the LLC, read and written) runs before every timed call, so
+  neither member of a pair finds the other's inputs in cache.
+- **Rounds long enough to time.** A call shorter than :data:`MIN_ROUND_S` is repeated (chained) within
+  a round until the round is that long; times are reported per call.
+- **Paired, randomised rounds.** Every round times the case and its comparator (the same-bytes
+  baseline for the reference, the reference for a peer) back to back, in a random order; the ratio
+  of a round is ``t / t_comparator``, and the report gives the median and the IQR of these ratios.
+- **An A/A control per group** (operation, dtype, size): the baseline against a separately compiled
+  copy of itself, measured the same way. Its median ratio must lie within :data:`AA_BAND` or the run
+  is reported as not trustworthy.
+"""
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import platform
 import statistics
 import time
 import types
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import jax
+import jax.numpy as jnp
+import numpy as np
 import pytest
 
 import surrogates
-from benchmarks import _kernels, _peers
+from benchmarks import _ops, _peers
 from benchmarks._options import BenchConfig
-from surrogates import Surrogate
 
 REFERENCE = "surrogates"
+CONTROL = "control"
+AA_NAME = "A/A"
+#: The A/A control's median ratio must lie in this band for the run to be trustworthy.
+AA_BAND = (0.97, 1.03)
 CONFIG = pytest.StashKey[BenchConfig]()
-SKIPPED = pytest.StashKey[list]()
+#: Calls per timing where one call is shorter than MIN_ROUND_S (timer and dispatch noise), at most MAX_REPEAT.
+MIN_ROUND_S = 200e-6
+MAX_REPEAT = 1000
 
 
 @dataclasses.dataclass(frozen=True)
 class Case:
   """One benchmark: an operation on one spike function at one dtype and size.
 
-  For the reference (``library == 'surrogates'``) the comparator is the baseline kernel; for a
-  peer it is the reference surrogate the peer implements.
+  ``spike`` is timed against ``comparator``: for the reference (``library == 'surrogates'``) and the
+  A/A control, ``comparator`` is None and the op's baseline kernel is the comparator (for the
+  control, ``spike`` is None and the baseline is timed against a copy of itself); for a peer it is
+  the reference surrogate the peer implements (with the peer's scale).
   """
 
   op: str
@@ -37,8 +67,8 @@ class Case:
   library: str
   dtype: str
   log2_size: int
-  reference: Surrogate
-  spike: Callable | None = None
+  spike: Callable | None
+  comparator: Callable | None = None
 
   @property
   def id(self) -> str:
@@ -62,24 +92,26 @@ def selected_names(only: tuple[str, ...]) -> list[str]:
 
 
 def cases(cfg: BenchConfig) -> Iterator[Any]:
-  """pytest params of every case of the run, peers (and peers that are unavailable) included."""
+  """pytest params of every case of the run: per group the A/A control, then the reference and peers
+  (and a skipped param for each peer library that is unavailable)."""
   names = selected_names(cfg.only)
-  peer_pairs: list[_peers.Pair] = []
+  peer_list: list[_peers.Peer] = []
   if cfg.peers:
     for library in _peers.LIBRARIES:
-      found, reason = _peers.pairs(library, names)
-      peer_pairs += found
+      found, reason = _peers.peers(library, names)
+      peer_list += found
       if reason:
         yield pytest.param(None, id=f"peer-{library}", marks=pytest.mark.skip(reason=reason))
   for op in cfg.ops:
     for dtype in cfg.dtypes:
-      for log2 in cfg.lif_sizes if op == "lif" else cfg.sizes:
+      for log2 in cfg.sizes:
+        control = Case(op, AA_NAME, CONTROL, dtype, log2, None)
+        yield pytest.param(control, id=control.id)
         for name in names:
-          reference = surrogates.REGISTRY[name]()
-          case = Case(op, name, REFERENCE, dtype, log2, reference, reference)
+          case = Case(op, name, REFERENCE, dtype, log2, surrogates.REGISTRY[name]())
           yield pytest.param(case, id=case.id)
-          for pair in (p for p in peer_pairs if p.name == name):
-            case = Case(op, name, pair.library, dtype, log2, pair.reference, pair.peer)
+          for p in (p for p in peer_list if p.name == name):
+            case = Case(op, name, p.library, dtype, log2, p.spike, p.reference)
             yield pytest.param(case, id=case.id)
 
 
@@ -88,117 +120,164 @@ def device(cfg: BenchConfig) -> jax.Device:
   return jax.devices(cfg.device)[0]
 
 
-def compile_timed(fn: Callable[..., Any], args: tuple) -> tuple[Callable[..., Any], float]:
-  """Compiles ``fn`` ahead of time for ``args``: (executable, seconds spent lowering and compiling)."""
-  start = time.perf_counter()
-  compiled = jax.jit(fn).lower(*args).compile()
-  return compiled, time.perf_counter() - start
+class Chained:
+  """A kernel compiled ahead of time to write into its own donated output buffers.
+
+  Each call passes the previous call's outputs back as the buffers to write, so the timed call
+  allocates nothing; ``keep_unused`` keeps the (otherwise unread) donated argument in the signature.
+  """
+
+  def __init__(self, fn: Callable[..., Any], args: tuple) -> None:
+    shapes = jax.eval_shape(fn, *args)
+    dev = next(iter(args[0].devices()))
+    self.out = jax.tree.map(lambda s: jax.device_put(jnp.zeros(s.shape, s.dtype), dev), shapes)
+    start = time.perf_counter()
+    step = jax.jit(lambda out, *a: fn(*a), donate_argnums=0, keep_unused=True)
+    self.compiled = step.lower(self.out, *args).compile()
+    self.compile_s = time.perf_counter() - start
+    self.args = args
+    self.repeat = 1
+
+  def __call__(self) -> None:
+    for _ in range(self.repeat):
+      self.out = self.compiled(self.out, *self.args)
+    jax.block_until_ready(self.out)
+
+  def timed(self) -> float:
+    """Seconds for one call, waiting for the result."""
+    start = time.perf_counter()
+    self()
+    return time.perf_counter() - start
 
 
-_BASELINES: dict[tuple, tuple[Callable[..., Any], float]] = {}
+@functools.cache
+def llc_bytes() -> int:
+  """Size of the largest CPU cache (sysfs), 32 MiB when it cannot be read."""
+  sizes = []
+  for f in Path("/sys/devices/system/cpu/cpu0/cache").glob("index*/size"):
+    text = f.read_text().strip().upper()
+    mult = {"K": 2**10, "M": 2**20, "G": 2**30}.get(text[-1:], 1)
+    sizes.append(int(text.rstrip("KMG")) * mult)
+  return max(sizes, default=32 * 2**20)
 
 
-def baseline_executable(op: str, args: tuple, lif_steps: int) -> tuple[Callable[..., Any], float]:
-  """The compiled baseline kernel for ``op`` at these argument shapes (compiled once per run)."""
-  key = (op, lif_steps, *((a.shape, str(a.dtype), str(a.sharding)) for a in args))
-  if key not in _BASELINES:
-    _BASELINES[key] = compile_timed(_kernels.baseline_kernel(op, lif_steps), args)
-  return _BASELINES[key]
+class Scrubber:
+  """Evicts the last-level cache: reads a buffer of twice its size and writes another (donated) one."""
+
+  def __init__(self, dev: jax.Device) -> None:
+    buf = jax.device_put(jnp.zeros(2 * llc_bytes() // 4, jnp.float32), dev)
+    self.step = Chained(lambda b: b + 1.0, (buf,))
+
+  def __call__(self) -> None:
+    self.step()
 
 
-def call_timed(fn: Callable[..., Any], args: tuple) -> float:
-  """Seconds for one call, waiting for the result."""
-  start = time.perf_counter()
-  jax.block_until_ready(fn(*args))
-  return time.perf_counter() - start
+@functools.cache
+def scrubber(dev: jax.Device) -> Scrubber:
+  return Scrubber(dev)
 
 
 def choose_rounds(seconds_per_round: float, max_time: float, fixed: int = 0) -> int:
-  """``fixed`` if given, else enough rounds to fill ``max_time``, between 10 and 200."""
+  """``fixed`` if given, else enough rounds to fill ``max_time``, between 30 and 300."""
   if fixed > 0:
     return fixed
-  return int(min(200, max(10, math.ceil(max_time / max(seconds_per_round, 1e-9)))))
+  return int(min(300, max(30, math.ceil(max_time / max(seconds_per_round, 1e-9)))))
 
 
-def paired_ratio(times: list[float], other_times: list[float]) -> float:
-  """Median over rounds of ``t / t_other``, each pair timed back to back.
+def quartiles(values: list[float]) -> tuple[float, float, float]:
+  """(first quartile, median, third quartile); all three equal for a single value."""
+  if len(values) < 2:
+    return (values[0],) * 3
+  q1, q2, q3 = statistics.quantiles(values, n=4, method="inclusive")
+  return q1, q2, q3
 
-  Load from other processes comes in bursts longer than a round, so it scales both members of a
-  pair alike: the paired median is steadier than the ratio of the two medians on a shared machine.
-  """
-  return statistics.median([t / o for t, o in zip(times, other_times, strict=False)])
+
+def paired_rounds(benchmark: Any, timed: Chained, other: Chained, rounds: int, scrub: Callable[[], None] | None,
+                  seed: int = 0) -> tuple[list[float], list[float]]:
+  """Times ``rounds`` pairs through ``benchmark.pedantic`` (which records ``timed``'s times); in each
+  round the comparator runs right before or right after ``timed``, at random. Returns both lists."""
+  rng = np.random.default_rng(seed)
+  scrub = scrub or (lambda: None)
+  other_times: list[float] = []
+  pending = False  # the comparator of the last round still has to run (it comes after)
+
+  def flush() -> None:
+    nonlocal pending
+    if pending:
+      scrub()
+      other_times.append(other.timed())
+      pending = False
+
+  def setup() -> None:
+    nonlocal pending
+    flush()
+    scrub()
+    if rng.random() < 0.5:
+      other_times.append(other.timed())
+      scrub()
+    else:
+      pending = True
+
+  benchmark.pedantic(timed, setup=setup, rounds=rounds)
+  flush()
+  return list(benchmark.stats.stats.data), other_times
 
 
 def run_case(benchmark: Any, case: Case, cfg: BenchConfig) -> dict[str, Any]:
-  """Times ``case`` with ``benchmark.pedantic``, the comparator interleaved round by round.
-
-  Returns the extra_info it records: sizes, bytes, GB/s, medians, ratio (see :func:`paired_ratio`),
-  compile times.
-  """
+  """Measures ``case`` (see the module docstring); returns the extra_info it records."""
+  op = _ops.BY_NAME[case.op]
   dev = device(cfg)
   n = 2**case.log2_size
-  host = _kernels.make_inputs(case.op, n, case.dtype, case.reference.length_scale(), cfg.lif_steps)
-  args = tuple(jax.device_put(a, dev) for a in host)
-  jax.block_until_ready(args)
-  timed, compile_s = compile_timed(_kernels.surrogate_kernel(case.op, case.spike, cfg.lif_steps), args)
-  if case.library == REFERENCE:
-    other, other_compile_s = baseline_executable(case.op, args, cfg.lif_steps)
+  scale = case.spike.length_scale() if isinstance(case.spike, surrogates.Surrogate) else 1.0
+  args = tuple(jax.device_put(a, dev) for a in op.make_inputs(n, case.dtype, scale))
+  if case.library == CONTROL:
+    timed, other = Chained(op.baseline, args), Chained(op.baseline, args)
   else:
-    other, other_compile_s = compile_timed(_kernels.surrogate_kernel(case.op, case.reference, cfg.lif_steps), args)
-
-  warm = [call_timed(f, args) for f in (timed, other, timed, other)]
-  rounds = choose_rounds(sum(warm[2:]), cfg.max_time, cfg.rounds)
-  other_times: list[float] = []
+    timed = Chained(op.kernel(case.spike), args)
+    other = Chained(op.baseline if case.comparator is None else op.kernel(case.comparator), args)
+  nbytes = op.bytes_moved(n, case.dtype)
+  scrub = scrubber(dev) if nbytes < 2 * llc_bytes() else None
+  for f in (timed, other, timed, other):
+    f()
+  repeat = max(1, min(MAX_REPEAT, math.ceil(MIN_ROUND_S / min(timed.timed(), other.timed()))))
+  timed.repeat = other.repeat = repeat
+  start = time.perf_counter()
+  for f in (scrub, timed, scrub, other):
+    if f is not None:
+      f()
+  rounds = choose_rounds(time.perf_counter() - start, cfg.max_time, cfg.rounds)
   benchmark.group = f"{case.op}-{case.dtype}-2^{case.log2_size}"
-  benchmark.pedantic(
-      lambda: jax.block_until_ready(timed(*args)),
-      setup=lambda: other_times.append(call_timed(other, args)) and None,
-      rounds=rounds,
-  )
-  times = list(benchmark.stats.stats.data) if benchmark.stats else [warm[2]]
-  other_times = other_times or [warm[3]]
-  median, other_median = statistics.median(times), statistics.median(other_times)
-  paired = paired_ratio(times, other_times)
-  nbytes = _kernels.bytes_moved(case.op, n, case.dtype, cfg.lif_steps)
-  arithmetic, transcendental = _kernels.arithmetic_class(case.reference)
+  times, other_times = paired_rounds(benchmark, timed, other, rounds, scrub)
+  ratios = [t / o for t, o in zip(times, other_times, strict=True)]
+  q1, ratio, q3 = quartiles(ratios)
+  median, other_median = statistics.median(times) / repeat, statistics.median(other_times) / repeat
   info: dict[str, Any] = {
       "surrogate": case.name,
-      "params": dict(case.reference.params),
       "library": case.library,
       "op": case.op,
       "dtype": case.dtype,
-      "size": n * cfg.lif_steps if case.op == "lif" else n,
+      "size": n,
       "log2_size": case.log2_size,
       "bytes": nbytes,
       "gbps": nbytes / median / 1e9,
       "median_s": median,
-      "compile_s": compile_s,
+      "compile_s": timed.compile_s,
       "rounds": rounds,
-      "arithmetic": arithmetic,
-      "transcendental_ops": list(transcendental),
-      "smoothness": str(case.reference.smoothness),
+      "calls_per_round": repeat,
+      "scrubbed": scrub is not None,
+      "ratio": ratio,
+      "ratio_q1": q1,
+      "ratio_q3": q3,
+      "ratio_iqr": q3 - q1,
+      "comparator_median_s": other_median,
+      "comparator_gbps": nbytes / other_median / 1e9,
+      "comparator": op.baseline_text if case.comparator is None else "reference",
       **device_info(dev),
-      "versions": versions(),
   }
-  if case.op == "lif":
-    info.update(neurons=n, lif_steps=cfg.lif_steps)
-  if case.library == REFERENCE:
-    info.update(
-        baseline_median_s=other_median,
-        baseline_compile_s=other_compile_s,
-        baseline_gbps=nbytes / other_median / 1e9,
-        ratio=paired,
-        ratio_of_medians=median / other_median,
-        ratio_of_mins=min(times) / min(other_times),
-    )
-  else:
-    info.update(
-        reference_median_s=other_median,
-        reference_compile_s=other_compile_s,
-        peer_ratio=paired,
-        peer_ratio_of_medians=median / other_median,
-        peer_ratio_of_mins=min(times) / min(other_times),
-    )
+  if isinstance(case.spike, surrogates.Surrogate):
+    arithmetic, transcendental = _ops.arithmetic_class(case.spike)
+    info.update(params=dict(case.spike.params), arithmetic=arithmetic, transcendental_ops=list(transcendental),
+                smoothness=str(case.spike.smoothness))
   benchmark.extra_info.update(info)
   return info
 
@@ -210,13 +289,21 @@ def device_info(dev: jax.Device) -> dict[str, str]:
 
 def versions() -> dict[str, str | None]:
   """Versions of Python, JAX and the libraries benchmarked."""
-  out = {"python": platform.python_version(), "jax": jax.__version__, "surrogates": surrogates.__version__}
-  for dist in ("jaxlib", "numpy", "pytest-benchmark", *_peers.LIBRARIES):
-    out[dist] = _peers.version(dist)
+  from importlib import metadata
+
+  out: dict[str, str | None] = {
+      "python": platform.python_version(), "jax": jax.__version__, "surrogates": surrogates.__version__,
+  }
+  for dist in ("jaxlib", "numpy", "pytest-benchmark"):
+    try:
+      out[dist] = metadata.version(dist)
+    except metadata.PackageNotFoundError:
+      out[dist] = None
+  out.update(_peers.versions())
   return out
 
 
-class _Recorder:
+class Recorder:
   """Stands in for pytest-benchmark's fixture when a case is measured again outside a test."""
 
   def __init__(self) -> None:
@@ -237,7 +324,6 @@ class _Recorder:
 def remeasure(key: list, cfg: BenchConfig, factor: float = 4.0) -> dict[str, Any]:
   """Measures a reference case again, by its report key, with ``factor`` times the timing budget."""
   op, _, name, dtype, log2 = key
-  reference = surrogates.REGISTRY[name]()
-  case = Case(op, name, REFERENCE, dtype, int(log2), reference, reference)
+  case = Case(op, name, REFERENCE, dtype, int(log2), surrogates.REGISTRY[name]())
   longer = dataclasses.replace(cfg, max_time=cfg.max_time * factor, rounds=cfg.rounds and cfg.rounds * int(factor))
-  return run_case(_Recorder(), case, longer)
+  return run_case(Recorder(), case, longer)

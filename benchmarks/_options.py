@@ -5,17 +5,15 @@ from __future__ import annotations
 import dataclasses
 import re
 
+from benchmarks._ops import NAMES as OPS
+
 DEVICES = ("cpu", "gpu", "tpu")
 #: JAX_PLATFORMS for each --device (the host CPU stays available next to an accelerator).
 PLATFORMS = {"cpu": "cpu", "gpu": "cuda,cpu", "tpu": "tpu,cpu"}
-OPS = ("fwd", "vjp", "jvp", "vmap_grad", "lif")
 DTYPES = ("float32", "bfloat16")
 #: log2 of the element counts: the defaults and the full sweep, per device.
-DEFAULT_SIZES = {"cpu": (10, 16, 22), "gpu": (10, 16, 22, 26), "tpu": (10, 16, 22, 26)}
-ALL_SIZES = {"cpu": tuple(range(10, 23)), "gpu": tuple(range(10, 27)), "tpu": tuple(range(10, 27))}
-#: log2 of the neuron counts of the LIF layer (each unrolled over ``lif_steps`` time steps).
-DEFAULT_LIF_SIZES = {"cpu": (10, 14), "gpu": (10, 14, 18), "tpu": (10, 14, 18)}
-ALL_LIF_SIZES = {"cpu": tuple(range(10, 16)), "gpu": tuple(range(10, 20)), "tpu": tuple(range(10, 20))}
+DEFAULT_SIZES = {"cpu": (10, 16, 24), "gpu": (10, 16, 22, 26), "tpu": (10, 16, 22, 26)}
+ALL_SIZES = {"cpu": tuple(range(10, 25)), "gpu": tuple(range(10, 27)), "tpu": tuple(range(10, 27))}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -24,17 +22,20 @@ class BenchConfig:
 
   device: str = "cpu"
   sizes: tuple[int, ...] = DEFAULT_SIZES["cpu"]
-  lif_sizes: tuple[int, ...] = DEFAULT_LIF_SIZES["cpu"]
-  lif_steps: int = 100
   dtypes: tuple[str, ...] = DTYPES
   ops: tuple[str, ...] = OPS
   only: tuple[str, ...] = ()
   peers: bool = False
   rounds: int = 0
-  max_time: float = 0.15
+  max_time: float = 0.3
   compare: str | None = None
-  threshold: float = 0.25
+  threshold: float = 0.05
   out_dir: str = "reports"
+  #: The layer benchmark (Linear + LIF) instead of the kernels: neurons, time steps, batch.
+  layer: bool = False
+  layer_neurons: tuple[int, ...] = (1024,)
+  layer_steps: tuple[int, ...] = (100, 500)
+  layer_batch: int = 16
 
 
 def parse_exponents(text: str | None, default: tuple[int, ...], full: tuple[int, ...]) -> tuple[int, ...]:
@@ -77,7 +78,7 @@ def parse_list(text: str | None, allowed: tuple[str, ...], what: str) -> tuple[s
 
 
 def parse_threshold(text: str | float) -> float:
-  """'0.25' or '25%' -> 0.25."""
+  """'0.05' or '5%' -> 0.05."""
   text = str(text).strip()
   value = float(text[:-1]) / 100 if text.endswith("%") else float(text)
   if not value > 0:
@@ -91,8 +92,6 @@ def build_config(get) -> BenchConfig:
   return BenchConfig(
       device=device,
       sizes=parse_exponents(get("bench_sizes"), DEFAULT_SIZES[device], ALL_SIZES[device]),
-      lif_sizes=parse_exponents(get("bench_lif_sizes"), DEFAULT_LIF_SIZES[device], ALL_LIF_SIZES[device]),
-      lif_steps=int(get("bench_lif_steps")),
       dtypes=parse_list(get("bench_dtypes"), DTYPES, "dtypes"),
       ops=parse_list(get("bench_ops"), OPS, "ops"),
       only=tuple(p.strip() for p in (get("bench_only") or "").split(",") if p.strip()),
@@ -102,4 +101,15 @@ def build_config(get) -> BenchConfig:
       compare=get("bench_compare"),
       threshold=parse_threshold(get("bench_threshold")),
       out_dir=get("bench_out"),
+      layer=bool(get("bench_layer")),
+      layer_neurons=parse_ints(get("bench_layer_neurons"), BenchConfig.layer_neurons),
+      layer_steps=parse_ints(get("bench_layer_steps"), BenchConfig.layer_steps),
+      layer_batch=int(get("bench_layer_batch")),
   )
+
+
+def parse_ints(text: str | None, default: tuple[int, ...]) -> tuple[int, ...]:
+  """'100,500' -> (100, 500); the default when empty."""
+  if not text:
+    return default
+  return tuple(int(p) for p in text.split(",") if p.strip())

@@ -1,84 +1,53 @@
-"""Other libraries' implementations of the reference surrogates (braintools, spyx).
+"""Other libraries' JAX implementations of the reference surrogates, from the verification adapters.
 
-Each :class:`Pair` is a peer's spike function and the reference surrogate it equals, at the
-equivalent parameters (see the specification's equivalences).
+The adapters in ``verification/targets/`` know each library's module, version and parameter mapping
+(``g_library = scale * g_reference``); this module only picks, per surrogate, the first JAX candidate
+an adapter yields (the library's defaults of its first export) and the reference surrogate it equals.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import importlib
 from collections.abc import Callable
-from importlib import metadata
 
 import surrogates
 from surrogates import Surrogate
+from verification import targets
 
+#: Built-in targets with JAX candidates (the torch libraries are timed in the layer benchmark).
 LIBRARIES = ("braintools", "spyx")
 
 
 @dataclasses.dataclass(frozen=True)
-class Pair:
-  """A peer's spike function and the reference surrogate it implements."""
+class Peer:
+  """A peer's spike function and the reference surrogate it implements (scaled as the adapter says)."""
 
   library: str
   name: str
   reference: Surrogate
-  peer: Callable
+  spike: Callable
 
 
-def version(dist: str) -> str | None:
-  """The installed version of a distribution, or None."""
+def reference_of(name: str, params: dict, scale: float) -> Surrogate:
+  """The reference surrogate ``scale * REGISTRY[name](**params)``."""
+  ref = surrogates.REGISTRY[name](**params)
+  return ref if scale == 1.0 else surrogates.Scaled(ref, scale)
+
+
+def peers(library: str, names: list[str]) -> tuple[list[Peer], str]:
+  """One peer per surrogate among ``names`` that ``library`` implements in JAX, at the library's
+  defaults; or ([], the reason the library is unavailable)."""
   try:
-    return metadata.version(dist)
-  except metadata.PackageNotFoundError:
-    return None
-
-
-def load(library: str) -> tuple[object | None, str]:
-  """Imports a peer's surrogate module: (module, '') or (None, the reason it is unavailable)."""
-  module = {"braintools": "braintools.surrogate", "spyx": "spyx.axn"}[library]
-  try:
-    return importlib.import_module(module), ""
+    found = targets.load(library).candidates()
   except Exception as exc:
-    return None, f"{library} not importable: {type(exc).__name__}: {exc}"
+    return [], f"{library} not importable: {type(exc).__name__}: {exc}"
+  out: dict[str, Peer] = {}
+  for c in found:
+    if c.backend == "jax" and c.fn is not None and c.name in names and c.name not in out:
+      out[c.name] = Peer(library, c.name, reference_of(c.name, dict(c.params), c.scale), c.fn)
+  return list(out.values()), ""
 
 
-def braintools_pairs(module: object, names: list[str]) -> list[Pair]:
-  """braintools.surrogate has a class of the same name and parameters for most surrogates."""
-  pairs = []
-  for name in names:
-    cls = getattr(module, name, None)
-    if cls is not None:
-      reference = surrogates.REGISTRY[name]()
-      pairs.append(Pair("braintools", name, reference, cls(**reference.params)))
-  return pairs
-
-
-def spyx_pairs(module: object, names: list[str]) -> list[Pair]:
-  """spyx.axn factories and their reference equivalents.
-
-  triangular(k) = ReluGrad(alpha=k, width=1/k) and arctan(k) = Arctan(alpha=2k)/(kπ) are timed
-  at spyx's defaults; spyx's ``custom()`` default backward is g(x) = x, so the straight-through
-  estimator is ``custom(bwd=ones_like)``.
-  """
-  import jax.numpy as jnp
-
-  table = {
-      "Tanh": lambda: (surrogates.Tanh(k=1.0), module.tanh(k=1.0)),
-      "Boxcar": lambda: (surrogates.Boxcar(width=2.0, height=0.5), module.boxcar(width=2.0, height=0.5)),
-      "InvSquareGrad": lambda: (surrogates.InvSquareGrad(alpha=100.0), module.superspike(k=100.0)),
-      "ReluGrad": lambda: (surrogates.triangular(k=2.0), module.triangular(k=2.0)),
-      "Arctan": lambda: (surrogates.spyx_arctan(k=2.0), module.arctan(k=2.0)),
-      "StraightThrough": lambda: (surrogates.StraightThrough(), module.custom(bwd=jnp.ones_like)),
-  }
-  return [Pair("spyx", name, *table[name]()) for name in names if name in table]
-
-
-def pairs(library: str, names: list[str]) -> tuple[list[Pair], str]:
-  """The pairs a peer library offers among ``names``, or ([], the reason it is skipped)."""
-  module, reason = load(library)
-  if module is None:
-    return [], reason
-  build = braintools_pairs if library == "braintools" else spyx_pairs
-  return build(module, names), ""
+def versions() -> dict[str, str | None]:
+  """The installed version of every built-in target library (None when absent)."""
+  return {name: targets.load(name).version() or None for name in targets.builtin()}

@@ -1,12 +1,14 @@
-"""Options and reports of the throughput benchmarks.
+"""Options and hooks of the benchmarks (the method is in ``_harness``, the gate in ``_gate``).
 
-    pytest benchmarks [--device cpu|gpu|tpu] [--sizes 10,16,22|10-22|all] [--dtypes float32,bfloat16]
-                      [--ops fwd,vjp,jvp,vmap_grad,lif] [--only Sigmoid,Tanh] [--peers]
-                      [--compare reports/baseline-cpu.json] [--threshold 0.25] [--bench-out reports]
+    pytest benchmarks [--device cpu|gpu|tpu] [--sizes 10,16,24|10-24|all] [--dtypes float32,bfloat16]
+                      [--ops fwd,vjp,jvp,vmap_grad,vjp_alpha] [--only Sigmoid,Tanh] [--peers]
+                      [--compare reports/baseline-cpu.json] [--threshold 5%] [--bench-out reports]
+    pytest benchmarks --layer [--layer-neurons 1024] [--layer-steps 100,500] [--layer-batch 16] [--peers]
 
-Writes ``<bench-out>/bench-<device>.json`` (pytest-benchmark JSON, extra_info per benchmark) and
-``bench-<device>.md``. With ``--compare`` the run fails when a surrogate's ratio to its baseline
-kernel grew by more than the threshold.
+Writes ``<bench-out>/bench-<device>.json`` (pytest-benchmark JSON, extra_info per benchmark, and a
+top-level ``surrogate_bench`` with the op declarations and the A/A control) and ``bench-<device>.md``
+(``layer-<device>.json``/``.md`` with ``--layer``). With ``--compare`` the run fails when a ratio to
+its baseline regressed (see ``benchmarks/_gate.py``).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from benchmarks import _options, _report
+from benchmarks import _gate, _options, _report
 
 DEFAULT_COLUMNS = ["min", "max", "mean", "stddev", "median", "iqr", "outliers", "ops", "rounds", "iterations"]
 
@@ -27,20 +29,24 @@ def pytest_addoption(parser: pytest.Parser) -> None:
   add("--device", dest="bench_device", default="cpu", choices=_options.DEVICES,
       help="platform to benchmark on; gpu means CUDA and fails if there is none (default cpu)")
   add("--sizes", dest="bench_sizes", default=None,
-      help="log2 element counts: '10,16,22', '10-22' or 'all' (default 10,16,22; on gpu/tpu also 26)")
-  add("--lif-sizes", dest="bench_lif_sizes", default=None, help="log2 neuron counts of the LIF layer (default 10,14)")
-  add("--lif-steps", dest="bench_lif_steps", default=100, type=int, help="time steps of the LIF layer (default 100)")
+      help="log2 element counts: '10,16,24', '10-24' or 'all' (default 10,16,24; on gpu/tpu 10,16,22,26)")
   add("--dtypes", dest="bench_dtypes", default=None, help="comma-separated: float32,bfloat16 (default both)")
-  add("--ops", dest="bench_ops", default=None, help="comma-separated: fwd,vjp,jvp,vmap_grad,lif (default all)")
+  add("--ops", dest="bench_ops", default=None, help=f"comma-separated: {','.join(_options.OPS)} (default all)")
   add("--only", dest="bench_only", default=None, help="comma-separated surrogate names (default: the whole registry)")
-  add("--peers", dest="bench_peers", action="store_true", help="also time braintools and spyx where installed")
-  add("--rounds", dest="bench_rounds", default=0, type=int, help="rounds per benchmark (default: adaptive, 10 to 200)")
-  add("--max-time", dest="bench_max_time", default=0.15, type=float,
-      help="seconds of timing per benchmark when rounds are adaptive (default 0.15)")
+  add("--peers", dest="bench_peers", action="store_true",
+      help="also time the JAX peers (braintools, spyx); with --layer also snntorch and norse")
+  add("--rounds", dest="bench_rounds", default=0, type=int, help="rounds per benchmark (default: adaptive, 15 to 200)")
+  add("--max-time", dest="bench_max_time", default=0.3, type=float,
+      help="seconds of timing per benchmark when rounds are adaptive (default 0.3)")
   add("--compare", dest="bench_compare", default=None, metavar="JSON",
-      help="fail if a ratio to the baseline kernel grew by more than --threshold against this report")
-  add("--threshold", dest="bench_threshold", default="0.25", help="allowed growth of a ratio: 0.25 or 25%% (default)")
-  add("--bench-out", dest="bench_out", default="reports", help="folder of bench-<device>.json/.md (default reports)")
+      help="fail if a ratio to the baseline kernel regressed against this report (see benchmarks/_gate.py)")
+  add("--threshold", dest="bench_threshold", default="0.05",
+      help="least growth of a median ratio that counts, beyond both IQRs: 0.05 or 5%% (default)")
+  add("--bench-out", dest="bench_out", default="reports", help="folder of the reports (default reports)")
+  add("--layer", dest="bench_layer", action="store_true", help="the Linear + LIF layer benchmark instead")
+  add("--layer-neurons", dest="bench_layer_neurons", default=None, help="neurons of the layer (default 1024)")
+  add("--layer-steps", dest="bench_layer_steps", default=None, help="time steps (default 100,500)")
+  add("--layer-batch", dest="bench_layer_batch", default=16, type=int, help="batch size (default 16)")
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -53,10 +59,10 @@ def pytest_configure(config: pytest.Config) -> None:
   select_platform(cfg.device)
   if config.getoption("benchmark_columns", None) == DEFAULT_COLUMNS:
     config.option.benchmark_columns = ["median", "iqr", "rounds"]
-  from benchmarks._harness import CONFIG, SKIPPED
+  from benchmarks._harness import CONFIG
 
   config.stash[CONFIG] = cfg
-  config.stash[SKIPPED] = []
+  config.stash[_LOAD] = _load_average()
 
 
 def select_platform(device: str) -> None:
@@ -82,13 +88,32 @@ def select_platform(device: str) -> None:
     raise pytest.UsageError(f"--device {device}: JAX found no {device} device (JAX_PLATFORMS={platforms})")
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+  """Keeps the layer benchmark's tests with ``--layer`` and the kernels' tests without it."""
+  if not config.getoption("bench_device", None):
+    return
+  layer = bool(config.getoption("bench_layer"))
+  keep = [i for i in items if i.originalname != ("test_throughput" if layer else "test_layer")]
+  if len(keep) < len(items):
+    config.hook.pytest_deselected(items=[i for i in items if i not in keep])
+    items[:] = keep
+
+
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
-  if report.skipped and "test_throughput" in report.nodeid and report.when in ("setup", "call"):
+  if report.skipped and "benchmarks/test_" in report.nodeid and report.when in ("setup", "call"):
     reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
     _SKIPS.append({"test": report.nodeid.split("::")[-1], "reason": reason.removeprefix("Skipped: ")})
 
 
 _SKIPS: list[dict[str, str]] = []
+_WRITTEN = pytest.StashKey[tuple]()
+_AA = pytest.StashKey[dict]()
+_LOAD = pytest.StashKey[object]()
+
+
+def _load_average() -> list[float] | None:
+  """The 1, 5 and 15 minute load averages (None where the platform has none)."""
+  return list(os.getloadavg()) if hasattr(os, "getloadavg") else None
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
@@ -108,58 +133,42 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
       machine_info=bs.get_machine_info(),
       commit_info=config.hook.pytest_benchmark_generate_commit_info(config=config),
   )
-  doc["bench"] = run_info(cfg)
+  doc["bench"] = {**run_info(cfg), "load_average_start": config.stash.get(_LOAD, None)}
   doc["skipped"] = list(_SKIPS)
+  if cfg.layer:
+    paths = _report.write_layer(doc, cfg.out_dir, cfg.device)
+    config.stash[_WRITTEN] = (paths, None)
+    return
+  doc["surrogate_bench"] = _report.surrogate_bench(doc, cfg.ops, cfg.dtypes)
   if cfg.compare:
-    doc["gate"] = {"against": cfg.compare, **run_gate(doc, cfg)}
-    gate = doc["gate"]
+    from benchmarks._harness import remeasure
+
+    saved = _gate.entries(_report.load(cfg.compare))
+    gate = _gate.run_gate(_gate.entries(doc), saved, cfg.threshold, lambda k: remeasure(k, cfg))
+    doc["gate"] = {"against": cfg.compare, **gate}
     if not gate["passed"]:
       session.exitstatus = pytest.ExitCode.TESTS_FAILED
   paths = _report.write(doc, cfg.out_dir, cfg.device)
   config.stash[_WRITTEN] = (paths, doc.get("gate"))
-
-
-_WRITTEN = pytest.StashKey[tuple]()
-#: How often a flagged ratio is measured again before it counts as a regression.
-ATTEMPTS = 2
-
-
-def run_gate(doc: dict, cfg: _options.BenchConfig) -> dict:
-  """The regression gate; each flagged ratio is measured again (longer) and kept only if it stays
-  above the threshold every time, so a burst of load from another process does not fail the run."""
-  from benchmarks._harness import remeasure
-
-  saved = _report.entries(_report.load(cfg.compare))
-  gate = _report.compare(_report.entries(doc), saved, cfg.threshold)
-  confirmed = []
-  for row in gate["regressions"]:
-    for _ in range(ATTEMPTS):
-      again = _report.compare([remeasure(row["key"], cfg)], saved, cfg.threshold)
-      row.setdefault("remeasured", []).append(again["regressions"][0]["after"] if again["regressions"] else None)
-      if not again["regressions"]:
-        break
-    else:
-      confirmed.append(row)
-  cleared = [r for r in gate["regressions"] if r not in confirmed]
-  passed = bool(gate["compared"]) and not confirmed
-  return {**gate, "regressions": confirmed, "cleared_on_remeasure": cleared, "passed": passed}
-
+  config.stash[_AA] = doc["surrogate_bench"]["aa_control"]
 
 
 def run_info(cfg: _options.BenchConfig) -> dict[str, object]:
-  """Run-level metadata: device, versions and the configuration."""
+  """Run-level metadata: device, versions, the configuration and the load average when it started."""
   from benchmarks._harness import device, device_info, versions
 
   return {
       **device_info(device(cfg)),
       "versions": versions(),
       "sizes": list(cfg.sizes),
-      "lif_sizes": list(cfg.lif_sizes),
-      "lif_steps": cfg.lif_steps,
       "dtypes": list(cfg.dtypes),
       "ops": list(cfg.ops),
       "peers": cfg.peers,
+      "layer": {"neurons": list(cfg.layer_neurons), "steps": list(cfg.layer_steps), "batch": cfg.layer_batch}
+      if cfg.layer else None,
       "rounds": cfg.rounds or "adaptive",
+      "cpus": os.cpu_count(),
+      "load_average_end": _load_average(),
       "written": datetime.now(UTC).isoformat(),
   }
 
@@ -172,10 +181,14 @@ def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Co
   tr = terminalreporter
   tr.section("surrogate benchmarks")
   tr.write_line(f"wrote {json_path} and {md_path}")
+  aa = config.stash[_AA] if _AA in config.stash else None
+  if aa:
+    verdict = "passed" if aa["trustworthy"] else "FAILED: the run is not trustworthy"
+    tr.write_line(f"A/A control (median ratio within {aa['band'][0]}-{aa['band'][1]} in every group): {verdict}")
   if gate:
     verdict = "passed" if gate["passed"] else "FAILED"
     tr.write_line(f"regression gate against {gate['against']}: {verdict} "
-                  f"({gate['compared']} ratios compared, threshold {gate['threshold']:.0%})")
+                  f"({gate['compared']} ratios compared, threshold {gate['threshold']:.0%} beyond the IQRs)")
     if gate.get("cleared_on_remeasure"):
       cleared = len(gate["cleared_on_remeasure"])
       tr.write_line(f"  {cleared} flagged ratios were within the threshold when measured again")

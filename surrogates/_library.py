@@ -20,16 +20,18 @@ from surrogates._core import (
     Array,
     Limits,
     Surrogate,
+    exp_neg_square,
     expm1_over,
-    gaussian,
     inverse_power,
     is_negative,
+    is_negative_bits,
     is_number,
     is_positive,
     log1p_scaled,
     logistic_density,
     normal_cdf,
     odd,
+    odd_cos_sum_turns,
     param,
     scaled,
 )
@@ -240,7 +242,8 @@ class ERF(Surrogate):
   examples = ({}, {"alpha": 0.1}, {"alpha": 100.0})
 
   def _grad(self, x: Array) -> Array:
-    return self.alpha * math.sqrt(2.0) * gaussian(math.sqrt(2.0) * self.alpha * x)
+    # (α/√π)·exp(-α²x²): one bound on the exponent (exp_neg_square), constants folded.
+    return (self.alpha / math.sqrt(math.pi)) * exp_neg_square(x, self.alpha * self.alpha)
 
   def _fun(self, x: Array) -> Array:
     return normal_cdf(math.sqrt(2.0) * self.alpha * x)
@@ -299,8 +302,15 @@ class PiecewiseLeakyRelu(Surrogate):
 class SquarewaveFourierSeries(Surrogate):
   """g = (4/T) Σ_{i=1..n} cos((2i-1)ωx);  P = 1/2 + (2/π) Σ sin((2i-1)ωx)/(2i-1);  ω = 2π/T.
 
-  x is first reduced modulo the period (``lax.rem`` is exact), so the argument of cos stays
-  small and no finite input gives inf or NaN; the harmonics come from one cos and one sin.
+  Two paths, by quantity:
+
+  - g in float32 and narrower (the VJP's hot path): ``odd_cos_sum_turns(x/T, n)``: range reduction by
+    the period, a quarter-period fold and a degree-5 polynomial for cos ωx (mul/add/select only), then
+    the odd harmonics by the Chebyshev recurrence in Reinsch's stable form. x/T is clipped
+    to ±2^24, beyond which every float32 x/T is an integer (so g = (4/T)·n there, as for the exact
+    reduction), keeping every finite input finite.
+  - P, and g in float64: x is first reduced exactly modulo the period (``lax.rem``), then one
+    ``jnp.cos`` and one ``jnp.sin`` and rotations by 2θ give the harmonics; exact at huge arguments.
   """
 
   n: int = param(2, POSITIVE_INT)
@@ -321,7 +331,10 @@ class SquarewaveFourierSeries(Surrogate):
     return out
 
   def _grad(self, x: Array) -> Array:
-    return (4.0 / self.t_period) * sum(c for _, c, _ in self._harmonics(x))
+    if x.dtype == jnp.float64:
+      return (4.0 / self.t_period) * sum(c for _, c, _ in self._harmonics(x))
+    u = jnp.clip(x * (1.0 / jnp.asarray(self.t_period, x.dtype)), -(2.0**24), 2.0**24)
+    return (4.0 / self.t_period) * odd_cos_sum_turns(u, int(self.n))
 
   def _fun(self, x: Array) -> Array:
     return 0.5 + (2.0 / math.pi) * sum(s / k for k, _, s in self._harmonics(x))
@@ -358,8 +371,11 @@ class S2NN(Surrogate):
   smoothness = "discontinuous"
 
   def _grad(self, x: Array) -> Array:
-    xp = jnp.maximum(x, 0.0)
-    return jnp.where(is_negative(x), self.alpha * logistic_density(self.alpha * x), self.beta / (xp + 1.0))
+    # One division for both branches: α·e/(1 + e)² (e = exp(-α|x|), the logistic density) or β/(1 + x⁺).
+    neg = is_negative_bits(x)
+    e = jnp.exp(-self.alpha * jnp.abs(x))
+    d = 1.0 + e
+    return jnp.where(neg, self.alpha * e, self.beta) / jnp.where(neg, d * d, jnp.maximum(x, 0.0) + 1.0)
 
   def _fun(self, x: Array) -> Array:
     xp = jnp.maximum(x, 0.0)
@@ -532,7 +548,8 @@ class GaussianGrad(Surrogate):
   examples = ({}, {"sigma": 0.05}, {"sigma": 5.0, "alpha": 2.0})
 
   def _grad(self, x: Array) -> Array:
-    return (self.alpha / self.sigma) * gaussian(x / self.sigma)
+    # (α/(σ√(2π)))·exp(-x²/(2σ²)): one bound on the exponent (exp_neg_square), constants folded.
+    return (self.alpha / (self.sigma * _SQRT_2PI)) * exp_neg_square(x, 0.5 / (self.sigma * self.sigma))
 
   def _fun(self, x: Array) -> Array:
     return self.alpha * normal_cdf(x / self.sigma)
@@ -595,10 +612,17 @@ class MultiGaussianGrad(Surrogate):
   examples = ({}, {"h": 0.0}, {"sigma": 0.05, "s": 2.0}, {"h": 0.5, "s": 20.0, "sigma": 2.0, "scale": 2.0})
 
   def _grad(self, x: Array) -> Array:
+    # One clip of x to ±(σ + 40sσ), beyond which all three Gaussians are 0 in float64 (their exponents
+    # stay finite and bounded by it), then three exps with the constants folded.
     sg, wide = self.sigma, self.s * self.sigma
-    centre = (1.0 + self.h) / sg * gaussian(x / sg)
-    sides = self.h / wide * (gaussian((x - sg) / wide) + gaussian((x + sg) / wide))
-    return self.scale * (centre - sides)
+    xc = jnp.clip(x, -(sg + 40.0 * wide), sg + 40.0 * wide)
+    a_centre, a_side = -0.5 / (sg * sg), -0.5 / (wide * wide)
+    centre = jnp.exp((xc * xc) * a_centre)
+    lo, hi = xc - sg, xc + sg
+    sides = jnp.exp((lo * lo) * a_side) + jnp.exp((hi * hi) * a_side)
+    k_centre = self.scale * (1.0 + self.h) / (sg * _SQRT_2PI)
+    k_side = self.scale * self.h / (wide * _SQRT_2PI)
+    return k_centre * centre - k_side * sides
 
   def _fun(self, x: Array) -> Array:
     sg, wide = self.sigma, self.s * self.sigma

@@ -1,0 +1,295 @@
+"""The layer benchmark SNN libraries are usually compared with: one Linear layer and LIF neurons.
+
+Batch B (16), N neurons (1024), T time steps (500), forward and forward + backward (the gradient of
+the mean spike count with respect to the Linear layer's weight and bias), float32, on the CPU. Every
+library gets the same weights and inputs and runs its own idiomatic loop (:data:`LOOPS`).
+
+Neuron equations (``EQUATIONS``), with I[t] = W x[t] + b, β = 0.9, θ = 1:
+u[t] = β u[t-1] + I[t] - θ s[t-1],  s[t] = H(u[t] - θ), with the SuperSpike surrogate
+g(x) = 1/(100|x| + 1)² (the reference's InvSquareGrad(alpha=100); spyx ``superspike(k=100)``,
+snntorch ``fast_sigmoid(slope=100)``, norse ``method="super", alpha=100``). Where the libraries differ:
+spyx emits s[t-1] at step t (its LIF spikes before it integrates); snntorch detaches the reset from the
+graph (its default); norse integrates u ← u + (dt/τ)(i - u) and resets before the leak, so it is given
+dt/τ = 1-β, the input i = I/(1-β) and a reset of θ/β (a ``reset_method`` of its parameters). The spikes
+of all four agree exactly on the same data (``tests/test_benchmarks.py``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import numpy as np
+import pytest
+
+REFERENCE = "surrogates"
+BETA, THRESHOLD, SLOPE = 0.9, 1.0, 100.0
+PASSES = ("fwd", "fwd+bwd")
+EQUATIONS = (
+    "Equations: I[t] = W x[t] + b; u[t] = β u[t-1] + I[t] - θ s[t-1]; s[t] = H(u[t] - θ); β = 0.9, θ = 1;"
+    " SuperSpike surrogate g(x) = 1/(100|x| + 1)²; loss (fwd+bwd) = mean spike count, gradient in W and b."
+    " spyx emits s[t-1] at step t; snntorch detaches the reset; norse is given dt/τ = 1-β, input I/(1-β) and a"
+    " reset of θ/β before its leak (the same u)."
+)
+LOOPS = {
+    REFERENCE: "lax.scan over Linear (weight stored in, out) and the LIF step",
+    "spyx": "spyx.nn.run (lax.scan) over Sequential(nnx.Linear, spyx.nn.LIF)",
+    "snntorch": "Python loop: nn.Linear then snn.Leaky per step",
+    "norse": "nn.Linear on the whole sequence, then a Python loop of LIFBoxCell",
+}
+PEERS = ("spyx", "snntorch", "norse")
+
+
+@dataclasses.dataclass(frozen=True)
+class LayerCase:
+  library: str
+  surrogate: str
+  neurons: int
+  steps: int
+  batch: int
+  pass_: str
+
+  @property
+  def id(self) -> str:
+    return f"layer-{self.library}:{self.surrogate}-N{self.neurons}-T{self.steps}-B{self.batch}-{self.pass_}"
+
+
+def cases(cfg: Any) -> Iterator[Any]:
+  """The reference (InvSquareGrad, and the surrogates of ``--only``) and, with ``--peers``, each peer."""
+  names = ["InvSquareGrad", *(n for n in _only(cfg) if n != "InvSquareGrad")]
+  for n in cfg.layer_neurons:
+    for t in cfg.layer_steps:
+      for p in PASSES:
+        for name in names:
+          c = LayerCase(REFERENCE, name, n, t, cfg.layer_batch, p)
+          yield pytest.param(c, id=c.id)
+        for lib in PEERS if cfg.peers else ():
+          c = LayerCase(lib, "InvSquareGrad", n, t, cfg.layer_batch, p)
+          yield pytest.param(c, id=c.id)
+
+
+def _only(cfg: Any) -> list[str]:
+  from benchmarks._harness import selected_names
+
+  return selected_names(cfg.only) if cfg.only else []
+
+
+def problem(neurons: int, steps: int, batch: int, seed: int = 0) -> dict[str, np.ndarray]:
+  """Shared float32 data: input spikes x (T, B, N) with rate 0.3, W (N, N) and b (N,) scaled so that
+  about a tenth of the neurons spike per step."""
+  rng = np.random.default_rng(seed)
+  x = (rng.random((steps, batch, neurons)) < 0.3).astype(np.float32)
+  w = rng.uniform(-1.0, 1.0, (neurons, neurons)).astype(np.float32) * np.float32(1.5 / np.sqrt(neurons))
+  b = np.full(neurons, 0.12, np.float32)
+  return {"x": x, "w": w, "b": b}
+
+
+# ---- builders: each returns a zero-argument callable that runs one pass and waits for it -------------
+
+
+def reference(case: LayerCase, data: dict[str, np.ndarray]) -> Callable[[], Any]:
+  """The reference surrogate in a ``lax.scan`` over time, the Linear layer inside the step with its
+  weight stored (in, out), as flax and spyx store it.
+
+  The layout matters on XLA:CPU: ``x_t @ w.T`` with a torch-style (out, in) weight is a dot with a
+  transposed right operand (``rhs_contracting_dims={1}``) in every step, which measured 1.5-2x slower
+  than the same product on an (in, out) weight at N = 1024, B = 16; that, not the surrogate, was the
+  reference's forward gap to spyx at T = 100.
+  """
+  import jax
+  import jax.numpy as jnp
+
+  import surrogates
+
+  spike = surrogates.REGISTRY[case.surrogate]()
+  kernel, b, x = jnp.asarray(data["w"].T.copy()), jnp.asarray(data["b"]), jnp.asarray(data["x"])
+
+  def run(kernel, b, x):
+    def step(carry, x_t):
+      u, s = carry
+      u = BETA * u + (x_t @ kernel + b) - THRESHOLD * s
+      s = spike(u - THRESHOLD)
+      return (u, s), s
+
+    zeros = jnp.zeros((x.shape[1], kernel.shape[1]), x.dtype)
+    return jax.lax.scan(step, (zeros, zeros), x)[1]
+
+  return _jax_pass(run, case.pass_, (kernel, b, x))
+
+
+def _jax_pass(run: Callable, pass_: str, args: tuple) -> Callable[[], Any]:
+  import jax
+
+  if pass_ == "fwd":
+    fn = jax.jit(run)
+  else:
+    fn = jax.jit(jax.grad(lambda w, b, x: run(w, b, x).mean(), argnums=(0, 1)))
+  compiled = fn.lower(*args).compile()
+  return lambda: jax.block_until_ready(compiled(*args))
+
+
+def spyx(case: LayerCase, data: dict[str, np.ndarray]) -> Callable[[], Any]:
+  import jax.numpy as jnp
+  import spyx as sx
+  from flax import nnx
+
+  n = case.neurons
+  model = sx.nn.Sequential(
+      nnx.Linear(n, n, rngs=nnx.Rngs(0)),
+      sx.nn.LIF((n,), beta=BETA, threshold=THRESHOLD, activation=sx.axn.superspike(k=SLOPE), rngs=nnx.Rngs(0)),
+  )
+  model.layers[0].kernel[...] = jnp.asarray(data["w"].T)
+  model.layers[0].bias[...] = jnp.asarray(data["b"])
+  graph, params, rest = nnx.split(model, nnx.Param, ...)
+  x = jnp.asarray(data["x"])
+
+  def run(params, x):
+    return sx.nn.run(nnx.merge(graph, params, rest), x)[0]
+
+  if case.pass_ == "fwd":
+    return _jax_pass_tree(run, params, x, grad=False)
+  return _jax_pass_tree(run, params, x, grad=True)
+
+
+def _jax_pass_tree(run: Callable, params: Any, x: Any, grad: bool) -> Callable[[], Any]:
+  import jax
+
+  fn = jax.jit(jax.grad(lambda p, x: run(p, x).mean()) if grad else run)
+  compiled = fn.lower(params, x).compile()
+  return lambda: jax.block_until_ready(compiled(params, x))
+
+
+def _torch_linear(data: dict[str, np.ndarray], scale: float = 1.0):
+  import torch
+
+  n = data["w"].shape[0]
+  fc = torch.nn.Linear(n, n)
+  with torch.no_grad():
+    fc.weight.copy_(torch.from_numpy(data["w"] * np.float32(scale)))
+    fc.bias.copy_(torch.from_numpy(data["b"] * np.float32(scale)))
+  return fc, torch.from_numpy(data["x"])
+
+
+def _torch_pass(forward: Callable[[], Any], fc: Any, pass_: str) -> Callable[[], Any]:
+  import torch
+
+  if pass_ == "fwd":
+    def once() -> Any:
+      with torch.no_grad():
+        return forward()
+    return once
+
+  def both() -> Any:
+    fc.zero_grad(set_to_none=True)
+    forward().mean().backward()
+    return fc.weight.grad
+  return both
+
+
+def snntorch(case: LayerCase, data: dict[str, np.ndarray]) -> Callable[[], Any]:
+  import snntorch as snn
+  import torch
+  from snntorch import surrogate
+
+  fc, x = _torch_linear(data)
+  lif = snn.Leaky(beta=BETA, threshold=THRESHOLD, spike_grad=surrogate.fast_sigmoid(slope=SLOPE),
+                  reset_mechanism="subtract")
+
+  def forward() -> Any:
+    mem = lif.init_leaky()
+    out = []
+    for t in range(x.shape[0]):
+      spk, mem = lif(fc(x[t]), mem)
+      out.append(spk)
+    return torch.stack(out)
+
+  return _torch_pass(forward, fc, case.pass_)
+
+
+def norse(case: LayerCase, data: dict[str, np.ndarray]) -> Callable[[], Any]:
+  import torch
+  from norse.torch import LIFBoxCell, LIFBoxParameters
+
+  def reset_subtract_before_leak(z, v, reset, th):
+    """norse resets before the leak: subtracting θ/β here subtracts θ after it."""
+    return v - z * (th / BETA)
+
+  dt = 1e-3
+  params = LIFBoxParameters(tau_mem_inv=torch.as_tensor((1.0 - BETA) / dt), v_th=torch.as_tensor(THRESHOLD),
+                            method="super", alpha=torch.as_tensor(SLOPE), reset_method=reset_subtract_before_leak)
+  fc, x = _torch_linear(data, 1.0 / (1.0 - BETA))
+  lif = LIFBoxCell(params, dt=dt)
+
+  def forward() -> Any:
+    current, state, out = fc(x), None, []
+    for t in range(current.shape[0]):
+      spk, state = lif(current[t], state)
+      out.append(spk)
+    return torch.stack(out)
+
+  return _torch_pass(forward, fc, case.pass_)
+
+
+BUILDERS: dict[str, Callable[[LayerCase, dict[str, np.ndarray]], Callable[[], Any]]] = {
+    REFERENCE: reference, "spyx": spyx, "snntorch": snntorch, "norse": norse,
+}
+
+
+def simulate(data: dict[str, np.ndarray]) -> np.ndarray:
+  """The reference dynamics in NumPy (float64): the spikes s[t], (T, B, N)."""
+  u = np.zeros(data["x"].shape[1:])
+  s = np.zeros_like(u)
+  out = []
+  for x_t in data["x"].astype(np.float64):
+    u = BETA * u + x_t @ data["w"].T.astype(np.float64) + data["b"] - THRESHOLD * s
+    s = (u >= THRESHOLD).astype(np.float64)
+    out.append(s)
+  return np.stack(out)
+
+
+class Timed:
+  """A zero-argument pass with the ``timed()`` the paired rounds of ``_harness`` use."""
+
+  def __init__(self, fn: Callable[[], Any]) -> None:
+    self.fn = fn
+
+  def __call__(self) -> None:
+    self.fn()
+
+  def timed(self) -> float:
+    start = time.perf_counter()
+    self.fn()
+    return time.perf_counter() - start
+
+
+def run(benchmark: Any, case: LayerCase, cfg: Any) -> dict[str, Any]:
+  """Times one pass of ``case`` paired round by round, in a random order, with the reference row of its
+  group (InvSquareGrad, same N, T and pass; for that row itself, a second build of it: an A/A control);
+  3 to 30 rounds filling ten times ``--max-time``. Returns the extra_info it records: the median and
+  quartiles of the times and of the per-round ratio to the reference."""
+  from benchmarks._harness import paired_rounds, quartiles
+
+  data = problem(case.neurons, case.steps, case.batch)
+  try:
+    fn = Timed(BUILDERS[case.library](case, data))
+  except ImportError as exc:
+    pytest.skip(f"{case.library} not importable: {exc}")
+  ref = Timed(reference(dataclasses.replace(case, library=REFERENCE, surrogate="InvSquareGrad"), data))
+  for f in (fn, ref):
+    f()
+  once = fn.timed() + ref.timed()
+  rounds = cfg.rounds or int(min(30, max(3, 10 * cfg.max_time / max(once, 1e-9))))
+  benchmark.group = f"layer-N{case.neurons}-T{case.steps}-{case.pass_}"
+  times, ref_times = paired_rounds(benchmark, fn, ref, rounds, None)
+  q1, median, q3 = quartiles(times)
+  r1, ratio, r3 = quartiles([t / r for t, r in zip(times, ref_times, strict=True)])
+  info = {
+      "layer": True, "library": case.library, "surrogate": case.surrogate, "loop": LOOPS[case.library],
+      "neurons": case.neurons, "steps": case.steps, "batch": case.batch, "pass": case.pass_,
+      "median_s": median, "q1_s": q1, "q3_s": q3, "ratio": ratio, "ratio_q1": r1, "ratio_q3": r3,
+      "rounds": rounds, "equations": EQUATIONS,
+  }
+  benchmark.extra_info.update(info)
+  return info
