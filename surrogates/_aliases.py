@@ -9,7 +9,7 @@ import dataclasses
 import math
 
 from surrogates._core import Array, Limits, Surrogate
-from surrogates._library import Arctan, InvSquareGrad, ReluGrad
+from surrogates._library import Arctan, Circ, InvSquareGrad, PeriodicExponential, ReluGrad, ShiftedStep
 from surrogates._registry import alias
 
 
@@ -86,3 +86,22 @@ def triangular(k: float = 1.0) -> Surrogate:
 def spyx_arctan(k: float = 2.0) -> Surrogate:
   """spyx ``arctan(k)``: g = 1/(π(1 + (kπx)²)) = (1/(kπ)) · Arctan(alpha=2k); mass 1/(kπ)."""
   return Scaled(Arctan(alpha=2.0 * k), 1.0 / (k * math.pi))
+
+
+@alias("heavi_circ")
+def heavi_circ(alpha: float = 1.0) -> Surrogate:
+  """norse ``heavi_circ_fn(x, alpha)``: g = α³/(x² + α²)^(3/2) = Circ(alpha); mass 2α."""
+  return Circ(alpha=alpha)
+
+
+@alias("sinabs_heaviside")
+def sinabs_heaviside(window: float = 1.0, threshold: float = 1.0) -> Surrogate:
+  """sinabs ``Heaviside(window)`` and rockpool ``StepPWL``: g = 1[x >= -window]/threshold = ShiftedStep/threshold."""
+  return Scaled(ShiftedStep(window=window), 1.0 / threshold)
+
+
+@alias("sinabs_periodic_exponential")
+def sinabs_periodic_exponential(grad_width: float = 0.5, grad_scale: float = 1.0,
+                                spike_threshold: float = 1.0) -> Surrogate:
+  """sinabs ``PeriodicExponential(grad_width, grad_scale)`` at ``spike_threshold``: grad_scale · PeriodicExponential."""
+  return Scaled(PeriodicExponential(width=grad_width, threshold=spike_threshold), grad_scale)

@@ -897,3 +897,133 @@ class NormalisedQPseudoSpike(Surrogate):
 
   def length_scale(self) -> float:
     return 0.5 * self.nu / (self.nu + 1.0)
+
+
+# ------------------------------------------------------------------------------------------
+# norse, sinabs and rockpool
+# ------------------------------------------------------------------------------------------
+
+
+@register
+@dataclasses.dataclass(frozen=True, repr=False)
+class Circ(Surrogate):
+  """g = α³/(x² + α²)^(3/2) (norse ``heavi_circ_fn``/``HeaviCirc``, method "circ");  P = αx/√(x² + α²).
+
+  Mass 2α. norse documents the primitive h = 1/2 + x/(2√(x² + α²)) (mass 1) and its backward is
+  2α·h'(x), which is this g. With u = x/α: g = (1 + u²)^(-3/2); P = α·u/√(1 + u²) for |u| <= 1 and
+  α·sgn(u)/√(1 + 1/u²) beyond, finite for every input.
+  """
+
+  alpha: float = 1.0
+  domains = {"alpha": POSITIVE}
+  examples = ({}, {"alpha": 0.1}, {"alpha": 10.0})
+
+  def _grad(self, x: Array) -> Array:
+    u = x / self.alpha
+    return 1.0 / (1.0 + u * u) ** 1.5
+
+  def _fun(self, x: Array) -> Array:
+    u = x / self.alpha
+    small = jnp.abs(u) <= 1.0
+    inner = u / jnp.sqrt(1.0 + u * u)
+    r = 1.0 / jnp.where(small, 1.0, u)
+    outer = jnp.sign(u) / jnp.sqrt(1.0 + r * r)
+    return self.alpha * jnp.where(small, inner, outer)
+
+  def mass(self) -> float:
+    return 2.0 * self.alpha
+
+  def limits(self) -> Limits:
+    return Limits(0.0, 0.0, -self.alpha, self.alpha)
+
+  def length_scale(self) -> float:
+    return self.alpha
+
+
+@register
+@dataclasses.dataclass(frozen=True, repr=False)
+class ShiftedStep(Surrogate):
+  """g = 1 for x >= -window, else 0 (sinabs ``Heaviside(window)``, rockpool ``StepPWL``);  P = max(x + window, 0).
+
+  The one-sided window: every input above ``threshold - window`` passes the gradient. The
+  libraries divide by the threshold (g = 1[x >= -window]/threshold with x = v - threshold), which
+  is this shape at scale 1/threshold.
+  """
+
+  window: float = 1.0
+  domains = {"window": NON_NEGATIVE}
+  examples = ({}, {"window": 0.5}, {"window": 0.0})
+  smoothness = "discontinuous"
+
+  def _grad(self, x: Array) -> Array:
+    return (x >= -self.window).astype(x.dtype)
+
+  def _fun(self, x: Array) -> Array:
+    return jnp.maximum(x + self.window, 0.0)
+
+  def kinks(self) -> tuple[float, ...]:
+    return (-self.window,)
+
+  def jumps(self) -> tuple[float, ...]:
+    return (-self.window,)
+
+  def mass(self) -> float:
+    return _INF
+
+  def limits(self) -> Limits:
+    return Limits(0.0, 1.0, 0.0, _INF)
+
+  def length_scale(self) -> float:
+    return max(self.window, 0.5)
+
+
+@register
+@dataclasses.dataclass(frozen=True, repr=False)
+class PeriodicExponential(Surrogate):
+  """g = e^(-|x|/w) for x < 0, e^(-2d(x)/w) for x >= 0, d(x) = |x - θ·round(x/θ)| (sinabs ``PeriodicExponential``).
+
+  Weidel and Sheik (2021): above the threshold the gradient repeats with the period θ, the
+  threshold (x = v - θ), peaking at every multiple of θ, where a multi-spike neuron emits
+  one more spike. sinabs 3.1.3 maps each period onto [-θ, θ), hence the factor 2 above threshold;
+  rockpool's ``PeriodicExponential`` uses e^(-d(x)/w)/θ instead (and only with its multi-spike
+  forward). P = w·e^(x/w) for x < 0; for x >= 0, with k = round(x/θ), u = x - kθ and the mass of
+  one period M = w(1 - e^(-θ/w)): P = w + kM + sgn(u)(w/2)(1 - e^(-2|u|/w)). Kinks at 0 and at
+  every multiple of θ/2 above (declared over the first 64 periods, the span the checks sample).
+  """
+
+  width: float = 0.5
+  threshold: float = 1.0
+  domains = {"width": POSITIVE, "threshold": POSITIVE}
+  examples = ({}, {"threshold": 2.0}, {"width": 0.1, "threshold": 0.5})
+  smoothness = "continuous"
+  periodic = True
+
+  def _distance(self, x: Array) -> tuple[Array, Array]:
+    k = jnp.round(x / self.threshold)
+    return k, x - k * self.threshold
+
+  def _grad(self, x: Array) -> Array:
+    _, u = self._distance(x)
+    return jnp.where(x < 0, jnp.exp(-jnp.abs(x) / self.width), jnp.exp(-2.0 * jnp.abs(u) / self.width))
+
+  def _fun(self, x: Array) -> Array:
+    w = self.width
+    k, u = self._distance(jnp.maximum(x, 0.0))
+    per_period = -w * math.expm1(-self.threshold / w)
+    above = w + k * per_period + jnp.sign(u) * (-0.5 * w) * jnp.expm1(-2.0 * jnp.abs(u) / w)
+    return jnp.where(x < 0, w * jnp.exp(jnp.minimum(x, 0.0) / w), above)
+
+  def kinks(self) -> tuple[float, ...]:
+    return tuple(0.5 * self.threshold * i for i in range(129))
+
+  def mass(self) -> float:
+    return math.nan
+
+  def limits(self) -> None:
+    return None
+
+  def length_scale(self) -> float:
+    return 0.5 * min(self.width, self.threshold)
+
+  def period(self) -> float:
+    return self.threshold
