@@ -40,6 +40,9 @@ DTYPES = ("float16", "bfloat16", "float32", "float64")
 
 #: Error text of torch -> (capability, reason, fix), first match wins.
 _MISSING: tuple[tuple[str, str, str, str], ...] = (
+    ("custom jvp", "jit", "torch.compile (Dynamo, torch 2.13) does not trace an autograd.Function that defines jvp: "
+     "forward mode and fullgraph compilation exclude each other for such a Function",
+     "none within one autograd.Function in this torch version; compile the model without fullgraph=True"),
     ("setup_context", "vmap", "the autograd.Function has no setup_context, so torch.func cannot transform it",
      "split forward(ctx, ...) into forward(...) and setup_context(ctx, inputs, output)"),
     ("generate_vmap_rule", "vmap", "the autograd.Function has no vmap rule",
