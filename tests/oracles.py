@@ -6,6 +6,8 @@ numbers. They share no code with the package under test.
 
 from __future__ import annotations
 
+import functools
+
 import mpmath as mp
 
 mp.mp.dps = 40
@@ -163,6 +165,12 @@ ORACLES = {
 }
 
 
+@functools.cache
+def _pe_period_mass(width, threshold):
+  """∫ g over one period above the threshold, by quadrature split at its kinks."""
+  return mp.quad(lambda t: _pe_grad(t, width, threshold), [threshold / 2, threshold, 3 * threshold / 2])
+
+
 def _pe_grad(x, width=0.5, threshold=1.0):
   if x < 0:
     return mp.exp(-abs(x) / width)
@@ -184,8 +192,7 @@ ORACLES.update({
         # x >= 0: P(0) = ∫ e^(t/w) over t < 0 = w, then k whole periods (by quadrature over one
         # centred period) and the part from kθ to x
         lambda x, width=0.5, threshold=1.0: width * mp.exp(x / width) if x < 0 else (
-            width + mp.nint(x / threshold) * mp.quad(lambda t: _pe_grad(t, width, threshold),
-                                                     [threshold / 2, threshold, 3 * threshold / 2])
+            width + mp.nint(x / threshold) * _pe_period_mass(width, threshold)
             + mp.quad(lambda t: _pe_grad(t, width, threshold), sorted({mp.nint(x / threshold) * threshold, mp.mpf(x)}))
             * (1 if x >= mp.nint(x / threshold) * threshold else -1)
         ),
