@@ -910,8 +910,8 @@ class Circ(Surrogate):
   """g = α³/(x² + α²)^(3/2) (norse ``heavi_circ_fn``/``HeaviCirc``, method "circ");  P = αx/√(x² + α²).
 
   Mass 2α. norse documents the primitive h = 1/2 + x/(2√(x² + α²)) (mass 1) and its backward is
-  2α·h'(x), which is this g. With u = x/α: g = (1 + u²)^(-3/2); P = α·u/√(1 + u²) for |u| <= 1 and
-  α·sgn(u)/√(1 + 1/u²) beyond, finite for every input.
+  2α·h'(x), which is this g. With u = x/α for |x| <= α: g = (1 + u²)^(-3/2), P = α·u/√(1 + u²); with
+  r = α/x beyond: g = |r|³/(1 + r²)^(3/2), P = α·sgn(x)/√(1 + r²); finite, with finite derivatives, everywhere.
   """
 
   alpha: float = 1.0
@@ -919,16 +919,19 @@ class Circ(Surrogate):
   examples = ({}, {"alpha": 0.1}, {"alpha": 10.0})
 
   def _grad(self, x: Array) -> Array:
-    u = x / self.alpha
-    return 1.0 / (1.0 + u * u) ** 1.5
+    # (1 + u²)^(-3/2) for |u| <= 1, |r|³/(1 + r²)^(3/2) with r = 1/u beyond: no overflow of u², so
+    # the derivative stays finite at every input.
+    small, v, r = self._split(x)
+    return jnp.where(small, 1.0 / (1.0 + v * v) ** 1.5, jnp.abs(r) ** 3 / (1.0 + r * r) ** 1.5)
+
+  def _split(self, x: Array) -> tuple[Array, Array, Array]:
+    """|x| <= α, u = x/α there (0 elsewhere), r = α/x beyond (1 elsewhere): neither overflows."""
+    small = jnp.abs(x) <= self.alpha
+    return small, jnp.where(small, x, 0.0) / self.alpha, self.alpha / jnp.where(small, self.alpha, x)
 
   def _fun(self, x: Array) -> Array:
-    u = x / self.alpha
-    small = jnp.abs(u) <= 1.0
-    inner = u / jnp.sqrt(1.0 + u * u)
-    r = 1.0 / jnp.where(small, 1.0, u)
-    outer = jnp.sign(u) / jnp.sqrt(1.0 + r * r)
-    return self.alpha * jnp.where(small, inner, outer)
+    small, v, r = self._split(x)
+    return self.alpha * jnp.where(small, v / jnp.sqrt(1.0 + v * v), jnp.sign(x) / jnp.sqrt(1.0 + r * r))
 
   def mass(self) -> float:
     return 2.0 * self.alpha
@@ -987,7 +990,7 @@ class PeriodicExponential(Surrogate):
   one more spike. sinabs 3.1.3 maps each period onto [-θ, θ), hence the factor 2 above threshold;
   rockpool's ``PeriodicExponential`` uses e^(-d(x)/w)/θ instead (and only with its multi-spike
   forward). P = w·e^(x/w) for x < 0; for x >= 0, with k = round(x/θ), u = x - kθ and the mass of
-  one period M = w(1 - e^(-θ/w)): P = w + kM + sgn(u)(w/2)(1 - e^(-2|u|/w)). Kinks at 0 and at
+  one period M = w(1 - e^(-θ/w)): P = w + kM + sgn(u)(w/2)(1 - e^(-2|u|/w)), with kM = (x - u)M/θ. Kinks at 0 and at
   every multiple of θ/2 above (declared over the first 64 periods, the span the checks sample).
   """
 
@@ -998,19 +1001,22 @@ class PeriodicExponential(Surrogate):
   smoothness = "continuous"
   periodic = True
 
-  def _distance(self, x: Array) -> tuple[Array, Array]:
-    k = jnp.round(x / self.threshold)
-    return k, x - k * self.threshold
+  def _offset(self, x: Array) -> Array:
+    """u = x - θ·round(x/θ) in [-θ/2, θ/2), by a remainder (no overflow of x/θ)."""
+    half = 0.5 * self.threshold
+    return jnp.remainder(x + half, self.threshold) - half
 
   def _grad(self, x: Array) -> Array:
-    _, u = self._distance(x)
+    u = self._offset(x)
     return jnp.where(x < 0, jnp.exp(-jnp.abs(x) / self.width), jnp.exp(-2.0 * jnp.abs(u) / self.width))
 
   def _fun(self, x: Array) -> Array:
+    # kM = (x - u)·M/θ: the whole periods below x times the mass per unit length.
     w = self.width
-    k, u = self._distance(jnp.maximum(x, 0.0))
-    per_period = -w * math.expm1(-self.threshold / w)
-    above = w + k * per_period + jnp.sign(u) * (-0.5 * w) * jnp.expm1(-2.0 * jnp.abs(u) / w)
+    xp = jnp.maximum(x, 0.0)
+    u = self._offset(xp)
+    per_length = -w * math.expm1(-self.threshold / w) / self.threshold
+    above = w + (xp - u) * per_length + jnp.sign(u) * (-0.5 * w) * jnp.expm1(-2.0 * jnp.abs(u) / w)
     return jnp.where(x < 0, w * jnp.exp(jnp.minimum(x, 0.0) / w), above)
 
   def kinks(self) -> tuple[float, ...]:
