@@ -182,3 +182,19 @@ def test_torch_round_trip_keeps_values_and_dtype(dtype):
   spike = lambda t: (t >= 0).to(t) * (1.0 + 0.0 * t)
   fwd, vjp = _torch.bind(spike)
   assert fwd(x).dtype == np_dtype and vjp(x, np.ones_like(x)).dtype == np_dtype
+
+
+@pytest.mark.parametrize(
+    ("alias", "params", "g"),
+    [
+        ("heavi_circ", {"alpha": 0.5}, lambda x: 0.5**3 / (x * x + 0.25) ** 1.5),
+        ("sinabs_heaviside", {"window": 0.5, "threshold": 2.0}, lambda x: float(x >= -0.5) / 2.0),
+        ("sinabs_periodic_exponential", {"grad_width": 0.5, "grad_scale": 3.0, "spike_threshold": 2.0},
+         lambda x: 3.0 * (np.exp(-abs(x) / 0.5) if x < 0 else np.exp(-2 * abs(x - 2.0 * round(x / 2.0)) / 0.5))),
+    ],
+)
+def test_new_aliases_have_their_libraries_formulas(alias, params, g):
+  s = surrogates.get(alias, **params)
+  xs = np.array([-1.3, -0.5, -0.2, 0.0, 0.05, 0.4, 1.7, 2.2, 3.1])
+  np.testing.assert_allclose(np.asarray(s.surrogate_grad(jnp.asarray(xs))), [g(x) for x in xs], rtol=1e-13,
+                             atol=1e-15)
