@@ -68,6 +68,8 @@ def _install_target(session: nox.Session, spec: str) -> str | None:
   if name not in builtin:
     return None
   entry = builtin[name]
+  if entry.get("not_checkable"):
+    session.skip(f"{name} is not checkable here: {entry['not_checkable']}")
   version = version or entry["default_version"]
   if entry.get("extra_requirements"):
     session.install(*entry["extra_requirements"])

@@ -13,8 +13,8 @@ from typing import Any
 
 import numpy as np
 
-from surrogates._core import POSITIVE, Array, Limits, Surrogate, param
-from surrogates._library import Arctan, InvSquareGrad, ReluGrad
+from surrogates._core import NON_NEGATIVE, POSITIVE, Array, Limits, Surrogate, param
+from surrogates._library import Arctan, Circ, InvSquareGrad, PeriodicExponential, ReluGrad, ShiftedStep
 from surrogates._registry import alias
 
 
@@ -117,4 +117,25 @@ def spyx_arctan(k: float = 2.0) -> Surrogate:
   return Scaled(Arctan(alpha=2.0 * k), 1.0 / (k * math.pi))
 
 
-__all__ = ["Scaled", "fast_sigmoid", "spyx_arctan", "superspike", "triangular"]
+@alias("heavi_circ", alpha=POSITIVE)
+def heavi_circ(alpha: float = 1.0) -> Surrogate:
+  """norse ``heavi_circ_fn(x, alpha)``: g = α³/(x² + α²)^(3/2) = Circ(alpha); mass 2α."""
+  return Circ(alpha=alpha)
+
+
+@alias("sinabs_heaviside", window=NON_NEGATIVE, threshold=POSITIVE)
+def sinabs_heaviside(window: float = 1.0, threshold: float = 1.0) -> Surrogate:
+  """sinabs ``Heaviside(window)`` and rockpool ``StepPWL``: g = 1[x >= -window]/threshold = ShiftedStep/threshold."""
+  return Scaled(ShiftedStep(window=window), 1.0 / threshold)
+
+
+@alias("sinabs_periodic_exponential", grad_width=POSITIVE, grad_scale=POSITIVE,
+       spike_threshold=POSITIVE)
+def sinabs_periodic_exponential(grad_width: float = 0.5, grad_scale: float = 1.0,
+                                spike_threshold: float = 1.0) -> Surrogate:
+  """sinabs ``PeriodicExponential(grad_width, grad_scale)`` at ``spike_threshold``: grad_scale · PeriodicExponential."""
+  return Scaled(PeriodicExponential(width=grad_width, threshold=spike_threshold), grad_scale)
+
+
+__all__ = ["Scaled", "fast_sigmoid", "heavi_circ", "sinabs_heaviside", "sinabs_periodic_exponential", "spyx_arctan",
+           "superspike", "triangular"]

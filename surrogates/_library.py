@@ -928,6 +928,138 @@ class NormalisedQPseudoSpike(Surrogate):
 
 
 # ------------------------------------------------------------------------------------------
+# norse, sinabs and rockpool
+# ------------------------------------------------------------------------------------------
+
+
+@register
+@dataclasses.dataclass(frozen=True, repr=False)
+class Circ(Surrogate):
+  """g = α³/(x² + α²)^(3/2) (norse ``heavi_circ_fn``/``HeaviCirc``, method "circ");  P = αx/√(x² + α²).
+
+  Mass 2α. norse documents the primitive h = 1/2 + x/(2√(x² + α²)) (mass 1) and its backward is
+  2α·h'(x), which is this g. With u = x/α for |x| <= α: g = (1 + u²)^(-3/2), P = α·u/√(1 + u²); with
+  r = α/x beyond: g = |r|³/(1 + r²)^(3/2), P = α·sgn(x)/√(1 + r²); finite, with finite derivatives, everywhere.
+  """
+
+  alpha: float = param(1.0, POSITIVE)
+  examples = ({}, {"alpha": 0.1}, {"alpha": 10.0})
+
+  def _grad(self, x: Array) -> Array:
+    # (1 + u²)^(-3/2) for |u| <= 1, |r|³/(1 + r²)^(3/2) with r = 1/u beyond: no overflow of u², so
+    # the derivative stays finite at every input.
+    small, v, r = self._split(x)
+    return jnp.where(small, 1.0 / (1.0 + v * v) ** 1.5, jnp.abs(r) ** 3 / (1.0 + r * r) ** 1.5)
+
+  def _split(self, x: Array) -> tuple[Array, Array, Array]:
+    """|x| <= α, u = x/α there (0 elsewhere), r = α/x beyond (1 elsewhere): neither overflows."""
+    small = jnp.abs(x) <= self.alpha
+    return small, jnp.where(small, x, 0.0) / self.alpha, self.alpha / jnp.where(small, self.alpha, x)
+
+  def _fun(self, x: Array) -> Array:
+    small, v, r = self._split(x)
+    return self.alpha * jnp.where(small, v / jnp.sqrt(1.0 + v * v), jnp.sign(x) / jnp.sqrt(1.0 + r * r))
+
+  def mass(self) -> float:
+    return 2.0 * self.alpha
+
+  def limits(self) -> Limits:
+    return Limits(0.0, 0.0, -self.alpha, self.alpha)
+
+  def length_scale(self) -> float:
+    return self.alpha
+
+
+@register
+@dataclasses.dataclass(frozen=True, repr=False)
+class ShiftedStep(Surrogate):
+  """g = 1 for x >= -window, else 0 (sinabs ``Heaviside(window)``, rockpool ``StepPWL``);  P = max(x + window, 0).
+
+  The one-sided window: every input above ``threshold - window`` passes the gradient. The
+  libraries divide by the threshold (g = 1[x >= -window]/threshold with x = v - threshold), which
+  is this shape at scale 1/threshold.
+  """
+
+  window: float = param(1.0, NON_NEGATIVE)
+  examples = ({}, {"window": 0.5}, {"window": 0.0})
+  smoothness = "discontinuous"
+
+  def _grad(self, x: Array) -> Array:
+    return (x >= -self.window).astype(x.dtype)
+
+  def _fun(self, x: Array) -> Array:
+    return jnp.maximum(x + self.window, 0.0)
+
+  def kinks(self) -> tuple[float, ...]:
+    return (-self.window,)
+
+  def jumps(self) -> tuple[float, ...]:
+    return (-self.window,)
+
+  def mass(self) -> float:
+    return _INF
+
+  def limits(self) -> Limits:
+    return Limits(0.0, 1.0, 0.0, _INF)
+
+  def length_scale(self) -> float:
+    return max(self.window, 0.5)
+
+
+@register
+@dataclasses.dataclass(frozen=True, repr=False)
+class PeriodicExponential(Surrogate):
+  """g = e^(-|x|/w) for x < 0, e^(-2d(x)/w) for x >= 0, d(x) = |x - θ·round(x/θ)| (sinabs ``PeriodicExponential``).
+
+  Weidel and Sheik (2021): above the threshold the gradient repeats with the period θ, the
+  threshold (x = v - θ), peaking at every multiple of θ, where a multi-spike neuron emits
+  one more spike. sinabs 3.1.3 maps each period onto [-θ, θ), hence the factor 2 above threshold;
+  rockpool's ``PeriodicExponential`` uses e^(-d(x)/w)/θ instead (and only with its multi-spike
+  forward). P = w·e^(x/w) for x < 0; for x >= 0, with k = round(x/θ), u = x - kθ and the mass of
+  one period M = w(1 - e^(-θ/w)): P = w + kM + sgn(u)(w/2)(1 - e^(-2|u|/w)), with kM = (x - u)M/θ. Kinks at 0 and at
+  every multiple of θ/2 above (declared over the first 64 periods, the span the checks sample).
+  """
+
+  width: float = param(0.5, POSITIVE)
+  threshold: float = param(1.0, POSITIVE)
+  examples = ({}, {"threshold": 2.0}, {"width": 0.1, "threshold": 0.5})
+  smoothness = "continuous"
+
+  def _offset(self, x: Array) -> Array:
+    """u = x - θ·round(x/θ) in [-θ/2, θ/2), by a remainder (no overflow of x/θ)."""
+    half = 0.5 * self.threshold
+    return jnp.remainder(x + half, self.threshold) - half
+
+  def _grad(self, x: Array) -> Array:
+    u = self._offset(x)
+    return jnp.where(x < 0, jnp.exp(-jnp.abs(x) / self.width), jnp.exp(-2.0 * jnp.abs(u) / self.width))
+
+  def _fun(self, x: Array) -> Array:
+    # kM = (x - u)·M/θ: the whole periods below x times the mass per unit length.
+    w = self.width
+    xp = jnp.maximum(x, 0.0)
+    u = self._offset(xp)
+    per_length = -w * jnp.expm1(-self.threshold / w) / self.threshold
+    above = w + (xp - u) * per_length + jnp.sign(u) * (-0.5 * w) * jnp.expm1(-2.0 * jnp.abs(u) / w)
+    return jnp.where(x < 0, w * jnp.exp(jnp.minimum(x, 0.0) / w), above)
+
+  def kinks(self) -> tuple[float, ...]:
+    return tuple(0.5 * self.threshold * i for i in range(129))
+
+  def mass(self) -> float:
+    return math.nan
+
+  def limits(self) -> None:
+    return None
+
+  def length_scale(self) -> float:
+    return 0.5 * min(self.width, self.threshold)
+
+  def period(self) -> float:
+    return self.threshold
+
+
+# ------------------------------------------------------------------------------------------
 # Functional forms (explicit, so editors and type checkers see them) and the public names
 # ------------------------------------------------------------------------------------------
 
@@ -956,12 +1088,16 @@ spike_rate_escape = functional(SpikeRateEscape)
 sparse_fast_sigmoid = functional(SparseFastSigmoid)
 fake_numerical_gradient = functional(FakeNumericalGradient)
 normalised_q_pseudo_spike = functional(NormalisedQPseudoSpike)
+circ = functional(Circ)
+shifted_step = functional(ShiftedStep)
+periodic_exponential = functional(PeriodicExponential)
 
 __all__ = [
   "ERF",
   "S2NN",
   "Arctan",
   "Boxcar",
+  "Circ",
   "FakeNumericalGradient",
   "GaussianGrad",
   "InvSquareGrad",
@@ -970,11 +1106,13 @@ __all__ = [
   "MultiGaussianGrad",
   "NonzeroSignLog",
   "NormalisedQPseudoSpike",
+  "PeriodicExponential",
   "PiecewiseExp",
   "PiecewiseLeakyRelu",
   "PiecewiseQuadratic",
   "QPseudoSpike",
   "ReluGrad",
+  "ShiftedStep",
   "Sigmoid",
   "SlayerGrad",
   "SoftSign",
@@ -985,6 +1123,7 @@ __all__ = [
   "Tanh",
   "arctan",
   "boxcar",
+  "circ",
   "erf",
   "fake_numerical_gradient",
   "gaussian_grad",
@@ -994,12 +1133,14 @@ __all__ = [
   "multi_gaussian_grad",
   "nonzero_sign_log",
   "normalised_q_pseudo_spike",
+  "periodic_exponential",
   "piecewise_exp",
   "piecewise_leaky_relu",
   "piecewise_quadratic",
   "q_pseudo_spike",
   "relu_grad",
   "s2nn",
+  "shifted_step",
   "sigmoid",
   "slayer_grad",
   "soft_sign",

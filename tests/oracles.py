@@ -6,6 +6,8 @@ numbers. They share no code with the package under test.
 
 from __future__ import annotations
 
+import functools
+
 import mpmath as mp
 
 mp.mp.dps = 40
@@ -161,3 +163,38 @@ ORACLES = {
         ),
     ),
 }
+
+
+@functools.cache
+def _pe_period_mass(width, threshold):
+  """∫ g over one period above the threshold, by quadrature split at its kinks."""
+  return mp.quad(lambda t: _pe_grad(t, width, threshold), [threshold / 2, threshold, 3 * threshold / 2])
+
+
+def _pe_grad(x, width=0.5, threshold=1.0):
+  if x < 0:
+    return mp.exp(-abs(x) / width)
+  k = mp.nint(x / threshold)
+  return mp.exp(-2 * abs(x - k * threshold) / width)
+
+
+ORACLES.update({
+    "Circ": (
+        lambda x, alpha=1.0: alpha**3 / (x * x + alpha * alpha) ** mp.mpf(1.5),
+        lambda x, alpha=1.0: alpha * x / mp.sqrt(x * x + alpha * alpha),
+    ),
+    "ShiftedStep": (
+        lambda x, window=1.0: mp.mpf(1) if x >= -window else mp.mpf(0),
+        lambda x, window=1.0: max(x + window, mp.mpf(0)),
+    ),
+    "PeriodicExponential": (
+        _pe_grad,
+        # x >= 0: P(0) = ∫ e^(t/w) over t < 0 = w, then k whole periods (by quadrature over one
+        # centred period) and the part from kθ to x
+        lambda x, width=0.5, threshold=1.0: width * mp.exp(x / width) if x < 0 else (
+            width + mp.nint(x / threshold) * _pe_period_mass(width, threshold)
+            + mp.quad(lambda t: _pe_grad(t, width, threshold), sorted({mp.nint(x / threshold) * threshold, mp.mpf(x)}))
+            * (1 if x >= mp.nint(x / threshold) * threshold else -1)
+        ),
+    ),
+})

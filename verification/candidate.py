@@ -6,7 +6,9 @@ target is found and how it is loaded is :mod:`verification.targets`; this module
 
 Implementations that are not JAX (torch libraries) are adapted as ``backend="numpy"``
 candidates: ``forward(x) -> H(x)`` and ``vjp(x, ct) -> ct * g(x)`` on NumPy arrays of any float
-dtype; checks that need JAX transforms are skipped for them with the reason.
+dtype; checks that need JAX transforms are skipped for them with the reason. A ``backend="torch"``
+candidate also gives its torch spike function as ``fn``: the autodiff check judges it with torch's
+own transforms (``verification/torch_checks.py``).
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from typing import Any, Literal
 
 import surrogates
 
-Backend = Literal["jax", "numpy"]
+Backend = Literal["jax", "numpy", "torch"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -44,7 +46,8 @@ class Candidate:
   surrogate_grad: Callable[..., Any] | None = None
   label: str = ""
   scale: float = 1.0
-  #: "jax": ``fn`` is a JAX spike function. "numpy": use ``forward`` and ``vjp`` below.
+  #: "jax": ``fn`` is a JAX spike function. "numpy": use ``forward`` and ``vjp`` below. "torch": ``fn``
+  #: takes and returns torch tensors (judged with torch's transforms), ``forward``/``vjp`` as for "numpy".
   backend: Backend = "jax"
   forward: Callable[..., Any] | None = None
   vjp: Callable[..., Any] | None = None

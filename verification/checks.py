@@ -292,6 +292,11 @@ _PIECE_FAILURE = {
 def check_autodiff(ctx: Context) -> Outcome:
   """VJP with random cotangents = ct·g; JVP = g·t; jit = eager; vmap = per-element; jacfwd; 2nd order."""
   c = ctx.candidate
+  if c.backend == "torch":
+    from verification import torch_checks  # imports torch
+
+    o = torch_checks.check_autodiff(ctx)
+    return Outcome(o.status.value, o.diagnosis.to_json())
   if c.backend != "jax":
     return skipped(f"needs JAX transforms: {c.label} is evaluated through torch autograd")
   fn = c.fn

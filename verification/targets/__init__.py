@@ -18,8 +18,9 @@ it becomes an :class:`~verification.candidate.Unbuilt`, reported as an ``error``
 
 Each built-in module here exposes ``PACKAGE``, ``version()``, ``candidates()`` and ``UNMAPPED``
 (exported surrogates that are not checked, with the reason). ``builtin.json`` says what to install
-for each; it is plain JSON so that a tool without the project's dependencies can read it. Nothing
-here imports a library until asked.
+for each (an entry with ``not_checkable``, lava-dl, names a library that cannot be installed here,
+with the reason); it is plain JSON so that a tool without the project's dependencies can read it.
+Nothing here imports a library until asked.
 """
 
 from __future__ import annotations
@@ -67,7 +68,14 @@ def load(name: str) -> ModuleType:
   targets = builtin()
   if name not in targets:
     raise KeyError(f"unknown built-in target {name!r}; known: {', '.join(sorted(targets))}")
+  if targets[name].get("not_checkable"):
+    raise TargetError(f"{name} is not checkable here: {targets[name]['not_checkable']}")
   return importlib.import_module(targets[name]["module"])
+
+
+def checkable() -> dict[str, dict[str, Any]]:
+  """The built-in targets that can be installed and checked here (not marked ``not_checkable``)."""
+  return {name: spec for name, spec in builtin().items() if not spec.get("not_checkable")}
 
 
 def requirements(name: str, version: str | None = None) -> list[str]:

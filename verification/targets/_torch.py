@@ -67,6 +67,13 @@ def elementwise(fn: TorchFn, x: np.ndarray) -> np.ndarray:
     return to_numpy(fn(to_torch(x)))
 
 
+def candidate_fns(spike: TorchFn) -> dict[str, Any]:
+  """The candidate fields of a torch spike function: ``backend="torch"``, ``fn`` (judged with torch's
+  transforms by the autodiff check) and the NumPy ``forward``/``vjp`` for the numerical checks."""
+  fwd, grad = bind(spike)
+  return {"backend": "torch", "fn": spike, "forward": fwd, "vjp": grad}
+
+
 def bind(spike: TorchFn) -> tuple[Callable[[np.ndarray], np.ndarray], Callable[[np.ndarray, np.ndarray], np.ndarray]]:
   """``forward(x)`` and ``vjp(x, ct)`` for one spike function."""
   return (lambda x: forward(spike, x)), (lambda x, ct: vjp(spike, x, ct))

@@ -1,4 +1,4 @@
-"""snntorch.surrogate as candidates, evaluated through torch autograd on the CPU (``backend="numpy"``).
+"""snntorch.surrogate as candidates (``backend="torch"``): torch autograd on the CPU, and torch's transforms.
 
 Formulas as read from the installed source of snntorch 1.0.0 (``snntorch/surrogate.py``). Every
 forward is ``(x > 0).float()``: H(0) = 0 (a convention difference from the reference) and the
@@ -121,7 +121,6 @@ def candidates() -> list[Candidate]:
   mod = _module()
 
   def build(m: Mapping, params: Params, ref: Params):
-    fwd, vjp = _torch.bind(_spike(mod, m, params))
-    return _call(m, params), {"backend": "numpy", "forward": fwd, "vjp": vjp}
+    return _call(m, params), _torch.candidate_fns(_spike(mod, m, params))
 
   return mapped_candidates(PACKAGE, version(), mod, MAPPINGS, build)

@@ -189,9 +189,8 @@ def candidates() -> list[Candidate]:
     if m.reference == "SquarewaveFourierSeries" and ref["n"] < 1:
       return None  # n = 1 sums no term at all: g = 0, which no reference parameter set is
     cls = getattr(mod, m.export)
-    fwd, vjp = _torch.bind(cls(**params))
     return call_string(f"{MODULE}.{m.export}", params) + "(x)", {
-        "backend": "numpy", "forward": fwd, "vjp": vjp,
+        **_torch.candidate_fns(cls(**params)),
         "surrogate_fun": _primitive(cls, params), "surrogate_grad": _grad(cls, params)}
 
   return mapped_candidates(PACKAGE, version(), mod, MAPPINGS, build)

@@ -1,0 +1,4 @@
+# ruff: noqa
+import braintools
+
+surrogate = braintools.surrogate

@@ -1,0 +1,3 @@
+# ruff: noqa
+from . import utils
+from . import snn
