@@ -12,8 +12,9 @@ from typing import Any
 import numpy as np
 
 from verification.candidate import Candidate
-from verification.checks import CHECKS, Context, Outcome
+from verification.checks import CHECKS, Context
 from verification.evaluate import Evaluator, describe
+from verification.results import Outcome, errored
 
 
 @dataclasses.dataclass
@@ -47,9 +48,9 @@ def _with_time_limit(fn: Callable[[], Outcome], seconds: float) -> Outcome:
   thread.start()
   thread.join(seconds)
   if thread.is_alive():
-    return Outcome("error", {"message": f"did not return within the time limit of {seconds:g} s"})
+    return errored(f"did not return within the time limit of {seconds:g} s")
   if "error" in box:
-    return Outcome("error", {"message": describe(box["error"])})
+    return errored(describe(box["error"]))
   return box["outcome"]
 
 
@@ -69,10 +70,10 @@ def verify_candidate(candidate: Candidate, checks: Sequence[str], dtypes: Sequen
   for name in checks:
     start = time.perf_counter()
     outcome = _with_time_limit(lambda n=name: CHECKS[n](ctx), time_limit)
-    detail = {"candidate": candidate.label, **outcome.detail}
+    detail = {"candidate": candidate.label, **outcome.diagnosis.to_json()}
     if candidate.notes:
       detail.setdefault("notes", dict(candidate.notes))
-    results.append(Result(candidate.label, candidate.name, params, name, outcome.status, detail,
+    results.append(Result(candidate.label, candidate.name, params, name, outcome.status.value, detail,
                           round(time.perf_counter() - start, 3)))
   return results
 
