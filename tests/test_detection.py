@@ -48,6 +48,8 @@ def test_defect_is_caught_by_its_check(planted, defective_results):
 def test_an_uncomputable_reference_is_an_error_saying_so(defective_results):
   (planted,) = [c for c in DEFECTIVE if c.params.get("alpha") == 1e-300]
   for check, r in defective_results[planted.label].items():
+    if check == "forward":  # H does not depend on the parameters
+      continue
     assert r.status == "error", f"{check}: {r.status} {r.detail}"
     assert "cannot" in r.detail["message"] and "1e-300" in r.detail["message"]
 
