@@ -16,7 +16,7 @@ from typing import Any
 from verification.checks import CHECKS
 
 START, END = "<!-- findings:start -->", "<!-- findings:end -->"
-CELL = {"pass": "ok", "fail": "**FAIL**", "error": "**ERR**", "skip": "–"}
+CELL = {"pass": "ok", "fail": "**FAIL**", "error": "**ERR**", "skip": "–", "convention": "conv", "unsupported": "unsup"}
 
 
 def _cell(result: dict[str, Any]) -> str:
@@ -51,7 +51,7 @@ def library_section(doc: dict[str, Any]) -> str:
     for c in CHECKS:
       r = by_check.get(c)
       if r is None or r["status"] not in ("fail", "error"):
-        if r is not None and r["detail"].get("category") == "convention":
+        if r is not None and (r["status"] == "convention" or r["detail"].get("category") == "convention"):
           conventions.append((call, c, r["detail"]))
         continue
       (conventions if r["detail"].get("category") == "convention" else defects).append((call, c, r["detail"]))

@@ -16,7 +16,7 @@ import numpy as np
 from verification import numerics
 from verification.runner import Result
 
-SYMBOL = {"pass": "ok", "fail": "FAIL", "error": "ERR", "skip": "-"}
+SYMBOL = {"pass": "ok", "fail": "FAIL", "error": "ERR", "skip": "-", "convention": "conv", "unsupported": "unsup"}
 
 
 def _clean(value: Any) -> Any:
