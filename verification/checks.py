@@ -388,10 +388,10 @@ _FIXES = {
 #: Words in an exception that say a transform is not implemented (a missing capability), as opposed
 #: to a rule that exists and breaks (a defect).
 _GAP_MARKERS = {
-    "forward": ("forward-mode", "differentiation rule", "not implemented", "jvp"),
+    "forward": ("forward-mode", "differentiation rule", "not implemented"),
     "second": ("forward-mode", "differentiation rule", "not implemented", "transpose rule"),
     "vmap": ("batching rule", "not implemented"),
-    "jit": ("concret", "tracer", "lowering", "not implemented"),
+    "jit": ("concret", "tracer", "lowering", "translation rule", "not implemented"),
 }
 
 
