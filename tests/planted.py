@@ -12,6 +12,9 @@ import time
 
 import jax
 import jax.numpy as jnp
+import numpy as np
+from jax.extend.core import Primitive
+from jax.interpreters import ad, batching, mlir
 
 import surrogates
 from verification.candidate import Candidate
@@ -126,6 +129,141 @@ def _hangs(x):
   return x
 
 
+# ---- outside styles: custom primitives, custom_vjp / custom_gradient, stop_gradient, squeeze -------
+def elementwise_primitive(name, impl, lowered, batched=None):
+  """A primitive as a library would register one: a NumPy eager implementation, a lowering from jnp
+  code, an abstract evaluation and (unless ``batched`` is False) a batching rule."""
+  p = Primitive(name)
+  p.def_impl(lambda x: np.asarray(impl(np.asarray(x))).astype(np.asarray(x).dtype))
+  p.def_abstract_eval(lambda x: jax.core.ShapedArray(x.shape, x.dtype))
+  mlir.register_lowering(p, mlir.lower_fun(lambda x: lowered(x).astype(x.dtype), multiple_results=False))
+  if batched is not False:
+    batching.primitive_batchers[p] = batched or (lambda args, dims: (p.bind(args[0]), dims[0]))
+  return p
+
+
+def primitive_spike(spike_p, grad_p):
+  """spike_p for the forward; its JVP multiplies the tangent by grad_p (first order only)."""
+  def jvp(primals, tangents):
+    return spike_p.bind(primals[0]), grad_p.bind(primals[0]) * tangents[0]
+
+  ad.primitive_jvps[spike_p] = jvp
+  return spike_p.bind
+
+
+def _np_sigmoid_g(a):
+  return lambda x: a / (2 + np.exp(-a * x) + np.exp(a * x))
+
+
+def _jnp_sigmoid_g(a):
+  return lambda x: a / (2 + jnp.exp(-a * x) + jnp.exp(a * x))
+
+
+def _np_step(x):
+  return np.where(np.signbit(x) & (x != 0), 0.0, 1.0)
+
+
+def _jnp_step(x):
+  return jnp.where(x >= 0, 1.0, 0.0)
+
+
+def _eager_threshold_differs():
+  # eager (NumPy) tests x > 0, the lowering x >= 0: H(±0) is 0 eagerly, 1 under jit
+  spike_p = elementwise_primitive("planted_spike_eager_gt", lambda x: np.where(x > 0, 1.0, 0.0), _jnp_step)
+  grad_p = elementwise_primitive("planted_grad_ok", _np_sigmoid_g(4.0), _jnp_sigmoid_g(4.0))
+  return primitive_spike(spike_p, grad_p)
+
+
+def _eager_gradient_differs():
+  # the eager gradient drops the factor alpha for x > 0 only; the lowering is right
+  spike_p = elementwise_primitive("planted_spike_ok", _np_step, _jnp_step)
+  grad_p = elementwise_primitive("planted_grad_eager_positive",
+                                 lambda x: np.where(x > 0, _np_sigmoid_g(4.0)(x) / 4.0, _np_sigmoid_g(4.0)(x)),
+                                 _jnp_sigmoid_g(4.0))
+  return primitive_spike(spike_p, grad_p)
+
+
+def _batched_threshold():
+  # the batching rule thresholds with x > 0: H(0) is 0 under vmap only
+  spike_p = elementwise_primitive("planted_spike_batched_gt", _np_step, _jnp_step,
+                                  batched=lambda args, dims: (jnp.where(args[0] > 0, 1.0, 0.0).astype(args[0].dtype),
+                                                              dims[0]))
+  grad_p = elementwise_primitive("planted_grad_ok_2", _np_sigmoid_g(4.0), _jnp_sigmoid_g(4.0))
+  return primitive_spike(spike_p, grad_p)
+
+
+def _no_batching_rule():
+  spike_p = elementwise_primitive("planted_spike_unbatched", _np_step, _jnp_step, batched=False)
+  grad_p = elementwise_primitive("planted_grad_unbatched", _np_sigmoid_g(4.0), _jnp_sigmoid_g(4.0), batched=False)
+  return primitive_spike(spike_p, grad_p)
+
+
+def _soft_primal(a):
+  # the JVP rule returns the smooth sigmoid as its primal output: soft spikes under jax.vjp / value_and_grad
+  @jax.custom_jvp
+  def spike(x):
+    return heaviside(x)
+
+  @spike.defjvp
+  def _(primals, tangents):
+    (x,), (t,) = primals, tangents
+    return _sig(a * x), sigmoid_g(a)(x) * t
+
+  return spike
+
+
+def _scrambled_layout(a):
+  # the gradient is computed on a transposed copy of 2-d and 3-d inputs and reshaped back
+  g = sigmoid_g(a)
+
+  @jax.custom_jvp
+  def spike(x):
+    return heaviside(x)
+
+  @spike.defjvp
+  def _(primals, tangents):
+    (x,), (t,) = primals, tangents
+    dx = g(jnp.swapaxes(x, 0, -1).reshape(x.shape)) if x.ndim >= 2 else g(x)
+    return spike(x), dx * t
+
+  return spike
+
+
+def _squeezed(a):
+  spike = spike_with(sigmoid_g(a))
+  return lambda x: jnp.squeeze(spike(x))
+
+
+def _second_order_stopped(a):
+  # stop_gradient inside the derivative: first order right, second order 0
+  return spike_with(lambda x: sigmoid_g(a)(jax.lax.stop_gradient(x)))
+
+
+def _custom_gradient(a):
+  g = sigmoid_g(a)
+
+  @jax.custom_gradient
+  def spike(x):
+    return heaviside(x), lambda ct: ct * g(x)
+
+  return spike
+
+
+def _nan_tail_g(a):
+  return lambda x: jnp.where(x > 4 / a, jnp.nan, sigmoid_g(a)(x)).astype(x.dtype)
+
+
+def _nan_in_float32(a):
+  g = sigmoid_g(a)
+  return lambda x: jnp.where(x > 1 / a, jnp.nan, g(x)).astype(x.dtype) if x.dtype == jnp.float32 else g(x)
+
+
+def _non_decaying_g(a):
+  # right on every ordinary input, a constant 1e-3 beyond 45 widths: no finite total mass
+  g = sigmoid_g(a)
+  return lambda x: g(x) + jnp.where(jnp.abs(x) > 45 / a, 1e-3, 0.0).astype(x.dtype)
+
+
 DEFECTIVE = [
     candidate("Sigmoid", {"alpha": 4.0}, lambda x: _sig(4 * x) * _sig(-4 * x), sigmoid_p(4.0), "derivative",
               label="missing factor alpha in g"),
@@ -141,10 +279,9 @@ DEFECTIVE = [
               fn=spike_with(lambda x: 2 * sigmoid_g(4.0)(x)), label="no primitive, g twice too large"),
     Candidate(name="Sigmoid", params={"alpha": 4.0}, fn=_ignores_cotangent(4.0), label="gradient ignores the cotangent",
               notes={"caught_by": "autodiff"}),
-    Candidate(name="Sigmoid", params={"alpha": 4.0}, fn=_reverse_only(4.0), label="reverse mode only (custom_vjp)",
-              notes={"caught_by": "autodiff"}),
     candidate("Sigmoid", {"alpha": 4.0}, sigmoid_g(4.0), sigmoid_p(4.0), "forward",
-              forward=lambda x: jnp.where(x > 0, 1.0, 0.0).astype(x.dtype), label="x > 0 as threshold"),
+              forward=lambda x: jnp.where(jnp.signbit(x), 0.0, 1.0).astype(x.dtype),
+              label="sign-bit threshold: H(-0.0) = 0, H(+0.0) = 1"),
     candidate("Sigmoid", {"alpha": 4.0}, sigmoid_g(4.0), sigmoid_p(4.0), "forward",
               forward=lambda x: jnp.where(x > 0, 1.0, jnp.where(x == 0, 0.5, 0.0)).astype(x.dtype),
               label="0.5 at zero"),
@@ -165,6 +302,32 @@ DEFECTIVE = [
               label="forward returns the wrong shape", notes={"caught_by": "forward"}),
     candidate("Sigmoid", {"alpha": 4.0}, sigmoid_g(2.0), sigmoid_p(2.0), "differential",
               label="self-consistent but alpha=2 claimed as alpha=4"),
+    Candidate(name="Sigmoid", params={"alpha": 4.0}, fn=_eager_threshold_differs(), surrogate_fun=sigmoid_p(4.0),
+              label="primitive: eager H(±0) = 0, compiled H(±0) = 1", notes={"caught_by": "transforms"}),
+    Candidate(name="Sigmoid", params={"alpha": 4.0}, fn=_eager_gradient_differs(), surrogate_fun=sigmoid_p(4.0),
+              label="primitive: eager gradient wrong for x > 0 only", notes={"caught_by": "transforms"}),
+    Candidate(name="Sigmoid", params={"alpha": 4.0}, fn=_batched_threshold(), surrogate_fun=sigmoid_p(4.0),
+              label="primitive: batching rule thresholds with x > 0", notes={"caught_by": "transforms"}),
+    Candidate(name="Sigmoid", params={"alpha": 4.0}, fn=_soft_primal(4.0), surrogate_fun=sigmoid_p(4.0),
+              label="JVP rule returns the sigmoid as the primal output", notes={"caught_by": "autodiff"}),
+    Candidate(name="Sigmoid", params={"alpha": 4.0}, fn=_scrambled_layout(4.0), surrogate_fun=sigmoid_p(4.0),
+              label="gradient of 2-d and 3-d inputs in the wrong layout", notes={"caught_by": "autodiff"}),
+    Candidate(name="Sigmoid", params={"alpha": 4.0}, fn=_squeezed(4.0), surrogate_fun=sigmoid_p(4.0),
+              label="forward squeezes size-1 axes", notes={"caught_by": "forward"}),
+    Candidate(name="Sigmoid", params={"alpha": 4.0}, fn=spike_with(sigmoid_g(4.0)), surrogate_fun=sigmoid_p(4.0),
+              surrogate_grad=_float32_through_float16(4.0), label="surrogate_grad: float32 computed through float16",
+              notes={"caught_by": "low_precision"}),
+    Candidate(name="Sigmoid", params={"alpha": 4.0}, fn=_second_order_stopped(4.0), surrogate_fun=sigmoid_p(4.0),
+              label="stop_gradient in the derivative: second order is 0", notes={"caught_by": "second_order"}),
+    candidate("Sigmoid", {"alpha": 4.0}, _nan_tail_g(4.0), sigmoid_p(4.0), "derivative",
+              label="NaN gradient beyond 4 widths"),
+    Candidate(name="Sigmoid", params={"alpha": 4.0}, fn=spike_with(sigmoid_g(4.0)), surrogate_fun=sigmoid_p(4.0),
+              surrogate_grad=_nan_in_float32(4.0), label="surrogate_grad NaN in float32",
+              notes={"caught_by": "low_precision"}),
+    candidate("Sigmoid", {"alpha": 4.0}, _non_decaying_g(4.0), None, "quadrature",
+              label="g does not decay: a finite total mass is declared"),
+    Candidate(name="Sigmoid", params={"alpha": 1e-300}, fn=spike_with(sigmoid_g(4.0)), surrogate_fun=sigmoid_p(4.0),
+              label="claims alpha=1e-300", notes={"caught_by": "differential", "status": "error"}),
 ]
 
 #: A candidate that never returns: the runner's time limit turns it into an error result.
@@ -177,6 +340,13 @@ def _reference(name, **params):
   return Candidate(name=s.name, params=s.params, fn=s, surrogate_fun=s.surrogate_fun, surrogate_grad=s.surrogate_grad,
                    label=f"correct: reference {s!r}")
 
+
+#: Correct up to a documented convention: ``convention`` from the check named, everything else passes.
+CONVENTIONS = [
+    Candidate(name="Sigmoid", params={"alpha": 4.0}, fn=spike_with(sigmoid_g(4.0), lambda x: jnp.where(
+        x > 0, 1.0, 0.0).astype(x.dtype)), surrogate_fun=sigmoid_p(4.0), surrogate_grad=sigmoid_g(4.0),
+              label="x > 0 as threshold (both zeros give 0)", notes={"convention": "forward"}),
+]
 
 CORRECT = [
     candidate("Sigmoid", {"alpha": 25.0}, sigmoid_g(25.0), sigmoid_p(25.0), label="correct: native-dtype Sigmoid(25)"),
@@ -192,6 +362,16 @@ CORRECT = [
     _reference("QPseudoSpike", alpha=1.0001),
     Candidate(name="Arctan", params={"alpha": 4.0}, fn=surrogates.spyx_arctan(2.0), scale=1 / (2 * math.pi),
               label="correct: spyx arctan(k=2) = Arctan(alpha=4) scaled by 1/(2π)"),
+    candidate("Sigmoid", {"alpha": 4.0}, sigmoid_g(4.0), lambda x: sigmoid_p(4.0)(x) - 0.5,
+              label="correct: primitive shifted by -1/2 (additive constants are free)"),
+    # Capabilities: each lacks one by construction; that check reports it unsupported, the others pass.
+    Candidate(name="Sigmoid", params={"alpha": 4.0}, fn=_reverse_only(4.0), surrogate_fun=sigmoid_p(4.0),
+              label="correct: custom_vjp (no forward mode)", notes={"unsupported": {"forward_mode": "forward"}}),
+    Candidate(name="Sigmoid", params={"alpha": 4.0}, fn=_custom_gradient(4.0), surrogate_fun=sigmoid_p(4.0),
+              label="correct: custom_gradient (no forward mode)", notes={"unsupported": {"forward_mode": "forward"}}),
+    Candidate(name="Sigmoid", params={"alpha": 4.0}, fn=_no_batching_rule(), surrogate_fun=sigmoid_p(4.0),
+              label="correct: primitive without a batching rule or second order",
+              notes={"unsupported": {"transforms": "vmap", "second_order": "second"}}),
 ]
 
 

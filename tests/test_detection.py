@@ -1,12 +1,19 @@
-"""The harness's detection power: every planted defect is caught by the check meant for it, and
-correct implementations (also at extreme parameters, also computed in their own dtype) pass."""
+"""The harness's detection power: every planted defect is caught by the check meant for it; correct
+implementations (also at extreme parameters, in their own dtype, with a shifted primitive, built
+with custom_vjp or as a primitive without some rules) pass, reporting a missing capability as
+``unsupported``; a documented convention is a ``convention`` result."""
 
 from __future__ import annotations
 
+import jax
+import numpy as np
 import pytest
 
-from tests.planted import CORRECT, DEFECTIVE, HANGING
+from tests.planted import CONVENTIONS, CORRECT, DEFECTIVE, HANGING
 from verification import CHECKS, verify, verify_candidate
+from verification.results import Status, require
+
+CUSTOM_VJP_REASON = "built with jax.custom_vjp, which has no forward mode; jax.custom_jvp gives both"
 
 
 @pytest.fixture(scope="module")
@@ -16,7 +23,7 @@ def defective_results():
 
 @pytest.fixture(scope="module")
 def correct_results():
-  return _by_label(verify(CORRECT, jobs=2, time_limit=120))
+  return _by_label(verify(CORRECT + CONVENTIONS, jobs=2, time_limit=120))
 
 
 def _by_label(results):
@@ -30,16 +37,92 @@ def _by_label(results):
 def test_defect_is_caught_by_its_check(planted, defective_results):
   check = planted.notes["caught_by"]
   result = defective_results[planted.label][check]
-  assert result.status in ("fail", "error"), f"{planted.label}: {check} gave {result.status}: {result.detail}"
+  expected = planted.notes.get("status")
+  if expected:
+    assert result.status == expected, f"{planted.label}: {check} gave {result.status}: {result.detail}"
+  else:
+    assert result.status in ("fail", "error"), f"{planted.label}: {check} gave {result.status}: {result.detail}"
   assert result.detail.get("message"), "a failing result carries a diagnosis"
+
+
+def test_an_uncomputable_reference_is_an_error_saying_so(defective_results):
+  (planted,) = [c for c in DEFECTIVE if c.params.get("alpha") == 1e-300]
+  for check, r in defective_results[planted.label].items():
+    if check == "forward":  # H does not depend on the parameters
+      continue
+    assert r.status == "error", f"{check}: {r.status} {r.detail}"
+    assert "cannot" in r.detail["message"] and "1e-300" in r.detail["message"]
+
+
+def test_a_divergent_mass_is_never_a_number(defective_results):
+  (planted,) = [c for c in DEFECTIVE if c.notes["caught_by"] == "quadrature" and "decay" in c.label]
+  detail = defective_results[planted.label]["quadrature"].detail
+  assert "does not decay" in detail["message"]
+  assert detail["mass"]["got"] is None, "quad's value over a non-decaying g must not be reported"
+
+
+def test_the_sign_bit_is_a_defect_not_a_convention(defective_results):
+  (planted,) = [c for c in DEFECTIVE if "sign-bit" in c.label]
+  result = defective_results[planted.label]["forward"]
+  assert result.status == "fail" and "sign bit" in result.detail["message"]
 
 
 @pytest.mark.parametrize("good", CORRECT, ids=lambda c: c.label)
 def test_correct_candidates_pass_every_check(good, correct_results):
   results = correct_results[good.label]
   assert set(results) == set(CHECKS)
-  bad = {c: r.detail for c, r in results.items() if r.status not in ("pass", "skip")}
+  missing = good.notes.get("unsupported", {})
+  bad = {c: r.detail for c, r in results.items() if r.status not in ("pass", "skip") and c not in missing}
   assert not bad, f"false alarm on {good.label}: {bad}"
+  for check, capability in missing.items():
+    r = results[check]
+    assert r.status == "unsupported", f"{good.label}: {check} gave {r.status}: {r.detail}"
+    assert r.detail["capability"] == capability and r.detail["fix"]
+
+
+@pytest.mark.parametrize("good", CONVENTIONS, ids=lambda c: c.label)
+def test_a_convention_is_reported_as_one(good, correct_results):
+  results = correct_results[good.label]
+  check = good.notes["convention"]
+  assert results[check].status == "convention", results[check].detail
+  bad = {c: r.detail for c, r in results.items() if c != check and r.status not in ("pass", "skip")}
+  assert not bad, f"false alarm on {good.label}: {bad}"
+
+
+def test_custom_vjp_reports_the_reason_and_the_fix(correct_results):
+  (good,) = [c for c in CORRECT if "custom_vjp" in c.label]
+  detail = correct_results[good.label]["forward_mode"].detail
+  assert CUSTOM_VJP_REASON in detail["message"]
+  assert "custom_jvp" in detail["fix"]
+  assert "verification/" not in detail["message"], "the message names the candidate's mechanism, not a harness line"
+
+
+def test_a_required_capability_turns_unsupported_into_a_failure():
+  from verification.checks import Context
+  from verification.evaluate import Evaluator
+
+  jax.config.update("jax_enable_x64", True)
+  (good,) = [c for c in CORRECT if "custom_vjp" in c.label]
+  ctx = Context(good, good.reference(), Evaluator(good), (np.dtype("float32"), np.dtype("float64")))
+  result = CHECKS["forward_mode"](ctx).result(good.label, good.name, good.params, "forward_mode")
+  assert result.status is Status.UNSUPPORTED and not result.failing
+  (required,) = require([result], ["forward"])
+  assert required.status is Status.FAIL and "forward" in required.message
+  assert require([result], ["vmap"])[0].status is Status.UNSUPPORTED
+
+
+def test_comparisons_fail_closed():
+  from verification.checks import _worst
+
+  x = np.array([0.5, 1.0, np.nan])
+  ok = np.array([1.0, 2.0, np.nan])
+  assert _worst(x, ok, ok, 1e-9)["failing_points"] == 0, "NaN at a NaN input is the quantity's value"
+  assert _worst(x, ok, np.array([1.0, np.nan, np.nan]), 1e-9)["failing_points"] == 1, "NaN got"
+  assert _worst(x, np.array([np.nan, 2.0, np.nan]), ok, 1e-9)["failing_points"] == 1, "NaN expected"
+  nan_both = np.array([np.nan, 2.0, np.nan])
+  assert _worst(x, nan_both, nan_both, 1e-9)["failing_points"] == 1, "NaN in both at a finite input"
+  assert _worst(x, ok, ok, np.array([np.nan, 1.0, 1.0]))["failing_points"] == 1, "NaN tolerance"
+  assert _worst(x, ok, ok, 0.0)["failing_points"] == 0, "exact agreement with a zero tolerance"
 
 
 def test_a_hanging_candidate_is_an_error_result_not_a_hang():

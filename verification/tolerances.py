@@ -49,3 +49,8 @@ def g_tolerance(dtype, k: float, peak: float, condition: np.ndarray) -> np.ndarr
   cond = np.abs(np.asarray(condition, np.float64))
   cond = np.where(np.isfinite(cond), cond, 0.0)
   return k * eps(dtype) * (peak + cond) + float(jnp.finfo(jnp.dtype(dtype)).tiny)
+
+#: jit against eager, vmap(grad) against grad: the same formula, fused by XLA in one case and
+#: evaluated op by op in the other, so each intermediate may round differently in its last bit;
+#: a few eps of the peak. 16 leaves a wide margin; a wrong branch or factor is off by far more.
+K_TRANSFORM = 16.0
