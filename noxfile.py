@@ -77,13 +77,22 @@ def _install_target(session: nox.Session, spec: str) -> str | None:
   return version
 
 
+#: Where ``nox -s verify`` writes its JSON unless ``--json`` is given; ``nox -s report`` reads it first.
+VERIFY_JSON = "reports/out/verify.json"
+
+
 @nox.session
 def verify(session: nox.Session) -> None:
-  """Checks the reference (default) or ``-- --target NAME|MODULE:ATTR``; see ``-- --help``."""
+  """Checks the reference (default) or ``-- --target NAME|MODULE:ATTR``; see ``-- --help``. Writes
+  ``reports/out/verify.json`` unless ``--json`` is given, so ``nox -s report`` shows this run."""
   install(session)
   if "--target" in session.posargs and session.venv_backend != "none":
     _install_target(session, session.posargs[session.posargs.index("--target") + 1])
-  session.run("python", "-m", "verification", *session.posargs)
+  args = list(session.posargs)
+  if "--json" not in args and not any(a.startswith("--json=") for a in args) and not {"-h", "--help"} & set(args):
+    pathlib.Path(VERIFY_JSON).parent.mkdir(parents=True, exist_ok=True)
+    args += ["--json", VERIFY_JSON]
+  session.run("python", "-m", "verification", *args)
 
 
 LIBRARIES = list(json.loads(pathlib.Path("verification/targets/builtin.json").read_text()))

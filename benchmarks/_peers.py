@@ -50,4 +50,4 @@ def peers(library: str, names: list[str]) -> tuple[list[Peer], str]:
 
 def versions() -> dict[str, str | None]:
   """The installed version of every built-in target library (None when absent)."""
-  return {name: targets.load(name).version() or None for name in targets.builtin()}
+  return {name: targets.load(name).version() or None for name in targets.checkable()}

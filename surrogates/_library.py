@@ -1032,7 +1032,12 @@ class PeriodicExponential(Surrogate):
 
   def _grad(self, x: Array) -> Array:
     u = self._offset(x)
-    return jnp.where(x < 0, jnp.exp(-jnp.abs(x) / self.width), jnp.exp(-2.0 * jnp.abs(u) / self.width))
+    return jnp.where(x < 0, jnp.exp(self._below(x) / self.width), jnp.exp(-2.0 * jnp.abs(u) / self.width))
+
+  def _below(self, x: Array) -> Array:
+    """min(x, 0) clipped at -200·width, where e^(x/w) < 1e-86 is 0 to every tolerance: keeps x/w² (the
+    derivative in the width) finite at huge |x|, so d/dw is 0·finite there, not 0·inf."""
+    return jnp.maximum(jnp.minimum(x, 0.0), -200.0 * self.width)
 
   def _fun(self, x: Array) -> Array:
     # kM = (x - u)·M/θ: the whole periods below x times the mass per unit length.
@@ -1041,7 +1046,7 @@ class PeriodicExponential(Surrogate):
     u = self._offset(xp)
     per_length = -w * jnp.expm1(-self.threshold / w) / self.threshold
     above = w + (xp - u) * per_length + jnp.sign(u) * (-0.5 * w) * jnp.expm1(-2.0 * jnp.abs(u) / w)
-    return jnp.where(x < 0, w * jnp.exp(jnp.minimum(x, 0.0) / w), above)
+    return jnp.where(x < 0, w * jnp.exp(self._below(x) / w), above)
 
   def kinks(self) -> tuple[float, ...]:
     return tuple(0.5 * self.threshold * i for i in range(129))

@@ -177,6 +177,7 @@ def test_gate_fails_when_nothing_is_compared(tiny_run) -> None:
 
 PLANTED = """
 import dataclasses
+import math
 
 import jax.numpy as jnp
 
@@ -194,6 +195,15 @@ class PlantedSlow(Surrogate):
 
   def _fun(self, x):
     return x
+
+  def mass(self):
+    return math.inf
+
+  def limits(self):
+    return None
+
+  def length_scale(self):
+    return 1.0
 """
 
 

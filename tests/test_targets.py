@@ -98,7 +98,7 @@ def test_builtin_json_names_every_adapter():
   assert sorted(spec) == sorted(LIBRARIES)
   assert set(targets.builtin()) - set(spec) == {"lava-dl"}
   assert "Python" in targets.builtin()["lava-dl"]["not_checkable"]
-  with pytest.raises(SystemExit, match="not checkable"):
+  with pytest.raises(targets.TargetError, match="not checkable"):
     targets.load("lava-dl")
   for name, entry in spec.items():
     assert set(entry) >= {"module", "package", "default_version", "extra_requirements"}

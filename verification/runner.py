@@ -289,11 +289,37 @@ def _provenance(target: str, options: Options) -> dict[str, Any]:
               "only": list(options.only)}}
 
 
+def _reduce_custom_vjp(f: Any) -> tuple:
+  """``jax.custom_vjp`` objects have no default pickling (their ``__new__`` needs the function):
+  rebuild them from the function and its rules (:func:`verification.worker.rebuild_custom_vjp`)."""
+  from verification.worker import rebuild_custom_vjp
+
+  return rebuild_custom_vjp, (f.fun, tuple(f.nondiff_argnums), f.fwd, f.bwd, f.symbolic_zeros,
+                              getattr(f, "optimize_remat", False))
+
+
 def _pickled(candidate: Any) -> bytes | str:
+  import io
+
   import cloudpickle
+  import jax
+  from jax.extend.core import Primitive
 
   try:
-    return cloudpickle.dumps(candidate)
+    class Pickler(cloudpickle.CloudPickler):
+      def reducer_override(self, obj: Any) -> Any:
+        if type(obj) is jax.custom_vjp:
+          return _reduce_custom_vjp(obj)
+        if isinstance(obj, Primitive):
+          raise TypeError(f"it uses the custom primitive {obj.name!r}, whose rules (lowering, JVP, batching) are "
+                          "registered by the code that creates it and do not travel with a pickled copy")
+        return super().reducer_override(obj)
+
+    buffer = io.BytesIO()
+    Pickler(buffer).dump(candidate)
+    payload = buffer.getvalue()
+    cloudpickle.loads(payload)  # a candidate that cannot be rebuilt is named here, not in the worker
+    return payload
   except Exception as exc:
     return (f"the candidate cannot be sent to a worker process (cloudpickle: {type(exc).__name__}: {exc}); "
             "give it as a target 'module:ATTR' instead, so each worker imports it")

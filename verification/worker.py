@@ -57,6 +57,16 @@ def environment() -> dict[str, Any]:
           "memory_limit": resource.getrlimit(resource.RLIMIT_AS)[0]}
 
 
+def rebuild_custom_vjp(fun: Any, nondiff_argnums: tuple[int, ...], fwd: Any, bwd: Any, symbolic_zeros: bool,
+                       optimize_remat: bool) -> Any:
+  """The inverse of the runner's pickling of a ``jax.custom_vjp`` object."""
+  import jax
+
+  f = jax.custom_vjp(fun, nondiff_argnums=nondiff_argnums)
+  f.defvjp(fwd, bwd, symbolic_zeros=symbolic_zeros, optimize_remat=optimize_remat)
+  return f
+
+
 def _configure() -> None:
   import jax
 
