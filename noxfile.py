@@ -49,7 +49,8 @@ def tests(session: nox.Session) -> None:
     for library in ("snntorch", "spikingjelly"):  # torch libraries: their adapter tests run too
       _install_target(session, library)
   _ensure_chromium(session)
-  session.run("pytest", *session.posargs)
+  # two test processes, each file on one of them (so the session's one reference run is made once)
+  session.run("pytest", *(session.posargs or ["-n", "2", "--dist", "loadfile"]))
 
 
 @nox.session
