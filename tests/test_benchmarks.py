@@ -32,7 +32,8 @@ POSITIVE_KEYS = ("size", "bytes", "gbps", "median_s", "compile_s", "ratio", "com
 def run_bench(out: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
   """``pytest benchmarks`` in a fresh interpreter, reports written to ``out``."""
   command = [sys.executable, "-m", "pytest", "benchmarks", "-p", "no:cacheprovider", "-q", "--bench-out", str(out)]
-  environment = {k: v for k, v in os.environ.items() if not k.startswith(("JAX_", "XLA_"))} | (env or {})
+  # not JAX's settings, nor pytest-xdist's worker variables (pytest-benchmark turns itself off under xdist)
+  environment = {k: v for k, v in os.environ.items() if not k.startswith(("JAX_", "XLA_", "PYTEST_"))} | (env or {})
   return subprocess.run(
       [*command, *args], cwd=ROOT, env=environment, capture_output=True, text=True, timeout=300, check=False
   )
