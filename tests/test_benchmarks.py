@@ -7,12 +7,13 @@ import copy
 import dataclasses
 import json
 import math
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+from tests._subprocess import environment as subprocess_environment
 
 pytest.importorskip("pytest_benchmark")
 
@@ -32,8 +33,7 @@ POSITIVE_KEYS = ("size", "bytes", "gbps", "median_s", "compile_s", "ratio", "com
 def run_bench(out: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
   """``pytest benchmarks`` in a fresh interpreter, reports written to ``out``."""
   command = [sys.executable, "-m", "pytest", "benchmarks", "-p", "no:cacheprovider", "-q", "--bench-out", str(out)]
-  # not JAX's settings, nor pytest-xdist's worker variables (pytest-benchmark turns itself off under xdist)
-  environment = {k: v for k, v in os.environ.items() if not k.startswith(("JAX_", "XLA_", "PYTEST_"))} | (env or {})
+  environment = subprocess_environment("JAX_", "XLA_") | (env or {})  # not JAX's settings either
   return subprocess.run(
       [*command, *args], cwd=ROOT, env=environment, capture_output=True, text=True, timeout=300, check=False
   )
@@ -267,7 +267,9 @@ def test_layer_equations_agree(library: str) -> None:
   """Each library's layer, as configured, emits exactly the spikes of the NumPy reference dynamics
   (spyx one step later); the gradient pass runs and gives a finite weight gradient."""
   if library != "surrogates":
-    pytest.importorskip(library)
+    module = pytest.importorskip(library)
+    if "stubs" in Path(module.__file__).parts:  # tests/test_targets.py's stand-in, not the library
+      pytest.skip(f"{library} is not installed (only the adapter tests' stand-in is on the path)")
   data = _layer.problem(16, 30, 3)
   expected = _layer.simulate(data)
   assert 0.02 < expected.mean() < 0.5  # the layer spikes, but not everywhere

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from tests._subprocess import environment
 from verification.checks import CHECKS
 from verification.results import Run
 from verification.runner import in_shard
@@ -56,7 +57,7 @@ INSTALLED = any(ep.value == "verification.pytest_plugin" for ep in importlib.met
 
 
 def pytest_run(project: Path, *args: str, timeout: float = 600) -> subprocess.CompletedProcess:
-  env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(project)])}
+  env = {**environment(), "PYTHONPATH": os.pathsep.join([str(ROOT), str(project)])}
   plugin = [] if INSTALLED else ["-p", "verification.pytest_plugin"]
   cmd = [sys.executable, "-m", "pytest", *plugin, "-p", "no:cacheprovider", "--rootdir", str(project), *args]
   return subprocess.run(cmd, cwd=project, env=env, capture_output=True, text=True, timeout=timeout)
@@ -153,3 +154,4 @@ def test_command_line_target_without_xdist(project):
   assert outcome == {"correct[forward]": "PASSED", "correct[differential]": "PASSED", "halved[forward]": "PASSED",
                      "halved[differential]": "FAILED"}, proc.stdout
   assert "5 deselected" in proc.stdout
+

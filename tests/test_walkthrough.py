@@ -8,7 +8,6 @@
    the correct candidate does not fail.
 """
 
-import os
 import re
 import shutil
 import subprocess
@@ -16,6 +15,7 @@ import sys
 import textwrap
 from pathlib import Path
 
+from tests._subprocess import environment
 from verification.checks import CHECKS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -93,7 +93,7 @@ def test_walkthrough(tmp_path):
   assert len(TEST_FILE.splitlines()) == 3
 
   # 3. pytest -n 2, the plugin found through its entry point; only the installed copy is importable
-  env = {**os.environ, "PYTHONPATH": str(site)}
+  env = {**environment(), "PYTHONPATH": str(site)}
   proc = subprocess.run([sys.executable, "-m", "pytest", "-n", "2", "-v", "-p", "no:cacheprovider"], cwd=project,
                         env=env, capture_output=True, text=True, timeout=900)
   out = proc.stdout
@@ -113,3 +113,4 @@ def test_walkthrough(tmp_path):
                    r"x = 0\.0, expected 1\.0, got 0\.25, tolerance", out), out
   assert re.search(r"superspike-ignores-tangent \[forward_mode\] fail: .*JVP is not g\(x\)·t\nx = .*, expected .*, "
                    r"got .*, tolerance", out), out
+
