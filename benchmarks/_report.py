@@ -297,12 +297,3 @@ def layer_markdown(doc: dict[str, Any]) -> str:
     lines += ["## Skipped", ""] + [f"- `{s['test']}`: {s['reason']}" for s in skipped] + [""]
   return "\n".join(lines)
 
-
-def __getattr__(name: str) -> Any:
-  """``BASELINES`` (op name -> baseline description) for readers written before the op declarations were
-  written into the JSON (``surrogate_bench.ops``); built from :mod:`benchmarks._ops` when asked."""
-  if name == "BASELINES":
-    from benchmarks._ops import OPS
-
-    return {op.name: op.baseline_text for op in OPS}
-  raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

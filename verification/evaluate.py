@@ -26,7 +26,6 @@ import functools
 import threading
 import traceback
 from collections.abc import Callable
-from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -174,42 +173,6 @@ class Evaluator:
       outs = self._evaluate_jax(np.asarray(x), self.available)
       return {q: outs[q] for q in quantities}
     return {q: self._guard(q, lambda f=self.fns[q]: f(np.asarray(x)), x) for q in quantities}
-
-  def forward(self, x: np.ndarray) -> np.ndarray:
-    """H at an input of any shape, compiled (once per shape and dtype; shared between the parameter
-    sets of a reference surrogate like the bundle). Raises what the candidate raises."""
-    if self.candidate.backend != "jax":
-      return np.asarray(self.candidate.forward(x))
-    return np.asarray(self._compiled(np.dtype(x.dtype), ("H",))(jnp.asarray(x))["H"])
-
-  def call(self, f: Callable[..., Any], *args: Any, **static: Any) -> Any:
-    """``jit(f)(spike_fn, *args)``, with ``static`` keyword arguments baked into the program.
-
-    ``f`` must be a module-level function (it keys the compiled program). For a reference surrogate
-    the spike function is rebuilt from parameters passed as jit arguments, so one compilation per
-    argument shape serves all its parameter sets; otherwise one per candidate. Raises what the
-    candidate raises.
-    """
-    frozen = tuple(sorted(static.items()))
-    if self._shared is not None:
-      key, params = self._shared
-      with _SHARED_LOCK:
-        if (key, f, frozen) not in _SHARED:
-          cls, fixed = key[0], dict(key[1])
-          _SHARED[(key, f, frozen)] = jax.jit(lambda p, *a: f(_rebuild(cls, {**fixed, **p}), *a, **static))
-        jitted = _SHARED[(key, f, frozen)]
-      if jitted is not None:
-        try:
-          return jitted(params, *args)
-        except Exception:
-          with _SHARED_LOCK:
-            _SHARED[(key, f, frozen)] = None
-    with self._lock:
-      if (f, frozen) not in self._cache:
-        fn = self.candidate.fn
-        self._cache[(f, frozen)] = jax.jit(lambda *a: f(fn, *a, **static))
-      jitted = self._cache[(f, frozen)]
-    return jitted(*args)
 
   def _guard(self, name: str, thunk: Callable[[], object], x: np.ndarray) -> np.ndarray | Exception:
     try:

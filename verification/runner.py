@@ -150,17 +150,6 @@ def context(candidate: Any, opts: Mapping[str, Any]) -> Any:
                  is_reference=opts["is_reference"], hypothesis_examples=opts["hypothesis_examples"])
 
 
-def typed(outcome: Any) -> R.Outcome:
-  """A check's outcome as :class:`results.Outcome` (also from the older ``Outcome(status, detail)``)."""
-  if isinstance(outcome, R.Outcome):
-    return outcome
-  detail = dict(outcome.detail)
-  status = str(outcome.status)
-  if detail.pop("category", None) == "convention" and status in ("fail", "pass"):
-    status = "convention"
-  return R.Outcome(Status(status), Diagnosis.of(str(detail.pop("message", "")), **detail))
-
-
 def run_check(candidate: Any, ctx: Any, check: str) -> Result:
   """One check; whatever the candidate does (raise, exit) is a result."""
   import numpy as np
@@ -174,7 +163,7 @@ def run_check(candidate: Any, ctx: Any, check: str) -> Result:
   else:
     try:
       with np.errstate(all="ignore"):
-        outcome = typed(CHECKS[check](ctx))
+        outcome = CHECKS[check](ctx)
     except (Exception, SystemExit) as exc:
       outcome = R.errored(describe(exc))
   return outcome.result(candidate.label, candidate.name, candidate.params, check, time.perf_counter() - start,
