@@ -225,19 +225,23 @@ def _shaped(x: np.ndarray, shapes: tuple[tuple[int, ...], ...] = SHAPES) -> list
   return [x[: math.prod(s)].reshape(s) for s in shapes]
 
 
+def _forward_shapes(c: Candidate, xs: list[jax.Array]) -> tuple[jax.Array, ...]:
+  return tuple(c.fn(v) for v in xs)
+
+
 def _call_forward_shapes(ctx: Context, x: np.ndarray) -> list[np.ndarray | Exception]:
   """The forward at each of :data:`SHAPES` (one compilation for all of them)."""
   c = ctx.candidate
   xs = _shaped(x)
   if c.backend == "jax":
     try:
-      return [np.asarray(v) for v in jax.jit(lambda *vs: tuple(c.fn(v) for v in vs))(*map(jnp.asarray, xs))]
+      return [np.asarray(v) for v in ctx.evaluator.program(_forward_shapes)(xs)]
     except Exception:
       pass  # name the shape that fails, below
   out: list[np.ndarray | Exception] = []
   for v in xs:
     try:
-      out.append(np.asarray(jax.jit(c.fn)(jnp.asarray(v)) if c.backend == "jax" else c.forward(v)))
+      out.append(np.asarray(jax.jit(c.fn)(v) if c.backend == "jax" else c.forward(v)))
     except Exception as exc:
       out.append(CandidateError(f"the spike function raised {describe(exc)} on a {v.dtype} input of shape "
                                 f"{v.shape}"))
@@ -313,10 +317,15 @@ def check_forward(ctx: Context) -> Outcome:
 # ---------------------------------------------------------------------------------------------
 
 
+#: The number of wiring points: fixed, so the programs over them compile once per surrogate.
+WIRING_POINTS = 128
+
+
 def _wiring_points(ctx: Context, dtype, n: int = 64) -> np.ndarray:
+  """About 1.5·n points over ±4 widths and 6 far ones, off the kinks, repeated to a fixed length."""
   margin = 8 * ctx.step
   x = numerics.sample_points(ctx.length, ctx.reference.kinks(), margin, n=n, seed=ctx.seed, span=4.0)
-  return x.astype(dtype)
+  return np.resize(x, WIRING_POINTS).astype(dtype)
 
 
 def _cotangent(ctx: Context, x: np.ndarray) -> np.ndarray:
@@ -333,46 +342,103 @@ def _to_numpy(tree: Any) -> Any:
   return jax.tree_util.tree_map(np.asarray, tree)
 
 
-def _run_pieces(pieces: dict[str, Callable[[], Any]]) -> dict[str, Any]:
+#: A piece of the transformed quantities: ``piece(fn, args) -> pytree``, ``args`` a dict of arrays.
+Piece = Callable[[Callable, dict[str, Any]], Any]
+
+
+def _run_pieces(fn: Callable, pieces: dict[str, Piece], args: dict[str, Any]) -> dict[str, Any]:
   """Each piece jitted on its own (so the failing one is named). Values: pytrees of NumPy arrays, or
   the Exception."""
   results: dict[str, Any] = {}
   for k, f in pieces.items():
     try:
-      results[k] = _to_numpy(jax.jit(f)())
+      results[k] = _to_numpy(jax.jit(lambda a, f=f: f(fn, a))(args))
     except Exception as exc:
       results[k] = exc
   return results
 
 
-def _run_eagerly(pieces: dict[str, Callable[[], Any]]) -> dict[str, Any]:
+def _run_eagerly(fn: Callable, pieces: dict[str, Piece], args: dict[str, Any]) -> dict[str, Any]:
   results: dict[str, Any] = {}
+  args = jax.device_put(args)
   for k, f in pieces.items():
     try:
-      results[k] = _to_numpy(f())
+      results[k] = _to_numpy(f(fn, args))
     except Exception as exc:
       results[k] = exc
   return results
+
+
+def _vjp(fn: Callable, x: jax.Array, ct: jax.Array) -> tuple[jax.Array, jax.Array]:
+  """(primal, VJP at ct)."""
+  primal, pullback = jax.vjp(fn, x)
+  return primal, pullback(ct)[0]
+
+
+def _value_and_grad(fn: Callable, x: jax.Array, ct: jax.Array) -> Any:
+  """``jax.value_and_grad`` of sum(ct·fn(x)), with the spikes as auxiliary output."""
+
+  def loss(v, w):
+    s = fn(v)
+    return jnp.sum(s * w), s
+
+  return jax.value_and_grad(loss, has_aux=True)(x, ct)
+
+
+#: The pieces of the autodiff, forward_mode and transforms checks, per group (see the checks).
+_PIECES: dict[str, dict[str, Piece]] = {
+    "autodiff": {
+        "vjp": lambda fn, a: _vjp(fn, a["x"], a["ct"]),
+        "value_and_grad": lambda fn, a: _value_and_grad(fn, a["x"], a["ct"]),
+        "shapes": lambda fn, a: [jax.vjp(fn, v)[1](w)[0] for v, w in zip(a["shaped_x"], a["shaped_ct"], strict=True)],
+    },
+    "forward_mode": {
+        "jvp": lambda fn, a: jax.jvp(fn, (a["x"],), (a["t"],)),
+        "jacfwd": lambda fn, a: jax.jacfwd(fn)(a["x"][:16]),
+    },
+    "transforms": {
+        "vjp": lambda fn, a: _vjp(fn, a["x"], a["ct"])[1],
+        "vmap": lambda fn, a: jax.vmap(fn)(a["x"]),
+        "vmap_2d": lambda fn, a: jax.vmap(fn)(a["x"].reshape(8, -1)),
+        "vmap_grad": lambda fn, a: jax.vmap(jax.grad(fn))(a["x"]),
+    },
+}
+
+
+def _transformed_program(c: Candidate, args: dict[str, dict[str, Any]]) -> dict[str, Any]:
+  return {g: {k: f(c.fn, args[g]) for k, f in pieces.items()} for g, pieces in _PIECES.items()}
+
+
+def _transform_args(ctx: Context) -> dict[str, dict[str, Any]]:
+  """The inputs of the pieces, per group: the autodiff and forward_mode checks' wiring points (float64)
+  and the transforms check's points (:func:`_transform_dtype`), with random cotangents."""
+  x = _wiring_points(ctx, F64)
+  ct = _cotangent(ctx, x)
+  xt = _transform_points(ctx, _transform_dtype(ctx))
+  return {"autodiff": {"x": x, "ct": ct, "shaped_x": _shaped(x, VJP_SHAPES), "shaped_ct": _shaped(ct, VJP_SHAPES)},
+          "forward_mode": {"x": x, "t": ct},
+          "transforms": {"x": xt, "ct": _cotangent(ctx, xt)}}
 
 
 def _transformed(ctx: Context, group: str) -> dict[str, Any]:
   """The transformed quantities of the autodiff, forward_mode and transforms checks, all in one
-  compilation (the first check to ask computes them for all three); where that raises, per group,
-  then per piece, so the failing one is named and the other groups are unaffected."""
+  compilation (the first check to ask computes them for all three; shared by the parameter sets of a
+  reference surrogate); where that raises, per group, then per piece, so the failing one is named
+  and the other groups are unaffected."""
   if "transformed" not in ctx.memo:
-    groups = {"autodiff": _autodiff_pieces(ctx), "forward_mode": _forward_mode_pieces(ctx),
-              "transforms": _transform_pieces(ctx)}
+    args = _transform_args(ctx)
+    fn = ctx.candidate.fn
     try:
-      flat = _to_numpy(jax.jit(lambda: {g: {k: f() for k, f in p.items()} for g, p in groups.items()})())
+      flat = _to_numpy(ctx.evaluator.program(_transformed_program)(args))
     except Exception:
       flat = {}
-      for g, p in groups.items():
+      for g, pieces in _PIECES.items():
         try:
-          flat[g] = _to_numpy(jax.jit(lambda p=p: {k: f() for k, f in p.items()})())
+          flat[g] = _to_numpy(jax.jit(lambda a, p=pieces: {k: f(fn, a) for k, f in p.items()})(args[g]))
         except Exception:
-          flat[g] = _run_pieces(p)
+          flat[g] = _run_pieces(fn, pieces, args[g])
     ctx.memo["transformed"] = flat
-    ctx.memo["pieces"] = groups
+    ctx.memo["transform_args"] = args
   return ctx.memo["transformed"][group]
 
 
@@ -466,24 +532,6 @@ def _needs_jax(ctx: Context) -> Outcome | None:
   return skipped(f"needs JAX transforms: {c.label} is evaluated through its own forward and VJP")
 
 
-def _autodiff_pieces(ctx: Context) -> dict[str, Callable[[], Any]]:
-  fn = ctx.candidate.fn
-  x = _wiring_points(ctx, F64)
-  xj, ctj = jnp.asarray(x), jnp.asarray(_cotangent(ctx, x))
-  shaped_x = [jnp.asarray(v) for v in _shaped(x, VJP_SHAPES)]
-  shaped_ct = [jnp.asarray(v) for v in _shaped(_cotangent(ctx, x), VJP_SHAPES)]
-
-  def loss(v, w):
-    s = fn(v)
-    return jnp.sum(s * w), s
-
-  return {
-      "vjp": lambda: (lambda primal, pullback: (primal, pullback(ctj)[0]))(*jax.vjp(fn, xj)),
-      "value_and_grad": lambda: jax.value_and_grad(loss, has_aux=True)(xj, ctj),
-      "shapes": lambda: [jax.vjp(fn, v)[1](w)[0] for v, w in zip(shaped_x, shaped_ct, strict=True)],
-  }
-
-
 def check_autodiff(ctx: Context) -> Outcome:
   """Reverse mode as a training loop uses it (float64): the VJP with random cotangents is ct·g; the
   primal outputs of ``jax.vjp`` and ``jax.value_and_grad`` are H; the VJP of 0-d to 3-d inputs (size-1
@@ -498,7 +546,7 @@ def check_autodiff(ctx: Context) -> Outcome:
   ct = _cotangent(ctx, x)
   out = _transformed(ctx, "autodiff")
   if isinstance(out["vjp"], Exception):  # judge reverse mode even where jit is missing (the transforms check says so)
-    eager = _run_eagerly(ctx.memo["pieces"]["autodiff"])
+    eager = _run_eagerly(ctx.candidate.fn, _PIECES["autodiff"], ctx.memo["transform_args"]["autodiff"])
     out = eager if not isinstance(eager["vjp"], Exception) else out
   out["g"] = ctx.evaluator.evaluate(x, ("g",))["g"]
   if isinstance(out["g"], Exception):
@@ -534,13 +582,6 @@ def check_autodiff(ctx: Context) -> Outcome:
   return c.outcome("VJP = ct·g for random cotangents; jax.vjp and jax.value_and_grad give H as the primal; the VJP "
                    f"of shapes {', '.join(map(str, VJP_SHAPES))} is the 1-d one elementwise (float64)",
                    tolerance=f"{tolerances.K_WIRING:g}·eps·peak·(1 + |ct|)", dtype="float64")
-
-
-def _forward_mode_pieces(ctx: Context) -> dict[str, Callable[[], Any]]:
-  fn = ctx.candidate.fn
-  x = _wiring_points(ctx, F64)
-  xj, tj = jnp.asarray(x), jnp.asarray(_cotangent(ctx, x))
-  return {"jvp": lambda: jax.jvp(fn, (xj,), (tj,)), "jacfwd": lambda: jax.jacfwd(fn)(xj[:16])}
 
 
 def check_forward_mode(ctx: Context) -> Outcome:
@@ -608,14 +649,6 @@ def _transform_points(ctx: Context, dtype: np.dtype, n: int = 64) -> np.ndarray:
 def _transform_dtype(ctx: Context) -> np.dtype:
   """One dtype for the jit and vmap comparisons (they test rules, not rounding): float32 where selected."""
   return next((d for d in ctx.dtypes if d.name == "float32"), max(ctx.dtypes, key=lambda d: d.itemsize))
-
-
-def _transform_pieces(ctx: Context) -> dict[str, Callable[[], Any]]:
-  fn = ctx.candidate.fn
-  x = _transform_points(ctx, _transform_dtype(ctx))
-  xj, ctj = jnp.asarray(x), jnp.asarray(_cotangent(ctx, x))
-  return {"vjp": lambda: jax.vjp(fn, xj)[1](ctj)[0], "vmap": lambda: jax.vmap(fn)(xj),
-          "vmap_2d": lambda: jax.vmap(fn)(xj.reshape(8, -1)), "vmap_grad": lambda: jax.vmap(jax.grad(fn))(xj)}
 
 
 def check_transforms(ctx: Context) -> Outcome:

@@ -16,8 +16,9 @@ whose ``surrogate_fun``/``surrogate_grad`` are its own) is rebuilt inside the ji
 arguments, so all parameter sets of one surrogate share one compiled bundle per dtype. Integer
 parameters (SquarewaveFourierSeries' ``n``) stay static: they change the program. Where the
 surrogate does not accept traced parameters, the bundle is compiled per parameter set as before.
-Compiled bundles are kept per process (:data:`_SHARED`), and the persistent compilation cache
-(:mod:`verification.cache`) keeps them across processes and runs.
+The checks' other programs (the transformed VJPs, the shapes of the forward) are compiled the same
+way through :meth:`Evaluator.program`. Compiled programs are kept per process (:data:`_SHARED`), and
+the persistent compilation cache (:mod:`verification.cache`) keeps them across processes and runs.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import functools
 import threading
 import traceback
 from collections.abc import Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -76,7 +78,7 @@ def _shared_builder(c: Candidate) -> tuple[tuple, dict[str, float]] | None:
   P and surrogate_grad the candidate exposes.
   """
   s = c.fn
-  if c.backend != "jax" or not isinstance(s, surrogates.Surrogate) or type(s) not in _REGISTERED:
+  if c.backend != "jax" or not isinstance(s, surrogates.Surrogate) or type(s) not in REGISTERED:
     return None
   for name, given in (("surrogate_fun", c.surrogate_fun), ("surrogate_grad", c.surrogate_grad)):
     if given is not None and not (getattr(given, "__self__", None) is s
@@ -96,8 +98,9 @@ def _shared_builder(c: Candidate) -> tuple[tuple, dict[str, float]] | None:
   return key, traced
 
 
-_REGISTERED = frozenset(surrogates.REGISTRY.values())
-#: key -> jitted bundle ``(params, x) -> {quantity: value}``, or None where tracing the parameters failed.
+REGISTERED = frozenset(surrogates.REGISTRY.values())
+#: (key, build) -> the jitted ``(params, *args) -> build(rebuilt candidate, *args)``, or None where
+#: tracing the parameters failed (that key then compiles per parameter set).
 _SHARED: dict[tuple, Callable | None] = {}
 _SHARED_LOCK = threading.Lock()
 
@@ -108,7 +111,7 @@ def _rebuild(cls: type, params: dict) -> surrogates.Surrogate:
   Where the constructor's validation rejects tracers (it validates concrete values; these were
   validated when the candidate was built), the fields are set without it. A surrogate whose code
   branches on a parameter in Python then raises while tracing (a tracer has no truth value), and the
-  evaluator falls back to one bundle per parameter set: a traced parameter never silently changes
+  evaluator falls back to one program per parameter set: a traced parameter never silently changes
   the program.
   """
   try:
@@ -120,17 +123,31 @@ def _rebuild(cls: type, params: dict) -> surrogates.Surrogate:
     return s
 
 
-def _shared_bundle(key: tuple, quantities: tuple[str, ...]) -> Callable:
+def _rebuilt(key: tuple, params: dict[str, float]) -> Candidate:
+  """The candidate of ``key`` at (traced) ``params``: the surrogate and those of its own P and
+  surrogate_grad that the original exposes."""
   cls, static, has_p, has_sg = key
+  s = _rebuild(cls, {**dict(static), **params})
+  return Candidate(name=s.name, params=s.params, fn=s, surrogate_fun=s.surrogate_fun if has_p else None,
+                   surrogate_grad=s.surrogate_grad if has_sg else None)
 
-  def bundle(params: dict[str, float], v: jax.Array) -> dict[str, jax.Array]:
-    s = _rebuild(cls, {**dict(static), **params})
-    fns = _jax_quantity_fns(Candidate(name=s.name, params=s.params, fn=s,
-                                      surrogate_fun=s.surrogate_fun if has_p else None,
-                                      surrogate_grad=s.surrogate_grad if has_sg else None))
+
+def _named(f: Callable, like: Callable) -> Callable:
+  """``f`` named as ``like`` (the name JAX's compilation logs and profiles show)."""
+  f.__name__ = f.__qualname__ = getattr(like, "__name__", "program")
+  return f
+
+
+@functools.lru_cache(maxsize=None)
+def bundle(quantities: tuple[str, ...]) -> Callable[[Candidate, jax.Array], dict[str, jax.Array]]:
+  """The program computing ``quantities`` of a candidate at x (one function per tuple: a stable key)."""
+
+  def build(c: Candidate, v: jax.Array) -> dict[str, jax.Array]:
+    fns = _jax_quantity_fns(c)
     return {q: fns[q](v) for q in quantities}
 
-  return jax.jit(bundle)
+  build.__name__ = "bundle"
+  return build
 
 
 class Evaluator:
@@ -141,7 +158,7 @@ class Evaluator:
     self.candidate = candidate
     self._shared = _shared_builder(candidate)
     self._lock = threading.Lock()
-    self._cache: dict = {}
+    self._programs: dict[Callable, Callable] = {}
     #: (quantity, input dtype) -> what came back instead; the values are kept for the other checks.
     self.dtype_mismatches: dict[tuple[str, str], str] = {}
     if candidate.backend == "jax":
@@ -188,32 +205,38 @@ class Evaluator:
     if got != want:
       self.dtype_mismatches[(name, np.dtype(want).name)] = f"{name} returned dtype {got} for input dtype {want}"
 
-  def _compiled(self, dtype: np.dtype, quantities: tuple[str, ...]) -> Callable[[jax.Array], dict]:
+  def program(self, build: Callable[..., Any]) -> Callable[..., Any]:
+    """``build(candidate, *args)`` compiled (``jax.jit``): the programs of the checks.
+
+    For a reference surrogate used as-is, one compilation per ``build`` (and argument shapes) is
+    shared by all its parameter sets: the candidate is rebuilt inside at its parameters, passed as
+    arguments. Otherwise one per evaluator, the candidate closed over. ``build`` is the cache key:
+    a module-level function, not a fresh closure. Arguments are NumPy arrays or pytrees of them
+    (``jnp.asarray`` on a NumPy array outside a trace would compile a copy for each new shape).
+    """
     if self._shared is not None:
       key, params = self._shared
       with _SHARED_LOCK:
-        if (key, quantities) not in _SHARED:
-          _SHARED[(key, quantities)] = _shared_bundle(key, quantities)
-        bundle = _SHARED[(key, quantities)]
-      if bundle is not None:
-        return functools.partial(self._call_shared, bundle, key, quantities, params)
-    key = (dtype.name, quantities)
+        if (key, build) not in _SHARED:
+          _SHARED[(key, build)] = jax.jit(_named(lambda p, *args: build(_rebuilt(key, p), *args), build))
+        shared = _SHARED[(key, build)]
+      if shared is not None:
+        return functools.partial(self._call_shared, shared, key, build, params)
     with self._lock:
-      if key not in self._cache:
-        fns = self.fns
-        self._cache[key] = jax.jit(lambda v: {q: fns[q](v) for q in quantities})
-      return self._cache[key]
+      if build not in self._programs:
+        c = self.candidate
+        self._programs[build] = jax.jit(_named(lambda *args: build(c, *args), build))
+      return self._programs[build]
 
-  def _call_shared(self, bundle: Callable, key: tuple, quantities: tuple[str, ...], params: dict[str, float],
-                   v: jax.Array) -> dict:
-    """The shared bundle at this candidate's parameters. If it fails (the surrogate's code does not
+  def _call_shared(self, shared: Callable, key: tuple, build: Callable, params: dict[str, float], *args: Any) -> Any:
+    """The shared program at this candidate's parameters. If it fails (the surrogate's code does not
     trace in its parameters), this key is compiled per parameter set from then on."""
     try:
-      return bundle(params, v)
+      return shared(params, *args)
     except Exception:
       with _SHARED_LOCK:
-        _SHARED[(key, quantities)] = None
-      return self._compiled(np.dtype(v.dtype), quantities)(v)
+        _SHARED[(key, build)] = None
+      return self.program(build)(*args)
 
   def _evaluate_jax(self, x: np.ndarray, quantities: tuple[str, ...], block: int = BLOCK) -> dict:
     n = x.size
@@ -221,8 +244,8 @@ class Evaluator:
     chunks = padded.reshape(-1, block)
 
     def run(qs: tuple[str, ...]) -> dict[str, np.ndarray]:
-      fn = self._compiled(x.dtype, qs)
-      parts = [jax.device_get(fn(jnp.asarray(chunk))) for chunk in chunks]
+      fn = self.program(bundle(qs))
+      parts = [jax.device_get(fn(chunk)) for chunk in chunks]
       return {q: np.concatenate([np.asarray(p[q]).reshape(-1) for p in parts])[:n] for q in qs}
 
     try:

@@ -18,6 +18,8 @@ forward mode) are checked too. Candidates without a factory are skipped.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import math
 from collections.abc import Callable
 from typing import Any
@@ -26,7 +28,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from verification import numerics, tolerances
+from verification import evaluate, numerics, tolerances
 from verification.evaluate import describe
 from verification.results import Outcome, failed, passed, skipped
 
@@ -45,13 +47,19 @@ def theta_step(value: float) -> float:
   return 2.0 ** math.floor(math.log2(1e-3 * (abs(value) or 1.0)))
 
 
-def _quantities(factory: Callable[..., Any], params: dict[str, Any], name: str) -> Callable[..., dict[str, Any]]:
-  """(θ, x, ct) -> dH/dθ, g, d(ct·g)/dθ per point: scalar reverse mode, vmapped over the points."""
+#: The points are padded to this many (repeating them), so every parameter set of a surrogate shares
+#: its programs.
+POINTS = 96
 
-  def spike(v: jax.Array, t: jax.Array) -> jax.Array:
-    return factory(**{**params, name: t})(v)
 
-  def at(t: jax.Array, x: jax.Array, ct: jax.Array) -> dict[str, Any]:
+def _quantities(factory: Callable[..., Any], fixed: dict[str, Any], name: str) -> Callable[..., dict[str, Any]]:
+  """(free, θ, x, ct) -> dH/dθ, g, d(ct·g)/dθ per point: scalar reverse mode, vmapped over the points.
+  ``fixed`` parameters are constants of the program, ``free`` ones are its arguments."""
+
+  def at(free: dict[str, Any], t: jax.Array, x: jax.Array, ct: jax.Array) -> dict[str, Any]:
+    def spike(v: jax.Array, tt: jax.Array) -> jax.Array:
+      return factory(**{**fixed, **free, name: tt})(v)
+
     g_of = lambda v, tt: jax.grad(spike)(v, tt)
     return {
         "dH": jax.vmap(lambda v: jax.grad(spike, argnums=1)(v, t))(x),
@@ -60,6 +68,28 @@ def _quantities(factory: Callable[..., Any], params: dict[str, Any], name: str) 
     }
 
   return at
+
+
+@functools.lru_cache(maxsize=256)
+def _shared_programs(factory: type, static: tuple, name: str) -> tuple[Callable, Callable]:
+  at = _quantities(factory, dict(static), name)
+  return jax.jit(at), jax.jit(jax.vmap(at, in_axes=(None, 0, None, None)))
+
+
+def _programs(ctx: Any, name: str) -> tuple[Callable, Callable, dict[str, Any]]:
+  """(jit, jit of vmap over θ, free parameters). A reference surrogate's class as the factory: its
+  other dynamic parameters are arguments too, so all its parameter sets share the two programs
+  (compiled once per parameter name). Any other factory is given its parameters as constants."""
+  c = ctx.candidate
+  params = dict(c.params)
+  dynamic = set(type(ctx.reference).dynamic_parameters())
+  if c.factory is type(ctx.reference) and c.factory in evaluate.REGISTERED:
+    free = {k: float(v) for k, v in params.items() if k in dynamic and k != name}
+    static = tuple(sorted((k, v) for k, v in params.items() if k not in dynamic))
+    with contextlib.suppress(TypeError):  # an unhashable static value: not shared
+      return (*_shared_programs(c.factory, static, name), free)
+  at = _quantities(c.factory, {k: v for k, v in params.items() if k != name}, name)
+  return jax.jit(at), jax.jit(jax.vmap(at, in_axes=(None, 0, None, None))), {}
 
 
 def _worst(x: np.ndarray, expected: np.ndarray, got: np.ndarray, tol: np.ndarray) -> dict[str, Any]:
@@ -79,16 +109,16 @@ def _check_one(ctx: Any, name: str, x: np.ndarray, ct: np.ndarray) -> tuple[str,
   h = theta_step(theta)
   delta = 0.25 * (abs(theta) or 1.0)
   thetas = np.array([theta, theta + delta, *(theta + k * h for k in _STENCIL)])
-  fn = _quantities(c.factory, params, name)
-  xj, ctj = jnp.asarray(x), jnp.asarray(ct)
+  single_fn, batch_fn, free = _programs(ctx, name)
+  m = x.size
+  xp, ctp = np.resize(x, max(POINTS, m)), np.resize(ct, max(POINTS, m))
   where = f"'{name}' = {theta:g}"
   try:
-    single = {k: np.asarray(v, F64) for k, v in jax.jit(fn)(jnp.asarray(theta, F64), xj, ctj).items()}
+    single = {k: np.asarray(v, F64)[..., :m] for k, v in single_fn(free, np.float64(theta), xp, ctp).items()}
   except Exception as exc:
     return f"the spike function cannot be differentiated in {where} under jit: {describe(exc)}", {}
   try:
-    batch = {k: np.asarray(v, F64) for k, v in jax.jit(jax.vmap(fn, in_axes=(0, None, None)))(
-        jnp.asarray(thetas), xj, ctj).items()}
+    batch = {k: np.asarray(v, F64)[..., :m] for k, v in batch_fn(free, thetas, xp, ctp).items()}
   except Exception as exc:
     return f"the spike function cannot be differentiated in {where} under vmap over '{name}': {describe(exc)}", {}
 
@@ -108,8 +138,9 @@ def _check_one(ctx: Any, name: str, x: np.ndarray, ct: np.ndarray) -> tuple[str,
   # parameter scales at most like (1.25)² there)
   condition = 2 * np.abs(x * ctx.ref(x, "d2H"))
   for j, value in enumerate(thetas[:2]):
-    try:
-      concrete = np.asarray(jax.jit(jax.vmap(jax.grad(c.factory(**{**params, name: float(value)}))))(xj), F64)
+    try:  # eagerly: the parameter is a Python number in every operation (and nothing is compiled per value)
+      concrete = np.asarray(jax.vmap(jax.grad(c.factory(**{**params, name: float(value)})))(jax.device_put(xp)),
+                            F64)[:m]
     except Exception as exc:
       return f"the factory at {name} = {value:g} (a number) cannot be differentiated: {describe(exc)}", {}
     traced = single["g"] if j == 0 else batch["g"][1]
