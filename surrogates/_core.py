@@ -551,6 +551,7 @@ class Surrogate:
   def peak(self) -> float:
     """max |g|, used to express tolerances relative to the size of g."""
     xs = np.concatenate([np.linspace(-8, 8, 4001) * self.length_scale(), np.asarray(self.kinks())])
+    xs = np.resize(xs, 4096)  # one length for every surrogate: the eager operations compile once
     with jax.default_device(jax.devices("cpu")[0]):
       return float(np.max(np.abs(np.asarray(self._grad(jnp.asarray(xs, jnp.float32))))))
 

@@ -75,7 +75,13 @@ class Context:
 
   @functools.cached_property
   def peak(self) -> float:
-    return self._usable("the peak of g", self.reference.peak() * abs(self.scale))
+    """max |g| of the reference (times the candidate's scale), as :meth:`surrogates.Surrogate.peak`
+    computes it (in float32), through the reference's compiled bundle."""
+    ref = self.reference
+    xs = np.concatenate([np.linspace(-8, 8, 4001) * self.length, np.asarray(ref.kinks(), F64)]).astype(np.float32)
+    g = self.ref_eval.evaluate(xs, ("g",))["g"]
+    value = float(np.max(np.abs(g))) if isinstance(g, np.ndarray) else math.nan
+    return self._usable("the peak of g", value * abs(self.scale))
 
   @functools.cached_property
   def length(self) -> float:
@@ -225,21 +231,21 @@ def _shaped(x: np.ndarray, shapes: tuple[tuple[int, ...], ...] = SHAPES) -> list
   return [x[: math.prod(s)].reshape(s) for s in shapes]
 
 
-def _forward_shapes(c: Candidate, xs: list[jax.Array]) -> tuple[jax.Array, ...]:
-  return tuple(c.fn(v) for v in xs)
+def _shapes_dtype(ctx: Context) -> np.dtype:
+  """The dtype in which the forward's shapes are checked (shape handling does not depend on it)."""
+  return next((d for d in ctx.dtypes if d.itemsize == 4), ctx.dtypes[-1])
 
 
 def _call_forward_shapes(ctx: Context, x: np.ndarray) -> list[np.ndarray | Exception]:
-  """The forward at each of :data:`SHAPES` (one compilation for all of them)."""
+  """The forward at each of :data:`SHAPES` (in the transformed program: no compilation of its own)."""
   c = ctx.candidate
   xs = _shaped(x)
   if c.backend == "jax":
-    try:
-      return [np.asarray(v) for v in ctx.evaluator.program(_forward_shapes)(xs)]
-    except Exception:
-      pass  # name the shape that fails, below
+    out = _transformed(ctx, "forward")["shapes"]
+    if not isinstance(out, Exception):
+      return list(out)
   out: list[np.ndarray | Exception] = []
-  for v in xs:
+  for v in xs:  # name the shape that fails
     try:
       out.append(np.asarray(jax.jit(c.fn)(v) if c.backend == "jax" else c.forward(v)))
     except Exception as exc:
@@ -255,7 +261,7 @@ def check_forward(ctx: Context) -> Outcome:
   ``convention`` outcome only when both zeros give 0; H(+0) = 1 with H(-0) = 0 is a sign-bit defect.
   """
   problems, conventions = [], []
-  shapes_dtype = next((d for d in ctx.dtypes if d.itemsize == 4), ctx.dtypes[-1])
+  shapes_dtype = _shapes_dtype(ctx)
   for dtype in ctx.dtypes:
     x = _forward_inputs(ctx, dtype)
     xf = x.astype(F64)
@@ -387,6 +393,7 @@ def _value_and_grad(fn: Callable, x: jax.Array, ct: jax.Array) -> Any:
 
 #: The pieces of the autodiff, forward_mode and transforms checks, per group (see the checks).
 _PIECES: dict[str, dict[str, Piece]] = {
+    "forward": {"shapes": lambda fn, a: [fn(v) for v in a["xs"]]},
     "autodiff": {
         "vjp": lambda fn, a: _vjp(fn, a["x"], a["ct"]),
         "value_and_grad": lambda fn, a: _value_and_grad(fn, a["x"], a["ct"]),
@@ -410,21 +417,23 @@ def _transformed_program(c: Candidate, args: dict[str, dict[str, Any]]) -> dict[
 
 
 def _transform_args(ctx: Context) -> dict[str, dict[str, Any]]:
-  """The inputs of the pieces, per group: the autodiff and forward_mode checks' wiring points (float64)
-  and the transforms check's points (:func:`_transform_dtype`), with random cotangents."""
+  """The inputs of the pieces, per group: the forward's inputs in :data:`SHAPES`, the autodiff and
+  forward_mode checks' wiring points (float64) and the transforms check's points
+  (:func:`_transform_dtype`), with random cotangents."""
   x = _wiring_points(ctx, F64)
   ct = _cotangent(ctx, x)
   xt = _transform_points(ctx, _transform_dtype(ctx))
-  return {"autodiff": {"x": x, "ct": ct, "shaped_x": _shaped(x, VJP_SHAPES), "shaped_ct": _shaped(ct, VJP_SHAPES)},
+  return {"forward": {"xs": _shaped(_forward_inputs(ctx, _shapes_dtype(ctx)))},
+          "autodiff": {"x": x, "ct": ct, "shaped_x": _shaped(x, VJP_SHAPES), "shaped_ct": _shaped(ct, VJP_SHAPES)},
           "forward_mode": {"x": x, "t": ct},
           "transforms": {"x": xt, "ct": _cotangent(ctx, xt)}}
 
 
 def _transformed(ctx: Context, group: str) -> dict[str, Any]:
-  """The transformed quantities of the autodiff, forward_mode and transforms checks, all in one
-  compilation (the first check to ask computes them for all three; shared by the parameter sets of a
-  reference surrogate); where that raises, per group, then per piece, so the failing one is named
-  and the other groups are unaffected."""
+  """The transformed quantities of the forward (its shapes), autodiff, forward_mode and transforms
+  checks, all in one compilation (the first check to ask computes them for all four; shared by the
+  parameter sets of a reference surrogate); where that raises, per group, then per piece, so the
+  failing one is named and the other groups are unaffected."""
   if "transformed" not in ctx.memo:
     args = _transform_args(ctx)
     fn = ctx.candidate.fn

@@ -25,7 +25,6 @@ from collections.abc import Callable
 from typing import Any
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from verification import evaluate, numerics, tolerances
@@ -70,16 +69,22 @@ def _quantities(factory: Callable[..., Any], fixed: dict[str, Any], name: str) -
   return at
 
 
+def _compiled(at: Callable[..., dict[str, Any]]) -> tuple[Callable, Callable, Callable]:
+  """(jit of ``at`` and of its vmap over θ in one program; each on its own, to name the one that fails)."""
+  batched = jax.vmap(at, in_axes=(None, 0, None, None))
+  both = jax.jit(lambda free, t, ts, x, ct: (at(free, t, x, ct), batched(free, ts, x, ct)))
+  return both, jax.jit(at), jax.jit(batched)
+
+
 @functools.lru_cache(maxsize=256)
-def _shared_programs(factory: type, static: tuple, name: str) -> tuple[Callable, Callable]:
-  at = _quantities(factory, dict(static), name)
-  return jax.jit(at), jax.jit(jax.vmap(at, in_axes=(None, 0, None, None)))
+def _shared_programs(factory: type, static: tuple, name: str) -> tuple[Callable, Callable, Callable]:
+  return _compiled(_quantities(factory, dict(static), name))
 
 
-def _programs(ctx: Any, name: str) -> tuple[Callable, Callable, dict[str, Any]]:
-  """(jit, jit of vmap over θ, free parameters). A reference surrogate's class as the factory: its
-  other dynamic parameters are arguments too, so all its parameter sets share the two programs
-  (compiled once per parameter name). Any other factory is given its parameters as constants."""
+def _programs(ctx: Any, name: str) -> tuple[tuple[Callable, Callable, Callable], dict[str, Any]]:
+  """(:func:`_compiled` programs, free parameters). A reference surrogate's class as the factory: its
+  other dynamic parameters are arguments too, so all its parameter sets share one program (compiled
+  once per parameter name). Any other factory is given its parameters as constants."""
   c = ctx.candidate
   params = dict(c.params)
   dynamic = set(type(ctx.reference).dynamic_parameters())
@@ -87,9 +92,8 @@ def _programs(ctx: Any, name: str) -> tuple[Callable, Callable, dict[str, Any]]:
     free = {k: float(v) for k, v in params.items() if k in dynamic and k != name}
     static = tuple(sorted((k, v) for k, v in params.items() if k not in dynamic))
     with contextlib.suppress(TypeError):  # an unhashable static value: not shared
-      return (*_shared_programs(c.factory, static, name), free)
-  at = _quantities(c.factory, {k: v for k, v in params.items() if k != name}, name)
-  return jax.jit(at), jax.jit(jax.vmap(at, in_axes=(None, 0, None, None))), {}
+      return _shared_programs(c.factory, static, name), free
+  return _compiled(_quantities(c.factory, {k: v for k, v in params.items() if k != name}, name)), {}
 
 
 def _worst(x: np.ndarray, expected: np.ndarray, got: np.ndarray, tol: np.ndarray) -> dict[str, Any]:
@@ -109,18 +113,26 @@ def _check_one(ctx: Any, name: str, x: np.ndarray, ct: np.ndarray) -> tuple[str,
   h = theta_step(theta)
   delta = 0.25 * (abs(theta) or 1.0)
   thetas = np.array([theta, theta + delta, *(theta + k * h for k in _STENCIL)])
-  single_fn, batch_fn, free = _programs(ctx, name)
+  (both, single_fn, batch_fn), free = _programs(ctx, name)
   m = x.size
   xp, ctp = np.resize(x, max(POINTS, m)), np.resize(ct, max(POINTS, m))
   where = f"'{name}' = {theta:g}"
+
+  def numpy(out: dict[str, Any]) -> dict[str, np.ndarray]:
+    return {k: np.asarray(v, F64)[..., :m] for k, v in out.items()}
+
   try:
-    single = {k: np.asarray(v, F64)[..., :m] for k, v in single_fn(free, np.float64(theta), xp, ctp).items()}
-  except Exception as exc:
-    return f"the spike function cannot be differentiated in {where} under jit: {describe(exc)}", {}
-  try:
-    batch = {k: np.asarray(v, F64)[..., :m] for k, v in batch_fn(free, thetas, xp, ctp).items()}
-  except Exception as exc:
-    return f"the spike function cannot be differentiated in {where} under vmap over '{name}': {describe(exc)}", {}
+    single, batch = map(numpy, both(free, np.float64(theta), thetas, xp, ctp))
+  except Exception:  # which transform fails
+    try:
+      single = numpy(single_fn(free, np.float64(theta), xp, ctp))
+    except Exception as exc:
+      return f"the spike function cannot be differentiated in {where} under jit: {describe(exc)}", {}
+    try:
+      batch = numpy(batch_fn(free, thetas, xp, ctp))
+    except Exception as exc:
+      return (f"the spike function cannot be differentiated in {where} under vmap over '{name}': {describe(exc)}",
+              {})
 
   # 1. H does not depend on θ: exactly 0
   for label, dH, at in (("jit", single["dH"][None], thetas[:1]), ("vmap", batch["dH"], thetas)):
