@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import time
+import types
 
 import jax
 import jax.numpy as jnp
@@ -329,6 +330,12 @@ DEFECTIVE = [
     Candidate(name="Sigmoid", params={"alpha": 1e-300}, fn=spike_with(sigmoid_g(4.0)), surrogate_fun=sigmoid_p(4.0),
               label="claims alpha=1e-300", notes={"caught_by": "differential", "status": "error"}),
 ]
+
+#: DEFECTIVE by the check meant to catch each defect: ``tests.planted:CAUGHT_BY.derivative`` is the target of
+#: the defects that the derivative check must catch (so a test runs that check alone over them).
+CAUGHT_BY = types.SimpleNamespace(**{
+    check: [c for c in DEFECTIVE if c.notes["caught_by"] == check]
+    for check in dict.fromkeys(c.notes["caught_by"] for c in DEFECTIVE)})
 
 #: A candidate that never returns: the runner's time limit turns it into an error result.
 HANGING = Candidate(name="Sigmoid", params={"alpha": 4.0}, fn=spike_with(sigmoid_g(4.0), _hangs),

@@ -5,11 +5,13 @@ with custom_vjp or as a primitive without some rules) pass, reporting a missing 
 
 from __future__ import annotations
 
+import dataclasses
+
 import jax
 import numpy as np
 import pytest
 
-from tests.planted import CONVENTIONS, CORRECT, DEFECTIVE, HANGING
+from tests.planted import CAUGHT_BY, CONVENTIONS, CORRECT, DEFECTIVE, HANGING
 from verification import CHECKS, verify_candidate
 from verification.results import Status, require
 from verification.runner import Options, run
@@ -19,11 +21,18 @@ CUSTOM_VJP_REASON = "built with jax.custom_vjp, which has no forward mode; jax.c
 
 # As targets, so each worker imports tests.planted and registers its custom primitives' rules itself.
 OPTIONS = Options(jobs=2, timeout=120, hypothesis_examples=20)
+(UNCOMPUTABLE,) = [c for c in DEFECTIVE if c.params.get("alpha") == 1e-300]
 
 
 @pytest.fixture(scope="module")
 def defective_results():
-  return _by_label(run("tests.planted:DEFECTIVE", OPTIONS).results)
+  """Each planted defect checked by the check meant to catch it: one run per check over its defects
+  (tests.planted.CAUGHT_BY), in one worker; the candidate with an uncomputable reference by every check."""
+  one = dataclasses.replace(OPTIONS, jobs=1)
+  results = list(run("tests.planted:DEFECTIVE", dataclasses.replace(one, only=(UNCOMPUTABLE.label,))).results)
+  for check in vars(CAUGHT_BY):
+    results += run(f"tests.planted:CAUGHT_BY.{check}", dataclasses.replace(one, checks=(check,))).results
+  return _by_label(results)
 
 
 @pytest.fixture(scope="module")
@@ -51,8 +60,9 @@ def test_defect_is_caught_by_its_check(planted, defective_results):
 
 
 def test_an_uncomputable_reference_is_an_error_saying_so(defective_results):
-  (planted,) = [c for c in DEFECTIVE if c.params.get("alpha") == 1e-300]
-  for check, r in defective_results[planted.label].items():
+  results = defective_results[UNCOMPUTABLE.label]
+  assert set(results) == set(CHECKS)
+  for check, r in results.items():
     if check == "forward":  # H does not depend on the parameters
       continue
     if check == "parameters":  # not applicable: the planted candidate has no factory
