@@ -1,9 +1,14 @@
-"""Test configuration: float64 on, so every float dtype can be exercised."""
+"""Test configuration: float64 on, so every float dtype can be exercised; the persistent compilation cache on."""
 
 import jax
 import pytest
 
 jax.config.update("jax_enable_x64", True)
+# The harness's persistent compilation cache for the test processes too (as every verification
+# worker uses it): a second run of the suite reads its programs back instead of compiling them.
+from verification import cache  # noqa: E402
+
+cache.enable()
 
 
 @pytest.fixture(scope="session")

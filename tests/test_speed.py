@@ -189,3 +189,28 @@ def test_only_the_reference_itself_shares_bundles():
   assert out["P"][0] == pytest.approx(1.0)  # 2·σ(0), the candidate's own P
   other = Candidate(name="Sigmoid", params=s.params, fn=jax.custom_jvp(lambda x: s(x)))
   assert Evaluator(other)._shared is None
+
+
+# ---------------------------------------------------------------------------------------------
+# Scheduling: a worker keeps to one surrogate, two workers do not compile the same programs
+# ---------------------------------------------------------------------------------------------
+
+
+def test_workers_take_the_parameter_sets_of_one_surrogate_and_avoid_each_others():
+  """A worker that checked a parameter set of A gets A's next set (its programs are compiled there);
+  a second worker starts on B rather than compiling A's programs at the same time."""
+  from collections import deque
+  from types import SimpleNamespace
+
+  from verification.runner import Options, _Pool
+
+  cands = {f"{n}{k}": SimpleNamespace(name=n) for n in "AB" for k in range(3)}
+  pool = _Pool(None, Options(), {}, cands, lambda *_: None, 2)
+  todo = deque((label, None) for label in cands)
+  order = []
+  for slot in (0, 1, 0, 1, 0, 1):
+    label, _ = pool.next_for(slot, todo)
+    order.append((slot, label))
+    pool.slots[slot] = SimpleNamespace(label=label)  # busy with it
+  assert order == [(0, "A0"), (1, "B0"), (0, "A1"), (1, "B1"), (0, "A2"), (1, "B2")]
+  assert not todo

@@ -411,6 +411,8 @@ class _Pool:
     self.slots: list[_Worker | None] = [None] * n
     self.pending: dict[int, list[Result]] = {}
     self.curves: dict[str, Curve] = {}
+    #: worker slot -> the surrogate name of the candidate it was given last
+    self.last_name: dict[int, Any] = {}
     self.environment: dict[str, Any] = {}
     self.started = 0
 
@@ -422,12 +424,30 @@ class _Pool:
     while todo or self.busy():
       for i, w in enumerate(self.slots):
         if todo and (w is None or w.label is None):
-          self.assign(i, *todo.popleft())
+          self.assign(i, *self.next_for(i, todo))
       busy = self.busy()
       soonest = min(w.deadline for _, w in busy) - time.monotonic()
       wait([x for _, w in busy for x in (w.conn, w.out)], timeout=min(max(0.0, soonest), 1.0))
       for i, w in busy:
         self.step(i, w)
+
+  def next_for(self, i: int, todo: deque[tuple[str, bytes | None]]) -> tuple[str, bytes | None]:
+    """The next candidate for worker ``i``: another parameter set of the surrogate it checked last
+    (whose compiled programs that worker holds), else one of a surrogate no other worker is on (so
+    two workers do not compile the same programs at the same time), else the next in order."""
+    def name(item: tuple[str, bytes | None]) -> Any:
+      return getattr(self.candidates.get(item[0]), "name", None)
+
+    others = {self.last_name.get(j) for j, _ in self.busy() if j != i}
+    for wanted in (lambda n: n == self.last_name.get(i), lambda n: n not in others):
+      for k, item in enumerate(todo):
+        if wanted(name(item)):
+          del todo[k]
+          self.last_name[i] = name(item)
+          return item
+    item = todo.popleft()
+    self.last_name[i] = name(item)
+    return item
 
   def busy(self) -> list[tuple[int, _Worker]]:
     return [(i, w) for i, w in enumerate(self.slots) if w is not None and w.label is not None]
