@@ -13,27 +13,28 @@ import jax.numpy as jnp
 from jax import lax
 
 from surrogates._core import (
-    NON_NEGATIVE,
-    POSITIVE,
-    POSITIVE_INT,
-    REAL,
-    Array,
-    Limits,
-    Surrogate,
-    exp_neg_square,
-    expm1_over,
-    inverse_power,
-    is_negative,
-    is_negative_bits,
-    is_number,
-    is_positive,
-    log1p_scaled,
-    logistic_density,
-    normal_cdf,
-    odd,
-    odd_cos_sum_turns,
-    param,
-    scaled,
+  NON_NEGATIVE,
+  POSITIVE,
+  POSITIVE_INT,
+  REAL,
+  Array,
+  Limits,
+  Surrogate,
+  exp_product,
+  expm1_over,
+  gaussian_sum,
+  inverse_power,
+  is_negative,
+  is_negative_bits,
+  is_number,
+  is_positive,
+  log1p_scaled,
+  logistic_density,
+  normal_cdf,
+  odd,
+  odd_cos_sum_turns,
+  param,
+  scaled,
 )
 from surrogates._registry import functional, register
 
@@ -236,14 +237,17 @@ class NonzeroSignLog(Surrogate):
 @register
 @dataclasses.dataclass(frozen=True, repr=False)
 class ERF(Surrogate):
-  """g = (α/√π) e^(-α²x²);  P = (1 + erf(αx))/2 = Φ(√2 αx)."""
+  """g = (α/√π) e^(-α²x²);  P = (1 + erf(αx))/2 = Φ(√2 αx).
+
+  Paths: g by :func:`gaussian_sum` (float32 and narrower: a polynomial 2^y, no call to exp; float64:
+  ``jnp.exp``); P by ``erfc`` (:func:`normal_cdf`) in every dtype.
+  """
 
   alpha: float = param(1.0, POSITIVE)
   examples = ({}, {"alpha": 0.1}, {"alpha": 100.0})
 
   def _grad(self, x: Array) -> Array:
-    # (α/√π)·exp(-α²x²): one bound on the exponent (exp_neg_square), constants folded.
-    return (self.alpha / math.sqrt(math.pi)) * exp_neg_square(x, self.alpha * self.alpha)
+    return gaussian_sum(x, (self.alpha / math.sqrt(math.pi), self.alpha * self.alpha, 0.0))
 
   def _fun(self, x: Array) -> Array:
     return normal_cdf(math.sqrt(2.0) * self.alpha * x)
@@ -362,6 +366,10 @@ class S2NN(Surrogate):
   """g = α σ(αx)(1-σ(αx)) for x < 0, β/(x+1) for x >= 0;  P = σ(αx) | β log(x+1+ε) + 1/2.
 
   The right branch is evaluated at max(x, 0), so its log and 1/(x+1) never see x <= -1.
+
+  Paths: g with one division for both branches, the sign decided on the bits (exact for subnormals),
+  e = exp(-α|x|) by :func:`exp_product` (float32 and narrower: a polynomial 2^y, no call to exp;
+  float64: ``jnp.exp``); P by ``lax.logistic`` and ``log1p`` in every dtype.
   """
 
   alpha: float = param(4.0, POSITIVE)
@@ -373,7 +381,7 @@ class S2NN(Surrogate):
   def _grad(self, x: Array) -> Array:
     # One division for both branches: α·e/(1 + e)² (e = exp(-α|x|), the logistic density) or β/(1 + x⁺).
     neg = is_negative_bits(x)
-    e = jnp.exp(-self.alpha * jnp.abs(x))
+    e = exp_product(-self.alpha, jnp.abs(x))
     d = 1.0 + e
     return jnp.where(neg, self.alpha * e, self.beta) / jnp.where(neg, d * d, jnp.maximum(x, 0.0) + 1.0)
 
@@ -541,15 +549,18 @@ class ReluGrad(Surrogate):
 @register
 @dataclasses.dataclass(frozen=True, repr=False)
 class GaussianGrad(Surrogate):
-  """g = α N(x; 0, σ);  P = α Φ(x/σ)."""
+  """g = α N(x; 0, σ);  P = α Φ(x/σ).
+
+  Paths: g by :func:`gaussian_sum` (float32 and narrower: a polynomial 2^y, no call to exp; float64:
+  ``jnp.exp``); P by ``erfc`` (:func:`normal_cdf`) in every dtype.
+  """
 
   sigma: float = param(0.5, POSITIVE)
   alpha: float = param(0.5, POSITIVE)
   examples = ({}, {"sigma": 0.05}, {"sigma": 5.0, "alpha": 2.0})
 
   def _grad(self, x: Array) -> Array:
-    # (α/(σ√(2π)))·exp(-x²/(2σ²)): one bound on the exponent (exp_neg_square), constants folded.
-    return (self.alpha / (self.sigma * _SQRT_2PI)) * exp_neg_square(x, 0.5 / (self.sigma * self.sigma))
+    return gaussian_sum(x, (self.alpha / (self.sigma * _SQRT_2PI), 0.5 / (self.sigma * self.sigma), 0.0))
 
   def _fun(self, x: Array) -> Array:
     return self.alpha * normal_cdf(x / self.sigma)
@@ -603,6 +614,9 @@ class MultiGaussianGrad(Surrogate):
   """g = scale[(1+h)N(x;0,σ) - hN(x;σ,sσ) - hN(x;-σ,sσ)];  P = scale[(1+h)Φ(x/σ) - hΦ(.) - hΦ(.)].
 
   g is negative in the tails by design.
+
+  Paths: g by :func:`gaussian_sum`, one clip of x for the three terms (float32 and narrower: a
+  polynomial 2^y per term, no call to exp; float64: ``jnp.exp``); P by ``erfc`` (:func:`normal_cdf`).
   """
 
   h: float = param(0.15, NON_NEGATIVE)
@@ -612,17 +626,11 @@ class MultiGaussianGrad(Surrogate):
   examples = ({}, {"h": 0.0}, {"sigma": 0.05, "s": 2.0}, {"h": 0.5, "s": 20.0, "sigma": 2.0, "scale": 2.0})
 
   def _grad(self, x: Array) -> Array:
-    # One clip of x to ±(σ + 40sσ), beyond which all three Gaussians are 0 in float64 (their exponents
-    # stay finite and bounded by it), then three exps with the constants folded.
     sg, wide = self.sigma, self.s * self.sigma
-    xc = jnp.clip(x, -(sg + 40.0 * wide), sg + 40.0 * wide)
-    a_centre, a_side = -0.5 / (sg * sg), -0.5 / (wide * wide)
-    centre = jnp.exp((xc * xc) * a_centre)
-    lo, hi = xc - sg, xc + sg
-    sides = jnp.exp((lo * lo) * a_side) + jnp.exp((hi * hi) * a_side)
     k_centre = self.scale * (1.0 + self.h) / (sg * _SQRT_2PI)
-    k_side = self.scale * self.h / (wide * _SQRT_2PI)
-    return k_centre * centre - k_side * sides
+    k_side = -self.scale * self.h / (wide * _SQRT_2PI)
+    a_side = 0.5 / (wide * wide)
+    return gaussian_sum(x, (k_centre, 0.5 / (sg * sg), 0.0), (k_side, a_side, sg), (k_side, a_side, -sg))
 
   def _fun(self, x: Array) -> Array:
     sg, wide = self.sigma, self.s * self.sigma
