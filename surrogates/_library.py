@@ -96,7 +96,10 @@ class PiecewiseQuadratic(Surrogate):
   smoothness = "continuous"
 
   def _grad(self, x: Array) -> Array:
-    return self.alpha * jnp.maximum(1.0 - self.alpha * jnp.abs(x), 0.0)
+    # α - α²|x| as one fused multiply-add, then 0 where negative: abs, fma, max. A select, not jnp.maximum,
+    # so a traced α's tangent α̇(1 - 2α|x|), infinite at huge |x|, is dropped there instead of giving inf·0.
+    t = self.alpha - (self.alpha * self.alpha) * jnp.abs(x)
+    return jnp.where(t < 0.0, 0.0, t)
 
   def _fun(self, x: Array) -> Array:
     u = jnp.clip(self.alpha * x, -1.0, 1.0)
@@ -526,7 +529,8 @@ class ReluGrad(Surrogate):
   smoothness = "continuous"
 
   def _grad(self, x: Array) -> Array:
-    return self.alpha * jnp.maximum(self.width - jnp.abs(x), 0.0)
+    # αw - α|x| as one fused multiply-add, then the clamp at 0: abs, fma, max.
+    return jnp.maximum(self.alpha * self.width - self.alpha * jnp.abs(x), 0.0)
 
   def _fun(self, x: Array) -> Array:
     w = self.width
