@@ -163,8 +163,9 @@ def odd(x: Array, magnitude: Array) -> Array:
 
 
 def logistic_density(z: Array) -> Array:
-  """σ(z)(1 - σ(z)) = e/(1 + e)² with e = exp(-|z|) <= 1: one exp, no overflow, 0 at ±inf."""
-  e = jnp.exp(-jnp.abs(z))
+  """σ(z)(1 - σ(z)) = e/(1 + e)² with e = exp(-|z|) <= 1 by :func:`exp_product` (float32 and narrower:
+  a polynomial 2^y, no call to exp; float64: ``jnp.exp``): no overflow, 0 at ±inf."""
+  e = exp_product(-1.0, jnp.abs(z))
   d = 1.0 + e
   return e / (d * d)
 
@@ -701,14 +702,17 @@ _GAUSS_EXPONENT_FLOOR = -800.0
 
 
 def exp_product(c: Any, v: Array, k: Any = 1.0) -> Array:
-  """k·exp(c·v) for c·v <= 0 (c a scalar or traced value, v an array); two paths, by dtype:
+  """k·exp(c·v) for c·v <= 0 (c a scalar or traced value, v an array), the exponent raised by a select
+  to a floor where the value is 0 already (so an infinite exponent, or its infinite tangent, is dropped
+  there, not multiplied by 0). Two paths, by dtype:
 
-  - float32 (and narrower): :func:`exp2_nonpositive` of (c·log2 e)·v, with log2 e folded into c and a
-    Python number k into the polynomial: no call to exp;
-  - float64: ``k·jnp.exp(c·v)``.
+  - float32 (and narrower): :func:`exp2_nonpositive` of (c·log2 e)·v (floor -127), with log2 e folded
+    into c and a Python number k into the polynomial: no call to exp;
+  - float64: ``k·jnp.exp(c·v)``, floor -800.
   """
   if v.dtype == jnp.float64:
-    return k * jnp.exp(c * v)
+    y = c * v
+    return k * jnp.exp(jnp.where(y < _GAUSS_EXPONENT_FLOOR, jnp.asarray(_GAUSS_EXPONENT_FLOOR, v.dtype), y))
   return exp2_nonpositive((_LOG2_E * c) * v, k)
 
 

@@ -65,7 +65,11 @@ def _linear_limit(c: float, sign: float) -> float:
 @register
 @dataclasses.dataclass(frozen=True, repr=False)
 class Sigmoid(Surrogate):
-  """g = α σ(αx)(1 - σ(αx)),  P = σ(αx)."""
+  """g = α σ(αx)(1 - σ(αx)),  P = σ(αx).
+
+  Paths: g by :func:`logistic_density` (float32 and narrower: a polynomial 2^y, no call to exp; float64:
+  ``jnp.exp``); P by ``lax.logistic`` in every dtype.
+  """
 
   alpha: float = param(4.0, POSITIVE)
   examples = ({}, {"alpha": 0.5}, {"alpha": 100.0})
@@ -730,6 +734,9 @@ class Tanh(Surrogate):
   """g = 4/(e^(-kx) + e^(kx))² = sech²(kx);  P = tanh(kx)/k.
 
   sech²(z) = 4σ(2z)σ(-2z), which neither overflows nor loses the tails.
+
+  Paths: g by :func:`logistic_density` (float32 and narrower: a polynomial 2^y, no call to exp; float64:
+  ``jnp.exp``); P by ``jnp.tanh`` in every dtype.
   """
 
   k: float = param(1.0, POSITIVE)
@@ -952,16 +959,24 @@ class Circ(Surrogate):
   Mass 2α. norse documents the primitive h = 1/2 + x/(2√(x² + α²)) (mass 1) and its backward is
   2α·h'(x), which is this g. With u = x/α for |x| <= α: g = (1 + u²)^(-3/2), P = α·u/√(1 + u²); with
   r = α/x beyond: g = |r|³/(1 + r²)^(3/2), P = α·sgn(x)/√(1 + r²); finite, with finite derivatives, everywhere.
+
+  Paths: g as 1/(z·√z), z = 1 + (x/α)², with |x|/α bounded where z·√z overflows (g = 0 there), in every
+  dtype (a square root and a division, no pow); P by the split above.
   """
 
   alpha: float = param(1.0, POSITIVE)
   examples = ({}, {"alpha": 0.1}, {"alpha": 10.0})
 
   def _grad(self, x: Array) -> Array:
-    # (1 + u²)^(-3/2) for |u| <= 1, |r|³/(1 + r²)^(3/2) with r = 1/u beyond: no overflow of u², so
-    # the derivative stays finite at every input.
-    small, v, r = self._split(x)
-    return jnp.where(small, 1.0 / (1.0 + v * v) ** 1.5, jnp.abs(r) ** 3 / (1.0 + r * r) ** 1.5)
+    # 1/(z·√z) with z = 1 + u², |u| = |x|/α lowered to 2^(e/3) where above (e = 128 in float32, 1024 in
+    # float64): there z·√z overflows to inf and g is 0 (below the smallest normal already); within, z
+    # and its square stay finite. A select, not a clip, so the tangent of |x|/α in α (infinite at huge
+    # |x|) is dropped there, not multiplied by 0. A square root and a division, no pow.
+    big = 2.0 ** (math.ceil((jnp.finfo(x.dtype).maxexp + 1) / 3))
+    u = jnp.abs(x) * (1.0 / self.alpha)
+    u = jnp.where(u > big, jnp.asarray(big, x.dtype), u)
+    z = 1.0 + u * u
+    return 1.0 / (z * jnp.sqrt(z))
 
   def _split(self, x: Array) -> tuple[Array, Array, Array]:
     """|x| <= α, u = x/α there (0 elsewhere), r = α/x beyond (1 elsewhere): neither overflows."""
@@ -1030,6 +1045,10 @@ class PeriodicExponential(Surrogate):
   forward). P = w·e^(x/w) for x < 0; for x >= 0, with k = round(x/θ), u = x - kθ and the mass of
   one period M = w(1 - e^(-θ/w)): P = w + kM + sgn(u)(w/2)(1 - e^(-2|u|/w)), with kM = (x - u)M/θ. Kinks at 0 and at
   every multiple of θ/2 above (declared over the first 64 periods, the span the checks sample).
+
+  Paths: g as one exponential of z/w (z = x below 0, -2|u| above) by :func:`exp_product` (float32 and
+  narrower: a polynomial 2^y, no call to exp; float64: ``jnp.exp``), u by an exact remainder; P by
+  ``jnp.exp``/``expm1`` and the same remainder in every dtype.
   """
 
   width: float = param(0.5, POSITIVE)
@@ -1043,8 +1062,12 @@ class PeriodicExponential(Surrogate):
     return jnp.remainder(x + half, self.threshold) - half
 
   def _grad(self, x: Array) -> Array:
-    u = self._offset(x)
-    return jnp.where(x < 0, jnp.exp(self._below(x) / self.width), jnp.exp(-2.0 * jnp.abs(u) / self.width))
+    # One exponential for both branches, e^(z/w) with z = x or -2|u|, by exp_product (its floor drops
+    # the overflowing z/w² of the width's derivative at huge |x|); u by a remainder of the positive
+    # max(x, 0) + θ/2, so no sign correction.
+    half = 0.5 * self.threshold
+    u = lax.rem(jnp.maximum(x, 0.0) + half, jnp.asarray(self.threshold, x.dtype)) - half
+    return exp_product(1.0 / self.width, jnp.where(x < 0, x, -2.0 * jnp.abs(u)))
 
   def _below(self, x: Array) -> Array:
     """min(x, 0) clipped at -200·width, where e^(x/w) < 1e-86 is 0 to every tolerance: keeps x/w² (the
