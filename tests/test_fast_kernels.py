@@ -8,6 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+import surrogates
 from surrogates._core import exp2_nonpositive, gaussian_sum, is_negative, is_negative_bits, odd_cos_sum_turns
 
 
@@ -85,3 +86,20 @@ def test_gaussian_sum_and_its_derivatives_are_finite(dtype: str) -> None:
   assert (np.asarray(f(x))[2:] == 0).all()
   for fn in (f, jax.vmap(jax.grad(f)), jax.vmap(jax.grad(jax.grad(f)))):
     assert np.isfinite(np.asarray(fn(x))).all()
+
+
+#: Surrogates whose g in float32 takes the polynomial exponential (exp_product) and Circ's square root path.
+FAST_EXP = ("ERF", "GaussianGrad", "MultiGaussianGrad", "S2NN", "Sigmoid", "Tanh", "PeriodicExponential", "Circ")
+
+
+@pytest.mark.parametrize("name", FAST_EXP)
+def test_float32_gradient_calls_no_transcendental_and_float64_keeps_exp(name: str) -> None:
+  """The VJP in float32 has no exp/pow/log primitive (those are what made these kernels slow); g in float64
+  still calls ``exp`` where the formula has one (Circ has none in either)."""
+  from benchmarks._ops import TRANSCENDENTAL, primitives
+
+  s = surrogates.REGISTRY[name]()
+  x32 = jnp.ones(8, jnp.float32)
+  assert not primitives(lambda x, ct: jax.vjp(s, x)[1](ct)[0], x32, x32) & TRANSCENDENTAL
+  found64 = primitives(s.surrogate_grad, jnp.ones(8, jnp.float64)) & TRANSCENDENTAL
+  assert found64 == (set() if name == "Circ" else {"exp"})
