@@ -13,27 +13,28 @@ import jax.numpy as jnp
 from jax import lax
 
 from surrogates._core import (
-    NON_NEGATIVE,
-    POSITIVE,
-    POSITIVE_INT,
-    REAL,
-    Array,
-    Limits,
-    Surrogate,
-    exp_neg_square,
-    expm1_over,
-    inverse_power,
-    is_negative,
-    is_negative_bits,
-    is_number,
-    is_positive,
-    log1p_scaled,
-    logistic_density,
-    normal_cdf,
-    odd,
-    odd_cos_sum_turns,
-    param,
-    scaled,
+  NON_NEGATIVE,
+  POSITIVE,
+  POSITIVE_INT,
+  REAL,
+  Array,
+  Limits,
+  Surrogate,
+  exp_product,
+  expm1_over,
+  gaussian_sum,
+  inverse_power,
+  is_negative,
+  is_negative_bits,
+  is_number,
+  is_positive,
+  log1p_scaled,
+  logistic_density,
+  normal_cdf,
+  odd,
+  odd_cos_sum_turns,
+  param,
+  scaled,
 )
 from surrogates._registry import functional, register
 
@@ -64,7 +65,11 @@ def _linear_limit(c: float, sign: float) -> float:
 @register
 @dataclasses.dataclass(frozen=True, repr=False)
 class Sigmoid(Surrogate):
-  """g = α σ(αx)(1 - σ(αx)),  P = σ(αx)."""
+  """g = α σ(αx)(1 - σ(αx)),  P = σ(αx).
+
+  Paths: g by :func:`logistic_density` (float32 and narrower: a polynomial 2^y, no call to exp; float64:
+  ``jnp.exp``); P by ``lax.logistic`` in every dtype.
+  """
 
   alpha: float = param(4.0, POSITIVE)
   examples = ({}, {"alpha": 0.5}, {"alpha": 100.0})
@@ -95,7 +100,10 @@ class PiecewiseQuadratic(Surrogate):
   smoothness = "continuous"
 
   def _grad(self, x: Array) -> Array:
-    return self.alpha * jnp.maximum(1.0 - self.alpha * jnp.abs(x), 0.0)
+    # α - α²|x| as one fused multiply-add, then 0 where negative: abs, fma, max. A select, not jnp.maximum,
+    # so a traced α's tangent α̇(1 - 2α|x|), infinite at huge |x|, is dropped there instead of giving inf·0.
+    t = self.alpha - (self.alpha * self.alpha) * jnp.abs(x)
+    return jnp.where(t < 0.0, 0.0, t)
 
   def _fun(self, x: Array) -> Array:
     u = jnp.clip(self.alpha * x, -1.0, 1.0)
@@ -236,14 +244,17 @@ class NonzeroSignLog(Surrogate):
 @register
 @dataclasses.dataclass(frozen=True, repr=False)
 class ERF(Surrogate):
-  """g = (α/√π) e^(-α²x²);  P = (1 + erf(αx))/2 = Φ(√2 αx)."""
+  """g = (α/√π) e^(-α²x²);  P = (1 + erf(αx))/2 = Φ(√2 αx).
+
+  Paths: g by :func:`gaussian_sum` (float32 and narrower: a polynomial 2^y, no call to exp; float64:
+  ``jnp.exp``); P by ``erfc`` (:func:`normal_cdf`) in every dtype.
+  """
 
   alpha: float = param(1.0, POSITIVE)
   examples = ({}, {"alpha": 0.1}, {"alpha": 100.0})
 
   def _grad(self, x: Array) -> Array:
-    # (α/√π)·exp(-α²x²): one bound on the exponent (exp_neg_square), constants folded.
-    return (self.alpha / math.sqrt(math.pi)) * exp_neg_square(x, self.alpha * self.alpha)
+    return gaussian_sum(x, (self.alpha / math.sqrt(math.pi), self.alpha * self.alpha, 0.0))
 
   def _fun(self, x: Array) -> Array:
     return normal_cdf(math.sqrt(2.0) * self.alpha * x)
@@ -362,6 +373,10 @@ class S2NN(Surrogate):
   """g = α σ(αx)(1-σ(αx)) for x < 0, β/(x+1) for x >= 0;  P = σ(αx) | β log(x+1+ε) + 1/2.
 
   The right branch is evaluated at max(x, 0), so its log and 1/(x+1) never see x <= -1.
+
+  Paths: g with one division for both branches, the sign decided on the bits (exact for subnormals),
+  e = exp(-α|x|) by :func:`exp_product` (float32 and narrower: a polynomial 2^y, no call to exp;
+  float64: ``jnp.exp``); P by ``lax.logistic`` and ``log1p`` in every dtype.
   """
 
   alpha: float = param(4.0, POSITIVE)
@@ -373,7 +388,7 @@ class S2NN(Surrogate):
   def _grad(self, x: Array) -> Array:
     # One division for both branches: α·e/(1 + e)² (e = exp(-α|x|), the logistic density) or β/(1 + x⁺).
     neg = is_negative_bits(x)
-    e = jnp.exp(-self.alpha * jnp.abs(x))
+    e = exp_product(-self.alpha, jnp.abs(x))
     d = 1.0 + e
     return jnp.where(neg, self.alpha * e, self.beta) / jnp.where(neg, d * d, jnp.maximum(x, 0.0) + 1.0)
 
@@ -518,7 +533,8 @@ class ReluGrad(Surrogate):
   smoothness = "continuous"
 
   def _grad(self, x: Array) -> Array:
-    return self.alpha * jnp.maximum(self.width - jnp.abs(x), 0.0)
+    # αw - α|x| as one fused multiply-add, then the clamp at 0: abs, fma, max.
+    return jnp.maximum(self.alpha * self.width - self.alpha * jnp.abs(x), 0.0)
 
   def _fun(self, x: Array) -> Array:
     w = self.width
@@ -541,15 +557,18 @@ class ReluGrad(Surrogate):
 @register
 @dataclasses.dataclass(frozen=True, repr=False)
 class GaussianGrad(Surrogate):
-  """g = α N(x; 0, σ);  P = α Φ(x/σ)."""
+  """g = α N(x; 0, σ);  P = α Φ(x/σ).
+
+  Paths: g by :func:`gaussian_sum` (float32 and narrower: a polynomial 2^y, no call to exp; float64:
+  ``jnp.exp``); P by ``erfc`` (:func:`normal_cdf`) in every dtype.
+  """
 
   sigma: float = param(0.5, POSITIVE)
   alpha: float = param(0.5, POSITIVE)
   examples = ({}, {"sigma": 0.05}, {"sigma": 5.0, "alpha": 2.0})
 
   def _grad(self, x: Array) -> Array:
-    # (α/(σ√(2π)))·exp(-x²/(2σ²)): one bound on the exponent (exp_neg_square), constants folded.
-    return (self.alpha / (self.sigma * _SQRT_2PI)) * exp_neg_square(x, 0.5 / (self.sigma * self.sigma))
+    return gaussian_sum(x, (self.alpha / (self.sigma * _SQRT_2PI), 0.5 / (self.sigma * self.sigma), 0.0))
 
   def _fun(self, x: Array) -> Array:
     return self.alpha * normal_cdf(x / self.sigma)
@@ -603,6 +622,9 @@ class MultiGaussianGrad(Surrogate):
   """g = scale[(1+h)N(x;0,σ) - hN(x;σ,sσ) - hN(x;-σ,sσ)];  P = scale[(1+h)Φ(x/σ) - hΦ(.) - hΦ(.)].
 
   g is negative in the tails by design.
+
+  Paths: g by :func:`gaussian_sum`, one clip of x for the three terms (float32 and narrower: a
+  polynomial 2^y per term, no call to exp; float64: ``jnp.exp``); P by ``erfc`` (:func:`normal_cdf`).
   """
 
   h: float = param(0.15, NON_NEGATIVE)
@@ -612,17 +634,11 @@ class MultiGaussianGrad(Surrogate):
   examples = ({}, {"h": 0.0}, {"sigma": 0.05, "s": 2.0}, {"h": 0.5, "s": 20.0, "sigma": 2.0, "scale": 2.0})
 
   def _grad(self, x: Array) -> Array:
-    # One clip of x to ±(σ + 40sσ), beyond which all three Gaussians are 0 in float64 (their exponents
-    # stay finite and bounded by it), then three exps with the constants folded.
     sg, wide = self.sigma, self.s * self.sigma
-    xc = jnp.clip(x, -(sg + 40.0 * wide), sg + 40.0 * wide)
-    a_centre, a_side = -0.5 / (sg * sg), -0.5 / (wide * wide)
-    centre = jnp.exp((xc * xc) * a_centre)
-    lo, hi = xc - sg, xc + sg
-    sides = jnp.exp((lo * lo) * a_side) + jnp.exp((hi * hi) * a_side)
     k_centre = self.scale * (1.0 + self.h) / (sg * _SQRT_2PI)
-    k_side = self.scale * self.h / (wide * _SQRT_2PI)
-    return k_centre * centre - k_side * sides
+    k_side = -self.scale * self.h / (wide * _SQRT_2PI)
+    a_side = 0.5 / (wide * wide)
+    return gaussian_sum(x, (k_centre, 0.5 / (sg * sg), 0.0), (k_side, a_side, sg), (k_side, a_side, -sg))
 
   def _fun(self, x: Array) -> Array:
     sg, wide = self.sigma, self.s * self.sigma
@@ -718,6 +734,9 @@ class Tanh(Surrogate):
   """g = 4/(e^(-kx) + e^(kx))² = sech²(kx);  P = tanh(kx)/k.
 
   sech²(z) = 4σ(2z)σ(-2z), which neither overflows nor loses the tails.
+
+  Paths: g by :func:`logistic_density` (float32 and narrower: a polynomial 2^y, no call to exp; float64:
+  ``jnp.exp``); P by ``jnp.tanh`` in every dtype.
   """
 
   k: float = param(1.0, POSITIVE)
@@ -940,16 +959,24 @@ class Circ(Surrogate):
   Mass 2α. norse documents the primitive h = 1/2 + x/(2√(x² + α²)) (mass 1) and its backward is
   2α·h'(x), which is this g. With u = x/α for |x| <= α: g = (1 + u²)^(-3/2), P = α·u/√(1 + u²); with
   r = α/x beyond: g = |r|³/(1 + r²)^(3/2), P = α·sgn(x)/√(1 + r²); finite, with finite derivatives, everywhere.
+
+  Paths: g as 1/(z·√z), z = 1 + (x/α)², with |x|/α bounded where z·√z overflows (g = 0 there), in every
+  dtype (a square root and a division, no pow); P by the split above.
   """
 
   alpha: float = param(1.0, POSITIVE)
   examples = ({}, {"alpha": 0.1}, {"alpha": 10.0})
 
   def _grad(self, x: Array) -> Array:
-    # (1 + u²)^(-3/2) for |u| <= 1, |r|³/(1 + r²)^(3/2) with r = 1/u beyond: no overflow of u², so
-    # the derivative stays finite at every input.
-    small, v, r = self._split(x)
-    return jnp.where(small, 1.0 / (1.0 + v * v) ** 1.5, jnp.abs(r) ** 3 / (1.0 + r * r) ** 1.5)
+    # 1/(z·√z) with z = 1 + u², |u| = |x|/α lowered to 2^(e/3) where above (e = 128 in float32, 1024 in
+    # float64): there z·√z overflows to inf and g is 0 (below the smallest normal already); within, z
+    # and its square stay finite. A select, not a clip, so the tangent of |x|/α in α (infinite at huge
+    # |x|) is dropped there, not multiplied by 0. A square root and a division, no pow.
+    big = 2.0 ** (math.ceil((jnp.finfo(x.dtype).maxexp + 1) / 3))
+    u = jnp.abs(x) * (1.0 / self.alpha)
+    u = jnp.where(u > big, jnp.asarray(big, x.dtype), u)
+    z = 1.0 + u * u
+    return 1.0 / (z * jnp.sqrt(z))
 
   def _split(self, x: Array) -> tuple[Array, Array, Array]:
     """|x| <= α, u = x/α there (0 elsewhere), r = α/x beyond (1 elsewhere): neither overflows."""
@@ -1018,6 +1045,10 @@ class PeriodicExponential(Surrogate):
   forward). P = w·e^(x/w) for x < 0; for x >= 0, with k = round(x/θ), u = x - kθ and the mass of
   one period M = w(1 - e^(-θ/w)): P = w + kM + sgn(u)(w/2)(1 - e^(-2|u|/w)), with kM = (x - u)M/θ. Kinks at 0 and at
   every multiple of θ/2 above (declared over the first 64 periods, the span the checks sample).
+
+  Paths: g as one exponential of z/w (z = x below 0, -2|u| above) by :func:`exp_product` (float32 and
+  narrower: a polynomial 2^y, no call to exp; float64: ``jnp.exp``), u by an exact remainder; P by
+  ``jnp.exp``/``expm1`` and the same remainder in every dtype.
   """
 
   width: float = param(0.5, POSITIVE)
@@ -1031,8 +1062,12 @@ class PeriodicExponential(Surrogate):
     return jnp.remainder(x + half, self.threshold) - half
 
   def _grad(self, x: Array) -> Array:
-    u = self._offset(x)
-    return jnp.where(x < 0, jnp.exp(self._below(x) / self.width), jnp.exp(-2.0 * jnp.abs(u) / self.width))
+    # One exponential for both branches, e^(z/w) with z = x or -2|u|, by exp_product (its floor drops
+    # the overflowing z/w² of the width's derivative at huge |x|); u by a remainder of the positive
+    # max(x, 0) + θ/2, so no sign correction.
+    half = 0.5 * self.threshold
+    u = lax.rem(jnp.maximum(x, 0.0) + half, jnp.asarray(self.threshold, x.dtype)) - half
+    return exp_product(1.0 / self.width, jnp.where(x < 0, x, -2.0 * jnp.abs(u)))
 
   def _below(self, x: Array) -> Array:
     """min(x, 0) clipped at -200·width, where e^(x/w) < 1e-86 is 0 to every tolerance: keeps x/w² (the

@@ -8,7 +8,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from surrogates._core import exp_neg_square, is_negative, is_negative_bits, odd_cos_sum_turns
+import surrogates
+from surrogates._core import exp2_nonpositive, gaussian_sum, is_negative, is_negative_bits, odd_cos_sum_turns
 
 
 @pytest.mark.parametrize("n", [1, 2, 8])
@@ -43,10 +44,62 @@ def test_is_negative_bits_equals_is_negative(dtype: str) -> None:
   np.testing.assert_array_equal(np.asarray(is_negative_bits(x)), np.asarray(is_negative(x)))
 
 
-def test_exp_neg_square_and_its_derivatives_are_finite() -> None:
-  """exp(-a x²) with the exponent bounded: value, first and second derivative finite at huge x."""
-  f = lambda x: exp_neg_square(x, 2.0)
-  x = jnp.asarray([0.0, 0.5, 30.0, 1e20, 3e38, -3e38], jnp.float32)
-  np.testing.assert_allclose(np.asarray(f(x))[:2], np.exp(-2.0 * np.asarray([0.0, 0.25])), rtol=1e-6)
+def test_exp2_nonpositive_accuracy() -> None:
+  """k·2^y in float32 within 2e-7 relative of float64 (the polynomial's 2e-9 plus Horner's rounding, about
+  one ulp) wherever 2^y is a normal float32; 0 below (XLA:CPU flushes subnormal results); NaN passes."""
+  y = np.concatenate([np.linspace(-126.0, 0.0, 1_000_001), -np.linspace(0.0, 1e-3, 1001)]).astype(np.float32)
+  for k in (1.0, 0.37):
+    got = np.asarray(jax.jit(lambda v, k=k: exp2_nonpositive(v, k))(jnp.asarray(y)), np.float64)
+    want = k * 2.0 ** y.astype(np.float64)
+    normal = want >= np.finfo(np.float32).tiny
+    assert np.abs(got / want - 1)[normal].max() <= 2e-7
+    assert (got[~normal] < np.finfo(np.float32).tiny).all()
+  edge = np.asarray(exp2_nonpositive(jnp.asarray([-127.0, -200.0, -np.inf, np.nan, 0.0], jnp.float32)))
+  np.testing.assert_array_equal(edge[[0, 1, 2, 4]], [0.0, 0.0, 0.0, 1.0])
+  assert np.isnan(edge[3])
+
+
+def test_exp2_nonpositive_uses_no_transcendental() -> None:
+  jaxpr = str(jax.make_jaxpr(exp2_nonpositive)(jnp.ones(4, jnp.float32)))
+  assert not any(f in jaxpr for f in (" exp", " exp2", " pow", "convert_element_type"))
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_gaussian_sum_matches_exp(dtype: str) -> None:
+  """Σ k·exp(-a(x - m)²) against float64 numpy: 2e-7 of the peak in float32 (1 ulp), 1e-15 in float64."""
+  terms = ((0.7, 2.0, 0.0), (-0.05, 0.02, 0.5), (-0.05, 0.02, -0.5))
+  x = np.linspace(-40.0, 40.0, 100_001).astype(dtype)
+  got = np.asarray(jax.jit(lambda v: gaussian_sum(v, *terms))(jnp.asarray(x)), np.float64)
+  xd = x.astype(np.float64)
+  want = sum(k * np.exp(-a * (xd - m) ** 2) for k, a, m in terms)
+  assert np.abs(got - want).max() <= (2e-7 if dtype == "float32" else 1e-15) * 0.7
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_gaussian_sum_and_its_derivatives_are_finite(dtype: str) -> None:
+  """Value, first and second derivative finite at huge and infinite x (x is clipped before x²), 0 there."""
+  f = lambda x: gaussian_sum(x, (1.0, 2.0, 0.0), (0.5, 0.1, 1.0))
+  big = float(jnp.finfo(dtype).max)
+  x = jnp.asarray([0.0, 0.5, 100.0, 1e20, big, -big, np.inf, -np.inf], dtype)
+  np.testing.assert_allclose(np.asarray(f(x))[:2], [1.0 + 0.5 * np.exp(-0.1), np.exp(-0.5) + 0.5 * np.exp(-0.025)],
+                             rtol=1e-6)
+  assert (np.asarray(f(x))[2:] == 0).all()
   for fn in (f, jax.vmap(jax.grad(f)), jax.vmap(jax.grad(jax.grad(f)))):
     assert np.isfinite(np.asarray(fn(x))).all()
+
+
+#: Surrogates whose g in float32 takes the polynomial exponential (exp_product) and Circ's square root path.
+FAST_EXP = ("ERF", "GaussianGrad", "MultiGaussianGrad", "S2NN", "Sigmoid", "Tanh", "PeriodicExponential", "Circ")
+
+
+@pytest.mark.parametrize("name", FAST_EXP)
+def test_float32_gradient_calls_no_transcendental_and_float64_keeps_exp(name: str) -> None:
+  """The VJP in float32 has no exp/pow/log primitive (those are what made these kernels slow); g in float64
+  still calls ``exp`` where the formula has one (Circ has none in either)."""
+  from benchmarks._ops import TRANSCENDENTAL, primitives
+
+  s = surrogates.REGISTRY[name]()
+  x32 = jnp.ones(8, jnp.float32)
+  assert not primitives(lambda x, ct: jax.vjp(s, x)[1](ct)[0], x32, x32) & TRANSCENDENTAL
+  found64 = primitives(s.surrogate_grad, jnp.ones(8, jnp.float64)) & TRANSCENDENTAL
+  assert found64 == (set() if name == "Circ" else {"exp"})
