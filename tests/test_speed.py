@@ -172,13 +172,31 @@ def test_parameter_sets_of_a_surrogate_share_one_compilation_per_dtype():
   assert counter.requests == 0, "another parameter set of the same surrogate compiled its own bundle"
 
 
-def test_a_surrogate_that_branches_on_a_parameter_falls_back_to_one_bundle_per_set():
-  """PiecewiseLeakyRelu tests ``c == 0`` in Python: tracing c raises, and the evaluator compiles per
-  parameter set instead, with the same results (checked above)."""
-  c = next(c for c in reference_candidates(["PiecewiseLeakyRelu"]) if c.params["c"] == 0.0)
-  out = Evaluator(c).evaluate(np.array([-1.0, 0.0, 0.001, 1.0]))
-  assert all(isinstance(v, np.ndarray) for v in out.values())
-  assert out["g"][1] == pytest.approx(1 / (2 * c.params["w"]))
+class _BranchingSigmoid(surrogates.Sigmoid):
+  """A Sigmoid whose g tests its parameter in Python (no registry surrogate does so now)."""
+
+  def _grad(self, x):
+    if self.alpha > 0:  # a tracer has no truth value
+      return super()._grad(x)
+    return jnp.zeros_like(x)
+
+
+def test_a_surrogate_that_branches_on_a_parameter_falls_back_to_one_bundle_per_set(monkeypatch):
+  """Tracing its parameter raises, so the evaluator marks the shared program unusable and compiles
+  per parameter set instead, with the values of the surrogate it imitates."""
+  from verification import evaluate
+
+  monkeypatch.setattr(evaluate, "REGISTERED", evaluate.REGISTERED | {_BranchingSigmoid})
+  s = _BranchingSigmoid(alpha=4.0)
+  c = Candidate(name="Sigmoid", params=s.params, fn=s, surrogate_fun=s.surrogate_fun)
+  ev = Evaluator(c)
+  assert ev._shared is not None
+  x = np.array([-1.0, 0.0, 0.001, 1.0])
+  out = ev.evaluate(x)
+  want = Evaluator(Candidate(name="Sigmoid", params={"alpha": 4.0}, fn=surrogates.Sigmoid(alpha=4.0))).evaluate(x)
+  np.testing.assert_allclose(out["g"], want["g"], rtol=1e-15)
+  key, _ = ev._shared
+  assert evaluate._SHARED[(key, evaluate.bundle(ev.available))] is None
 
 
 def test_only_the_reference_itself_shares_bundles():
