@@ -38,9 +38,11 @@ from verification import cache
 from verification.candidate import Candidate
 
 #: Inputs are evaluated in blocks of this many points (padded): every evaluation of a dtype, the
-#: quadrature's nodes and its scalar calls in the tails included, runs the same compiled bundle
-#: (about 0.25 ms a block in float64).
-BLOCK = 1 << 10
+#: quadrature's few hundred nodes included, runs the same compiled bundle.
+BLOCK = 1 << 12
+#: g at up to this many points (the quadrature's scalar calls in the tails) is evaluated by a small
+#: program computing g alone.
+SMALL = 16
 #: Evaluations kept per evaluator (:meth:`Evaluator.evaluate`).
 RECENT = 8
 QUANTITIES = ("H", "g", "d2H", "P", "dP", "sg")
@@ -258,10 +260,10 @@ class Evaluator:
         _SHARED[(key, build)] = None
       return self.program(build)(*args)
 
-  def _evaluate_jax(self, x: np.ndarray, quantities: tuple[str, ...]) -> dict:
+  def _evaluate_jax(self, x: np.ndarray, quantities: tuple[str, ...], block: int = BLOCK) -> dict:
     n = x.size
-    padded = np.resize(x, -(-max(n, 1) // BLOCK) * BLOCK) if n else np.zeros(BLOCK, x.dtype)
-    chunks = padded.reshape(-1, BLOCK)
+    padded = np.resize(x, -(-max(n, 1) // block) * block) if n else np.zeros(block, x.dtype)
+    chunks = padded.reshape(-1, block)
 
     def run(qs: tuple[str, ...]) -> dict[str, np.ndarray]:
       fn = self.program(bundle(qs))
@@ -302,7 +304,10 @@ class Evaluator:
       x = np.asarray(t, np.float64)
       flat = x.reshape(-1)
       if self.candidate.backend == "jax":
-        out = self.evaluate(flat, (q,))[q]  # the bundle every other evaluation uses
+        if flat.size <= SMALL and q == "g":  # quad's scalar calls (the tails): a small program, g alone
+          out = self._evaluate_jax(flat, (q,), block=SMALL)[q]
+        else:  # the bundle every other evaluation uses
+          out = self.evaluate(flat, (q,))[q]
       else:
         out = self._guard(q, lambda: self.fns[q](flat), flat)
       if isinstance(out, Exception):
