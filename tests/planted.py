@@ -331,11 +331,19 @@ DEFECTIVE = [
               label="claims alpha=1e-300", notes={"caught_by": "differential", "status": "error"}),
 ]
 
-#: DEFECTIVE by the check meant to catch each defect: ``tests.planted:CAUGHT_BY.derivative`` is the target of
-#: the defects that the derivative check must catch (so a test runs that check alone over them).
-CAUGHT_BY = types.SimpleNamespace(**{
-    check: [c for c in DEFECTIVE if c.notes["caught_by"] == check]
-    for check in dict.fromkeys(c.notes["caught_by"] for c in DEFECTIVE)})
+#: The checks in two groups: the wiring checks (one compiled transformed program per candidate) and the
+#: numeric ones (the evaluator's bundles in every dtype). Together they are every check.
+CHECK_GROUPS = {
+    "wiring": ("forward", "autodiff", "forward_mode", "second_order", "transforms"),
+    "numeric": ("derivative", "quadrature", "edge", "low_precision", "differential", "parameters"),
+}
+#: The candidate claiming parameters at which the reference cannot be computed: every check says so.
+(UNCOMPUTABLE,) = [c for c in DEFECTIVE if c.params.get("alpha") == 1e-300]
+#: DEFECTIVE by group of the check meant to catch each defect (``tests.planted:BY_GROUP.wiring`` is a
+#: target), and UNCOMPUTABLE in every group, so that one run per group checks each defect with its check.
+BY_GROUP = types.SimpleNamespace(**{
+    group: [c for c in DEFECTIVE if c.notes["caught_by"] in checks or c is UNCOMPUTABLE]
+    for group, checks in CHECK_GROUPS.items()})
 
 #: A candidate that never returns: the runner's time limit turns it into an error result.
 HANGING = Candidate(name="Sigmoid", params={"alpha": 4.0}, fn=spike_with(sigmoid_g(4.0), _hangs),

@@ -11,7 +11,7 @@ import jax
 import numpy as np
 import pytest
 
-from tests.planted import CAUGHT_BY, CONVENTIONS, CORRECT, DEFECTIVE, HANGING
+from tests.planted import CHECK_GROUPS, CONVENTIONS, CORRECT, DEFECTIVE, HANGING, UNCOMPUTABLE
 from verification import CHECKS, verify_candidate
 from verification.results import Status, require
 from verification.runner import Options, run
@@ -21,17 +21,16 @@ CUSTOM_VJP_REASON = "built with jax.custom_vjp, which has no forward mode; jax.c
 
 # As targets, so each worker imports tests.planted and registers its custom primitives' rules itself.
 OPTIONS = Options(jobs=2, timeout=120, hypothesis_examples=20)
-(UNCOMPUTABLE,) = [c for c in DEFECTIVE if c.params.get("alpha") == 1e-300]
 
 
 @pytest.fixture(scope="module")
 def defective_results():
-  """Each planted defect checked by the check meant to catch it: one run per check over its defects
-  (tests.planted.CAUGHT_BY), in one worker; the candidate with an uncomputable reference by every check."""
-  one = dataclasses.replace(OPTIONS, jobs=1)
-  results = list(run("tests.planted:DEFECTIVE", dataclasses.replace(one, only=(UNCOMPUTABLE.label,))).results)
-  for check in vars(CAUGHT_BY):
-    results += run(f"tests.planted:CAUGHT_BY.{check}", dataclasses.replace(one, checks=(check,))).results
+  """Each planted defect checked by the group of checks that holds the check meant to catch it: one
+  run per group (tests.planted.BY_GROUP); the candidate with an uncomputable reference by every check."""
+  assert sorted(c for checks in CHECK_GROUPS.values() for c in checks) == sorted(CHECKS)
+  results = []
+  for group, checks in CHECK_GROUPS.items():
+    results += run(f"tests.planted:BY_GROUP.{group}", dataclasses.replace(OPTIONS, checks=checks)).results
   return _by_label(results)
 
 
