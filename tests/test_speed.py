@@ -232,3 +232,26 @@ def test_workers_take_the_parameter_sets_of_one_surrogate_and_avoid_each_others(
     pool.slots[slot] = SimpleNamespace(label=label)  # busy with it
   assert order == [(0, "A0"), (1, "B0"), (0, "A1"), (1, "B1"), (0, "A2"), (1, "B2")]
   assert not todo
+
+
+# ---------------------------------------------------------------------------------------------
+# The evaluator's recent evaluations: by input bytes, read-only
+# ---------------------------------------------------------------------------------------------
+
+
+def test_recent_evaluations_are_keyed_by_bytes_and_read_only():
+  """A sign-bit threshold gives H(+0) = 1 and H(-0) = 0: the two inputs compare equal as values, so a
+  memo keyed by values would answer the second from the first. What it returns cannot be changed."""
+
+  @jax.custom_jvp
+  def sign_bit_spike(x):
+    return jnp.where(jnp.signbit(x), 0.0, 1.0).astype(x.dtype)
+
+  sign_bit_spike.defjvp(lambda p, t: (sign_bit_spike(p[0]), t[0]))
+  ev = Evaluator(Candidate(name="Sigmoid", params={"alpha": 4.0}, fn=sign_bit_spike))
+  plus, minus = ev.evaluate(np.array([0.0]), ("H",))["H"], ev.evaluate(np.array([-0.0]), ("H",))["H"]
+  assert plus[0] == 1.0 and minus[0] == 0.0
+  again = ev.evaluate(np.array([0.0]), ("H", "g"))
+  assert again["H"] is plus  # the same evaluation, not a second one
+  with pytest.raises(ValueError):
+    again["g"][0] = 5.0
