@@ -549,10 +549,15 @@ class Surrogate:
     """Characteristic width of g (about 1/alpha): the scale for steps and sample ranges."""
     raise NotImplementedError
 
+  def peak_points(self, width: float | None = None) -> np.ndarray:
+    """The float32 points where :meth:`peak` looks for max |g|: ±8 widths (``width``, by default
+    :meth:`length_scale`) and the kinks."""
+    w = self.length_scale() if width is None else width
+    return np.concatenate([np.linspace(-8, 8, 4001) * w, np.asarray(self.kinks(), np.float64)]).astype(np.float32)
+
   def peak(self) -> float:
     """max |g|, used to express tolerances relative to the size of g."""
-    xs = np.concatenate([np.linspace(-8, 8, 4001) * self.length_scale(), np.asarray(self.kinks())])
-    xs = np.resize(xs, 4096)  # one length for every surrogate: the eager operations compile once
+    xs = np.resize(self.peak_points(), 4096)  # one length for every surrogate: the eager operations compile once
     with jax.default_device(jax.devices("cpu")[0]):
       return float(np.max(np.abs(np.asarray(self._grad(jnp.asarray(xs, jnp.float32))))))
 

@@ -77,9 +77,7 @@ class Context:
   def peak(self) -> float:
     """max |g| of the reference (times the candidate's scale), as :meth:`surrogates.Surrogate.peak`
     computes it (in float32), through the reference's compiled bundle."""
-    ref = self.reference
-    xs = np.concatenate([np.linspace(-8, 8, 4001) * self.length, np.asarray(ref.kinks(), F64)]).astype(np.float32)
-    g = self.ref_eval.evaluate(xs, ("g",))["g"]
+    g = self.ref_eval.evaluate(self.reference.peak_points(self.length), ("g",))["g"]
     value = float(np.max(np.abs(g))) if isinstance(g, np.ndarray) else math.nan
     return self._usable("the peak of g", value * abs(self.scale))
 
