@@ -177,19 +177,23 @@ def scrubber(dev: jax.Device) -> Scrubber:
   return Scrubber(dev)
 
 
-#: The fewest rounds by default; more where the cache is scrubbed before every call. A ratio's spread
-#: there is about ±0.12 (IQR) against about ±0.03 for arrays larger than the cache, and the median of
-#: n rounds moves by about 1.25·σ/√n: 0.04 at 30 rounds, beyond the A/A band of ±0.03; 0.017 at 150.
-MIN_ROUNDS, MIN_ROUNDS_SCRUBBED, MAX_ROUNDS = 30, 150, 300
+#: The fewest rounds by default, for every case. Rounds are not independent: the machine's speed
+#: drifts over fractions of a second, and a kernel with more arithmetic per byte drifts differently
+#: from its baseline. Measured on the 2-vCPU machine of the committed report (ReluGrad's VJP against
+#: ``ct * x``, float32, 2^24, 1,800 paired rounds with one executable and one set of buffers): the
+#: median of a block of 30 consecutive rounds ranged over 0.90–1.16 (sd 0.045; the A/A control's
+#: 0.95–1.05, sd 0.018, so 30 rounds could fail the A/A band); of 150 rounds, sd 0.019 (A/A 0.005);
+#: of 300, sd 0.012 (A/A 0.002). Where the cache is scrubbed a round's spread is about ±0.12 (IQR),
+#: and the median of n rounds moves by about 1.25·σ/√n: 0.017 at 150.
+MIN_ROUNDS, MAX_ROUNDS = 150, 300
 
 
-def choose_rounds(seconds_per_round: float, max_time: float, fixed: int = 0, scrubbed: bool = False) -> int:
-  """``fixed`` if given, else enough rounds to fill ``max_time``, between :data:`MIN_ROUNDS` (or
-  :data:`MIN_ROUNDS_SCRUBBED` where the cache is scrubbed before each call) and :data:`MAX_ROUNDS`."""
+def choose_rounds(seconds_per_round: float, max_time: float, fixed: int = 0) -> int:
+  """``fixed`` if given, else enough rounds to fill ``max_time``, between :data:`MIN_ROUNDS` and
+  :data:`MAX_ROUNDS`."""
   if fixed > 0:
     return fixed
-  least = MIN_ROUNDS_SCRUBBED if scrubbed else MIN_ROUNDS
-  return int(min(MAX_ROUNDS, max(least, math.ceil(max_time / max(seconds_per_round, 1e-9)))))
+  return int(min(MAX_ROUNDS, max(MIN_ROUNDS, math.ceil(max_time / max(seconds_per_round, 1e-9)))))
 
 
 def quartiles(values: list[float]) -> tuple[float, float, float]:
@@ -253,7 +257,7 @@ def run_case(benchmark: Any, case: Case, cfg: BenchConfig) -> dict[str, Any]:
   for f in (scrub, timed, scrub, other):
     if f is not None:
       f()
-  rounds = choose_rounds(time.perf_counter() - start, cfg.max_time, cfg.rounds, scrubbed=scrub is not None)
+  rounds = choose_rounds(time.perf_counter() - start, cfg.max_time, cfg.rounds)
   benchmark.group = f"{case.op}-{case.dtype}-2^{case.log2_size}"
   times, other_times = paired_rounds(benchmark, timed, other, rounds, scrub)
   ratios = [t / o for t, o in zip(times, other_times, strict=True)]
