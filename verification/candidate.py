@@ -19,6 +19,8 @@ import typing
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Literal
 
+import numpy as np
+
 import surrogates
 
 Backend = Literal["jax", "numpy", "torch"]
@@ -58,6 +60,11 @@ class Candidate:
   factory: Callable[..., Any] | None = None
   #: The candidate's own declaration, instead of a registry entry named by ``name``.
   surrogate: surrogates.Surrogate | None = None
+  #: θ where the candidate calls a library at v = x + θ (a membrane potential and its threshold),
+  #: the sum rounded in x's dtype: the library then receives fl(x + θ) - θ, not x, and checks that
+  #: need an exact input (the forward's H at ±0, ±tiny and subnormals) judge it at that input
+  #: (:meth:`received`). 0 (the default): the candidate takes x itself.
+  input_offset: float = 0.0
 
   def __post_init__(self) -> None:
     if self.surrogate is not None:
@@ -74,6 +81,7 @@ class Candidate:
     if not isinstance(self.params, Mapping):
       raise TypeError(f"params={self.params!r}: expected a mapping of parameter names to values")
     object.__setattr__(self, "scale", _real(self.scale))
+    object.__setattr__(self, "input_offset", _real(self.input_offset, "input_offset", "the θ of v = x + θ"))
     object.__setattr__(self, "params", dict(self.params))
     if self.backend not in typing.get_args(Backend):
       raise ValueError(f"backend={self.backend!r}: expected one of {typing.get_args(Backend)}")
@@ -100,17 +108,27 @@ class Candidate:
 
     return names.build(self.name, self.params)
 
+  def received(self, x: np.ndarray) -> np.ndarray:
+    """The inputs (float64) the candidate's library receives for x: fl(x + θ) - θ with the sum
+    rounded in x's dtype (NumPy rounds a float16 or bfloat16 sum once, as JAX and torch do), so
+    every |x| below half an ulp of θ arrives as +0; x itself where :attr:`input_offset` is 0. The
+    difference is exact in float64 (two numbers of a narrower dtype near each other)."""
+    x = np.asarray(x)
+    if not self.input_offset:
+      return x.astype(np.float64)
+    return (x + np.asarray(self.input_offset, x.dtype)).astype(np.float64) - self.input_offset
 
-def _real(value: Any) -> float:
+
+def _real(value: Any, field: str = "scale", what: str = "g_candidate = scale · g_reference") -> float:
   """A real finite number (a Python or NumPy number, a 0-d array); strings and booleans are refused."""
   try:
     if isinstance(value, bool | str | bytes | complex) or str(getattr(value, "dtype", "")) == "bool":
       raise TypeError
     out = float(value)
   except (TypeError, ValueError):
-    raise TypeError(f"scale={value!r}: expected a real finite number (g_candidate = scale · g_reference)") from None
+    raise TypeError(f"{field}={value!r}: expected a real finite number ({what})") from None
   if not math.isfinite(out):
-    raise ValueError(f"scale={value!r}: expected a real finite number (g_candidate = scale · g_reference)")
+    raise ValueError(f"{field}={value!r}: expected a real finite number ({what})")
   return out
 
 
@@ -125,7 +143,7 @@ class Unbuilt:
 
 
 _FIELDS = ("name", "params", "fn", "surrogate_fun", "surrogate_grad", "label", "scale")
-_EXTRA = ("backend", "forward", "vjp", "notes", "factory", "surrogate")
+_EXTRA = ("backend", "forward", "vjp", "notes", "factory", "surrogate", "input_offset")
 
 #: The attribute that marks a zero-argument function as a candidate factory (see :func:`candidate_factory`).
 FACTORY_MARK = "__candidate_factory__"

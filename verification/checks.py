@@ -260,11 +260,12 @@ def check_forward(ctx: Context) -> Outcome:
   """
   problems, conventions = [], []
   shapes_dtype = _shapes_dtype(ctx)
+  received = ctx.candidate.received  # x itself, or what a library called at v = x + θ receives
   for dtype in ctx.dtypes:
     x = _forward_inputs(ctx, dtype)
-    xf = x.astype(F64)
+    xf = received(x)
     exact = np.where(np.signbit(xf) & (xf != 0), 0.0, 1.0)
-    flushed = _flushed(x, dtype)
+    flushed = received(_flushed(x, dtype).astype(dtype))
     as_flushed = np.where(np.signbit(flushed) & (flushed != 0), 0.0, 1.0)
     # 1-d through the evaluator (its compiled bundle); the other shapes in one compilation.
     one_d = ctx.evaluator.evaluate(x, ("H",))["H"]
@@ -288,15 +289,17 @@ def check_forward(ctx: Context) -> Outcome:
       bad = (got != exact[:n]) & (got != as_flushed[:n])
       if bad.any():
         i = int(np.argmax(bad))
-        entry = {"dtype": dtype.name, "shape": list(np.shape(xs)), "worst_input": float(xf[i]),
+        entry = {"dtype": dtype.name, "shape": list(np.shape(xs)), "worst_input": float(x[i]),
                  "expected": float(exact[i]), "got": float(got[i]), "tolerance": 0.0,
                  "failing_points": int(bad.sum())}
+        if ctx.candidate.input_offset:
+          entry["received_input"] = float(xf[i])
         (zeros if np.all(flushed[:n][bad] == 0) else problems).append(entry)
     if zeros and isinstance(one_d, np.ndarray) and one_d.shape == x.shape:
       # x > 0 everywhere means both zeros give 0; H(+0) != H(-0) is a sign test, not a convention
       h = one_d.astype(F64)
       at_zero = {bool(np.signbit(v)): float(h[j]) for j, v in enumerate(xf) if v == 0}
-      if at_zero.get(False) != 0.0 or at_zero.get(True) != 0.0:
+      if any(v != 0.0 for v in at_zero.values()):  # (a library called at v = x + θ receives no -0)
         pos, neg = at_zero.get(False), at_zero.get(True)
         why = ("the threshold tests the sign bit" if pos != neg else
                "neither convention: the x > 0 convention gives 0 for both zeros")
@@ -307,12 +310,18 @@ def check_forward(ctx: Context) -> Outcome:
   if problems:
     p = problems[0]
     msg = p.get("message") or f"H({p['worst_input']:g}) = {p['got']:g} in {p['dtype']}, expected {p['expected']:g}"
+    if "received_input" in p and "message" not in p:
+      msg += (f" (the library receives x = {p['received_input']:g}: v = x + {ctx.candidate.input_offset:g} in "
+              f"{p['dtype']})")
     p = {k: v for k, v in p.items() if k != "message"}
     return failed(f"forward is not H(x): {msg}", **p, all_failures=problems[:8])
   if conventions:
     return convention("H(0) = 0 (threshold x > 0), the specification has H(0) = H(-0.0) = 1", **conventions[0])
+  offset = ctx.candidate.input_offset
+  at = (f" at the inputs the library receives, fl(x + {offset:g}) - {offset:g} in each dtype (the candidate calls it "
+        "at v = x + θ)") if offset else ""
   return passed("H exact for zeros, subnormals (as the platform flushes them), tiny, huge, inf and random "
-                f"values in {', '.join(d.name for d in ctx.dtypes)}; shapes {', '.join(map(str, SHAPES))} kept "
+                f"values in {', '.join(d.name for d in ctx.dtypes)}{at}; shapes {', '.join(map(str, SHAPES))} kept "
                 f"({shapes_dtype.name})")
 
 

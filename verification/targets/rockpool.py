@@ -5,8 +5,10 @@ Formulas as read from the installed source of rockpool 3.1.0 (``rockpool/nn/modu
 lif_torch.py``, ``rockpool/nn/modules/jax/lif_jax.py``). Each takes the membrane v and the threshold
 θ and emits ``(v >= θ)·floor(v/θ)`` spikes, clamped to ``max_spikes_per_dt`` (default 2^16): a
 multi-spike forward. With ``max_spikes_per_dt = 1`` the forward is the step H(v - θ), which is what
-is checked, on x = v - θ with θ = 1: the candidate calls the function at v = θ + x (rounded in the
-input's dtype, so that for |x| below half an ulp of θ, H is that of v = θ).
+is checked, on x = v - θ with θ = 1: the candidate calls the function at v = θ + x, rounded in the
+input's dtype, so for |x| below half an ulp of θ the function receives v = θ. The candidates declare
+``input_offset = θ``, and the forward check judges H at the input the function receives,
+fl(x + θ) - θ.
 
 - StepPWL.apply(v, θ, window=0.5, max_spikes_per_dt=1): g = 1[v >= θ - window]/θ = 1[x >= -window]/θ
   -> ShiftedStep(window), scale 1/θ
@@ -105,9 +107,10 @@ def candidates() -> list[Candidate]:
   def build(m: Mapping, params: Params, ref: Params):
     fn = getattr(ns, m.export)
     args = ", ".join(repr(float(params[k])) for k in ("threshold", "window", "max_spikes_per_dt"))
+    offset = {"input_offset": float(params["threshold"])}  # judged at the v - θ the function receives
     if m.export == "step_pwl":
-      return f"{MODULES[1]}.step_pwl(x + {params['threshold']!r}, {args})", {"fn": _jax_spike(fn, params)}
+      return f"{MODULES[1]}.step_pwl(x + {params['threshold']!r}, {args})", {"fn": _jax_spike(fn, params), **offset}
     call = f"{MODULES[0]}.{m.export}.apply(x + {params['threshold']!r}, {args})"
-    return call, _torch.candidate_fns(_torch_spike(fn, params))
+    return call, {**_torch.candidate_fns(_torch_spike(fn, params)), **offset}
 
   return mapped_candidates(PACKAGE, version(), ns, MAPPINGS, build)
