@@ -240,6 +240,19 @@ def _second_order_stopped(a):
   return spike_with(lambda x: sigmoid_g(a)(jax.lax.stop_gradient(x)))
 
 
+def _reverse_only_stopped(a):
+  # custom_vjp with stop_gradient in its bwd rule: first order right, grad of grad 0. The mechanism
+  # does not promise a second derivative, so this is the capability missing, not a defect.
+  g = sigmoid_g(a)
+
+  @jax.custom_vjp
+  def spike(x):
+    return heaviside(x)
+
+  spike.defvjp(lambda x: (heaviside(x), x), lambda x, ct: (ct * g(jax.lax.stop_gradient(x)),))
+  return spike
+
+
 def _custom_gradient(a):
   g = sigmoid_g(a)
 
@@ -384,6 +397,9 @@ CORRECT = [
               label="correct: custom_vjp (no forward mode)", notes={"unsupported": {"forward_mode": "forward"}}),
     Candidate(name="Sigmoid", params={"alpha": 4.0}, fn=_custom_gradient(4.0), surrogate_fun=sigmoid_p(4.0),
               label="correct: custom_gradient (no forward mode)", notes={"unsupported": {"forward_mode": "forward"}}),
+    Candidate(name="Sigmoid", params={"alpha": 4.0}, fn=_reverse_only_stopped(4.0), surrogate_fun=sigmoid_p(4.0),
+              label="correct: custom_vjp, stop_gradient in bwd (no forward mode, no second order)",
+              notes={"unsupported": {"forward_mode": "forward", "second_order": "second"}}),
     Candidate(name="Sigmoid", params={"alpha": 4.0}, fn=_no_batching_rule(), surrogate_fun=sigmoid_p(4.0),
               label="correct: primitive without a batching rule or second order",
               notes={"unsupported": {"transforms": "vmap", "second_order": "second"}}),

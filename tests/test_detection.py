@@ -107,11 +107,20 @@ def test_a_convention_is_reported_as_one(good, correct_results):
 
 
 def test_custom_vjp_reports_the_reason_and_the_fix(correct_results):
-  (good,) = [c for c in CORRECT if "custom_vjp" in c.label]
+  (good,) = [c for c in CORRECT if c.label == "correct: custom_vjp (no forward mode)"]
   detail = correct_results[good.label]["forward_mode"].detail
   assert CUSTOM_VJP_REASON in detail["message"]
   assert "custom_jvp" in detail["fix"]
   assert "verification/" not in detail["message"], "the message names the candidate's mechanism, not a harness line"
+
+
+def test_a_custom_vjp_second_order_that_is_not_g_prime_is_the_missing_capability(correct_results):
+  # Its custom_jvp twin (stop_gradient inside the derivative) is a defect: DEFECTIVE, caught by second_order.
+  (good,) = [c for c in CORRECT if "stop_gradient in bwd" in c.label]
+  detail = correct_results[good.label]["second_order"].detail
+  assert "jax.custom_vjp" in detail["message"] and "not g'(x)" in detail["message"]
+  assert detail["mechanism"] == "custom_vjp" and "custom_jvp" in detail["fix"]
+  assert detail["expected"] != detail["got"] == 0.0  # what grad of grad gave, kept for the reader
 
 
 def test_a_required_capability_turns_unsupported_into_a_failure():
@@ -119,7 +128,7 @@ def test_a_required_capability_turns_unsupported_into_a_failure():
   from verification.evaluate import Evaluator
 
   jax.config.update("jax_enable_x64", True)
-  (good,) = [c for c in CORRECT if "custom_vjp" in c.label]
+  (good,) = [c for c in CORRECT if c.label == "correct: custom_vjp (no forward mode)"]
   ctx = Context(good, good.reference(), Evaluator(good), (np.dtype("float32"), np.dtype("float64")))
   result = CHECKS["forward_mode"](ctx).result(good.label, good.name, good.params, "forward_mode")
   assert result.status is Status.UNSUPPORTED and not result.failing

@@ -645,6 +645,13 @@ def check_second_order(ctx: Context) -> Outcome:
   c = _Comparisons()
   c.compare("the second derivative of the spike function is not g'(x)", x, fd, second,
             1e-4 * ctx.peak / ctx.length + 1e-4 * np.abs(fd), dtype="float64", reason=reason)
+  if c.failures and _built_with_custom_vjp(ctx.candidate.fn, jnp.asarray(x)):
+    # The specification: jax.custom_vjp (and custom_gradient, built on it) has no second derivative.
+    # Reverse over reverse still runs, through the bwd rule; right numbers pass, others are the gap.
+    worst = {k: v for k, v in c.failures[0].items() if k != "message"}
+    return unsupported("second", "second order unsupported: built with jax.custom_vjp, which does not promise "
+                       "one (grad of grad differentiates its bwd rule, and here that is not g'(x))",
+                       fix=_FIXES["second"], mechanism="custom_vjp", **worst)
   return c.outcome("d/dx g = central differences of g off the kinks (float64)", dtype="float64", reason=reason)
 
 
