@@ -121,6 +121,8 @@ def test_a_custom_vjp_second_order_that_is_not_g_prime_is_the_missing_capability
   assert "jax.custom_vjp" in detail["message"] and "not g'(x)" in detail["message"]
   assert detail["mechanism"] == "custom_vjp" and "custom_jvp" in detail["fix"]
   assert detail["expected"] != detail["got"] == 0.0  # what grad of grad gave, kept for the reader
+  (required,) = require([correct_results[good.label]["second_order"]], ["second"])
+  assert required.status is Status.FAIL and "second" in required.message
 
 
 def test_a_required_capability_turns_unsupported_into_a_failure():
