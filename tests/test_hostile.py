@@ -111,7 +111,9 @@ def test_a_set_ordered_target_is_matched_by_label():
   per_label = {}
   for r in got.results:
     per_label.setdefault(r.label, []).append(r.check)
-  pid = f"set: made in process {os.getpid()}"
+  # labelled by the process that builds it: the workers that load the target build different ones
+  (pid,) = [label for label in per_label if label.startswith("set: made in process ")]
+  assert pid != f"set: made in process {os.getpid()}", "the target was loaded in the harness process"
   assert per_label == {label: ["forward", "differential"] for label in
                        ("set: correct a", "set: half gradient", "set: correct b", "set: correct c", pid)}
   by = {(r.label, r.check): r for r in got.results}
@@ -165,6 +167,37 @@ def test_usage_and_loading_errors_exit_2_with_one_message(args, words, capsys):
   assert "Traceback" not in err and out == ""
   for w in words:
     assert w in err, err
+
+
+@pytest.mark.parametrize(("module", "cause"), [("exits_at_import", "exited with status 0"),
+                                               ("segfaults_at_import", "SIGSEGV")])
+def test_a_module_that_ends_its_process_at_import_is_a_loading_error(module, cause):
+  # Imported by the harness process, os._exit(0) would end the run with status 0: a passing gate.
+  proc = cli("--target", f"tests.hostile.{module}:CANDIDATES", *FAST)
+  assert proc.returncode == 2, proc.stdout + proc.stderr
+  assert f"tests.hostile.{module}" in proc.stderr and cause in proc.stderr and "loading it ended" in proc.stderr
+
+
+def test_a_module_that_hangs_at_import_is_ended_by_the_loading_limit(monkeypatch):
+  from verification import runner
+  from verification.targets import TargetError
+
+  monkeypatch.setattr(runner, "STARTUP_LIMIT", 4.0)
+  start = time.monotonic()
+  with pytest.raises(TargetError, match="not loaded within 4 s"):
+    run("tests.hostile.hangs_at_import:CANDIDATES", Options(checks=("forward",), dtypes=("float32",), timeout=1.0))
+  assert time.monotonic() - start < 60
+
+
+def test_the_harness_process_never_imports_the_target():
+  import jax
+
+  before = dict(jax.config.values)
+  got = run("tests.hostile.spoils_at_import:CANDIDATES", Options(checks=("forward", "autodiff"), dtypes=("float32",)))
+  assert "tests.hostile.spoils_at_import" not in sys.modules
+  assert dict(jax.config.values) == before
+  # the workers re-assert the harness's configuration after loading it: the candidate is checked in 64-bit
+  assert [r.status for r in got.results] == [Status.PASS, Status.PASS], [r.message for r in got.results]
 
 
 def test_shards_partition_the_candidates_by_label():

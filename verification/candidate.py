@@ -142,6 +142,17 @@ class Unbuilt:
   params: Mapping[str, Any] = dataclasses.field(default_factory=dict)
 
 
+@dataclasses.dataclass(frozen=True)
+class Listed:
+  """A candidate of a target as the harness process knows it when a worker loaded the target: its
+  label, name, parameters and notes as plain data (the code being judged stays in the workers)."""
+
+  label: str
+  name: str
+  params: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+  notes: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+
+
 _FIELDS = ("name", "params", "fn", "surrogate_fun", "surrogate_grad", "label", "scale")
 _EXTRA = ("backend", "forward", "vjp", "notes", "factory", "surrogate", "input_offset")
 

@@ -314,21 +314,125 @@ def _pickled(candidate: Any) -> bytes | str:
             "give it as a target 'module:ATTR' instead, so each worker imports it")
 
 
+def _in_worker(source: str | Sequence[Any] | None) -> bool:
+  """Whether ``source`` is a target spec loaded in a worker (:func:`catalogue`): any but the reference."""
+  return isinstance(source, str) and source not in ("", "reference")
+
+
 def load(source: str | Sequence[Any] | None, options: Options):
-  """The target of a run: ``(Target, payloads)``; payloads maps label -> pickled candidate (object
-  sources) or is None (spec sources). Raises UsageError (duplicate labels, unknown --only names) or
-  targets.TargetError."""
+  """The target of a run, with the candidates ``options`` select. The reference and candidate objects
+  are resolved in this process; any other spec is loaded by :func:`catalogue` (use :func:`run`, which
+  keeps that worker). Raises UsageError (duplicate labels, unknown --only names) or targets.TargetError."""
   from verification import targets
 
+  if _in_worker(source):
+    target, workers = catalogue(source, options)
+    for w in workers:
+      w.stop()
+    return _chosen(target, options)
   if source is None or isinstance(source, str):
-    import jax  # the parent loads the target as a worker does: 64-bit on
+    import jax  # the reference is built here as a worker builds it: 64-bit on
 
     jax.config.update("jax_enable_x64", True)
-    target = targets.resolve_target(source)
-  else:
-    if isinstance(source, Mapping) or not hasattr(source, "__iter__"):
-      source = [source]
-    target = targets.Target("candidates", targets.build_items(source, "candidates"))
+    return _chosen(targets.resolve_target(source), options)
+  if isinstance(source, Mapping) or not hasattr(source, "__iter__"):
+    source = [source]
+  return _chosen(targets.Target("candidates", targets.build_items(source, "candidates")), options)
+
+
+def catalogue(spec: str, options: Options, workers: int = 1) -> tuple[Any, list[_Worker]]:
+  """Target ``spec`` loaded in ``workers`` worker processes at once, and those workers (which then
+  check its candidates).
+
+  The harness process never imports the code it judges: a module that calls ``os._exit``, crashes,
+  hangs or changes global state at import ends or spoils only a worker, and the run stops with a
+  loading error (exit status 2) that says what happened, instead of ending with the module's exit
+  status. The candidates come back as :class:`~verification.candidate.Listed` records (or
+  :class:`~verification.candidate.Unbuilt`), as the first worker built them; a label another worker
+  did not build is an Unbuilt (the target is not deterministic), so every such candidate is an error
+  whichever worker would have checked it. Raises targets.TargetError.
+  """
+  from verification import targets
+  from verification.candidate import Listed, Unbuilt
+
+  limit = max(STARTUP_LIMIT, options.timeout)
+  started = [_Worker(spec, options.memory_limit) for _ in range(max(1, workers))]
+  found: list[dict[str, Any] | None] = [None] * len(started)
+  try:
+    for w in started:
+      try:
+        w.conn.send(("list",))
+      except OSError:
+        raise _LoadingEnded(w) from None
+    deadline = time.monotonic() + limit
+    while any(d is None for d in found):
+      for k, w in enumerate(started):
+        if found[k] is not None:
+          continue
+        w.drain()
+        while found[k] is None and w.conn.poll():
+          try:
+            kind, *rest = w.conn.recv()
+          except (EOFError, OSError):
+            raise _LoadingEnded(w) from None
+          if kind == "ready":
+            w.env = rest[0]
+          elif kind == "catalogue":
+            found[k] = rest[0]
+        if found[k] is None and w.proc.poll() is not None:
+          raise _LoadingEnded(w)
+        if found[k] is None and time.monotonic() > deadline:
+          w.killed_for = f"it was not loaded within {limit:g} s; the worker process was ended"
+          w.kill()
+          raise _LoadingEnded(w)
+      wait([w.conn for k, w in enumerate(started) if found[k] is None], timeout=0.1)
+  except _LoadingEnded as exc:
+    ended = exc.worker
+    ended.drain()
+    words = _last_words(ended.capture)
+    for w in started:
+      w.kill()
+      w.close()
+    raise targets.TargetError(f"--target {spec}: loading it ended the worker process: {ended.cause()}"
+                              + (f"; its last output: {words}" if words else "")) from None
+  except BaseException:
+    for w in started:
+      w.kill()
+      w.close()
+    raise
+  error = next((d["error"] for d in found if "error" in d), None)
+  if error is not None:
+    for w in started:
+      w.stop()
+    raise targets.TargetError(error)
+  for w in started:
+    w.capture = _Capture()  # what loading printed is not a candidate's output
+  others = [{i["label"] for i in d["items"]} for d in found[1:]]
+  items = []
+  for i in found[0]["items"]:
+    if i["unbuilt"] is not None:
+      items.append(Unbuilt(i["label"], i["unbuilt"], i["name"], i["params"]))
+    elif all(i["label"] in labels for labels in others):
+      items.append(Listed(i["label"], i["name"], i["params"], i["notes"]))
+    else:
+      items.append(Unbuilt(i["label"], f"the target is not deterministic: another worker process that loaded it built "
+                                        f"no candidate labelled {i['label']!r}", i["name"], i["params"]))
+  data = found[0]
+  return targets.Target(data["name"], tuple(items), data["library"], data["is_reference"]), started
+
+
+class _LoadingEnded(Exception):
+  """A worker ended (or was ended) while loading the target."""
+
+  def __init__(self, worker: _Worker):
+    super().__init__()
+    self.worker = worker
+
+
+def _chosen(target: Any, options: Options) -> Any:
+  """``target`` with the candidates ``options`` select (--only, --shard); raises UsageError."""
+  from verification import targets
+
   dup = targets.duplicates(target.labels)
   if dup:
     raise UsageError(f"target {target.name}: candidates are identified by label and these occur more than once: "
@@ -354,8 +458,20 @@ def run(source: str | Sequence[Any] | None = "reference", options: Options = Opt
   Raises :class:`UsageError` or ``targets.TargetError`` before any checking; never raises for what a
   candidate does. ``progress(label, results)`` after each candidate, ``on_result(result)`` per result.
   """
+  from verification.candidate import Unbuilt
+
   validate(options)
-  target = load(source, options)
+  loaders: list[_Worker] = []
+  if _in_worker(source):  # loaded in the workers, which then check the candidates
+    loaded, loaders = catalogue(source, options, jobs_for(options, 1 << 30))
+    try:
+      target = _chosen(loaded, options)
+    except BaseException:
+      for w in loaders:
+        w.stop()
+      raise
+  else:
+    target = load(source, options)
   checks = tuple(options.checks) or all_checks()
   spec = source if source is None or isinstance(source, str) else None
   opts = {"checks": checks, "dtypes": tuple(options.dtypes), "is_reference": target.is_reference,
@@ -374,7 +490,7 @@ def run(source: str | Sequence[Any] | None = "reference", options: Options = Opt
   todo: deque[tuple[str, bytes | None]] = deque()
   candidates = {c.label: c for c in target.candidates}
   for c in target.candidates:
-    if not hasattr(c, "fn"):  # Unbuilt
+    if isinstance(c, Unbuilt):
       finish(c.label, [failed_result(c, chk, c.message, Status.ERROR) for chk in checks])
       continue
     payload = None
@@ -385,7 +501,7 @@ def run(source: str | Sequence[Any] | None = "reference", options: Options = Opt
         continue
     todo.append((c.label, payload))
 
-  pool = _Pool(spec, options, opts, candidates, finish, jobs_for(options, len(todo)))
+  pool = _Pool(spec, options, opts, candidates, finish, jobs_for(options, len(todo)), loaders)
   try:
     pool.run(todo)
   finally:
@@ -406,7 +522,7 @@ class _Pool:
   """
 
   def __init__(self, spec: str | None, options: Options, opts: dict[str, Any], candidates: Mapping[str, Any],
-               finish: Callable[[str, list[Result]], None], n: int):
+               finish: Callable[[str, list[Result]], None], n: int, loaders: Sequence[_Worker] = ()):
     self.spec, self.options, self.opts, self.candidates, self.finish = spec, options, opts, candidates, finish
     self.slots: list[_Worker | None] = [None] * n
     self.pending: dict[int, list[Result]] = {}
@@ -415,6 +531,13 @@ class _Pool:
     self.last_name: dict[int, Any] = {}
     self.environment: dict[str, Any] = {}
     self.started = 0
+    for k, w in enumerate(loaders):  # the workers that loaded the target (runner.catalogue)
+      if k < n:
+        self.slots[k] = w
+        self.started += 1
+        self.environment = self.environment or dict(w.env or {})
+      else:
+        w.stop()
 
   def limit(self, phase: str) -> float:
     """Seconds allowed for a phase: the time limit per check; start-up and loading get at least STARTUP_LIMIT."""

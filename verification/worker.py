@@ -15,17 +15,20 @@ the parent, which attributes what a candidate prints to that candidate. The work
 
 Messages to the parent: ``("ready", environment)``, ``("start", label, phase)``,
 ``("result", label, record)``, ``("curve", label, curve)``, ``("done", label, dirty_reason)``,
-``("refused", label, reason)``.
+``("refused", label, reason)``, and ``("catalogue", data)`` in answer to ``("list",)``: the target's
+candidates as plain data (the parent never imports a target module; see ``runner.catalogue``).
 """
 
 from __future__ import annotations
 
 import contextlib
 import faulthandler
+import json
 import resource
 import sys
 import threading
 import traceback
+import types
 from typing import Any
 
 HARNESS_CONFIG = {"jax_enable_x64": True}
@@ -146,6 +149,39 @@ class Worker:
     sys.stderr.flush()
     self.conn.send(message)
 
+  def _load(self) -> Any:
+    """The target (loaded once), with ``candidates_by_label``; JAX's configuration re-asserted after
+    whatever loading it did."""
+    if self._target is None:
+      from verification import targets
+
+      try:
+        target = targets.resolve_target(self.spec)
+      finally:
+        _configure()
+      self._target = types.SimpleNamespace(target=target, candidates_by_label={c.label: c for c in target.candidates})
+    return self._target
+
+  def catalogue(self) -> None:
+    """Loads the target and sends what the harness process needs of it, as plain data (JSON values):
+    that process never imports the code it judges, so a module that exits, crashes, hangs or changes
+    global state at import ends this worker, which the harness reports as a loading error."""
+    from verification import targets
+    from verification.evaluate import describe
+
+    try:
+      target = self._load().target
+      items = [{"label": c.label, "name": c.name, "params": dict(c.params),
+                "notes": dict(getattr(c, "notes", None) or {}),
+                "unbuilt": None if hasattr(c, "fn") else c.message} for c in target.candidates]
+      data = json.loads(json.dumps({"name": target.name, "library": target.library, "is_reference":
+                                    target.is_reference, "items": items}, default=repr))
+    except targets.TargetError as exc:
+      data = {"error": str(exc)}
+    except Exception as exc:
+      data = {"error": f"--target {self.spec}: loading it raised {describe(exc)}"}
+    self.send("catalogue", data)
+
   def candidate(self, label: str, payload: bytes | None) -> Any:
     """The candidate to check: unpickled, or looked up by label in the target (loaded once)."""
     if payload is not None:
@@ -155,13 +191,7 @@ class Worker:
         return cloudpickle.loads(payload)
       except Exception as exc:
         return f"the candidate could not be unpickled in the worker: {type(exc).__name__}: {exc}"
-    if self._target is None:
-      from verification import targets
-
-      target = targets.resolve_target(self.spec)
-      self._target = {c.label: c for c in target.candidates}
-      _configure()  # whatever loading the target did to JAX's configuration
-    found = self._target.get(label)
+    found = self._load().candidates_by_label.get(label)
     if found is None:
       return (f"the worker's copy of the target has no candidate labelled {label!r} (the target is not "
               "deterministic: it builds different candidates in different processes)")
@@ -254,6 +284,9 @@ def main(argv: list[str]) -> int:
       return 0
     if message[0] == "stop":
       return 0
+    if message[0] == "list":
+      worker.catalogue()
+      continue
     _, label, payload, opts = message
     try:
       worker.run(label, payload, opts)

@@ -1,0 +1,4 @@
+"""A target module whose import never finishes."""
+
+while True:
+  pass
