@@ -99,6 +99,15 @@ def test_unloadable_target_is_a_collection_error(project):
   assert "ModuleNotFoundError: No module named 'no_such_module'" in proc.stdout
 
 
+def test_a_target_that_ends_its_process_at_import_is_a_collection_error(project):
+  # Imported by pytest's own process, os._exit(0) would end the session with status 0, nothing checked.
+  (project / "exits_at_import.py").write_text("import os\nos._exit(0)\n")
+  proc = pytest_run(project, "--collect-only", "-q", "--surrogate-target", "exits_at_import:CANDIDATES")
+  assert proc.returncode != 0, proc.stdout + proc.stderr
+  assert "surrogate target 'exits_at_import:CANDIDATES' could not be loaded" in proc.stdout
+  assert "loading it ended the worker process: exited with status 0" in proc.stdout
+
+
 def test_unknown_check_is_a_collection_error(project):
   proc = pytest_run(project, "--collect-only", "-q", "--surrogate-target", "mycands:CANDIDATES",
                     "--surrogate-checks", "forwrd")

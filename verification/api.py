@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import functools
 import io
 import os
 import sys
@@ -24,7 +23,6 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, TextIO
 
 from verification import output, results
-from verification.candidate import Candidate
 
 #: What :func:`check` accepts: a target spec (``"reference"``, a built-in library name,
 #: ``"module:ATTR"``), one candidate (a :class:`~verification.candidate.Candidate`, a mapping or an
@@ -84,37 +82,6 @@ class Report:
     return self.table()
 
 
-@functools.lru_cache(maxsize=8)
-def _target_candidates(spec: str) -> dict[str, Any]:
-  from verification import targets
-
-  return {c.label: c for c in targets.resolve_target(spec).candidates}
-
-
-def _candidate_of(spec: str, label: str) -> Any:
-  """The candidate labelled ``label`` of target ``spec``, loaded in this process (cached per target)."""
-  try:
-    return _target_candidates(spec)[label]
-  except KeyError:
-    raise LookupError(f"target {spec!r} has no candidate labelled {label!r} in this process") from None
-
-
-@dataclasses.dataclass(frozen=True)
-class ByReference(Candidate):
-  """A candidate of target ``spec`` that pickles as ``(spec, label)``: a worker process loads the target
-  itself and takes the candidate of that label, so closures, ``jax.custom_vjp`` functions and other
-  things that cannot be pickled by value never need to be (the pytest plugin sends its candidates so)."""
-
-  spec: str = ""
-
-  @classmethod
-  def of(cls, spec: str, candidate: Candidate) -> ByReference:
-    return cls(**{f.name: getattr(candidate, f.name) for f in dataclasses.fields(Candidate)}, spec=spec)
-
-  def __reduce__(self) -> tuple[Any, tuple[str, str]]:
-    return _candidate_of, (self.spec, self.label)
-
-
 def _shard(shard: str | tuple[int, int] | None) -> tuple[int, int] | None:
   if shard is None or isinstance(shard, tuple):
     return shard
@@ -127,19 +94,20 @@ def _shard(shard: str | tuple[int, int] | None) -> tuple[int, int] | None:
 
 def options(*, checks: Iterable[str] | None = None, dtypes: Iterable[str] | None = None, require: Iterable[str] = (),
             jobs: int | None = None, timeout: float | None = None, shard: str | tuple[int, int] | None = None,
-            hypothesis_examples: int | None = None) -> Any:
+            hypothesis_examples: int | None = None, labels: Iterable[str] = ()) -> Any:
   """:class:`verification.runner.Options` from keyword arguments; ``None`` keeps the CLI's default."""
   from verification.runner import Options
 
   given = {"checks": None if checks is None else tuple(checks), "dtypes": None if dtypes is None else tuple(dtypes),
            "jobs": jobs, "timeout": timeout, "hypothesis_examples": hypothesis_examples,
-           "require": tuple(require), "shard": _shard(shard)}
+           "require": tuple(require), "shard": _shard(shard), "labels": tuple(labels)}
   return dataclasses.replace(Options(), **{k: v for k, v in given.items() if v is not None})
 
 
 def check(source: Source, *, checks: Iterable[str] | None = None, dtypes: Iterable[str] | None = None,
           require: Iterable[str] = (), jobs: int | None = None, timeout: float | None = None,
           shard: str | tuple[int, int] | None = None, hypothesis_examples: int | None = None,
+          labels: Iterable[str] = (),
           progress: Callable[[str, list[results.Result]], None] | None = None) -> Report:
   """Checks candidates (or a target) and returns a :class:`Report`. Never raises for a failing candidate;
   raises :class:`verification.runner.UsageError` for options that cannot be run and
@@ -150,12 +118,13 @@ def check(source: Source, *, checks: Iterable[str] | None = None, dtypes: Iterab
   vmap, jit) whose absence is a failure rather than ``unsupported``; ``jobs``: worker processes
   (default min(2, cores, candidates)); ``timeout``: seconds per check (default 120); ``shard``:
   ``"K/N"`` or ``(K, N)``, the candidates whose label's CRC-32 modulo N is K - 1
-  (:func:`verification.runner.in_shard`); ``progress(label, results)`` after each candidate.
+  (:func:`verification.runner.in_shard`); ``labels``: only the candidates with these labels (default
+  all); ``progress(label, results)`` after each candidate.
   """
   from verification.runner import run
 
   opts = options(checks=checks, dtypes=dtypes, require=require, jobs=jobs, timeout=timeout, shard=shard,
-                 hypothesis_examples=hypothesis_examples)
+                 hypothesis_examples=hypothesis_examples, labels=labels)
   with _caller_jax_config():
     return Report(run(source, opts, progress=progress))
 

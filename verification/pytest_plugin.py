@@ -136,10 +136,11 @@ def pytest_make_collect_report(collector: pytest.Collector) -> Any:
 
 
 def _load(spec: str) -> Any:
-  """The target record of a spec, as the CLI loads it (items that could not be built included)."""
-  from verification import targets
+  """The target record of a spec, loaded as the CLI loads it: in a worker process, so this pytest
+  process never imports the code it judges (items that could not be built included)."""
+  from verification import runner
 
-  return targets.resolve_target(spec)
+  return runner.load(spec, runner.Options())
 
 
 class Target(pytest.Collector):
@@ -151,8 +152,6 @@ class Target(pytest.Collector):
     self.library: Any = None
 
   def collect(self) -> Iterable[pytest.Item]:
-    from verification.api import ByReference
-    from verification.candidate import Unbuilt
     from verification.checks import CHECKS
     from verification.runner import in_shard
 
@@ -171,8 +170,6 @@ class Target(pytest.Collector):
     for candidate in target.candidates:
       if not in_shard(candidate.label, self.settings.shard):
         continue
-      if not isinstance(candidate, Unbuilt):
-        candidate = ByReference.of(self.spec, candidate)  # the worker loads the target itself
       for check in checks:
         item = Check.from_parent(self, name=f"{candidate.label}[{check}]", candidate=candidate, check=check)
         item.add_marker(pytest.mark.xdist_group(candidate.label))
@@ -227,12 +224,14 @@ class Check(pytest.Item):
       from verification import api
 
       batch = self._batch()
-      candidates = list({i.candidate.label: i.candidate for i in batch}.values())
+      labels = list(dict.fromkeys(i.candidate.label for i in batch))
       selected = {i.check for i in batch}
       checks = [c for c in self.target.settings.checks or _all_checks() if c in selected]
       s = self.target.settings
-      report = api.check(candidates, checks=checks, dtypes=s.dtypes, require=s.require, timeout=s.timeout)
-      _RUNS.update({(self.parent.nodeid, c.label): report for c in candidates})
+      # the workers load the target themselves and check the candidates with these labels
+      report = api.check(self.target.spec, checks=checks, dtypes=s.dtypes, require=s.require, timeout=s.timeout,
+                         labels=labels)
+      _RUNS.update({(self.parent.nodeid, label): report for label in labels})
       _DONE.append((self.target, report))
     return _RUNS[key]
 

@@ -68,6 +68,7 @@ class Options:
   require: tuple[str, ...] = ()
   shard: tuple[int, int] | None = None  # (k, n), 1 <= k <= n: a deterministic 1/n of candidates by label
   only: tuple[str, ...] = ()
+  labels: tuple[str, ...] = ()  # () = every selected candidate; else those with exactly these labels
 
 
 def all_checks() -> tuple[str, ...]:
@@ -446,7 +447,8 @@ def _chosen(target: Any, options: Options) -> Any:
                        f"{_close(unknown, sorted(names))}")
   if not target.candidates:
     raise UsageError(f"target {target.name} has no candidates")
-  chosen = tuple(c for c in targets.select(target.candidates, only) if in_shard(c.label, options.shard))
+  chosen = tuple(c for c in targets.select(target.candidates, only) if in_shard(c.label, options.shard)
+                 and (not options.labels or c.label in options.labels))
   return dataclasses.replace(target, candidates=chosen)
 
 
@@ -463,7 +465,7 @@ def run(source: str | Sequence[Any] | None = "reference", options: Options = Opt
   validate(options)
   loaders: list[_Worker] = []
   if _in_worker(source):  # loaded in the workers, which then check the candidates
-    loaded, loaders = catalogue(source, options, jobs_for(options, 1 << 30))
+    loaded, loaders = catalogue(source, options, jobs_for(options, len(options.labels) or 1 << 30))
     try:
       target = _chosen(loaded, options)
     except BaseException:
