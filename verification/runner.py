@@ -327,9 +327,8 @@ def load(source: str | Sequence[Any] | None, options: Options):
   from verification import targets
 
   if _in_worker(source):
-    target, workers = catalogue(source, options)
-    for w in workers:
-      w.stop()
+    target, worker = catalogue(source, options)
+    worker.stop()
     return _chosen(target, options)
   if source is None or isinstance(source, str):
     import jax  # the reference is built here as a worker builds it: 64-bit on
@@ -341,24 +340,45 @@ def load(source: str | Sequence[Any] | None, options: Options):
   return _chosen(targets.Target("candidates", targets.build_items(source, "candidates")), options)
 
 
-def catalogue(spec: str, options: Options, workers: int = 1) -> tuple[Any, list[_Worker]]:
-  """Target ``spec`` loaded in ``workers`` worker processes at once, and those workers (which then
-  check its candidates).
+def catalogue(spec: str, options: Options) -> tuple[Any, _Worker]:
+  """Target ``spec`` loaded in a worker process, and that worker (which then checks candidates).
 
-  The harness process never imports the code it judges: a module that calls ``os._exit``, crashes,
-  hangs or changes global state at import ends or spoils only a worker, and the run stops with a
-  loading error (exit status 2) that says what happened, instead of ending with the module's exit
-  status. The candidates come back as :class:`~verification.candidate.Listed` records (or
-  :class:`~verification.candidate.Unbuilt`), as the first worker built them; a label another worker
-  did not build is an Unbuilt (the target is not deterministic), so every such candidate is an error
-  whichever worker would have checked it. Raises targets.TargetError.
+  The harness process never imports the code it judges: a module that calls ``os._exit``, crashes
+  or hangs at import ends only the worker, and the run stops with a loading error (exit status 2)
+  that says what happened, instead of ending with the module's own exit status. The candidates come
+  back as :class:`~verification.candidate.Listed` records (or :class:`~verification.candidate.Unbuilt`).
+  Raises targets.TargetError.
   """
   from verification import targets
   from verification.candidate import Listed, Unbuilt
 
+  (data,), (worker,) = _listed(spec, options, 1)
+  items = tuple(Listed(i["label"], i["name"], i["params"], i["notes"]) if i["unbuilt"] is None
+                else Unbuilt(i["label"], i["unbuilt"], i["name"], i["params"]) for i in data["items"])
+  return targets.Target(data["name"], items, data["library"], data["is_reference"]), worker
+
+
+def _deterministic(target: Any, others: Sequence[dict[str, Any]]) -> Any:
+  """``target`` with every candidate whose label another worker's listing lacks made an Unbuilt: the
+  target is not deterministic, and that is an error whichever worker would have checked it."""
+  from verification.candidate import Unbuilt
+
+  labels = [{i["label"] for i in d["items"] if i["unbuilt"] is None} for d in others]
+  return dataclasses.replace(target, candidates=tuple(
+      c if isinstance(c, Unbuilt) or all(c.label in ls for ls in labels) else
+      Unbuilt(c.label, f"the target is not deterministic: another worker process that loaded it built no candidate "
+                       f"labelled {c.label!r}", c.name, c.params) for c in target.candidates))
+
+
+def _listed(spec: str, options: Options, n: int) -> tuple[list[dict[str, Any]], list[_Worker]]:
+  """``n`` new workers, each asked to load target ``spec`` at once, and what each listed (plain data,
+  see ``verification.worker``). Raises targets.TargetError naming why one could not (its error,
+  its exit status or signal and last output, or the start-up limit)."""
+  from verification import targets
+
   limit = max(STARTUP_LIMIT, options.timeout)
-  started = [_Worker(spec, options.memory_limit) for _ in range(max(1, workers))]
-  found: list[dict[str, Any] | None] = [None] * len(started)
+  started = [_Worker(spec, options.memory_limit) for _ in range(n)]
+  found: list[dict[str, Any] | None] = [None] * n
   try:
     for w in started:
       try:
@@ -408,18 +428,7 @@ def catalogue(spec: str, options: Options, workers: int = 1) -> tuple[Any, list[
     raise targets.TargetError(error)
   for w in started:
     w.capture = _Capture()  # what loading printed is not a candidate's output
-  others = [{i["label"] for i in d["items"]} for d in found[1:]]
-  items = []
-  for i in found[0]["items"]:
-    if i["unbuilt"] is not None:
-      items.append(Unbuilt(i["label"], i["unbuilt"], i["name"], i["params"]))
-    elif all(i["label"] in labels for labels in others):
-      items.append(Listed(i["label"], i["name"], i["params"], i["notes"]))
-    else:
-      items.append(Unbuilt(i["label"], f"the target is not deterministic: another worker process that loaded it built "
-                                        f"no candidate labelled {i['label']!r}", i["name"], i["params"]))
-  data = found[0]
-  return targets.Target(data["name"], tuple(items), data["library"], data["is_reference"]), started
+  return found, started
 
 
 class _LoadingEnded(Exception):
@@ -465,9 +474,15 @@ def run(source: str | Sequence[Any] | None = "reference", options: Options = Opt
   validate(options)
   loaders: list[_Worker] = []
   if _in_worker(source):  # loaded in the workers, which then check the candidates
-    loaded, loaders = catalogue(source, options, jobs_for(options, len(options.labels) or 1 << 30))
+    loaded, first = catalogue(source, options)
+    loaders.append(first)
     try:
       target = _chosen(loaded, options)
+      n = jobs_for(options, sum(not isinstance(c, Unbuilt) for c in target.candidates))
+      if n > 1:  # the other workers load it now too: they must list the same candidates
+        others, more = _listed(source, options, n - 1)
+        loaders += more
+        target = _deterministic(target, others)
     except BaseException:
       for w in loaders:
         w.stop()
