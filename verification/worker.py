@@ -164,8 +164,9 @@ class Worker:
 
   def catalogue(self) -> None:
     """Loads the target and sends what the harness process needs of it, as plain data (JSON values):
-    that process never imports the code it judges, so a module that exits, crashes, hangs or changes
-    global state at import ends this worker, which the harness reports as a loading error."""
+    that process never imports the code it judges. A module that exits, crashes or hangs at import
+    ends this worker (the harness reports a loading error); what it changes in JAX's configuration
+    is set back here (:meth:`_load`)."""
     from verification import targets
     from verification.evaluate import describe
 
