@@ -322,22 +322,44 @@ def _in_worker(source: str | Sequence[Any] | None) -> bool:
 
 def load(source: str | Sequence[Any] | None, options: Options):
   """The target of a run, with the candidates ``options`` select. The reference and candidate objects
-  are resolved in this process; any other spec is loaded by :func:`catalogue` (use :func:`run`, which
-  keeps that worker). Raises UsageError (duplicate labels, unknown --only names) or targets.TargetError."""
+  are resolved in this process; any other spec is listed by a worker (:func:`catalogue`), stopped
+  after. Raises UsageError (duplicate labels, unknown --only names) or targets.TargetError."""
+  target, loaders = _loaded(source, options, workers=False)
+  for w in loaders:
+    w.stop()
+  return target
+
+
+def _loaded(source: str | Sequence[Any] | None, options: Options, workers: bool) -> tuple[Any, list[_Worker]]:
+  """The target of a run (as :func:`load`) and the workers that loaded it: for a spec other than the
+  reference, the worker that listed it and, with ``workers``, as many more as the run will use, each
+  having loaded it too (a label one of them did not build becomes an error: :func:`_deterministic`)."""
   from verification import targets
+  from verification.candidate import Unbuilt
 
-  if _in_worker(source):
-    target, worker = catalogue(source, options)
-    worker.stop()
-    return _chosen(target, options)
-  if source is None or isinstance(source, str):
-    import jax  # the reference is built here as a worker builds it: 64-bit on
+  if not _in_worker(source):
+    if source is None or isinstance(source, str):
+      import jax  # the reference is built here as a worker builds it: 64-bit on
 
-    jax.config.update("jax_enable_x64", True)
-    return _chosen(targets.resolve_target(source), options)
-  if isinstance(source, Mapping) or not hasattr(source, "__iter__"):
-    source = [source]
-  return _chosen(targets.Target("candidates", targets.build_items(source, "candidates")), options)
+      jax.config.update("jax_enable_x64", True)
+      return _chosen(targets.resolve_target(source), options), []
+    if isinstance(source, Mapping) or not hasattr(source, "__iter__"):
+      source = [source]
+    return _chosen(targets.Target("candidates", targets.build_items(source, "candidates")), options), []
+  loaded, first = catalogue(source, options)
+  loaders = [first]
+  try:
+    target = _chosen(loaded, options)
+    n = jobs_for(options, sum(not isinstance(c, Unbuilt) for c in target.candidates)) if workers else 1
+    if n > 1:  # the other workers load it now too: they must list the same candidates
+      others, more = _listed(source, options, n - 1)
+      loaders += more
+      target = _deterministic(target, others)
+  except BaseException:
+    for w in loaders:
+      w.stop()
+    raise
+  return target, loaders
 
 
 def catalogue(spec: str, options: Options) -> tuple[Any, _Worker]:
@@ -472,23 +494,7 @@ def run(source: str | Sequence[Any] | None = "reference", options: Options = Opt
   from verification.candidate import Unbuilt
 
   validate(options)
-  loaders: list[_Worker] = []
-  if _in_worker(source):  # loaded in the workers, which then check the candidates
-    loaded, first = catalogue(source, options)
-    loaders.append(first)
-    try:
-      target = _chosen(loaded, options)
-      n = jobs_for(options, sum(not isinstance(c, Unbuilt) for c in target.candidates))
-      if n > 1:  # the other workers load it now too: they must list the same candidates
-        others, more = _listed(source, options, n - 1)
-        loaders += more
-        target = _deterministic(target, others)
-    except BaseException:
-      for w in loaders:
-        w.stop()
-      raise
-  else:
-    target = load(source, options)
+  target, loaders = _loaded(source, options, workers=True)  # the loaders then check the candidates
   checks = tuple(options.checks) or all_checks()
   spec = source if source is None or isinstance(source, str) else None
   opts = {"checks": checks, "dtypes": tuple(options.dtypes), "is_reference": target.is_reference,
