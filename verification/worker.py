@@ -168,13 +168,14 @@ class Worker:
     ends this worker (the harness reports a loading error); what it changes in JAX's configuration
     is set back here (:meth:`_load`)."""
     from verification import targets
+    from verification.candidate import Unbuilt
     from verification.evaluate import describe
 
     try:
       target = self._load().target
       items = [{"label": c.label, "name": c.name, "params": dict(c.params),
                 "notes": dict(getattr(c, "notes", None) or {}),
-                "unbuilt": None if hasattr(c, "fn") else c.message} for c in target.candidates]
+                "unbuilt": c.message if isinstance(c, Unbuilt) else None} for c in target.candidates]
       data = json.loads(json.dumps({"name": target.name, "library": target.library, "is_reference":
                                     target.is_reference, "items": items}, default=repr))
     except targets.TargetError as exc:
@@ -196,7 +197,9 @@ class Worker:
     if found is None:
       return (f"the worker's copy of the target has no candidate labelled {label!r} (the target is not "
               "deterministic: it builds different candidates in different processes)")
-    if not hasattr(found, "fn"):  # Unbuilt here but built in the parent
+    from verification.candidate import Unbuilt
+
+    if isinstance(found, Unbuilt):  # unbuilt here, built by the worker that listed the target
       return f"the worker could not build the candidate: {found.message}"
     return found
 
