@@ -6,7 +6,7 @@ import pytest
 jax.config.update("jax_enable_x64", True)
 # The harness's persistent compilation cache for the test processes too (as every verification
 # worker uses it): a second run of the suite reads its programs back instead of compiling them.
-from verification import cache  # noqa: E402
+from verification.core import cache  # noqa: E402
 
 cache.enable()
 
@@ -17,6 +17,6 @@ def reference_results():
   dtypes, its hypothesis draw count): a :class:`verification.results.Run`. Every test that needs a run
   of the reference shares this one; its compiled programs are the ones ``python -m verification`` puts
   in the persistent compilation cache, so either warms the other."""
-  from verification.runner import Options, run
+  from verification.engine.runner import Options, run
 
   return run("reference", Options(jobs=2))

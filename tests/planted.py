@@ -18,7 +18,7 @@ from jax.extend.core import Primitive
 from jax.interpreters import ad, batching, mlir
 
 import surrogates
-from verification.candidate import Candidate
+from verification.core.candidate import Candidate
 
 
 def heaviside(x):

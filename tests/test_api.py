@@ -16,8 +16,9 @@ import pytest
 import surrogates
 import verification
 from examples.byo_circ import Circ
-from verification import names, results
-from verification.candidate import Candidate
+from verification import results
+from verification.core import names
+from verification.core.candidate import Candidate
 from verification.targets import select
 
 # ---------------------------------------------------------------------------------------------
@@ -134,7 +135,7 @@ def test_assert_correct_raises_with_the_diagnosis():
 
 def test_defaults_are_the_runner_defaults():
   from verification.api import options
-  from verification.runner import Options
+  from verification.engine.runner import Options
 
   assert options() == Options()
   assert options(checks=["forward"], shard="2/3").checks == ("forward",)

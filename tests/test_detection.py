@@ -13,8 +13,8 @@ import pytest
 
 from tests.planted import CHECK_GROUPS, CONVENTIONS, CORRECT, DEFECTIVE, HANGING, UNCOMPUTABLE
 from verification import CHECKS, verify_candidate
+from verification.engine.runner import Options, run
 from verification.results import Status, require
-from verification.runner import Options, run
 
 CUSTOM_VJP_REASON = "built with jax.custom_vjp, which has no forward mode; jax.custom_jvp gives both"
 
@@ -127,7 +127,7 @@ def test_a_custom_vjp_second_order_that_is_not_g_prime_is_the_missing_capability
 
 def test_a_required_capability_turns_unsupported_into_a_failure():
   from verification.checks import Context
-  from verification.evaluate import Evaluator
+  from verification.core.evaluate import Evaluator
 
   jax.config.update("jax_enable_x64", True)
   (good,) = [c for c in CORRECT if c.label == "correct: custom_vjp (no forward mode)"]
@@ -140,7 +140,7 @@ def test_a_required_capability_turns_unsupported_into_a_failure():
 
 
 def test_comparisons_fail_closed():
-  from verification.checks import _worst
+  from verification.checks._context import worst as _worst
 
   x = np.array([0.5, 1.0, np.nan])
   ok = np.array([1.0, 2.0, np.nan])
@@ -160,7 +160,7 @@ def test_a_hanging_candidate_is_an_error_result_not_a_hang():
 
 
 def test_a_candidate_of_an_unknown_surrogate_is_an_error_result():
-  from verification.candidate import Candidate
+  from verification.core.candidate import Candidate
 
   results = verify_candidate(Candidate(name="NoSuch", params={}, fn=lambda x: x), list(CHECKS), ["float32"])
   assert {r.status for r in results} == {"error"}

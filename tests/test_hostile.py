@@ -16,8 +16,8 @@ import time
 
 import pytest
 
+from verification.engine.runner import Options, run
 from verification.results import Run, Status
-from verification.runner import Options, run
 
 FAST = ["--checks", "forward,autodiff", "--dtypes", "float32", "--quiet"]
 
@@ -179,7 +179,7 @@ def test_a_module_that_ends_its_process_at_import_is_a_loading_error(module, cau
 
 
 def test_a_module_that_hangs_at_import_is_ended_by_the_loading_limit(monkeypatch):
-  from verification import runner
+  from verification.engine import runner
   from verification.targets import TargetError
 
   monkeypatch.setattr(runner, "STARTUP_LIMIT", 4.0)
@@ -201,7 +201,7 @@ def test_the_harness_process_never_imports_the_target():
 
 
 def test_shards_partition_the_candidates_by_label():
-  from verification.runner import load
+  from verification.engine.runner import load
 
   whole = load("reference", Options()).labels
   parts = [load("reference", Options(shard=(k, 3))).labels for k in (1, 2, 3)]
@@ -211,7 +211,7 @@ def test_shards_partition_the_candidates_by_label():
 
 def test_an_internal_error_of_the_harness_exits_3(monkeypatch, capsys):
   from verification import __main__ as cli_module
-  from verification import runner
+  from verification.engine import runner
 
   def broken(*args, **kwargs):
     raise RuntimeError("planted harness bug")

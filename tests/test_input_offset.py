@@ -13,8 +13,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from verification import runner
-from verification.candidate import Candidate
+from verification.core.candidate import Candidate
+from verification.engine import runner
 from verification.results import Status
 
 THETA = 1.0

@@ -9,10 +9,10 @@ import pytest
 
 import surrogates
 from tests.planted import PARAMETER_CORRECT, PARAMETER_DEFECTS, candidate, sigmoid_g, sigmoid_p
-from verification.candidate import Candidate
 from verification.checks import Context
-from verification.evaluate import Evaluator
-from verification.parameters import check_parameters
+from verification.checks.parameters import check as check_parameters
+from verification.core.candidate import Candidate
+from verification.core.evaluate import Evaluator
 from verification.results import Status
 
 EXPECTED_MESSAGE = {

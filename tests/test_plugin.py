@@ -19,8 +19,8 @@ import pytest
 
 from tests._subprocess import environment
 from verification.checks import CHECKS
+from verification.engine.runner import in_shard
 from verification.results import Run
-from verification.runner import in_shard
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -281,7 +281,7 @@ def test_python_m_reports_imports_neither_jax_nor_the_engine(tmp_path):
     "try:\n  runpy.run_module('reports.findings', run_name='__main__')\nexcept SystemExit:\n  pass\n"
     "print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in "
     "('jax', 'jaxlib', 'scipy', 'hypothesis', 'surrogates', 'benchmarks') or m in "
-    "('verification.checks', 'verification.runner', 'verification.candidate'))))\n")
+    "('verification.checks', 'verification.engine.runner', 'verification.core.candidate'))))\n")
   run = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, timeout=300)
   assert run.returncode == 0, run.stderr[-2000:]
   assert json.loads(run.stdout.strip().splitlines()[-1]) == []

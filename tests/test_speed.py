@@ -14,9 +14,9 @@ import pytest
 from scipy import integrate
 
 import surrogates
-from verification import cache, numerics
-from verification.candidate import Candidate, reference_candidates
-from verification.evaluate import Evaluator
+from verification.core import cache, numerics
+from verification.core.candidate import Candidate, reference_candidates
+from verification.core.evaluate import Evaluator
 
 # ---------------------------------------------------------------------------------------------
 # Persistent compilation cache
@@ -184,7 +184,7 @@ class _BranchingSigmoid(surrogates.Sigmoid):
 def test_a_surrogate_that_branches_on_a_parameter_falls_back_to_one_bundle_per_set(monkeypatch):
   """Tracing its parameter raises, so the evaluator marks the shared program unusable and compiles
   per parameter set instead, with the values of the surrogate it imitates."""
-  from verification import evaluate
+  from verification.core import evaluate
 
   monkeypatch.setattr(evaluate, "REGISTERED", evaluate.REGISTERED | {_BranchingSigmoid})
   s = _BranchingSigmoid(alpha=4.0)
@@ -220,7 +220,7 @@ def test_workers_take_the_parameter_sets_of_one_surrogate_and_avoid_each_others(
   from collections import deque
   from types import SimpleNamespace
 
-  from verification.runner import Options, _Pool
+  from verification.engine.runner import Options, _Pool
 
   cands = {f"{n}{k}": SimpleNamespace(name=n) for n in "AB" for k in range(3)}
   pool = _Pool(None, Options(), {}, cands, lambda *_: None, 2)

@@ -1,4 +1,4 @@
-"""The torch autodiff check (verification.torch_checks) on planted torch candidates.
+"""The torch form of the autodiff check (verification.checks.autodiff.check_torch) on planted torch candidates.
 
 Each planted defect is caught with the status and capability meant for it, and the correct twin
 (an ``autograd.Function`` with ``setup_context``, ``jvp``, a vmap rule and a differentiable
@@ -11,8 +11,10 @@ import numpy as np
 import pytest
 
 import surrogates
-from verification import checks, torch_checks
-from verification.candidate import Candidate
+from verification import checks
+from verification.checks import _torch as torch_checks
+from verification.checks import autodiff
+from verification.core.candidate import Candidate
 from verification.results import Status
 from verification.targets import _torch
 
@@ -126,7 +128,7 @@ def _judge(fn, monkeypatch, compile_mode: str = "0"):
   ref = surrogates.Sigmoid(alpha=ALPHA)
   cand = Candidate(name="Sigmoid", params={"alpha": ALPHA}, **_torch.candidate_fns(fn))
   ctx = checks.Context(candidate=cand, reference=ref, evaluator=None, dtypes=(np.dtype(np.float64),))
-  return torch_checks.check_autodiff(ctx)
+  return autodiff.check_torch(ctx)
 
 
 def test_correct_twin_passes_every_transform(monkeypatch):

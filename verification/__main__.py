@@ -12,7 +12,8 @@ import sys
 import time
 import traceback
 
-from verification import output, runner
+from verification import output
+from verification.engine import runner
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
 

@@ -7,9 +7,9 @@
 >>> report.write_json("verify.json"); report.write_junit("verify.xml")
 >>> verification.assert_correct(CANDIDATES, checks=["forward", "autodiff"])   # AssertionError: diagnoses
 
-Everything runs in the harness's worker processes (:func:`verification.runner.run`): the workers
+Everything runs in the harness's worker processes (:func:`verification.engine.runner.run`): the workers
 configure JAX themselves (``jax_enable_x64`` for the float64 checks), so the caller's JAX
-configuration is never touched. The defaults are the CLI's (:class:`verification.runner.Options`).
+configuration is never touched. The defaults are the CLI's (:class:`verification.engine.runner.Options`).
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from typing import Any, TextIO
 from verification import output, results
 
 #: What :func:`check` accepts: a target spec (``"reference"``, a built-in library name,
-#: ``"module:ATTR"``), one candidate (a :class:`~verification.candidate.Candidate`, a mapping or an
+#: ``"module:ATTR"``), one candidate (a :class:`~verification.core.candidate.Candidate`, a mapping or an
 #: object with the protocol's fields), or a sequence of candidates.
 Source = str | Mapping[str, Any] | Iterable[Any] | Any
 
@@ -95,8 +95,8 @@ def _shard(shard: str | tuple[int, int] | None) -> tuple[int, int] | None:
 def options(*, checks: Iterable[str] | None = None, dtypes: Iterable[str] | None = None, require: Iterable[str] = (),
             jobs: int | None = None, timeout: float | None = None, shard: str | tuple[int, int] | None = None,
             hypothesis_examples: int | None = None, labels: Iterable[str] = ()) -> Any:
-  """:class:`verification.runner.Options` from keyword arguments; ``None`` keeps the CLI's default."""
-  from verification.runner import Options
+  """:class:`verification.engine.runner.Options` from keyword arguments; ``None`` keeps the CLI's default."""
+  from verification.engine.runner import Options
 
   given = {"checks": None if checks is None else tuple(checks), "dtypes": None if dtypes is None else tuple(dtypes),
            "jobs": jobs, "timeout": timeout, "hypothesis_examples": hypothesis_examples,
@@ -110,7 +110,7 @@ def check(source: Source, *, checks: Iterable[str] | None = None, dtypes: Iterab
           labels: Iterable[str] = (),
           progress: Callable[[str, list[results.Result]], None] | None = None) -> Report:
   """Checks candidates (or a target) and returns a :class:`Report`. Never raises for a failing candidate;
-  raises :class:`verification.runner.UsageError` for options that cannot be run and
+  raises :class:`verification.engine.runner.UsageError` for options that cannot be run and
   ``verification.targets.TargetError`` for a target that cannot be loaded.
 
   ``checks``: a subset of the engine's checks (default all, in the engine's order); ``dtypes``: of
@@ -118,10 +118,10 @@ def check(source: Source, *, checks: Iterable[str] | None = None, dtypes: Iterab
   vmap, jit) whose absence is a failure rather than ``unsupported``; ``jobs``: worker processes
   (default min(2, cores, candidates)); ``timeout``: seconds per check (default 120); ``shard``:
   ``"K/N"`` or ``(K, N)``, the candidates whose label's CRC-32 modulo N is K - 1
-  (:func:`verification.runner.in_shard`); ``labels``: only the candidates with these labels (default
+  (:func:`verification.engine.runner.in_shard`); ``labels``: only the candidates with these labels (default
   all); ``progress(label, results)`` after each candidate.
   """
-  from verification.runner import run
+  from verification.engine.runner import run
 
   opts = options(checks=checks, dtypes=dtypes, require=require, jobs=jobs, timeout=timeout, shard=shard,
                  hypothesis_examples=hypothesis_examples, labels=labels)

@@ -138,7 +138,7 @@ def pytest_make_collect_report(collector: pytest.Collector) -> Any:
 def _load(spec: str) -> Any:
   """The target record of a spec, loaded as the CLI loads it: in a worker process, so this pytest
   process never imports the code it judges (items that could not be built included)."""
-  from verification import runner
+  from verification.engine import runner
 
   return runner.load(spec, runner.Options())
 
@@ -153,7 +153,7 @@ class Target(pytest.Collector):
 
   def collect(self) -> Iterable[pytest.Item]:
     from verification.checks import CHECKS
-    from verification.runner import in_shard
+    from verification.engine.runner import in_shard
 
     checks = self.settings.checks or tuple(CHECKS)
     unknown = [c for c in checks if c not in CHECKS]
@@ -196,7 +196,7 @@ class Check(pytest.Item):
   """One (candidate, check). Its candidate is run (all its selected checks) at the first of its items."""
 
   def __init__(self, *, candidate: Any, check: str, **kwargs: Any) -> None:
-    from verification.candidate import Unbuilt
+    from verification.core.candidate import Unbuilt
 
     super().__init__(**kwargs)
     self.candidate, self.check = candidate, check

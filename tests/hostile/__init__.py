@@ -16,7 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from verification.candidate import Candidate, candidate_factory
+from verification.core.candidate import Candidate, candidate_factory
 
 ALPHA = 4.0
 

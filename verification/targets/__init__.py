@@ -4,17 +4,17 @@ A target is ``reference`` (the default), a built-in library name (``braintools``
 to insist on a version; see ``builtin.json``) or ``module:ATTR``. The attribute must be one of the
 documented kinds:
 
-* a candidate (a :class:`~verification.candidate.Candidate`, a mapping, or an object with ``name``,
+* a candidate (a :class:`~verification.core.candidate.Candidate`, a mapping, or an object with ``name``,
   ``params`` and ``fn``/``forward``);
 * an iterable of candidates (a list, a tuple, a generator, even a set: candidates are matched by
   label, never by position), whose items may also be candidate factories;
 * a candidate factory: a zero-argument function marked with
-  :func:`verification.candidate.candidate_factory`, returning either of the above.
+  :func:`verification.core.candidate.candidate_factory`, returning either of the above.
 
 Anything else (``builtins:print``) is a :class:`TargetError`. So is a module that cannot be imported,
 an attribute that is missing, an iterable that raises, or two candidates with the same label. An
 item that cannot be built (its factory raises, a field has the wrong type) does not stop the target:
-it becomes an :class:`~verification.candidate.Unbuilt`, reported as an ``error`` result.
+it becomes an :class:`~verification.core.candidate.Unbuilt`, reported as an ``error`` result.
 
 Each built-in module here exposes ``PACKAGE``, ``version()``, ``candidates()`` and ``UNMAPPED``
 (exported surrogates that are not checked, with the reason). ``builtin.json`` says what to install
@@ -92,7 +92,7 @@ def _describe(exc: BaseException) -> str:
 def build_items(items: Iterable[Any], where: str) -> tuple[Any, ...]:
   """Candidates from the items of a target: factories called, mappings normalised; an item that
   cannot be built is an :class:`Unbuilt` labelled by its own label if it has one, else by its position."""
-  from verification.candidate import Unbuilt, as_candidate, is_factory, looks_like_candidate
+  from verification.core.candidate import Unbuilt, as_candidate, is_factory, looks_like_candidate
 
   out: list[Any] = []
   try:
@@ -139,7 +139,7 @@ def _params_of(item: Any) -> dict[str, Any]:
 
 def load_target(spec: str) -> tuple[Any, ...]:
   """``module:ATTR`` -> its candidates (see the module docstring for the accepted kinds)."""
-  from verification.candidate import is_factory, looks_like_candidate
+  from verification.core.candidate import is_factory, looks_like_candidate
 
   module_name, sep, attr = spec.partition(":")
   if not sep or not module_name or not attr:
@@ -165,7 +165,7 @@ def load_target(spec: str) -> tuple[Any, ...]:
     return build_items([obj], spec)
   if isinstance(obj, str | bytes | Mapping) or not isinstance(obj, Iterable):
     what = type(obj).__name__
-    hint = " (a callable: mark it with @verification.candidate.candidate_factory to have it called)" \
+    hint = " (a callable: mark it with @verification.core.candidate.candidate_factory to have it called)" \
         if callable(obj) else ""
     raise TargetError(f"--target {spec}: found a {what}{hint}; expected a candidate, an iterable of candidates "
                       "or a candidate factory")
@@ -174,7 +174,7 @@ def load_target(spec: str) -> tuple[Any, ...]:
 
 def resolve_target(spec: str | None) -> Target:
   """The target named by ``spec`` (None or "reference": the reference itself); raises TargetError."""
-  from verification.candidate import reference_candidates
+  from verification.core.candidate import reference_candidates
 
   if spec in (None, "", "reference"):
     return Target("reference", tuple(reference_candidates()), None, True)
@@ -201,9 +201,9 @@ def duplicates(labels: Iterable[str]) -> list[str]:
 
 
 def select(candidates: Iterable[Any], only: Iterable[str] = ()) -> list[Any]:
-  """The candidates named by ``only`` (labels, or any spelling of a surrogate: see :mod:`verification.names`);
+  """The candidates named by ``only`` (labels, or any spelling of a surrogate: see :mod:`verification.core.names`);
   all of them when it is empty."""
-  from verification import names
+  from verification.core import names
 
   wanted = set(only)
   return [c for c in candidates if names.matches(c.name, c.label, wanted)]

@@ -137,7 +137,7 @@ Build = Callable[[Mapping, Params, Params], "tuple[str, dict[str, Any]] | None"]
 def mapped_candidates(package: str, version: str, module: Any, mappings: Iterable[Mapping], build: Build) -> list:
   """One candidate per exported, mapped surrogate and parameter set (library defaults, the reference's
   representative sets that map, and the mapping's extras)."""
-  from verification.candidate import Candidate
+  from verification.core.candidate import Candidate
 
   out = []
   for m in mappings:

@@ -13,7 +13,7 @@ import types
 
 import jax
 
-from verification.candidate import Candidate
+from verification.core.candidate import Candidate
 from verification.targets import braintools as _braintools
 from verification.targets._common import Mapping, call_string, installed_version, mapped_candidates
 

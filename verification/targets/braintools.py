@@ -50,7 +50,7 @@ from typing import Any
 
 import jax
 
-from verification.candidate import Candidate
+from verification.core.candidate import Candidate
 from verification.targets._common import (
     Mapping,
     call_string,

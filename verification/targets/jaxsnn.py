@@ -12,7 +12,7 @@ from __future__ import annotations
 import importlib
 import types
 
-from verification.candidate import Candidate
+from verification.core.candidate import Candidate
 from verification.targets._common import Mapping, Params, installed_version, mapped_candidates, same
 
 PACKAGE = "jaxsnn"

@@ -25,7 +25,7 @@ import importlib
 import types
 from typing import Any
 
-from verification.candidate import Candidate
+from verification.core.candidate import Candidate
 from verification.targets import _torch
 from verification.targets._common import Mapping, Params, call_string, installed_version, mapped_candidates, same
 

@@ -24,7 +24,7 @@ import sys
 import types
 from pathlib import Path
 
-from verification.candidate import Candidate
+from verification.core.candidate import Candidate
 from verification.targets._common import (
     Mapping,
     Params,

@@ -26,7 +26,7 @@ import importlib
 from types import ModuleType
 from typing import Any
 
-from verification.candidate import Candidate
+from verification.core.candidate import Candidate
 from verification.targets import _torch
 from verification.targets._common import (
     Mapping,

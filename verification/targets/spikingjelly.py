@@ -41,7 +41,7 @@ from typing import Any
 
 import numpy as np
 
-from verification.candidate import Candidate
+from verification.core.candidate import Candidate
 from verification.targets import _torch
 from verification.targets._common import (
     Mapping,

@@ -23,7 +23,7 @@ import importlib
 import math
 from types import ModuleType
 
-from verification.candidate import Candidate
+from verification.core.candidate import Candidate
 from verification.targets._common import (
     Mapping,
     Params,

@@ -18,7 +18,7 @@ parameters (SquarewaveFourierSeries' ``n``) stay static: they change the program
 surrogate does not accept traced parameters, the bundle is compiled per parameter set as before.
 The checks' other programs (the transformed VJPs, the shapes of the forward) are compiled the same
 way through :meth:`Evaluator.program`. Compiled programs are kept per process (:data:`_SHARED`), and
-the persistent compilation cache (:mod:`verification.cache`) keeps them across processes and runs.
+the persistent compilation cache (:mod:`verification.core.cache`) keeps them across processes and runs.
 """
 
 from __future__ import annotations
@@ -34,8 +34,8 @@ import jax.numpy as jnp
 import numpy as np
 
 import surrogates
-from verification import cache
-from verification.candidate import Candidate
+from verification.core import cache
+from verification.core.candidate import Candidate
 
 #: Inputs are evaluated in blocks of this many points (padded): every evaluation of a dtype, the
 #: quadrature's few hundred nodes included, runs the same compiled bundle.

@@ -1,6 +1,6 @@
-"""The worker process: checks candidates one at a time for :mod:`verification.runner`.
+"""The worker process: checks candidates one at a time for :mod:`verification.engine.runner`.
 
-Started as ``python -m verification.worker FD``; FD is one end of a socket pair carrying pickled
+Started as ``python -m verification.engine.worker FD``; FD is one end of a socket pair carrying pickled
 messages (:class:`multiprocessing.connection.Connection`). Its stdout and stderr are a pipe read by
 the parent, which attributes what a candidate prints to that candidate. The worker:
 
@@ -13,10 +13,9 @@ the parent, which attributes what a candidate prints to that candidate. The work
 * reports ``start`` before each phase (loading, sanity, each check, curves), so the parent, which
   enforces the time limit by ending the process, knows what was running when it died.
 
-Messages to the parent: ``("ready", environment)``, ``("start", label, phase)``,
-``("result", label, record)``, ``("curve", label, curve)``, ``("done", label, dirty_reason)``,
-``("refused", label, reason)``, and ``("catalogue", data)`` in answer to ``("list",)``: the target's
-candidates as plain data (the parent never imports a target module; see ``runner.catalogue``).
+The messages are listed in :mod:`verification.engine.protocol`; ``catalogue`` gives the target's
+candidates as plain data (the parent never imports a target module; see ``runner.catalogue``). This
+module runs only in the worker process: the parent starts it by name and never imports it.
 """
 
 from __future__ import annotations
@@ -27,8 +26,10 @@ import json
 import resource
 import sys
 import threading
+import time
 import traceback
 import types
+from collections.abc import Mapping
 from typing import Any
 
 HARNESS_CONFIG = {"jax_enable_x64": True}
@@ -53,27 +54,17 @@ def environment() -> dict[str, Any]:
 
   import jax
 
-  from verification import numerics
+  from verification.core import numerics
 
   return {"python": platform.python_version(), "jax": jax.__version__, "backend": jax.default_backend(),
           "devices": [str(d) for d in jax.devices()], "flushes_subnormals": numerics.flushes_subnormals(),
           "memory_limit": resource.getrlimit(resource.RLIMIT_AS)[0]}
 
 
-def rebuild_custom_vjp(fun: Any, nondiff_argnums: tuple[int, ...], fwd: Any, bwd: Any, symbolic_zeros: bool,
-                       optimize_remat: bool) -> Any:
-  """The inverse of the runner's pickling of a ``jax.custom_vjp`` object."""
-  import jax
-
-  f = jax.custom_vjp(fun, nondiff_argnums=nondiff_argnums)
-  f.defvjp(fwd, bwd, symbolic_zeros=symbolic_zeros, optimize_remat=optimize_remat)
-  return f
-
-
 def _configure() -> None:
   import jax
 
-  from verification import cache
+  from verification.core import cache
 
   for key, value in HARNESS_CONFIG.items():
     jax.config.update(key, value)
@@ -168,8 +159,8 @@ class Worker:
     ends this worker (the harness reports a loading error); what it changes in JAX's configuration
     is set back here (:meth:`_load`)."""
     from verification import targets
-    from verification.candidate import Unbuilt
-    from verification.evaluate import describe
+    from verification.core.candidate import Unbuilt
+    from verification.core.evaluate import describe
 
     try:
       target = self._load().target
@@ -197,7 +188,7 @@ class Worker:
     if found is None:
       return (f"the worker's copy of the target has no candidate labelled {label!r} (the target is not "
               "deterministic: it builds different candidates in different processes)")
-    from verification.candidate import Unbuilt
+    from verification.core.candidate import Unbuilt
 
     if isinstance(found, Unbuilt):  # unbuilt here, built by the worker that listed the target
       return f"the worker could not build the candidate: {found.message}"
@@ -206,7 +197,7 @@ class Worker:
   def run(self, label: str, payload: bytes | None, opts: dict[str, Any]) -> None:
     import numpy as np
 
-    from verification import runner
+    from verification.engine import protocol
     from verification.results import Status
 
     self.send("start", label, "loading")
@@ -229,13 +220,13 @@ class Worker:
       problem = problem or changed
     if problem is not None:
       for check in opts["checks"]:
-        self.send("result", label, runner.failed_result(candidate, check, f"sanity: {problem}").to_json())
+        self.send("result", label, protocol.failed_result(candidate, check, f"sanity: {problem}").to_json())
       self.send("done", label, "; ".join(dirty) or None)
       return
-    ctx = runner.context(candidate, opts)
+    ctx = context(candidate, opts)
     for check in opts["checks"]:
       self.send("start", label, check)
-      result = runner.run_check(candidate, ctx, check)
+      result = run_check(candidate, ctx, check)
       changed = _undo_config_changes(snapshot)
       if changed:
         dirty.append(changed)
@@ -244,7 +235,7 @@ class Worker:
       self.send("result", label, result.to_json())
     if not isinstance(ctx, str):
       self.send("start", label, "curves")
-      from verification import curves
+      from verification.core import curves
 
       try:
         with np.errstate(all="ignore"):
@@ -256,6 +247,43 @@ class Worker:
     if left:
       dirty.append(f"left {len(left)} thread(s) running: {', '.join(t.name for t in left[:4])}")
     self.send("done", label, "; ".join(dirty) or None)
+
+
+def context(candidate: Any, opts: Mapping[str, Any]) -> Any:
+  """The checks' shared context for a candidate, or a message why there is none."""
+  import numpy as np
+
+  from verification.checks import Context
+  from verification.core.evaluate import Evaluator, describe
+
+  try:
+    reference = candidate.reference()
+  except Exception as exc:
+    return (f"{candidate.label}: no reference surrogate {candidate.name!r} with params {dict(candidate.params)}: "
+            f"{describe(exc)}")
+  return Context(candidate, reference, Evaluator(candidate), tuple(np.dtype(d) for d in opts["dtypes"]),
+                 is_reference=opts["is_reference"], hypothesis_examples=opts["hypothesis_examples"])
+
+
+def run_check(candidate: Any, ctx: Any, check: str) -> Any:
+  """One check (a :class:`verification.results.Result`); whatever the candidate does (raise, exit) is a result."""
+  import numpy as np
+
+  from verification.checks import CHECKS
+  from verification.core.evaluate import describe
+  from verification.results import errored
+
+  start = time.perf_counter()
+  if isinstance(ctx, str):
+    outcome = errored(ctx)
+  else:
+    try:
+      with np.errstate(all="ignore"):
+        outcome = CHECKS[check](ctx)
+    except (Exception, SystemExit) as exc:
+      outcome = errored(describe(exc))
+  return outcome.result(candidate.label, candidate.name, candidate.params, check, time.perf_counter() - start,
+                        candidate.notes)
 
 
 def _undo_config_changes(snapshot: dict[str, Any]) -> str | None:

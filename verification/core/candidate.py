@@ -8,7 +8,7 @@ Implementations that are not JAX (torch libraries) are adapted as ``backend="num
 candidates: ``forward(x) -> H(x)`` and ``vjp(x, ct) -> ct * g(x)`` on NumPy arrays of any float
 dtype; checks that need JAX transforms are skipped for them with the reason. A ``backend="torch"``
 candidate also gives its torch spike function as ``fn``: the autodiff check judges it with torch's
-own transforms (``verification/torch_checks.py``).
+own transforms (the ``check_torch`` forms in :mod:`verification.checks`).
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ class Candidate:
   Construction validates the fields' types (``name`` a string, ``params`` a mapping, ``scale`` a real
   finite number, the callables callable) and raises ``TypeError``/``ValueError`` naming the field.
 
-  ``name`` is any spelling :mod:`verification.names` accepts (class name, snake_case, alias) and
+  ``name`` is any spelling :mod:`verification.core.names` accepts (class name, snake_case, alias) and
   ``params`` that name's parameters. A candidate may instead carry its own declaration in
   ``surrogate`` (a :class:`surrogates.Surrogate` subclass instance, registered or not): it is then
   judged against that declaration (g, P, kinks, jumps, mass, limits, length scale), the differential
@@ -104,7 +104,7 @@ class Candidate:
     its name spells (raises ValueError naming close matches and the accepted parameters)."""
     if self.surrogate is not None:
       return self.surrogate
-    from verification import names
+    from verification.core import names
 
     return names.build(self.name, self.params)
 

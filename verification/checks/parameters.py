@@ -27,8 +27,8 @@ from typing import Any
 import jax
 import numpy as np
 
-from verification import evaluate, numerics, tolerances
-from verification.evaluate import describe
+from verification.core import evaluate, numerics, tolerances
+from verification.core.evaluate import describe
 from verification.results import Outcome, failed, passed, skipped
 
 F64 = np.dtype(np.float64)
@@ -213,7 +213,7 @@ def _off_moving_kinks(ctx: Any, name: str, x: np.ndarray, margin: float) -> np.n
   return keep
 
 
-def check_parameters(ctx: Any) -> Outcome:
+def check(ctx: Any) -> Outcome:
   """For candidates with a factory: H flat in θ, d(VJP)/dθ = ct·dg/dθ against central differences in
   θ, jit = vmap over a batch of θ, traced θ = θ as a number (float64)."""
   c = ctx.candidate

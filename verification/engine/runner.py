@@ -5,7 +5,7 @@
   run("reference")                                  # or a built-in name, or "module:ATTR"
   run([candidate, ...], Options(checks=("forward",), dtypes=("float32",)))
 
-Isolation. Each candidate is checked in a worker process (:mod:`verification.worker`), also with
+Isolation. Each candidate is checked in a worker process (:mod:`verification.engine.worker`), also with
 ``jobs=1``; workers are reused between well-behaved candidates. The parent enforces the time limit
 per check by ending the worker; the worker caps its own address space (``memory_limit``). A worker
 that dies (a signal, an exit, the memory cap, the time limit) gives ``error`` results for the
@@ -37,7 +37,8 @@ from multiprocessing.connection import Pipe, wait
 from typing import Any
 
 from verification import results as R
-from verification.results import Curve, Diagnosis, Result, Run, Status
+from verification.engine import protocol
+from verification.results import Curve, Result, Run, Status
 
 DTYPES = ("float16", "bfloat16", "float32", "float64")
 GiB = 1 << 30
@@ -131,52 +132,6 @@ def in_shard(label: str, shard: tuple[int, int] | None) -> bool:
 
 
 # ---------------------------------------------------------------------------------------------
-# In the worker: one check of one candidate
-# ---------------------------------------------------------------------------------------------
-
-
-def context(candidate: Any, opts: Mapping[str, Any]) -> Any:
-  """The checks' shared context for a candidate, or a message why there is none."""
-  import numpy as np
-
-  from verification.checks import Context
-  from verification.evaluate import Evaluator, describe
-
-  try:
-    reference = candidate.reference()
-  except Exception as exc:
-    return (f"{candidate.label}: no reference surrogate {candidate.name!r} with params {dict(candidate.params)}: "
-            f"{describe(exc)}")
-  return Context(candidate, reference, Evaluator(candidate), tuple(np.dtype(d) for d in opts["dtypes"]),
-                 is_reference=opts["is_reference"], hypothesis_examples=opts["hypothesis_examples"])
-
-
-def run_check(candidate: Any, ctx: Any, check: str) -> Result:
-  """One check; whatever the candidate does (raise, exit) is a result."""
-  import numpy as np
-
-  from verification.checks import CHECKS
-  from verification.evaluate import describe
-
-  start = time.perf_counter()
-  if isinstance(ctx, str):
-    outcome = R.errored(ctx)
-  else:
-    try:
-      with np.errstate(all="ignore"):
-        outcome = CHECKS[check](ctx)
-    except (Exception, SystemExit) as exc:
-      outcome = R.errored(describe(exc))
-  return outcome.result(candidate.label, candidate.name, candidate.params, check, time.perf_counter() - start,
-                        candidate.notes)
-
-
-def failed_result(candidate: Any, check: str, message: str, status: Status = Status.FAIL) -> Result:
-  return Result(candidate.label, candidate.name, dict(candidate.params), check, status, Diagnosis(message),
-                0.0, dict(getattr(candidate, "notes", {}) or {}))
-
-
-# ---------------------------------------------------------------------------------------------
 # In the parent: workers
 # ---------------------------------------------------------------------------------------------
 
@@ -207,7 +162,7 @@ class _Worker:
 
   def __init__(self, spec: str | None, memory_limit: int | None):
     parent, child = Pipe()
-    self.proc = subprocess.Popen([sys.executable, "-m", "verification.worker", str(child.fileno())],
+    self.proc = subprocess.Popen([sys.executable, "-m", "verification.engine.worker", str(child.fileno())],
                                  pass_fds=(child.fileno(),), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                  stderr=subprocess.STDOUT, start_new_session=True)
     child.close()
@@ -279,42 +234,6 @@ def _provenance(target: str, options: Options) -> dict[str, Any]:
               "only": list(options.only)}}
 
 
-def _reduce_custom_vjp(f: Any) -> tuple:
-  """``jax.custom_vjp`` objects have no default pickling (their ``__new__`` needs the function):
-  rebuild them from the function and its rules (:func:`verification.worker.rebuild_custom_vjp`)."""
-  from verification.worker import rebuild_custom_vjp
-
-  return rebuild_custom_vjp, (f.fun, tuple(f.nondiff_argnums), f.fwd, f.bwd, f.symbolic_zeros,
-                              getattr(f, "optimize_remat", False))
-
-
-def _pickled(candidate: Any) -> bytes | str:
-  import io
-
-  import cloudpickle
-  import jax
-  from jax.extend.core import Primitive
-
-  try:
-    class Pickler(cloudpickle.CloudPickler):
-      def reducer_override(self, obj: Any) -> Any:
-        if type(obj) is jax.custom_vjp:
-          return _reduce_custom_vjp(obj)
-        if isinstance(obj, Primitive):
-          raise TypeError(f"it uses the custom primitive {obj.name!r}, whose rules (lowering, JVP, batching) are "
-                          "registered by the code that creates it and do not travel with a pickled copy")
-        return super().reducer_override(obj)
-
-    buffer = io.BytesIO()
-    Pickler(buffer).dump(candidate)
-    payload = buffer.getvalue()
-    cloudpickle.loads(payload)  # a candidate that cannot be rebuilt is named here, not in the worker
-    return payload
-  except Exception as exc:
-    return (f"the candidate cannot be sent to a worker process (cloudpickle: {type(exc).__name__}: {exc}); "
-            "give it as a target 'module:ATTR' instead, so each worker imports it")
-
-
 def _in_worker(source: str | Sequence[Any] | None) -> bool:
   """Whether ``source`` is a target spec loaded in a worker (:func:`catalogue`): any but the reference."""
   return isinstance(source, str) and source not in ("", "reference")
@@ -335,7 +254,7 @@ def _loaded(source: str | Sequence[Any] | None, options: Options, workers: bool)
   reference, the worker that listed it and, with ``workers``, as many more as the run will use, each
   having loaded it too (a label one of them did not build becomes an error: :func:`_deterministic`)."""
   from verification import targets
-  from verification.candidate import Unbuilt
+  from verification.core.candidate import Unbuilt
 
   if not _in_worker(source):
     if source is None or isinstance(source, str):
@@ -368,11 +287,11 @@ def catalogue(spec: str, options: Options) -> tuple[Any, _Worker]:
   The harness process never imports the code it judges: a module that calls ``os._exit``, crashes
   or hangs at import ends only the worker, and the run stops with a loading error (exit status 2)
   that says what happened, instead of ending with the module's own exit status. The candidates come
-  back as :class:`~verification.candidate.Listed` records (or :class:`~verification.candidate.Unbuilt`).
+  back as :class:`~verification.core.candidate.Listed` records (or :class:`~verification.core.candidate.Unbuilt`).
   Raises targets.TargetError.
   """
   from verification import targets
-  from verification.candidate import Listed, Unbuilt
+  from verification.core.candidate import Listed, Unbuilt
 
   (data,), (worker,) = _listed(spec, options, 1)
   items = tuple(Listed(i["label"], i["name"], i["params"], i["notes"]) if i["unbuilt"] is None
@@ -383,7 +302,7 @@ def catalogue(spec: str, options: Options) -> tuple[Any, _Worker]:
 def _deterministic(target: Any, others: Sequence[dict[str, Any]]) -> Any:
   """``target`` with every candidate whose label another worker's listing lacks made an Unbuilt: the
   target is not deterministic, and that is an error whichever worker would have checked it."""
-  from verification.candidate import Unbuilt
+  from verification.core.candidate import Unbuilt
 
   labels = [{i["label"] for i in d["items"] if i["unbuilt"] is None} for d in others]
   return dataclasses.replace(target, candidates=tuple(
@@ -394,7 +313,7 @@ def _deterministic(target: Any, others: Sequence[dict[str, Any]]) -> Any:
 
 def _listed(spec: str, options: Options, n: int) -> tuple[list[dict[str, Any]], list[_Worker]]:
   """``n`` new workers, each asked to load target ``spec`` at once, and what each listed (plain data,
-  see ``verification.worker``). Raises targets.TargetError naming why one could not (its error,
+  see ``verification.engine.worker``). Raises targets.TargetError naming why one could not (its error,
   its exit status or signal and last output, or the start-up limit)."""
   from verification import targets
 
@@ -491,7 +410,7 @@ def run(source: str | Sequence[Any] | None = "reference", options: Options = Opt
   Raises :class:`UsageError` or ``targets.TargetError`` before any checking; never raises for what a
   candidate does. ``progress(label, results)`` after each candidate, ``on_result(result)`` per result.
   """
-  from verification.candidate import Unbuilt
+  from verification.core.candidate import Unbuilt
 
   validate(options)
   target, loaders = _loaded(source, options, workers=True)  # the loaders then check the candidates
@@ -514,13 +433,13 @@ def run(source: str | Sequence[Any] | None = "reference", options: Options = Opt
   candidates = {c.label: c for c in target.candidates}
   for c in target.candidates:
     if isinstance(c, Unbuilt):
-      finish(c.label, [failed_result(c, chk, c.message, Status.ERROR) for chk in checks])
+      finish(c.label, [protocol.failed_result(c, chk, c.message, Status.ERROR) for chk in checks])
       continue
     payload = None
     if spec is None:
-      payload = _pickled(c)
+      payload = protocol.pickled(c)
       if isinstance(payload, str):
-        finish(c.label, [failed_result(c, chk, payload, Status.ERROR) for chk in checks])
+        finish(c.label, [protocol.failed_result(c, chk, payload, Status.ERROR) for chk in checks])
         continue
     todo.append((c.label, payload))
 
@@ -633,7 +552,8 @@ class _Pool:
         w.drain()
         rs = self.pending.pop(i)
         if kind == "refused":
-          rs = [failed_result(self.candidates[w.label], chk, rest[1], Status.ERROR) for chk in self.opts["checks"]]
+          rs = [protocol.failed_result(self.candidates[w.label], chk, rest[1], Status.ERROR)
+                for chk in self.opts["checks"]]
         self.finish(w.label, _with_output(rs, w.capture))
         w.label = None
         if kind == "done" and rest[1]:  # the candidate changed global state: a fresh worker next
@@ -684,7 +604,7 @@ def _died(candidate: Any, checks: Sequence[str], done: list[Result], phase: str,
       msg = f"the worker process ended during {phase} ({cause})"
     if chk == (phase if phase in checks else checks[0]) and _last_words(capture):
       msg += f"; its last output: {_last_words(capture)}"
-    out.append(failed_result(candidate, chk, msg, Status.ERROR))
+    out.append(protocol.failed_result(candidate, chk, msg, Status.ERROR))
   order = {c: i for i, c in enumerate(checks)}
   return sorted(out, key=lambda r: order.get(r.check, len(order)))
 

@@ -1,8 +1,8 @@
-"""The autodiff check for torch candidates (``backend="torch"``), with torch's own transforms.
+"""Torch's own transforms for the torch forms of the checks (``backend="torch"`` candidates).
 
 A torch candidate's ``fn`` takes and returns tensors; its NumPy ``forward``/``vjp`` serve the
-numerical checks. Here, on float64 points kept off the kinks, with g = the gradient for a
-cotangent of ones (``torch.autograd.grad``):
+numerical checks. The pieces here judge, on float64 points kept off the kinks, with g = the gradient
+for a cotangent of ones (``torch.autograd.grad``):
 
 - VJP: ``autograd.grad(fn(x), x, grad_outputs=ct)`` = ct·g for a random cotangent ct;
 - forward mode: ``torch.autograd.forward_ad`` tangent = g·t;
@@ -22,7 +22,8 @@ Wrong numbers, wrong dtypes and exceptions of the VJP are ``fail``. A transform 
 mechanism does not support (an ``autograd.Function`` with no ``jvp``, no ``setup_context`` or
 ``vmap`` rule for ``torch.func``, a backward that is not differentiable, a graph break under
 ``fullgraph=True``) is ``unsupported`` with its capability, the reason and the fix; where several
-are missing the first is the result's capability and all are listed under ``missing``.
+are missing the first is the result's capability and all are listed under ``missing``. This module
+imports torch only when called (:func:`torch`).
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from verification import numerics, results, tolerances
+from verification.core import tolerances
 
 F64 = np.dtype(np.float64)
 DTYPES = ("float16", "bfloat16", "float32", "float64")
@@ -60,7 +61,7 @@ _COMPILE_FIX = "make the spike function traceable by torch.compile without graph
     " control flow on tensor values in forward or backward)"
 
 
-def _torch() -> Any:
+def import_torch() -> Any:
   import torch
 
   return torch
@@ -72,12 +73,12 @@ def compile_mode() -> str:
   return "" if mode in ("0", "off", "false", "no", "") else mode
 
 
-def _describe(exc: BaseException) -> str:
+def describe(exc: BaseException) -> str:
   text = str(exc).strip().splitlines()
   return f"{type(exc).__name__}: {text[0][:300] if text else ''}"
 
 
-def _classify(exc: BaseException, default: str | None) -> tuple[str, str, str] | None:
+def classify(exc: BaseException, default: str | None) -> tuple[str, str, str] | None:
   """(capability, reason, fix) for an error that says a transform is not supported, else None."""
   msg = str(exc).lower()
   for needle, capability, reason, fix in _MISSING:
@@ -88,7 +89,7 @@ def _classify(exc: BaseException, default: str | None) -> tuple[str, str, str] |
   return None
 
 
-class _Judge:
+class Judge:
   """Collects failures and missing capabilities for one candidate."""
 
   def __init__(self, ctx: Any) -> None:
@@ -102,12 +103,12 @@ class _Judge:
 
   def error(self, what: str, exc: BaseException, capability: str | None = None) -> None:
     """An exception of a transform: a missing capability when torch says so, else a failure."""
-    known = _classify(exc, capability)
+    known = classify(exc, capability)
     if known is None:
-      self.fail(f"{what} raised {_describe(exc)}")
+      self.fail(f"{what} raised {describe(exc)}")
     else:
       cap, reason, fix = known
-      self.missing.append({"capability": cap, "message": f"{what}: {reason} ({_describe(exc)})", "fix": fix})
+      self.missing.append({"capability": cap, "message": f"{what}: {reason} ({describe(exc)})", "fix": fix})
 
   def compare(self, what: str, x: np.ndarray, expected: Any, got: Any, tol: np.ndarray | float, **extra: Any) -> None:
     """Records a failure where |got - expected| > tol (NaN on one side only is a failing point)."""
@@ -125,15 +126,15 @@ class _Judge:
                 failing_points=int(bad.sum()), **extra)
 
 
-def _np(t: Any) -> np.ndarray:
-  torch = _torch()
+def as_numpy(t: Any) -> np.ndarray:
+  torch = import_torch()
   t = t.detach()
   return (t.to(torch.float64) if t.is_floating_point() else t).cpu().numpy()
 
 
 def grad_of(fn: Callable, x: Any, ct: Any, create_graph: bool = False) -> Any:
   """d<ct, fn(x)>/dx by ``torch.autograd.grad`` (zeros where the output does not depend on x)."""
-  torch = _torch()
+  torch = import_torch()
   with torch.enable_grad():
     xr = x.detach().clone().requires_grad_(True) if not create_graph else x
     y = fn(xr)
@@ -141,8 +142,8 @@ def grad_of(fn: Callable, x: Any, ct: Any, create_graph: bool = False) -> Any:
   return torch.zeros_like(xr) if g is None else g
 
 
-def _vjp_and_mutation(j: _Judge, x: np.ndarray, ct: np.ndarray, g: np.ndarray, tol: np.ndarray) -> None:
-  torch = _torch()
+def vjp_and_mutation(j: Judge, x: np.ndarray, ct: np.ndarray, g: np.ndarray, tol: np.ndarray) -> None:
+  torch = import_torch()
   xt = torch.from_numpy(x.copy()).requires_grad_(True)
   ctt = torch.from_numpy(ct.copy())
   versions = (xt._version, ctt._version)
@@ -150,20 +151,20 @@ def _vjp_and_mutation(j: _Judge, x: np.ndarray, ct: np.ndarray, g: np.ndarray, t
     with torch.enable_grad():
       (got,) = torch.autograd.grad(j.fn(xt), xt, grad_outputs=ctt, allow_unused=True)
   except Exception as exc:
-    j.fail(f"the VJP with a random cotangent raised {_describe(exc)}")
+    j.fail(f"the VJP with a random cotangent raised {describe(exc)}")
     return
   got = torch.zeros_like(xt) if got is None else got
-  j.compare("the VJP is not ct·g(x) for a random cotangent (autograd.grad with grad_outputs)", x, ct * g, _np(got),
+  j.compare("the VJP is not ct·g(x) for a random cotangent (autograd.grad with grad_outputs)", x, ct * g, as_numpy(got),
             tol, dtype="float64")
-  if not np.array_equal(_np(ctt), ct) or ctt._version != versions[1]:
+  if not np.array_equal(as_numpy(ctt), ct) or ctt._version != versions[1]:
     j.fail("the backward modifies the cotangent in place (grad_output); clone it before writing to it",
            dtype="float64")
-  if not np.array_equal(_np(xt), x) or xt._version != versions[0]:
+  if not np.array_equal(as_numpy(xt), x) or xt._version != versions[0]:
     j.fail("the spike function modifies its input in place", dtype="float64")
 
 
-def _forward_mode(j: _Judge, x: np.ndarray, t: np.ndarray, g: np.ndarray, tol: np.ndarray) -> None:
-  torch = _torch()
+def forward_mode(j: Judge, x: np.ndarray, t: np.ndarray, g: np.ndarray, tol: np.ndarray) -> None:
+  torch = import_torch()
   import torch.autograd.forward_ad as fwad
 
   try:
@@ -173,13 +174,13 @@ def _forward_mode(j: _Judge, x: np.ndarray, t: np.ndarray, g: np.ndarray, tol: n
   except Exception as exc:
     j.error("forward mode (torch.autograd.forward_ad)", exc, "forward")
     return
-  got = np.zeros_like(x) if tangent is None else _np(tangent)
+  got = np.zeros_like(x) if tangent is None else as_numpy(tangent)
   j.compare("the forward-mode tangent is not g(x)·t (torch.autograd.forward_ad)", x, g * t, got, tol,
             dtype="float64")
 
 
-def _second_order(j: _Judge, x: np.ndarray, gfun: Callable[[np.ndarray], np.ndarray]) -> None:
-  torch = _torch()
+def second_order(j: Judge, x: np.ndarray, gfun: Callable[[np.ndarray], np.ndarray]) -> None:
+  torch = import_torch()
   ctx = j.ctx
   xt = torch.from_numpy(x.copy()).requires_grad_(True)
   try:
@@ -196,7 +197,7 @@ def _second_order(j: _Judge, x: np.ndarray, gfun: Callable[[np.ndarray], np.ndar
   except Exception as exc:
     j.error("second order (double backward)", exc, "second")
     return
-  second = np.zeros_like(x) if g2 is None else _np(g2)
+  second = np.zeros_like(x) if g2 is None else as_numpy(g2)
   h = ctx.step
   fd = (gfun(x + h) - gfun(x - h)) / (2 * h)
   # Central differences of g at h = 4e-3 widths: error about h²|g'''|/6, below 1e-5 of peak/width.
@@ -205,18 +206,18 @@ def _second_order(j: _Judge, x: np.ndarray, gfun: Callable[[np.ndarray], np.ndar
             reason="central differences of g, h = 4e-3·width", dtype="float64")
 
 
-def _vmap_grad(j: _Judge, x: np.ndarray, g: np.ndarray, tol: np.ndarray) -> None:
-  torch = _torch()
+def vmap_grad(j: Judge, x: np.ndarray, g: np.ndarray, tol: np.ndarray) -> None:
+  torch = import_torch()
   try:
     got = torch.func.vmap(torch.func.grad(j.fn))(torch.from_numpy(x.copy()))
   except Exception as exc:
     j.error("torch.func.vmap(torch.func.grad(fn))", exc, "vmap")
     return
-  j.compare("torch.func.vmap(torch.func.grad(fn)) is not g", x, g, _np(got), tol, dtype="float64")
+  j.compare("torch.func.vmap(torch.func.grad(fn)) is not g", x, g, as_numpy(got), tol, dtype="float64")
 
 
-def _compiled(j: _Judge, x: np.ndarray, mode: str) -> None:
-  torch = _torch()
+def compiled(j: Judge, x: np.ndarray, mode: str) -> None:
+  torch = import_torch()
   x32 = torch.from_numpy(x[:8].astype(np.float32))
   try:
     compiled = torch.compile(j.fn, fullgraph=True, backend=mode)
@@ -229,15 +230,15 @@ def _compiled(j: _Judge, x: np.ndarray, mode: str) -> None:
     torch._dynamo.reset()  # the next candidate compiles afresh (and the cache does not grow)
   y_e, g_e = j.fn(x32.clone()), grad_of(j.fn, x32, torch.ones_like(x32))
   eps = tolerances.eps(np.float32)
-  j.compare("torch.compile(fullgraph=True) forward differs from eager", x[:8], _np(y_e), _np(y_c), 0.0,
+  j.compare("torch.compile(fullgraph=True) forward differs from eager", x[:8], as_numpy(y_e), as_numpy(y_c), 0.0,
             dtype="float32")
-  j.compare("torch.compile(fullgraph=True) gradient differs from eager", x[:8], _np(g_e), _np(g_c),
+  j.compare("torch.compile(fullgraph=True) gradient differs from eager", x[:8], as_numpy(g_e), as_numpy(g_c),
             tolerances.K_WIRING * eps * j.ctx.peak, dtype="float32",
             reason="same formula, fused code may round differently: a few float32 ulp of the peak")
 
 
-def _dtypes(j: _Judge, x: np.ndarray) -> None:
-  torch = _torch()
+def dtypes(j: Judge, x: np.ndarray) -> None:
+  torch = import_torch()
   for name in DTYPES:
     want = getattr(torch, name)
     xt = torch.from_numpy(x[:8].copy()).to(want).requires_grad_(True)
@@ -246,7 +247,7 @@ def _dtypes(j: _Judge, x: np.ndarray) -> None:
         y = j.fn(xt)
         (g,) = torch.autograd.grad(y, xt, grad_outputs=torch.ones_like(y), allow_unused=True)
     except Exception as exc:
-      j.fail(f"forward or gradient raised {_describe(exc)} on a {name} input", dtype=name)
+      j.fail(f"forward or gradient raised {describe(exc)} on a {name} input", dtype=name)
       continue
     if y.dtype != want:
       j.fail(f"the forward returns {str(y.dtype).removeprefix('torch.')} for a {name} input", dtype=name,
@@ -256,11 +257,11 @@ def _dtypes(j: _Judge, x: np.ndarray) -> None:
              got_dtype=str(g.dtype))
 
 
-def _layouts(j: _Judge, x: np.ndarray, ct: np.ndarray, g: np.ndarray, tol: np.ndarray) -> None:
-  torch = _torch()
+def layouts(j: Judge, x: np.ndarray, ct: np.ndarray, g: np.ndarray, tol: np.ndarray) -> None:
+  torch = import_torch()
   n = 16
   xs, cts = x[:n], ct[:n]
-  h = _np(j.fn(torch.from_numpy(xs.copy())).detach())
+  h = as_numpy(j.fn(torch.from_numpy(xs.copy())).detach())
   try:
     # Every other element of a (n, 2) buffer: a non-contiguous view with stride 2.
     base = torch.from_numpy(np.stack([xs, -xs], axis=1).copy()).requires_grad_(True)
@@ -268,8 +269,8 @@ def _layouts(j: _Judge, x: np.ndarray, ct: np.ndarray, g: np.ndarray, tol: np.nd
     with torch.enable_grad():
       y = j.fn(view)
       (gb,) = torch.autograd.grad(y, base, grad_outputs=torch.from_numpy(cts.copy()), allow_unused=True)
-    j.compare("forward of a non-contiguous view differs from the contiguous input", xs, h, _np(y), 0.0)
-    got = np.zeros(n) if gb is None else _np(gb)[:, 0]
+    j.compare("forward of a non-contiguous view differs from the contiguous input", xs, h, as_numpy(y), 0.0)
+    got = np.zeros(n) if gb is None else as_numpy(gb)[:, 0]
     j.compare("the VJP of a non-contiguous view differs from the contiguous input", xs, cts * g[:n], got, tol[:n])
     # A transposed matrix.
     m = torch.from_numpy(xs.reshape(4, 4).copy()).requires_grad_(True)
@@ -277,58 +278,14 @@ def _layouts(j: _Judge, x: np.ndarray, ct: np.ndarray, g: np.ndarray, tol: np.nd
       yt = j.fn(m.t())
       (gm,) = torch.autograd.grad(yt, m, grad_outputs=torch.ones_like(yt), allow_unused=True)
     j.compare("the gradient of a transposed (non-contiguous) matrix differs", xs, g[:n],
-              np.zeros(n) if gm is None else _np(gm).reshape(-1), tol[:n])
+              np.zeros(n) if gm is None else as_numpy(gm).reshape(-1), tol[:n])
     # An expanded scalar: stride 0, every element the same memory.
     x0 = torch.tensor(float(xs[0]), dtype=torch.float64).requires_grad_(True)
     with torch.enable_grad():
       ye = j.fn(x0.expand(5))
       (g0,) = torch.autograd.grad(ye, x0, grad_outputs=torch.from_numpy(cts[:5].copy()), allow_unused=True)
-    j.compare("forward of an expanded input differs", np.repeat(xs[:1], 5), np.repeat(h[:1], 5), _np(ye), 0.0)
+    j.compare("forward of an expanded input differs", np.repeat(xs[:1], 5), np.repeat(h[:1], 5), as_numpy(ye), 0.0)
     j.compare("the gradient through an expanded input is not Σct·g(x0)", xs[:1], [cts[:5].sum() * g[0]],
               [0.0 if g0 is None else float(g0)], 5 * tol[:1])
   except Exception as exc:
-    j.fail(f"a non-contiguous or expanded input raised {_describe(exc)}")
-
-
-def check_autodiff(ctx: Any) -> results.Outcome:
-  """The torch counterpart of the JAX autodiff check (see the module docstring)."""
-  torch = _torch()
-  j = _Judge(ctx)
-  margin = 8 * ctx.step
-  x = numerics.sample_points(ctx.length, ctx.reference.kinks(), margin, n=64, seed=ctx.seed, span=4.0).astype(F64)
-  ct = np.random.default_rng(ctx.seed + 1).normal(size=x.shape) * 2.0 + 0.5
-  # Same computation in the same dtype, only the final product rounds differently: a few ulp.
-  tol = tolerances.K_WIRING * tolerances.eps(F64) * ctx.peak * (1 + np.abs(ct))
-
-  def gfun(v: np.ndarray) -> np.ndarray:
-    return _np(grad_of(j.fn, torch.from_numpy(np.asarray(v, F64).copy()), torch.ones(v.shape, dtype=torch.float64)))
-
-  try:
-    g = gfun(x)
-    out_dtype = j.fn(torch.from_numpy(x[:1].copy())).dtype
-  except Exception as exc:
-    return results.failed(f"the VJP (torch.autograd.grad) raised {_describe(exc)}", dtype="float64")
-  _dtypes(j, x)
-  # autograd casts the cotangent to the output's dtype: where the forward changes the dtype (reported
-  # above), the VJP is judged with the cotangent as rounded to it.
-  ct = _np(torch.from_numpy(ct).to(out_dtype))
-  _vjp_and_mutation(j, x, ct, g, tol)
-  _forward_mode(j, x, ct, g, tol)
-  _second_order(j, x, gfun)
-  _vmap_grad(j, x, g, 4 * tol)
-  _layouts(j, x, ct, g, 4 * tol)
-  mode = compile_mode()
-  if mode:
-    _compiled(j, x, mode)
-  missing = [m["capability"] for m in j.missing]
-  if j.failures:
-    first = j.failures[0]
-    return results.failed(first["message"], **{k: v for k, v in first.items() if k != "message"},
-                          all_failures=j.failures[:8], missing=missing)
-  if j.missing:
-    first = j.missing[0]
-    return results.unsupported(first["capability"], first["message"], fix=first["fix"], missing=missing,
-                               all_missing=j.missing)
-  done = "VJP = ct·g, forward mode = g·t, double backward = g', vmap(grad) = g, " + \
-      (f"torch.compile({mode}) = eager, " if mode else "") + "dtypes kept, non-contiguous and expanded inputs"
-  return results.passed(done + " (float64)", tolerance=f"{tolerances.K_WIRING:g}·eps·peak·(1 + |ct|)")
+    j.fail(f"a non-contiguous or expanded input raised {describe(exc)}")

@@ -1,0 +1,70 @@
+"""The checks: one module each, and their registry (:data:`CHECKS`, in the order they run).
+
+Each module holds one check: its docstring says what the check establishes and where its tolerance
+comes from; ``check(ctx)`` is its form for JAX candidates (and for NumPy-bridged candidates where the
+check applies to them); ``check_torch(ctx)``, where present, is its form for torch candidates, judged
+with torch's own transforms (shared torch pieces in :mod:`verification.checks._torch`). Shared pieces:
+:mod:`~verification.checks._context` (the context, sample points, comparisons) and
+:mod:`~verification.checks._jax` (the compiled JAX transforms, capability gaps).
+
+Adding a check: one module with ``check`` (and ``CAPABILITIES`` if it judges any), one line in
+:data:`_MODULES`, a planted defect it catches and a correct twin it passes in the tests.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+from collections.abc import Callable
+
+from verification.checks import (
+    autodiff,
+    derivative,
+    differential,
+    edge,
+    forward,
+    forward_mode,
+    low_precision,
+    parameters,
+    quadrature,
+    second_order,
+    transforms,
+)
+from verification.checks._context import Context, ReferenceUncomputable
+from verification.results import Outcome, errored
+
+#: The check modules in the order they run (and are reported).
+_MODULES: tuple[types.ModuleType, ...] = (forward, autodiff, forward_mode, second_order, transforms, derivative,
+                                          quadrature, edge, low_precision, differential, parameters)
+
+
+@dataclasses.dataclass(frozen=True)
+class Check:
+  """One registered check: its name, its forms, the capabilities it may report ``unsupported``, and its
+  summary (the module docstring's first line). Calling it runs the form for the candidate's backend;
+  a reference quantity that cannot be computed at the claimed parameters is an ``error`` outcome."""
+
+  name: str
+  jax_form: Callable[[Context], Outcome]
+  torch_form: Callable[[Context], Outcome] | None
+  capabilities: tuple[str, ...]
+  summary: str
+
+  def __call__(self, ctx: Context) -> Outcome:
+    form = self.torch_form if self.torch_form is not None and ctx.candidate.backend == "torch" else self.jax_form
+    try:
+      return form(ctx)
+    except ReferenceUncomputable as exc:
+      return errored(str(exc))
+
+
+def _registered(module: types.ModuleType) -> Check:
+  name = module.__name__.rsplit(".", 1)[1]
+  return Check(name, module.check, getattr(module, "check_torch", None), tuple(getattr(module, "CAPABILITIES", ())),
+               (module.__doc__ or "").strip().splitlines()[0])
+
+
+#: Check name -> :class:`Check`, in the order they run.
+CHECKS: dict[str, Check] = {c.name: c for c in map(_registered, _MODULES)}
+
+__all__ = ["CHECKS", "Check", "Context", "ReferenceUncomputable"]

@@ -1,0 +1,52 @@
+"""The forward_mode check (a capability): ``jax.jvp`` gives H as the primal and g·t as the tangent;
+``jax.jacfwd`` is diag(g), in float64.
+
+Tolerance: ``K_WIRING·eps(float64)·peak·(1 + |t|)``, as for the VJP. A mechanism without forward mode
+(``jax.custom_vjp``, a primitive without a JVP rule) is ``unsupported`` with the fix; a rule that gives
+wrong numbers is a ``fail``.
+"""
+
+from __future__ import annotations
+
+import jax.numpy as jnp
+import numpy as np
+
+from verification.checks._context import (
+  F64,
+  Comparisons,
+  Context,
+  cotangent,
+  needs_jax,
+  wiring_points,
+  wiring_tolerance,
+)
+from verification.checks._jax import raised, transformed
+from verification.core import tolerances
+from verification.core.evaluate import describe
+from verification.results import Outcome
+
+
+def check(ctx: Context) -> Outcome:
+  """Forward mode (a capability): ``jax.jvp`` gives H as the primal and g·t as the tangent;
+  ``jax.jacfwd`` is diag(g) (float64)."""
+  if (skip := needs_jax(ctx)) is not None:
+    return skip
+  x = wiring_points(ctx, F64)
+  t = cotangent(ctx, x)
+  out = transformed(ctx, "forward_mode")
+  if isinstance(out["jvp"], Exception):
+    return raised(ctx, "forward", "forward mode (jax.jvp)", out["jvp"], jnp.asarray(x))
+  g, H = ctx.quantity(x, "g").astype(F64), ctx.quantity(x, "H").astype(F64)
+  tol = wiring_tolerance(ctx, F64, t)
+  c = Comparisons()
+  primal, tangent = out["jvp"]
+  c.compare("the primal output of jax.jvp is not H(x)", x, H, primal, 0.0, dtype="float64")
+  c.compare("the JVP is not g(x)·t", x, g * t, tangent, tol, dtype="float64")
+  if isinstance(out["jacfwd"], Exception):
+    c.note(f"jax.jacfwd raised {describe(out['jacfwd'])}", dtype="float64")
+  else:
+    c.compare("jacfwd is not diag(g)", np.repeat(x[:16], 16), np.diag(g[:16]).reshape(-1),
+              out["jacfwd"].reshape(-1), tolerances.K_WIRING * tolerances.eps(F64) * ctx.peak, dtype="float64")
+  return c.outcome("jax.jvp: primal = H, tangent = g·t; jacfwd = diag(g) (float64)",
+                   tolerance=f"{tolerances.K_WIRING:g}·eps·peak·(1 + |t|)")
+

@@ -1,0 +1,48 @@
+"""The second_order check (a capability): the derivative of the VJP, d/dx g, equals central
+differences of g off the kinks, in float64.
+
+Tolerance: ``1e-4·peak/width + 1e-4·|g'|``: central differences at h ≈ 4e-3·width err by about
+h²·|g⁽³⁾|/6, below 1e-5 of peak/width. ``jax.custom_vjp`` promises no second derivative: where grad of
+grad through its bwd rule is not g' the result is ``unsupported``, not a defect.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from verification.checks._context import F64, Comparisons, Context, needs_jax, wiring_points
+from verification.checks._jax import FIXES, built_with_custom_vjp, elementwise_grad, raised
+from verification.results import Outcome, failed, unsupported
+
+
+def check(ctx: Context) -> Outcome:
+  """Second order (a capability): the derivative of the VJP, d/dx g, equals central differences of g
+  off the kinks (float64)."""
+  if (skip := needs_jax(ctx)) is not None:
+    return skip
+  x = wiring_points(ctx, F64)
+  second = ctx.evaluator.evaluate(x, ("d2H",))["d2H"]
+  if isinstance(second, Exception):
+    try:  # the evaluator keeps a message; the exception itself says whether the rule is missing
+      jax.jit(elementwise_grad(elementwise_grad(ctx.candidate.fn)))(jnp.asarray(x))
+    except Exception as exc:
+      return raised(ctx, "second", "second order (grad of grad)", exc, jnp.asarray(x))
+    return failed(str(second), dtype="float64")
+  h = ctx.step
+  fd = (ctx.quantity(x + h, "g").astype(F64) - ctx.quantity(x - h, "g").astype(F64)) / (2 * h)
+  # Central differences of g at h ≈ 4e-3·width: error about h²·|g⁽³⁾|/6, below 1e-5 of peak/width.
+  reason = "central differences of g, h ≈ 4e-3·width: 1e-4·peak/width + 1e-4·|g'|"
+  c = Comparisons()
+  c.compare("the second derivative of the spike function is not g'(x)", x, fd, second,
+            1e-4 * ctx.peak / ctx.length + 1e-4 * np.abs(fd), dtype="float64", reason=reason)
+  if c.failures and built_with_custom_vjp(ctx.candidate.fn, jnp.asarray(x)):
+    # The specification: jax.custom_vjp (and custom_gradient, built on it) has no second derivative.
+    # Reverse over reverse still runs, through the bwd rule; right numbers pass, others are the gap.
+    worst = {k: v for k, v in c.failures[0].items() if k != "message"}
+    return unsupported("second", "second order unsupported: built with jax.custom_vjp, which does not promise "
+                       "one (grad of grad differentiates its bwd rule, and here that is not g'(x))",
+                       fix=FIXES["second"], mechanism="custom_vjp", **worst)
+  return c.outcome("d/dx g = central differences of g off the kinks (float64)", dtype="float64", reason=reason)
+
