@@ -1,16 +1,25 @@
-"""Published libraries through the engine (braintools is a test dependency), and the findings tables
-(``reports.findings``: the README section, from verification JSON of any schema version)."""
+"""Published libraries through the engine (braintools is a test dependency), the findings tables
+(``reports.findings``: the README section, from verification JSON of any schema version), defects
+grouped by cause (``reports.defects``), their reproducers (``reports.reproducers``: run here against
+the stand-ins in ``tests/stubs`` or the installed library, and on planted fake libraries), and the
+per-shape pages (``reports.shapes``)."""
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
+import io
 import json
+import pathlib
+import runpy
+import sys
 
 import jax
 import pytest
 
-from reports import findings
+from reports import defects, findings, reproducers, shapes
 from verification import verify_candidate
+from verification.results import Run
 
 
 @pytest.fixture(scope="module")
@@ -104,4 +113,179 @@ def test_a_corrupt_file_is_named_and_the_others_are_rendered(tmp_path, capsys):
   err = capsys.readouterr().err.strip().splitlines()
   assert len(err) == 1 and str(bad) in err[0] and "not valid JSON" in err[0]
   text = readme.read_text()
-  assert f"Not read: {bad}: is not valid JSON" in text and "### lib 1.2" in text
+  assert f"Not read: {bad}: is not valid JSON" in text and "| [lib](reports/findings/lib.md) | 1.2 | 2 |" in text
+
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+STUBS = ROOT / "tests" / "stubs"
+REPRO = ROOT / "reports" / "findings" / "repro"
+SCRIPTS = sorted(REPRO.glob("*.py"))
+
+
+def _record(check, message, dtype, x=None, label="c", surrogate="Sigmoid", call="fakelib.sigmoid(alpha=4.0)(x)",
+            **detail):
+  return {"label": label, "surrogate": surrogate, "params": {"alpha": 4.0}, "check": check, "status": "fail",
+          "detail": {"message": message, "dtype": dtype, "worst_input": x, **detail,
+                     "notes": {"call": call, "reference": "Sigmoid(alpha=4.0)", "scale": 1.0}}}
+
+
+def _run(records, name="fakelib"):
+  return Run.from_json({"schema_version": 2, "target": name, "library": {"name": name, "version": "9.9"},
+                        "results": records})
+
+
+def test_the_same_defect_at_three_dtypes_is_one_group_and_another_check_a_second():
+  records = [_record("forward", f"forward is not H(x): H returned dtype float32 for input dtype {dt}", dt,
+                     label=f"c{i}", call=f"fakelib.sigmoid(alpha={i}.0)(x)")
+             for i, dt in enumerate(["float16", "bfloat16", "float64"])]
+  found, harness = defects.group(_run(records))
+  assert len(found) == 1 and not harness
+  assert len(found[0].calls) == 3 and found[0].title.endswith("for a float16/bfloat16/float64 input")
+  value = [_record("differential", f"g differs from the reference × 1 in float16: at x = {x} expected 1, got 3 "
+                   f"(ratio 3, tolerance 0.01)", "float16", x=x, expected=1.0, got=3.0, tolerance=0.01)
+           for x in (0.5, 0.25)]
+  found, _ = defects.group(_run(records + value))
+  assert [d.kind for d in found] == ["dtype", "value"]
+  assert found[1].example.diagnosis.worst_input == 0.25  # the smallest input shows it
+  # a harness error (a traceback in verification/) is not the library's
+  own = _record("quadrature", "NameError: name 'integrate' is not defined (at /x/verification/numerics.py:1)", None)
+  assert len(defects.group(_run([*records, own]))[1]) == 1
+
+
+_FAKE = {  # the planted library: the defect, and its fixed twin
+    "dtype": ("return lambda x: (x >= 0).astype(jnp.float32)", "return lambda x: (x >= 0).astype(x.dtype)"),
+    "value": ("return _sg(alpha / 2)",  # the slope halved
+              "return _sg(alpha)"),
+}
+_SG = """
+import jax
+import jax.numpy as jnp
+
+def _sg(alpha):
+  @jax.custom_jvp
+  def f(x):
+    return (x >= 0).astype(x.dtype)
+
+  @f.defjvp
+  def f_jvp(primals, tangents):
+    (x,), (t,) = primals, tangents
+    s = jax.nn.sigmoid(alpha * x)
+    return f(x), alpha * s * (1 - s) * t
+
+  return f
+"""
+
+
+def _fake_library(tmp_path, body, monkeypatch):
+  pkg = tmp_path / "fakelib"
+  pkg.mkdir()
+  (pkg / "__init__.py").write_text(_SG + f"\n\ndef sigmoid(alpha=4.0):\n  {body}\n")
+  monkeypatch.syspath_prepend(str(tmp_path))
+  monkeypatch.setattr(reproducers, "JAX_LIBRARIES", {*reproducers.JAX_LIBRARIES, "fakelib"})
+  for name in [m for m in sys.modules if m == "fakelib" or m.startswith("fakelib.")]:
+    monkeypatch.delitem(sys.modules, name)
+
+
+def _exit_code(path) -> tuple[int, str]:
+  out = io.StringIO()
+  with contextlib.redirect_stdout(out), pytest.raises(SystemExit) as exc:
+    runpy.run_path(str(path), run_name="__main__")
+  return exc.value.code, out.getvalue()
+
+
+@pytest.mark.parametrize("twin", ["defect", "fixed"])
+@pytest.mark.parametrize("kind", ["dtype", "value"])
+def test_a_reproducer_exits_1_on_the_defect_and_0_on_its_fixed_twin(tmp_path, monkeypatch, kind, twin):
+  import math
+
+  if kind == "dtype":
+    record = _record("forward", "forward is not H(x): H returned dtype float32 for input dtype float16", "float16")
+  else:  # g at x = 0.5 in float64: alpha·s(1 - s) with alpha = 4
+    s = 1 / (1 + math.exp(-2.0))
+    record = _record("differential", "g differs from the reference × 1 in float64: at x = 0.5 expected 0.42, got 0",
+                     "float64", x=0.5, expected=4 * s * (1 - s), got=0.0, tolerance=1e-12)
+  _fake_library(tmp_path, _FAKE[kind][twin == "fixed"], monkeypatch)
+  (defect,), _ = defects.group(_run([record]))
+  text = reproducers.script(defect)
+  assert text.startswith("# pip install fakelib==9.9 ")
+  path = tmp_path / "repro.py"
+  path.write_text(text)
+  code, out = _exit_code(path)
+  assert "expected" in out
+  assert code == (1 if twin == "defect" else 0), out
+
+
+def test_the_committed_findings_are_what_the_json_gives(tmp_path):
+  """Generated, not hand-edited: the folder regenerated from reports/peers matches, reproducer for reproducer."""
+  runs, problems = findings.load(sorted(str(p) for p in (ROOT / "reports" / "peers").glob("*.json")))
+  assert not problems
+  findings.write_folder(runs, tmp_path)
+  made = sorted(p.name for p in (tmp_path / "repro").glob("*.py"))
+  assert made == [p.name for p in SCRIPTS]
+  for name in made:
+    assert (tmp_path / "repro" / name).read_text() == (REPRO / name).read_text(), name
+  for page in tmp_path.glob("*.md"):
+    assert page.read_text() == (ROOT / "reports" / "findings" / page.name).read_text(), page.name
+
+
+@pytest.mark.parametrize("path", SCRIPTS, ids=[p.stem for p in SCRIPTS])
+def test_every_reproducer_compiles_and_says_what_it_installs(path):
+  text = path.read_text()
+  compile(text, str(path), "exec")
+  first = text.splitlines()[0]
+  library, version = path.stem.rsplit("_", 1)[0], None
+  assert first.startswith(f"# pip install {library}=="), first
+  version = first.split("==")[1].split()[0]
+  assert version and "sys.exit(" in text and ("sys.exit(1)" in text or "else 1)" in text)
+
+
+def _importable(library: str) -> bool:
+  with _stubs_on_path():
+    return importlib.util.find_spec(library) is not None
+
+
+@contextlib.contextmanager
+def _stubs_on_path():
+  added = str(STUBS) not in sys.path
+  if added:
+    sys.path.append(str(STUBS))  # after the installed packages: an installed library wins
+  try:
+    yield
+  finally:
+    if added:
+      sys.path.remove(str(STUBS))
+
+
+#: The reproducers run here: those of a library that is installed or has a stand-in in tests/stubs.
+RUNNABLE = [p for p in SCRIPTS if _importable(p.stem.rsplit("_", 1)[0])]
+
+
+@pytest.mark.parametrize("path", RUNNABLE, ids=[p.stem for p in RUNNABLE])
+def test_every_reproducer_runs_against_the_stub_or_the_installed_library(path):
+  """Import and call succeed (exit 0 or 1 depends on the stand-in; nox -s findings requires 1 on the real one)."""
+  with _stubs_on_path():
+    code, out = _exit_code(path)
+  assert code in (0, 1)
+  assert "expected" in out and "Traceback" not in out
+  if code == 1 and "no exception" not in out:
+    assert "got" in out
+
+
+def test_shape_pages_from_a_small_json(tmp_path):
+  records = [_record("forward", "forward is not H(x): H returned dtype float32 for input dtype float16", "float16"),
+             {**_record("differential", "ok", "float64"), "status": "pass"}]
+  doc = {"schema_version": 2, "target": "fakelib", "library": {"name": "fakelib", "version": "9.9"},
+         "results": records, "curves": {"c": {"x": [-1.0, 0.0, 1.0], "g": [0.1, 1.0, 0.1],
+                                              "reference_g": [0.1, 1.0, 0.1]}}}
+  bench = tmp_path / "bench.json"
+  bench.write_text(json.dumps({"benchmarks": [{"extra_info": {
+      "op": "vjp", "library": "fakelib", "surrogate": "Sigmoid", "dtype": "float32", "log2_size": 16,
+      "median_s": 2.5e-4, "gbps": 3.1, "ratio": 1.2, "comparator": "ct * x"}}]}))
+  written = shapes.write_pages([Run.from_json(doc)], tmp_path / "shapes", benches=[bench])
+  assert [p.name for p in written] == ["sigmoid.md"]
+  page = written[0].read_text()
+  assert "| fakelib | `fakelib.sigmoid(alpha=4.0)(x)` | alpha=4 | 1 |" in page
+  assert "(../findings/fakelib.md#fakelib-001)" in page and "returns float32" in page
+  assert "![g of Sigmoid across libraries](img/sigmoid.png)" in page and (tmp_path / "shapes/img/sigmoid.png").is_file()
+  assert "| fakelib | float32 | 2^16 | 250 µs | 3.1 | 1.2 (ct * x) |" in page
+  assert "[Sigmoid](sigmoid.md)" in (tmp_path / "shapes" / "index.md").read_text()

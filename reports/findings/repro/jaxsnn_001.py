@@ -1,0 +1,42 @@
+# pip install jaxsnn==0.3.0 jax numpy
+"""jaxsnn-001: forward is not H(x): H(N) = N and H(N) = N in float16/bfloat16/float32: neither convention: the x > N convention gives N for both zeros (the specification has N for both).
+
+Check: forward (5 results, 5 calls); reference InvSquareGrad(alpha=80.0) x 1.0.
+Exits 1 while the defect is present, 0 once it is fixed.
+"""
+import math
+import sys
+
+import numpy as np
+import jax
+import jax.numpy as jnp
+import jaxsnn.discrete.functional.threshold
+jax.config.update("jax_enable_x64", True)  # after the library, which may turn it off
+
+X, DTYPE = 0.0, 'float16'
+EXPECTED, TOLERANCE = 1.0, 0.0
+
+def spike(x):
+  return jaxsnn.discrete.functional.threshold.superspike(x, 80.0)
+
+
+def array(v, dtype=DTYPE, many=False):
+  return jnp.asarray(v if many else [v], dtype=dtype)
+
+
+def values(a):
+  return np.asarray(a, np.float64).reshape(-1)
+
+
+def value(a):
+  return float(values(a)[0])
+
+
+def quantity(x):
+  return spike(x)
+
+got = value(quantity(array(X)))
+print(f'expected {EXPECTED!r} (tolerance {TOLERANCE!r}), got {got!r}')
+if EXPECTED is None:
+  sys.exit(0 if math.isfinite(got) else 1)
+sys.exit(0 if abs(got - EXPECTED) <= (TOLERANCE or 0.0) else 1)

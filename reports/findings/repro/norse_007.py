@@ -1,0 +1,42 @@
+# pip install norse==1.1.0 torch numpy
+"""norse-007: g in DTYPE is N at x = N, DTYPE gives N (tolerance N).
+
+Check: low_precision (1 results, 1 calls); reference Circ(alpha=10.0) x 1.0.
+Exits 1 while the defect is present, 0 once it is fixed.
+"""
+import math
+import sys
+
+import numpy as np
+import torch
+import norse.torch.functional.threshold
+
+X, DTYPE = 30.40625, 'float16'
+EXPECTED, TOLERANCE = 0.030493452402671414, 0.01697590136757843
+
+def spike(x):
+  return norse.torch.functional.threshold.heavi_circ_fn(x, k=10.0)
+
+
+def array(v, dtype=DTYPE, many=False):
+  return torch.tensor(np.asarray(v if many else [v], np.float64), dtype=getattr(torch, dtype))
+
+
+def values(a):
+  return a.detach().double().numpy().reshape(-1)
+
+
+def value(a):
+  return float(values(a)[0])
+
+
+def quantity(x):
+  x = x.clone().requires_grad_(True)
+  (gx,) = torch.autograd.grad(spike(x).sum(), x)
+  return gx
+
+got = value(quantity(array(X)))
+print(f'expected {EXPECTED!r} (tolerance {TOLERANCE!r}), got {got!r}')
+if EXPECTED is None:
+  sys.exit(0 if math.isfinite(got) else 1)
+sys.exit(0 if abs(got - EXPECTED) <= (TOLERANCE or 0.0) else 1)

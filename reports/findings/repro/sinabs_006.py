@@ -1,0 +1,43 @@
+# pip install sinabs==3.1.3 torch numpy
+"""sinabs-006: g (the VJP) is nan for PeriodicExponential (float16/bfloat16/float32/float64).
+
+Check: edge (1 results, 1 calls); reference PeriodicExponential(width=0.1, threshold=0.5) x 1.0.
+Exits 1 while the defect is present, 0 once it is fixed.
+"""
+import math
+import sys
+
+import numpy as np
+import torch
+import sinabs.activation.spike_generation
+import sinabs.activation.surrogate_gradient_fn
+
+X, DTYPE = 32768.0, 'float16'
+EXPECTED, TOLERANCE = None, None
+
+def spike(x):
+  return sinabs.activation.spike_generation.SingleSpike.apply((x + 0.5), 0.5, sinabs.activation.surrogate_gradient_fn.PeriodicExponential(grad_width=0.1, grad_scale=1.0))
+
+
+def array(v, dtype=DTYPE, many=False):
+  return torch.tensor(np.asarray(v if many else [v], np.float64), dtype=getattr(torch, dtype))
+
+
+def values(a):
+  return a.detach().double().numpy().reshape(-1)
+
+
+def value(a):
+  return float(values(a)[0])
+
+
+def quantity(x):
+  x = x.clone().requires_grad_(True)
+  (gx,) = torch.autograd.grad(spike(x).sum(), x)
+  return gx
+
+got = value(quantity(array(X)))
+print(f'expected {EXPECTED!r} (tolerance {TOLERANCE!r}), got {got!r}')
+if EXPECTED is None:
+  sys.exit(0 if math.isfinite(got) else 1)
+sys.exit(0 if abs(got - EXPECTED) <= (TOLERANCE or 0.0) else 1)
