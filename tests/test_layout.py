@@ -83,7 +83,7 @@ def test_the_import_graph_has_no_circle():
     path.append(n)
     for m in sorted(edges[n]):
       if state.get(m) == 1:
-        cycle = path[path.index(m):] + [m]
+        cycle = [*path[path.index(m):], m]
         pytest.fail("import circle: " + " -> ".join(cycle))
       if m not in state:
         visit(m)
