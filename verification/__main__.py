@@ -74,10 +74,14 @@ def parser() -> argparse.ArgumentParser:
   p.add_argument("--json", metavar="PATH", help="write the run as JSON (rewritten after each candidate)")
   p.add_argument("--junit", metavar="PATH", help="write JUnit XML")
   p.add_argument("--jobs", type=int, default=0,
-                 help="worker processes (default: 2; never more than the cores or the candidates)")
+                 help="worker processes (default: one per core; never more than the cores or the candidates)")
+  p.add_argument("--device", choices=("cpu", "gpu", "tpu"), default="",
+                 help="where the candidates run (default: the device JAX finds; gpu or tpu fails at once if JAX "
+                      "finds none)")
   p.add_argument("--timeout", type=float, default=120.0, help="time limit per check, seconds (the worker is ended)")
   p.add_argument("--memory-limit", type=_memory, default=runner.DEFAULT_MEMORY_LIMIT, metavar="BYTES",
-                 help="address-space limit per worker: bytes, or with K/M/G, or 'none' (default: 8G)")
+                 help="resident-memory limit per worker and its descendants: bytes, or with K/M/G, or 'none' "
+                      "(default: 8G)")
   p.add_argument("--examples", type=int, default=5,
                  help="hypothesis draws (512 values each) per 32/64-bit dtype in the edge check (>= 1)")
   p.add_argument("--require", type=_names, default=(), metavar="CAPS",
@@ -95,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
   args = p.parse_args(argv)  # exits with 2 on a malformed argument
   options = runner.Options(checks=tuple(args.checks),
                            dtypes=tuple(args.dtypes), jobs=args.jobs, timeout=args.timeout,
-                           memory_limit=args.memory_limit, hypothesis_examples=args.examples,
+                           memory_limit=args.memory_limit, device=args.device, hypothesis_examples=args.examples,
                            require=tuple(c for c in args.require if c), shard=args.shard,
                            only=tuple(n.strip() for item in args.only for n in item.split(",")))
   try:
@@ -140,7 +144,11 @@ def main(argv: list[str] | None = None) -> int:
   elapsed = time.perf_counter() - start
   output.summary(run.results, run.checks)
   n = len({r.label for r in run.results})
-  print(f"{n} candidates, {len(run.checks)} checks, {elapsed:.1f} s ({run.target})")
+  platform = run.environment.get("platform") or run.environment.get("backend") or "?"
+  print(f"{n} candidates, {len(run.checks)} checks, {elapsed:.1f} s ({run.target}; on {platform}, "
+        f"{run.provenance.get('workers', '?')} workers)")
+  if run.provenance.get("dtypes_not_available"):
+    print(f"not checked: {', '.join(run.provenance['dtypes_not_available'])} (not available on {platform})")
   if args.json:
     output.write_json(args.json, run)
   if args.junit:

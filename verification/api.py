@@ -94,20 +94,22 @@ def _shard(shard: str | tuple[int, int] | None) -> tuple[int, int] | None:
 
 def options(*, checks: Iterable[str] | None = None, dtypes: Iterable[str] | None = None, require: Iterable[str] = (),
             jobs: int | None = None, timeout: float | None = None, shard: str | tuple[int, int] | None = None,
-            hypothesis_examples: int | None = None, labels: Iterable[str] = ()) -> Any:
+            hypothesis_examples: int | None = None, labels: Iterable[str] = (), device: str | None = None,
+            memory_limit: int | None = None) -> Any:
   """:class:`verification.engine.runner.Options` from keyword arguments; ``None`` keeps the CLI's default."""
   from verification.engine.runner import Options
 
   given = {"checks": None if checks is None else tuple(checks), "dtypes": None if dtypes is None else tuple(dtypes),
            "jobs": jobs, "timeout": timeout, "hypothesis_examples": hypothesis_examples,
-           "require": tuple(require), "shard": _shard(shard), "labels": tuple(labels)}
+           "require": tuple(require), "shard": _shard(shard), "labels": tuple(labels), "device": device,
+           "memory_limit": memory_limit}
   return dataclasses.replace(Options(), **{k: v for k, v in given.items() if v is not None})
 
 
 def check(source: Source, *, checks: Iterable[str] | None = None, dtypes: Iterable[str] | None = None,
           require: Iterable[str] = (), jobs: int | None = None, timeout: float | None = None,
           shard: str | tuple[int, int] | None = None, hypothesis_examples: int | None = None,
-          labels: Iterable[str] = (),
+          labels: Iterable[str] = (), device: str | None = None, memory_limit: int | None = None,
           progress: Callable[[str, list[results.Result]], None] | None = None) -> Report:
   """Checks candidates (or a target) and returns a :class:`Report`. Never raises for a failing candidate;
   raises :class:`verification.engine.runner.UsageError` for options that cannot be run and
@@ -116,7 +118,9 @@ def check(source: Source, *, checks: Iterable[str] | None = None, dtypes: Iterab
   ``checks``: a subset of the engine's checks (default all, in the engine's order); ``dtypes``: of
   float16, bfloat16, float32, float64 (default all four); ``require``: capabilities (forward, second,
   vmap, jit) whose absence is a failure rather than ``unsupported``; ``jobs``: worker processes
-  (default min(2, cores, candidates)); ``timeout``: seconds per check (default 120); ``shard``:
+  (default one per core, never more than the candidates); ``timeout``: seconds per check (default 120);
+  ``device``: "cpu", "gpu" or "tpu" (default: the device JAX finds); ``memory_limit``: bytes of resident
+  memory per worker (default 8 GiB); ``shard``:
   ``"K/N"`` or ``(K, N)``, the candidates whose label's CRC-32 modulo N is K - 1
   (:func:`verification.engine.runner.in_shard`); ``labels``: only the candidates with these labels (default
   all); ``progress(label, results)`` after each candidate.
@@ -124,7 +128,7 @@ def check(source: Source, *, checks: Iterable[str] | None = None, dtypes: Iterab
   from verification.engine.runner import run
 
   opts = options(checks=checks, dtypes=dtypes, require=require, jobs=jobs, timeout=timeout, shard=shard,
-                 hypothesis_examples=hypothesis_examples, labels=labels)
+                 hypothesis_examples=hypothesis_examples, labels=labels, device=device, memory_limit=memory_limit)
   with _caller_jax_config():
     return Report(run(source, opts, progress=progress))
 

@@ -46,6 +46,7 @@ class Settings:
   require: tuple[str, ...] = ()
   timeout: float | None = None
   shard: tuple[int, int] | None = None
+  device: str | None = None
 
 
 def _split(value: str | Iterable[str] | None) -> tuple[str, ...] | None:
@@ -68,12 +69,15 @@ def pytest_addoption(parser: pytest.Parser) -> None:
   group.addoption("--surrogate-json", metavar="PATH",
                   help="write the verification JSON of the checks run (python -m reports reads it); an xdist "
                   "worker writes PATH with its id before the suffix (verify.gw0.json)")
+  group.addoption("--surrogate-device", choices=("cpu", "gpu", "tpu"),
+                  help="where the candidates run (default: the device JAX finds)")
   group.addoption("--surrogate-shard", metavar="K/N",
                   help="only shard K of N of the candidates (those whose label's CRC-32 modulo N is K - 1)")
   parser.addini("surrogate_target", "targets to check (MODULE:ATTR, one per line)", type="linelist", default=[])
   parser.addini("surrogate_checks", "comma-separated subset of the checks", default="")
   parser.addini("surrogate_dtypes", "comma-separated float dtypes", default="")
   parser.addini("surrogate_require", "comma-separated required capabilities", default="")
+  parser.addini("surrogate_device", "cpu, gpu or tpu (default: the device JAX finds)", default="")
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -112,7 +116,9 @@ def _settings(config: pytest.Config, **marker: Any) -> Settings:
     except ValueError as exc:
       raise pytest.UsageError(f"--surrogate-shard: {exc}") from None
   return Settings(checks=pick("checks"), dtypes=pick("dtypes"), require=pick("require") or (),
-                  timeout=config.getoption("surrogate_timeout"), shard=shard)
+                  timeout=config.getoption("surrogate_timeout"), shard=shard,
+                  device=(marker.get("device") or config.getoption("surrogate_device")
+                          or config.getini("surrogate_device") or None))
 
 
 @pytest.hookimpl(wrapper=True)
@@ -230,7 +236,7 @@ class Check(pytest.Item):
       s = self.target.settings
       # the workers load the target themselves and check the candidates with these labels
       report = api.check(self.target.spec, checks=checks, dtypes=s.dtypes, require=s.require, timeout=s.timeout,
-                         labels=labels)
+                         labels=labels, device=s.device)
       _RUNS.update({(self.parent.nodeid, label): report for label in labels})
       _DONE.append((self.target, report))
     return _RUNS[key]

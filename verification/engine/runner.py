@@ -7,7 +7,10 @@
 
 Isolation. Each candidate is checked in a worker process (:mod:`verification.engine.worker`), also with
 ``jobs=1``; workers are reused between well-behaved candidates. The parent enforces the time limit
-per check by ending the worker; the worker caps its own address space (``memory_limit``). A worker
+per check by ending the worker, and the memory limit by watching each worker's resident memory (with
+its descendants') and ending it past ``memory_limit``; where the worker runs on the CPU alone it also
+caps its own address space at that limit (an accelerator runtime reserves far more address space
+than it uses, so there the resident size is the guard). A worker
 that dies (a signal, an exit, the memory cap, the time limit) gives ``error`` results for the
 candidate it was running, naming the cause and the check that was running; the next candidate gets a
 fresh worker. So does a candidate that changed JAX's configuration or left threads running.
@@ -46,6 +49,15 @@ GiB = 1 << 30
 #: run a worker's peak address space (VmPeak) was 2.2 GiB, its peak resident memory 0.95 GiB. 8 GiB
 #: leaves room for larger candidates and stops a runaway one long before two workers take a 24 GB machine.
 DEFAULT_MEMORY_LIMIT = 8 * GiB
+#: Seconds between two looks at a worker's resident memory (a candidate filling memory at ~5 GB/s is
+#: ended within about 1 GB of the limit).
+MEMORY_POLL = 0.1
+#: ``--device``: what the workers' ``JAX_PLATFORMS`` is set to ("" leaves JAX to find the device). The
+#: CPU stays listed beside an accelerator (the harness compiles some host programs); a worker whose
+#: default backend is not the device asked for refuses to start.
+DEVICES = {"": None, "cpu": "cpu", "gpu": "cuda,cpu", "tpu": "tpu,cpu"}
+#: ``jax.default_backend()`` for each device.
+BACKENDS = {"cpu": "cpu", "gpu": "gpu", "tpu": "tpu"}
 #: Time to start a worker (import JAX) and load a target in it, at least.
 STARTUP_LIMIT = 120.0
 #: Captured output kept per candidate: the first and the last half of this many characters.
@@ -62,9 +74,10 @@ class Options:
 
   checks: tuple[str, ...] = ()  # () = all, in the engine's order
   dtypes: tuple[str, ...] = DTYPES
-  jobs: int = 0  # 0 = min(2, cores, candidates)
+  jobs: int = 0  # 0 = default_jobs(): the cores this process may use, never more than the candidates
   timeout: float = 120.0  # seconds per check
-  memory_limit: int | None = DEFAULT_MEMORY_LIMIT  # bytes of address space per worker
+  memory_limit: int | None = DEFAULT_MEMORY_LIMIT  # bytes of resident memory per worker (and its descendants)
+  device: str = ""  # "" = the device JAX finds; "cpu", "gpu" or "tpu"
   hypothesis_examples: int = 5
   require: tuple[str, ...] = ()
   shard: tuple[int, int] | None = None  # (k, n), 1 <= k <= n: a deterministic 1/n of candidates by label
@@ -102,6 +115,9 @@ def validate(options: Options) -> None:
     raise UsageError(f"hypothesis examples {options.hypothesis_examples!r}: expected a whole number >= 1")
   if options.memory_limit is not None and (not isinstance(options.memory_limit, int) or options.memory_limit < GiB):
     raise UsageError(f"memory limit {options.memory_limit!r}: expected at least 1 GiB in bytes, or None")
+  if options.device not in DEVICES:
+    raise UsageError(f"device {options.device!r}: expected one of cpu, gpu, tpu{_close([options.device], DEVICES)}"
+                     " (or nothing: the device JAX finds)")
   unknown = [c for c in options.require if c not in R.CAPABILITIES]
   if unknown:
     raise UsageError(f"unknown capabilities {unknown}; known: {', '.join(R.CAPABILITIES)}")
@@ -117,10 +133,75 @@ def _close(names: Sequence[str], known: Sequence[str]) -> str:
   return "" if not hints else " (did you mean " + "; ".join(f"{n}: {', '.join(h)}" for n, h in hints.items()) + "?)"
 
 
+def cores() -> int:
+  """The cores this process may run on (its CPU affinity, which a container or ``taskset`` may narrow)."""
+  try:
+    return len(os.sched_getaffinity(0)) or 1
+  except (AttributeError, OSError):
+    return os.cpu_count() or 1
+
+
+def default_jobs() -> int:
+  """Worker processes by default: one per core. Workers share one accelerator by allocating on demand
+  (``XLA_PYTHON_CLIENT_PREALLOCATE=false``), so its memory is no tighter bound than the cores for
+  elementwise checks (a worker's peak device memory in the reference run is well under 1 GiB)."""
+  return cores()
+
+
 def jobs_for(options: Options, n_candidates: int) -> int:
-  """Worker processes: as asked (0: 2), never more than the cores or the candidates."""
-  wanted = options.jobs or 2
-  return max(1, min(wanted, os.cpu_count() or 1, n_candidates))
+  """Worker processes: as asked (0: :func:`default_jobs`), never more than the cores or the candidates."""
+  wanted = options.jobs or default_jobs()
+  return max(1, min(wanted, cores(), n_candidates))
+
+
+def accelerator_plugins() -> list[str]:
+  """Installed JAX accelerator plugins (CUDA, ROCm, TPU), found without importing JAX."""
+  import importlib.metadata
+
+  names = set()
+  for dist in importlib.metadata.distributions():
+    name = (dist.metadata.get("Name") or "").lower().replace("_", "-")
+    if name.startswith(("jax-cuda", "jax-rocm", "libtpu", "jaxlib-cuda")) or name in ("jax-tpu",):
+      names.add(name)
+  return sorted(names)
+
+
+def worker_environment(device: str) -> dict[str, str]:
+  """Environment variables of a worker for ``device``: its platforms, and on-demand allocation of an
+  accelerator's memory (JAX preallocates 75% of it per process by default, so a second worker could
+  not start). A value the user set is kept."""
+  env = {}
+  platforms = DEVICES[device]
+  if platforms:
+    env["JAX_PLATFORMS"] = platforms
+  if "XLA_PYTHON_CLIENT_PREALLOCATE" not in os.environ and "XLA_PYTHON_CLIENT_MEM_FRACTION" not in os.environ:
+    env["XLA_PYTHON_CLIENT_PREALLOCATE"] = "false"
+  return env
+
+
+def cpu_only(device: str) -> bool:
+  """Whether the workers run on the CPU alone: asked for, or no accelerator plugin is installed (then the
+  address-space cap is safe and catches an allocation before it is touched)."""
+  platforms = DEVICES[device] or os.environ.get("JAX_PLATFORMS", "")
+  if platforms:
+    return platforms.split(",")[0].strip() == "cpu"
+  return not accelerator_plugins()
+
+
+def resident_memory(pid: int) -> int:
+  """Resident memory of a process and all its descendants, in bytes (0 once it has ended)."""
+  import psutil
+
+  try:
+    proc = psutil.Process(pid)
+    procs = [proc, *proc.children(recursive=True)]
+  except psutil.Error:
+    return 0
+  total = 0
+  for p in procs:
+    with contextlib.suppress(psutil.Error):
+      total += p.memory_info().rss
+  return total
 
 
 def in_shard(label: str, shard: tuple[int, int] | None) -> bool:
@@ -160,22 +241,41 @@ class _Capture:
 class _Worker:
   """One worker process and what it is doing."""
 
-  def __init__(self, spec: str | None, memory_limit: int | None):
+  def __init__(self, spec: str | None, options: Options):
     parent, child = Pipe()
     self.proc = subprocess.Popen([sys.executable, "-m", "verification.engine.worker", str(child.fileno())],
                                  pass_fds=(child.fileno(),), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                 stderr=subprocess.STDOUT, start_new_session=True)
+                                 stderr=subprocess.STDOUT, start_new_session=True,
+                                 env={**os.environ, **worker_environment(options.device)})
     child.close()
     self.conn = parent
     self.out = self.proc.stdout
     os.set_blocking(self.out.fileno(), False)
-    self.conn.send({"sys_path": [p for p in sys.path if p], "memory_limit": memory_limit, "spec": spec})
+    self.memory_limit = options.memory_limit
+    self.next_memory_look = 0.0
+    address_space = options.memory_limit if cpu_only(options.device) else None
+    self.conn.send({"sys_path": [p for p in sys.path if p], "memory_limit": address_space, "spec": spec,
+                    "backend": BACKENDS.get(options.device)})
     self.label: str | None = None
     self.phase = "start-up"
     self.deadline = time.monotonic() + STARTUP_LIMIT
     self.capture = _Capture()
     self.env: dict[str, Any] | None = None
     self.killed_for: str | None = None
+
+  def over_memory(self) -> bool:
+    """Ends the worker (and says so) where its resident memory, with its descendants', is past the limit."""
+    now = time.monotonic()
+    if self.memory_limit is None or now < self.next_memory_look:
+      return False
+    self.next_memory_look = now + MEMORY_POLL
+    used = resident_memory(self.proc.pid)
+    if used <= self.memory_limit:
+      return False
+    self.killed_for = (f"its resident memory reached {used / GiB:.1f} GiB, past the memory limit of "
+                       f"{self.memory_limit / GiB:.1f} GiB (--memory-limit); the worker process was ended")
+    self.kill()
+    return True
 
   def drain(self) -> None:
     with contextlib.suppress(BlockingIOError, OSError, ValueError):
@@ -318,7 +418,7 @@ def _listed(spec: str, options: Options, n: int) -> tuple[list[dict[str, Any]], 
   from verification import targets
 
   limit = max(STARTUP_LIMIT, options.timeout)
-  started = [_Worker(spec, options.memory_limit) for _ in range(n)]
+  started = [_Worker(spec, options) for _ in range(n)]
   found: list[dict[str, Any] | None] = [None] * n
   try:
     for w in started:
@@ -338,10 +438,10 @@ def _listed(spec: str, options: Options, n: int) -> tuple[list[dict[str, Any]], 
           except (EOFError, OSError):
             raise _LoadingEnded(w) from None
           if kind == "ready":
-            w.env = rest[0]
+            w.env = _usable(rest[0])
           elif kind == "catalogue":
             found[k] = rest[0]
-        if found[k] is None and w.proc.poll() is not None:
+        if found[k] is None and (w.over_memory() or w.proc.poll() is not None):
           raise _LoadingEnded(w)
         if found[k] is None and time.monotonic() > deadline:
           w.killed_for = f"it was not loaded within {limit:g} s; the worker process was ended"
@@ -451,7 +551,10 @@ def run(source: str | Sequence[Any] | None = "reference", options: Options = Opt
   ordered = tuple(r for c in target.candidates for r in by_label.get(c.label, []))
   return Run(target=target.name, results=ordered, checks=checks, library=target.library,
              environment=pool.environment, provenance={**_provenance(target.name, options),
-                                                       "workers": len(pool.slots), "workers_started": pool.started},
+                                                       "workers": len(pool.slots), "workers_started": pool.started,
+                                                       "dtypes_not_available": [
+                                                           d for d in options.dtypes
+                                                           if d not in pool.environment.get("dtypes", DTYPES)]},
              curves=pool.curves)
 
 
@@ -492,7 +595,7 @@ class _Pool:
           self.assign(i, *self.next_for(i, todo))
       busy = self.busy()
       soonest = min(w.deadline for _, w in busy) - time.monotonic()
-      wait([x for _, w in busy for x in (w.conn, w.out)], timeout=min(max(0.0, soonest), 1.0))
+      wait([x for _, w in busy for x in (w.conn, w.out)], timeout=min(max(0.0, soonest), MEMORY_POLL))
       for i, w in busy:
         self.step(i, w)
 
@@ -520,7 +623,7 @@ class _Pool:
   def assign(self, i: int, label: str, payload: bytes | None) -> None:
     w = self.slots[i]
     if w is None:
-      w = self.slots[i] = _Worker(self.spec, self.options.memory_limit)
+      w = self.slots[i] = _Worker(self.spec, self.options)
       self.started += 1
     w.label, w.capture, self.pending[i] = label, _Capture(), []
     w.conn.send(("check", label, payload, self.opts))
@@ -541,7 +644,7 @@ class _Pool:
         w.phase = "loading" if kind == "ready" else rest[1]
         w.deadline = time.monotonic() + self.limit(w.phase)
         if kind == "ready":
-          w.env = rest[0]
+          w.env = _usable(rest[0])
           self.environment = self.environment or dict(rest[0])
       elif kind == "result":
         self.pending[i].append(Result.from_json(rest[1]))
@@ -561,7 +664,7 @@ class _Pool:
           self.slots[i] = None
     if w.label is None:
       return None
-    if w.proc.poll() is not None:
+    if w.over_memory() or w.proc.poll() is not None:
       return self.bury(i, w)
     if time.monotonic() > w.deadline:
       w.killed_for = (f"did not return within the time limit of {self.limit(w.phase):g} s during {w.phase!r}; "
@@ -586,6 +689,13 @@ class _Pool:
     for w in self.slots:
       if w is not None:
         w.stop()
+
+
+def _usable(environment: dict[str, Any]) -> dict[str, Any]:
+  """A worker's environment, or :class:`UsageError` where it found no device of the kind asked for."""
+  if environment.get("device_error"):
+    raise UsageError(environment["device_error"])
+  return environment
 
 
 def _died(candidate: Any, checks: Sequence[str], done: list[Result], phase: str, cause: str, capture: _Capture,

@@ -56,9 +56,41 @@ def environment() -> dict[str, Any]:
 
   from verification.core import numerics
 
-  return {"python": platform.python_version(), "jax": jax.__version__, "backend": jax.default_backend(),
-          "devices": [str(d) for d in jax.devices()], "flushes_subnormals": numerics.flushes_subnormals(),
-          "memory_limit": resource.getrlimit(resource.RLIMIT_AS)[0]}
+  cap = resource.getrlimit(resource.RLIMIT_AS)[0]
+  return {"python": platform.python_version(), "jax": jax.__version__, "platform": jax.default_backend(),
+          "backend": jax.default_backend(), "device_kind": jax.devices()[0].device_kind,
+          "devices": [str(d) for d in jax.devices()], "dtypes": supported_dtypes(),
+          "flushes_subnormals": numerics.flushes_subnormals(),
+          "address_space_limit": None if cap == resource.RLIM_INFINITY else cap}
+
+
+def supported_dtypes() -> list[str]:
+  """The float dtypes the default device computes in (a TPU has no float64): those for which a compiled
+  ``x * 2 + 1`` keeps its dtype and value."""
+  import jax
+  import jax.numpy as jnp
+  import numpy as np
+
+  found = []
+  for name in ("float16", "bfloat16", "float32", "float64"):
+    with contextlib.suppress(Exception):
+      out = jax.jit(lambda v: v * 2 + 1)(jnp.ones(2, name))
+      if str(out.dtype) == name and np.asarray(out, np.float64).tolist() == [3.0, 3.0]:
+        found.append(name)
+  return found
+
+
+def platform_gaps(dtypes: list[str], supported: list[str], platform: str) -> tuple[list[str], str | None]:
+  """The selected dtypes the platform computes in, and why every check is skipped (or None): the checks'
+  oracles compute in float64, so a platform without it (a TPU) can judge nothing; a 16-bit dtype it
+  lacks is left out of the checks, with the reason in their results."""
+  if "float64" not in supported:
+    return [], (f"the {platform} platform has no float64, which the checks' oracles compute in: run the checks on "
+                "the CPU (--device cpu)")
+  kept = [d for d in dtypes if d in supported]
+  if not kept:
+    return [], f"none of the selected dtypes ({', '.join(dtypes)}) is available on the {platform} platform"
+  return kept, None
 
 
 def _configure() -> None:
@@ -134,6 +166,7 @@ class Worker:
     self.conn = conn
     self.spec = spec
     self._target: dict[str, Any] | None = None
+    self.env: dict[str, Any] = {"dtypes": ["float16", "bfloat16", "float32", "float64"], "platform": "cpu"}
 
   def send(self, *message: Any) -> None:
     sys.stdout.flush()
@@ -209,6 +242,13 @@ class Worker:
       self.send("refused", label, f"asked for {label!r}, the worker has {candidate.label!r}")
       return
     _configure()
+    dtypes, gap = platform_gaps(list(opts["dtypes"]), self.env["dtypes"], self.env["platform"])
+    if gap is not None:
+      for check in opts["checks"]:
+        self.send("result", label, protocol.failed_result(candidate, check, gap, Status.SKIP).to_json())
+      self.send("done", label, None)
+      return
+    opts = {**opts, "dtypes": tuple(dtypes)}  # the run's provenance names a dtype the platform lacks
     threads = set(threading.enumerate())
     snapshot = _config_snapshot()
     dirty: list[str] = []
@@ -308,7 +348,21 @@ def main(argv: list[str]) -> int:
   faulthandler.enable()  # a crash prints the Python stack into the candidate's captured output
   _configure()
   worker = Worker(conn, init.get("spec"))
-  worker.send("ready", environment())
+  wanted = init.get("backend")
+  try:
+    worker.env = environment()
+  except Exception as exc:  # JAX_PLATFORMS names a platform that cannot start here
+    if not wanted:
+      raise
+    worker.send("ready", {"device_error": f"--device {wanted}: JAX could not start it: {type(exc).__name__}: "
+                                          + str(exc).strip().splitlines()[0]})
+    return 4
+  if wanted and worker.env["platform"] != wanted:  # --device gpu where JAX falls back to the CPU
+    worker.env["device_error"] = (f"--device {wanted}: JAX found no {wanted.upper()} (its default backend is "
+                                  f"{worker.env['platform']}, devices {', '.join(worker.env['devices'])})")
+    worker.send("ready", worker.env)
+    return 4
+  worker.send("ready", worker.env)
   while True:
     try:
       message = conn.recv()
