@@ -17,8 +17,8 @@ import glob
 import sys
 from pathlib import Path
 
-from reports import data
-from reports.build import generate
+from . import data
+from .build import generate
 
 
 def main(argv: list[str] | None = None) -> int:

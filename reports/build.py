@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from reports import data, render
+from . import data, render
 
 
 def surrogate_rows(v: data.Verification, only: set[str]) -> dict[str, list]:
@@ -27,7 +27,7 @@ def generate(inputs: data.Inputs, out: Path, only: set[str] | None = None, plots
   surrogate_images: list[tuple[str, str]] = []
   bench_images: dict[tuple[str, str], str] = {}
   if plots:
-    from reports import plots as draw  # matplotlib only when drawing
+    from . import plots as draw  # matplotlib only when drawing
 
     if inputs.verify is not None:
       for name, rows in surrogate_rows(inputs.verify, only or set()).items():

@@ -18,8 +18,9 @@ from matplotlib.colors import LogNorm, Normalize
 from matplotlib.figure import Figure
 from matplotlib.ticker import LogLocator, NullLocator
 
-from reports.data import Table, column_title
 from verification.results import Curve
+
+from .data import Table, column_title
 
 matplotlib.use("Agg")
 

@@ -13,8 +13,9 @@ import json
 import re
 from collections.abc import Sequence
 
-from reports.data import Bench, Inputs, Source, Table, Verification, as_text, column_title, diagnosis
 from verification.results import DESCRIPTIONS, ORDER, Result, Status, counts
+
+from .data import Bench, Inputs, Source, Table, Verification, as_text, column_title, diagnosis
 
 TITLE = "Surrogate gradients: verification and benchmarks"
 PLOT_CAPTION = (

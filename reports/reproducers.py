@@ -17,7 +17,7 @@ import math
 import re
 from typing import Any
 
-from reports.defects import Defect, quantity
+from .defects import Defect, quantity
 
 #: Libraries whose calls are JAX functions (the others are torch), unless the call's module says ``.jax.``.
 JAX_LIBRARIES = {"braintools", "brainpy", "snnax", "spyx", "jaxsnn"}

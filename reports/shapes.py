@@ -17,9 +17,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from reports.data import slug
-from reports.defects import group_all
 from verification.results import Curve, Run
+
+from .data import slug
+from .defects import group_all
 
 #: At most this many curves per figure (each library's first calls first), so the figure stays legible.
 MAX_CURVES = 12
@@ -48,7 +49,7 @@ def _plot(name: str, curves: list[tuple[str, Curve]], path: Path) -> bool:
   import matplotlib
   from matplotlib.figure import Figure
 
-  from reports.plots import STYLE, save, values
+  from .plots import STYLE, save, values
 
   drawn = False
   with matplotlib.rc_context(STYLE):

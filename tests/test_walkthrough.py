@@ -5,7 +5,11 @@
 2. write a candidate module (one correct candidate, two planted bugs) and a three-line test file
    using only the documented plugin marker;
 3. run ``pytest -n 2``: one item per (candidate, check); the planted bugs fail with their diagnosis,
-   the correct candidate does not fail.
+   the correct candidate does not fail;
+4. the console scripts: ``surrogate-verify`` checks a surrogate, ``surrogate-report`` renders its JSON.
+
+The installed distribution claims no generic top-level names: ``surrogates``, ``verification`` and
+``surrogate_reports`` (the repository's ``reports/`` code), no ``reports`` or ``benchmarks``.
 """
 
 import re
@@ -84,6 +88,8 @@ def test_walkthrough(tmp_path):
   subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation",
                   "--target", str(site), str(src)], check=True, capture_output=True, timeout=300)
   assert list(site.glob("surrogate_harness-*.dist-info"))
+  installed = {p.name for p in site.iterdir() if (p / "__init__.py").exists()}
+  assert installed == {"surrogates", "verification", "surrogate_reports"}, installed
 
   # 2. a project of one's own: a candidate module and a three-line test file
   project = tmp_path / "mylib"
@@ -114,3 +120,16 @@ def test_walkthrough(tmp_path):
   assert re.search(r"superspike-ignores-tangent \[forward_mode\] fail: .*JVP is not g\(x\)·t\nx = .*, expected .*, "
                    r"got .*, tolerance", out), out
 
+
+  # 4. the console scripts, from the installed copy only
+  verify_json = project / "verify.json"
+  proc = subprocess.run([str(site / "bin" / "surrogate-verify"), "--only", "Sigmoid", "--checks", "forward",
+                         "--dtypes", "float32", "--quiet", "--json", str(verify_json)], cwd=project, env=env,
+                        capture_output=True, text=True, timeout=600)
+  assert proc.returncode == 0, proc.stdout + proc.stderr
+  assert "candidates, 1 checks" in proc.stdout, proc.stdout
+  proc = subprocess.run([str(site / "bin" / "surrogate-report"), "--verify", str(verify_json), "--out",
+                         str(project / "report"), "--no-plots"], cwd=project, env=env, capture_output=True, text=True,
+                        timeout=300)
+  assert proc.returncode == 0, proc.stdout + proc.stderr
+  assert "Sigmoid" in (project / "report" / "index.md").read_text()
