@@ -65,7 +65,7 @@ MIN_BATCH_S = {"cpu": 200e-6}
 MIN_BATCH_S_ACCELERATOR = 2e-3
 MAX_REPEAT = 1000
 #: Single calls (one call, then a wait) timed for the host overhead.
-SINGLES = 15
+SINGLES = 5
 #: Batches timed for the copy bandwidth of a group.
 COPY_ROUNDS = 30
 #: The copy kernel: reads one array, writes one.

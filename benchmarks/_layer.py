@@ -194,8 +194,8 @@ def spyx(case: LayerCase, data: dict[str, np.ndarray]) -> Pass:
   model.layers[0].kernel[...] = jnp.asarray(data["w"].T)
   model.layers[0].bias[...] = jnp.asarray(data["b"])
   graph, params, rest = nnx.split(model, nnx.Param, ...)
-  dev = jax_device(case)
-  params, rest, x = jax.device_put((params, rest, data["x"]), dev)
+  dev = jax_device(case)  # the model's arrays are on JAX's default device, the run's (JAX_PLATFORMS puts it first)
+  x = jax.device_put(data["x"], dev)
 
   def run(params, x):
     return sx.nn.run(nnx.merge(graph, params, rest), x)[0]

@@ -5,7 +5,7 @@
                       [--peers] [--compare reports/baseline-cpu.json] [--threshold 5%] [--bench-out reports]
     pytest benchmarks --layer [--smoke] [--layer-neurons 1024] [--layer-steps 100,500] [--layer-batch 16] [--peers]
 
-The default grid is the VJP in float32 at two sizes (``_options.DEFAULT_SIZES``); ``--full`` is every op
+The default grid is the VJP in float32 at 2^24 (2^24 and 2^26 on gpu/tpu; ``_options.DEFAULT_SIZES``); ``--full`` is every op
 and dtype at the full sizes, ``--smoke`` one surrogate at one size with the A/A control (seconds). An
 estimate is printed before the run and a progress line after each group.
 
@@ -42,7 +42,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
   add("--full", dest="bench_full", action="store_true",
       help="the whole sweep: every op, both dtypes, sizes 10,16,24 (on gpu/tpu 10,16,22,26)")
   add("--sizes", dest="bench_sizes", default=None,
-      help="log2 element counts: '10,16,24', '10-24' or 'all' (default 16,24; on gpu/tpu 24,26)")
+      help="log2 element counts: '10,16,24', '10-24' or 'all' (default 24; on gpu/tpu 24,26)")
   add("--dtypes", dest="bench_dtypes", default=None,
       help="comma-separated: float32,bfloat16 (default float32; both with --full)")
   add("--ops", dest="bench_ops", default=None,
@@ -71,6 +71,8 @@ def pytest_configure(config: pytest.Config) -> None:
     cfg = _options.build_config(config.getoption)
   except ValueError as exc:
     raise pytest.UsageError(str(exc)) from None
+  if cfg.device != "cpu" and cfg.layer:  # the torch peers share the accelerator: JAX takes half, not 75%
+    os.environ.setdefault("XLA_PYTHON_CLIENT_MEM_FRACTION", "0.5")
   select_platform(cfg.device)
   if config.getoption("benchmark_columns", None) == DEFAULT_COLUMNS:
     config.option.benchmark_columns = ["median", "iqr", "rounds"]

@@ -415,10 +415,10 @@ def options(**given) -> _options.BenchConfig:
 
 
 def test_default_grid_and_full() -> None:
-  """The default grid is the VJP in float32 at two sizes per device; --full every op and dtype at the full sizes;
+  """The default grid is the VJP in float32 at the memory-bound sizes of each device; --full every op and dtype at the full sizes;
   --smoke one surrogate at one size; an explicit option replaces its axis and is named in the grid's text."""
   cfg = options()
-  assert (cfg.grid, cfg.ops, cfg.dtypes, cfg.sizes, cfg.only) == ("default", ("vjp",), ("float32",), (16, 24), ())
+  assert (cfg.grid, cfg.ops, cfg.dtypes, cfg.sizes, cfg.only) == ("default", ("vjp",), ("float32",), (24,), ())
   assert options(device="gpu").sizes == (24, 26)
   full = options(full=True)
   assert (full.grid, full.ops, full.dtypes, full.sizes) == ("full", _options.OPS, _options.DTYPES, (10, 16, 24))
@@ -477,7 +477,7 @@ def _leaves(tree) -> list:
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        (None, (16, 24)),
+        (None, (24,)),
         ("12", (12,)),
         ("10-12,20", (10, 11, 12, 20)),
         ("2^14,4096", (12, 14)),
