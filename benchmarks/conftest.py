@@ -5,9 +5,9 @@
                       [--peers] [--compare reports/baseline-cpu.json] [--threshold 5%] [--bench-out reports]
     pytest benchmarks --layer [--smoke] [--layer-neurons 1024] [--layer-steps 100,500] [--layer-batch 16] [--peers]
 
-The default grid is the VJP in float32 at 2^24 (2^24 and 2^26 on gpu/tpu; ``_options.DEFAULT_SIZES``); ``--full`` is every op
-and dtype at the full sizes, ``--smoke`` one surrogate at one size with the A/A control (seconds). An
-estimate is printed before the run and a progress line after each group.
+The default grid is the VJP in float32 at 2^24 (2^24 and 2^26 on gpu/tpu; ``_options.DEFAULT_SIZES``);
+``--full`` is every op and dtype at the full sizes, ``--smoke`` one surrogate at one size with the A/A
+control (seconds). An estimate is printed before the run and a progress line after each group.
 
 Writes ``<bench-out>/bench-<device>.json`` (pytest-benchmark JSON, extra_info per benchmark, and a
 top-level ``surrogate_bench`` with the op declarations and the A/A control) and ``bench-<device>.md``

@@ -415,8 +415,9 @@ def options(**given) -> _options.BenchConfig:
 
 
 def test_default_grid_and_full() -> None:
-  """The default grid is the VJP in float32 at the memory-bound sizes of each device; --full every op and dtype at the full sizes;
-  --smoke one surrogate at one size; an explicit option replaces its axis and is named in the grid's text."""
+  """The default grid is the VJP in float32 at the memory-bound sizes of each device; --full every op and dtype
+  at the full sizes; --smoke one surrogate at one size; an explicit option replaces its axis and is named in the
+  grid's text."""
   cfg = options()
   assert (cfg.grid, cfg.ops, cfg.dtypes, cfg.sizes, cfg.only) == ("default", ("vjp",), ("float32",), (24,), ())
   assert options(device="gpu").sizes == (24, 26)
