@@ -120,7 +120,9 @@ def findings(session: nox.Session, library: str) -> None:
 
 @nox.session
 def bench(session: nox.Session) -> None:
-  """Throughput benchmarks: ``-- --device cpu|gpu|tpu``, ``--peers``, ``--layer``, ``--compare JSON``."""
+  """Throughput benchmarks, the default grid in a few minutes: ``-- --device cpu|gpu|tpu``, ``--smoke`` (seconds),
+  ``--full`` (every op, dtype and size), ``--peers``, ``--layer``, ``--compare JSON``. Offline on a machine with
+  JAX (and CUDA) preinstalled: ``nox --no-venv -s bench -- --device gpu``."""
   install(session, "bench")
   if "--peers" in session.posargs and session.venv_backend != "none":
     layer = "--layer" in session.posargs

@@ -2,21 +2,31 @@
 
 The method, and why (each point removes a bias an A/A control showed):
 
+- **The device is timed, not the host.** JAX dispatches asynchronously: a call returns once the
+  kernel is enqueued. A timed *batch* enqueues ``N`` calls back to back and waits once, on the last
+  output (:func:`time_batch`); the time per call is ``total / N``. ``N`` is chosen so that a batch
+  lasts at least :data:`MIN_BATCH_S` of its platform (:func:`calibrate`), so the one wait and the
+  first call's dispatch are a small part of it. What a caller pays on top of the device, one call
+  and then a wait, is measured separately and reported as the *host overhead*
+  (:func:`host_overhead`: a single call's time minus the per-call time of the batches).
 - **Nothing is allocated in the timed call.** Each kernel is compiled ahead of time as
   ``step(out, *inputs) -> outputs`` with ``out`` donated, so XLA writes into the buffers of the
   previous call; each kernel is chained on its own output buffers (the allocator's choice of a fresh
   output otherwise changes a memory-bound kernel's time several-fold).
-- **Cold caches.** Where the working set of a pair is smaller than twice the last-level cache, a
-  scrub (a donated buffer of twice the LLC, read and written) runs before every timed call, so
-  neither member of a pair finds the other's inputs in cache.
-- **Rounds long enough to time.** A call shorter than :data:`MIN_ROUND_S` is repeated (chained) within
-  a round until the round is that long; times are reported per call.
-- **Paired, randomised rounds.** Every round times the case and its comparator (the same-bytes
-  baseline for the reference, the reference for a peer) back to back, in a random order; the ratio
-  of a round is ``t / t_comparator``, and the report gives the median and the IQR of these ratios.
+- **Cold caches on the CPU.** Where the working set of a pair is smaller than twice the last-level
+  cache, a scrub (a donated buffer of twice the LLC, read and written) runs before every timed
+  batch, so neither member of a pair finds the other's inputs in cache.
+- **Paired, randomised rounds.** Every round times a batch of the case and a batch of its
+  comparator (the same-bytes baseline for the reference, the reference for a peer) back to back, in
+  a random order; the ratio of a round is ``t / t_comparator``, and the report gives the median and
+  the IQR of these ratios. Two kernels are told apart when their IQRs do not overlap; the A/A
+  control's IQR is the resolution of its group (:data:`RESOLUTION`).
 - **An A/A control per group** (operation, dtype, size): the baseline against a separately compiled
   copy of itself, measured the same way. Its median ratio must lie within :data:`AA_BAND` or the run
   is reported as not trustworthy.
+- **The device's copy bandwidth, measured in the run** (:func:`copy_bandwidth`): a kernel that
+  reads one array and writes another (``-x``, which XLA cannot elide) at the group's dtype and size,
+  timed the same way; every kernel's *share* is its bytes moved / time / that bandwidth.
 """
 
 from __future__ import annotations
@@ -47,9 +57,22 @@ AA_NAME = "A/A"
 #: The A/A control's median ratio must lie in this band for the run to be trustworthy.
 AA_BAND = (0.97, 1.03)
 CONFIG = pytest.StashKey[BenchConfig]()
-#: Calls per timing where one call is shorter than MIN_ROUND_S (timer and dispatch noise), at most MAX_REPEAT.
-MIN_ROUND_S = 200e-6
+#: Least duration of a timed batch, per platform. On an accelerator a wait costs tens of µs and a call's
+#: dispatch about as much, so a batch of at least 2 ms holds them to about 1-2% of it (and the host overhead is
+#: measured and reported apart). On the CPU the device is the host: a wait returns within a few µs (the host
+#: overhead the run reports), and 200 µs keeps each round's calls few where the cache is scrubbed before it.
+MIN_BATCH_S = {"cpu": 200e-6}
+MIN_BATCH_S_ACCELERATOR = 2e-3
 MAX_REPEAT = 1000
+#: Single calls (one call, then a wait) timed for the host overhead.
+SINGLES = 5
+#: Batches timed for the copy bandwidth of a group.
+COPY_ROUNDS = 30
+#: The copy kernel: reads one array, writes one.
+COPY_TEXT = "-x"
+#: The difference two kernels' ratios must have to be told apart: a group whose A/A IQR is at most this wide
+#: separates two kernels this far apart (their IQRs, each about as wide, do not overlap).
+RESOLUTION = 0.05
 
 
 @dataclasses.dataclass(frozen=True)
@@ -120,11 +143,38 @@ def device(cfg: BenchConfig) -> jax.Device:
   return jax.devices(cfg.device)[0]
 
 
+def time_batch(call: Callable[[], Any], wait: Callable[[], Any], n: int,
+               clock: Callable[[], float] = time.perf_counter) -> tuple[float, float]:
+  """Enqueues ``n`` calls back to back and waits once: (seconds in all, seconds until the last was enqueued)."""
+  start = clock()
+  for _ in range(n):
+    call()
+  enqueued = clock()
+  wait()
+  return clock() - start, enqueued - start
+
+
+def per_call(total_s: float, n: int) -> float:
+  """Seconds per call of a batch of ``n`` calls that took ``total_s``."""
+  return total_s / n
+
+
+def host_overhead(single_s: float, per_call_s: float) -> float:
+  """What one call followed by a wait costs beyond the device's time per call (dispatch, the wait, the
+  device idle meanwhile): a single call's time minus the per-call time of back-to-back batches."""
+  return single_s - per_call_s
+
+
+def min_batch_s(platform: str) -> float:
+  return MIN_BATCH_S.get(platform, MIN_BATCH_S_ACCELERATOR)
+
+
 class Chained:
   """A kernel compiled ahead of time to write into its own donated output buffers.
 
   Each call passes the previous call's outputs back as the buffers to write, so the timed call
   allocates nothing; ``keep_unused`` keeps the (otherwise unread) donated argument in the signature.
+  Calling it runs one batch: ``repeat`` calls back to back, then one wait on the last output.
   """
 
   def __init__(self, fn: Callable[..., Any], args: tuple) -> None:
@@ -138,16 +188,97 @@ class Chained:
     self.args = args
     self.repeat = 1
 
-  def __call__(self) -> None:
-    for _ in range(self.repeat):
-      self.out = self.compiled(self.out, *self.args)
+  def call(self) -> None:
+    """Enqueues one call (JAX returns before the device has run it)."""
+    self.out = self.compiled(self.out, *self.args)
+
+  def wait(self) -> None:
     jax.block_until_ready(self.out)
 
+  def __call__(self) -> None:
+    for _ in range(self.repeat):
+      self.call()
+    self.wait()
+
   def timed(self) -> float:
-    """Seconds for one call, waiting for the result."""
-    start = time.perf_counter()
-    self()
-    return time.perf_counter() - start
+    """Seconds for one batch (``repeat`` calls, one wait)."""
+    return time_batch(self.call, self.wait, self.repeat)[0]
+
+  def enqueue_share(self) -> tuple[float, float]:
+    """(seconds per call, seconds per call until the batch was enqueued) of one batch."""
+    total, enqueued = time_batch(self.call, self.wait, self.repeat)
+    return per_call(total, self.repeat), per_call(enqueued, self.repeat)
+
+
+def calibrate(kernels: tuple[Any, ...], target_s: float, max_repeat: int = MAX_REPEAT) -> int:
+  """The calls per batch for ``kernels`` (each with ``repeat`` and ``timed()``): enough that a batch of the
+  fastest lasts ``target_s``; sets ``repeat`` on every kernel. A batch costs a fixed overhead (the first
+  dispatch, the wait) plus its calls, so the cost of a call is the slope between a single call and a batch
+  (a single call's time alone, host overhead included, would make the batches short)."""
+  def fastest(n: int) -> float:
+    for k in kernels:
+      k.repeat = n
+    return min(k.timed() for k in kernels)
+
+  def calls(cost: float) -> int:
+    return max(1, min(max_repeat, math.ceil(target_s / max(cost, 1e-9))))
+
+  single = cost = fastest(1)
+  n = 1
+  for _ in range(2):
+    bigger = calls(cost)
+    if bigger <= n:
+      break
+    total = fastest(bigger)
+    slope = (total - single) / (bigger - 1)
+    cost, n = (slope if slope > 0 else total / bigger), bigger
+  n = calls(cost)
+  for k in kernels:
+    k.repeat = n
+  return n
+
+
+def singles(kernel: Chained, scrub: Callable[[], None] | None, count: int = SINGLES) -> float:
+  """Median seconds of one call followed by a wait (the cache scrubbed before each where ``scrub``)."""
+  repeat, kernel.repeat, times = kernel.repeat, 1, []
+  for _ in range(count):
+    if scrub is not None:
+      scrub()
+    times.append(kernel.timed())
+  kernel.repeat = repeat
+  return statistics.median(times)
+
+
+_COPY: dict[tuple[str, str, int], dict[str, Any]] = {}
+
+
+def copy_bandwidth(dev: jax.Device, dtype: str, log2_size: int, rounds: int = COPY_ROUNDS) -> dict[str, Any]:
+  """The device's copy bandwidth at ``dtype`` and 2^log2_size elements, measured once per run (then
+  cached): ``-x`` (one array read, one written) in batches as the cases are timed, the median of
+  ``rounds`` batches. Returns ``copy_gbps``, ``copy_median_s``, ``copy_bytes`` and ``copy_calls_per_batch``."""
+  key = (str(dev), dtype, log2_size)
+  if key not in _COPY:
+    n = 2**log2_size
+    x = jax.device_put(_ops.cast(np.random.default_rng(1).uniform(-4.0, 4.0, n), dtype), dev)
+    copy = Chained(lambda x: -x, (x,))
+    nbytes = 2 * n * jnp.dtype(dtype).itemsize
+    scrub = scrubber(dev) if dev.platform == "cpu" and nbytes < 2 * llc_bytes() else None
+    copy()
+    repeat = calibrate((copy,), min_batch_s(dev.platform))
+    times = []
+    for _ in range(rounds):
+      if scrub is not None:
+        scrub()
+      times.append(per_call(copy.timed(), repeat))
+    median = statistics.median(times)
+    _COPY[key] = {"copy_gbps": nbytes / median / 1e9, "copy_median_s": median, "copy_bytes": nbytes,
+                  "copy_calls_per_batch": repeat}
+  return _COPY[key]
+
+
+def share(nbytes: int, seconds: float, copy_gbps: float) -> float:
+  """A kernel's share of the copy bandwidth: bytes moved / time / copy bandwidth."""
+  return nbytes / seconds / 1e9 / copy_gbps
 
 
 @functools.cache
@@ -248,11 +379,10 @@ def run_case(benchmark: Any, case: Case, cfg: BenchConfig) -> dict[str, Any]:
     timed = Chained(op.kernel(case.spike), args)
     other = Chained(op.baseline if case.comparator is None else op.kernel(case.comparator), args)
   nbytes = op.bytes_moved(n, case.dtype)
-  scrub = scrubber(dev) if nbytes < 2 * llc_bytes() else None
+  scrub = scrubber(dev) if dev.platform == "cpu" and nbytes < 2 * llc_bytes() else None
   for f in (timed, other, timed, other):
     f()
-  repeat = max(1, min(MAX_REPEAT, math.ceil(MIN_ROUND_S / min(timed.timed(), other.timed()))))
-  timed.repeat = other.repeat = repeat
+  repeat = calibrate((timed, other), min_batch_s(dev.platform))
   start = time.perf_counter()
   for f in (scrub, timed, scrub, other):
     if f is not None:
@@ -262,7 +392,10 @@ def run_case(benchmark: Any, case: Case, cfg: BenchConfig) -> dict[str, Any]:
   times, other_times = paired_rounds(benchmark, timed, other, rounds, scrub)
   ratios = [t / o for t, o in zip(times, other_times, strict=True)]
   q1, ratio, q3 = quartiles(ratios)
-  median, other_median = statistics.median(times) / repeat, statistics.median(other_times) / repeat
+  median, other_median = per_call(statistics.median(times), repeat), per_call(statistics.median(other_times), repeat)
+  single = singles(timed, scrub)
+  enqueued = statistics.median(timed.enqueue_share()[1] for _ in range(3))
+  copy = copy_bandwidth(dev, case.dtype, case.log2_size)
   info: dict[str, Any] = {
       "surrogate": case.name,
       "library": case.library,
@@ -276,6 +409,12 @@ def run_case(benchmark: Any, case: Case, cfg: BenchConfig) -> dict[str, Any]:
       "compile_s": timed.compile_s,
       "rounds": rounds,
       "calls_per_round": repeat,
+      "timing": "batch",
+      "single_call_s": single,
+      "host_overhead_s": host_overhead(single, median),
+      "enqueue_s": enqueued,
+      # the host could not enqueue calls faster than the device ran them: the batch times the dispatch
+      "dispatch_bound": dev.platform != "cpu" and enqueued >= 0.9 * median,
       "scrubbed": scrub is not None,
       "ratio": ratio,
       "ratio_q1": q1,
@@ -284,6 +423,9 @@ def run_case(benchmark: Any, case: Case, cfg: BenchConfig) -> dict[str, Any]:
       "comparator_median_s": other_median,
       "comparator_gbps": nbytes / other_median / 1e9,
       "comparator": op.baseline_text if case.comparator is None else "reference",
+      **copy,
+      "copy_share": share(nbytes, median, copy["copy_gbps"]),
+      "comparator_copy_share": share(nbytes, other_median, copy["copy_gbps"]),
       **device_info(dev),
   }
   if isinstance(case.spike, surrogates.Surrogate):
@@ -292,6 +434,26 @@ def run_case(benchmark: Any, case: Case, cfg: BenchConfig) -> dict[str, Any]:
                 smoothness=str(case.spike.smoothness))
   benchmark.extra_info.update(info)
   return info
+
+
+#: For the estimate printed before a run: bandwidth assumed per platform (GB/s) and seconds per case beyond its
+#: rounds (two compilations, calibration, single calls, the copy bandwidth), from the runs in the README.
+ESTIMATE_GBPS = {"cpu": 25.0}
+ESTIMATE_GBPS_ACCELERATOR = 2000.0
+ESTIMATE_FIXED_S = {"cpu": 0.6}
+ESTIMATE_FIXED_S_ACCELERATOR = 0.5
+
+
+def estimate_s(case: Case, cfg: BenchConfig) -> float:
+  """Rough seconds to measure ``case`` (for the estimate printed before the run)."""
+  platform = "cpu" if cfg.device == "cpu" else "accelerator"
+  gbps = ESTIMATE_GBPS.get(platform, ESTIMATE_GBPS_ACCELERATOR)
+  nbytes = _ops.BY_NAME[case.op].bytes_moved(2**case.log2_size, case.dtype)
+  round_s = 2 * max(min_batch_s(cfg.device), nbytes / gbps / 1e9)
+  if platform == "cpu" and nbytes < 2 * llc_bytes():
+    round_s += 2 * 4 * llc_bytes() / gbps / 1e9  # two scrubs a round, each reading and writing 2 x LLC
+  rounds = choose_rounds(round_s, cfg.max_time, cfg.rounds)
+  return rounds * round_s + ESTIMATE_FIXED_S.get(platform, ESTIMATE_FIXED_S_ACCELERATOR)
 
 
 def device_info(dev: jax.Device) -> dict[str, str]:

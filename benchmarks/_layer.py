@@ -1,8 +1,10 @@
 """The layer benchmark SNN libraries are usually compared with: one Linear layer and LIF neurons.
 
 Batch B (16), N neurons (1024), T time steps (500), forward and forward + backward (the gradient of
-the mean spike count with respect to the Linear layer's weight and bias), float32, on the CPU. Every
-library gets the same weights and inputs and runs its own idiomatic loop (:data:`LOOPS`).
+the mean spike count with respect to the Linear layer's weight and bias), float32, on the device of
+``--device``: the JAX libraries on JAX's device, the torch libraries on ``torch.device("cuda")`` with
+``--device gpu`` (a library that cannot use the device is reported as not run, never timed elsewhere).
+Every library gets the same weights and inputs and runs its own idiomatic loop (:data:`LOOPS`).
 
 Neuron equations (``EQUATIONS``), with I[t] = W x[t] + b, β = 0.9, θ = 1:
 u[t] = β u[t-1] + I[t] - θ s[t-1],  s[t] = H(u[t] - θ), with the SuperSpike surrogate
@@ -17,7 +19,8 @@ of all four agree exactly on the same data (``tests/test_benchmarks.py``).
 from __future__ import annotations
 
 import dataclasses
-import time
+import math
+import statistics
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -40,6 +43,14 @@ LOOPS = {
     "norse": "nn.Linear on the whole sequence, then a Python loop of LIFBoxCell",
 }
 PEERS = ("spyx", "snntorch", "norse")
+TORCH = ("snntorch", "norse")
+#: Least duration of a timed batch of passes (back to back, one wait at the end), at most MAX_REPEAT passes.
+MIN_BATCH_S = 10e-3
+MAX_REPEAT = 100
+
+
+class NotRun(Exception):
+  """The library cannot run on the requested device (the reason is the message)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -50,6 +61,8 @@ class LayerCase:
   steps: int
   batch: int
   pass_: str
+  #: The --device of the run: cpu, gpu or tpu.
+  device: str = "cpu"
 
   @property
   def id(self) -> str:
@@ -63,10 +76,10 @@ def cases(cfg: Any) -> Iterator[Any]:
     for t in cfg.layer_steps:
       for p in PASSES:
         for name in names:
-          c = LayerCase(REFERENCE, name, n, t, cfg.layer_batch, p)
+          c = LayerCase(REFERENCE, name, n, t, cfg.layer_batch, p, cfg.device)
           yield pytest.param(c, id=c.id)
         for lib in PEERS if cfg.peers else ():
-          c = LayerCase(lib, "InvSquareGrad", n, t, cfg.layer_batch, p)
+          c = LayerCase(lib, "InvSquareGrad", n, t, cfg.layer_batch, p, cfg.device)
           yield pytest.param(c, id=c.id)
 
 
@@ -86,7 +99,43 @@ def problem(neurons: int, steps: int, batch: int, seed: int = 0) -> dict[str, np
   return {"x": x, "w": w, "b": b}
 
 
-# ---- builders: each returns a zero-argument callable that runs one pass and waits for it -------------
+# ---- builders: each returns a Pass: run() enqueues one pass, wait(out) waits for it ----------------------
+
+
+@dataclasses.dataclass
+class Pass:
+  """One pass of a layer: ``run()`` enqueues it and returns its output, ``wait(out)`` blocks until the device
+  has finished it; calling the pass does both and returns the output. ``device``/``device_kind``: where it runs."""
+
+  run: Callable[[], Any]
+  wait: Callable[[Any], Any]
+  device: str
+  device_kind: str
+
+  def __call__(self) -> Any:
+    out = self.run()
+    self.wait(out)
+    return out
+
+
+def jax_device(case: LayerCase) -> Any:
+  """JAX's first device of the run's platform."""
+  import jax
+
+  return jax.devices(case.device)[0]
+
+
+def torch_device(case: LayerCase) -> tuple[Any, Callable[[Any], Any], str]:
+  """(torch device, wait, its name) for ``case.device``; :class:`NotRun` where torch cannot use it."""
+  import torch
+
+  if case.device == "cpu":
+    return torch.device("cpu"), lambda out: None, "cpu"
+  if case.device != "gpu":
+    raise NotRun(f"torch has no {case.device} backend")
+  if not torch.cuda.is_available():
+    raise NotRun(f"torch {torch.__version__} finds no CUDA device (built with CUDA {torch.version.cuda})")
+  return torch.device("cuda"), lambda out: torch.cuda.synchronize(), torch.cuda.get_device_name(0)
 
 
 def reference(case: LayerCase, data: dict[str, np.ndarray]) -> Callable[[], Any]:
@@ -104,7 +153,8 @@ def reference(case: LayerCase, data: dict[str, np.ndarray]) -> Callable[[], Any]
   import surrogates
 
   spike = surrogates.REGISTRY[case.surrogate]()
-  kernel, b, x = jnp.asarray(data["w"].T.copy()), jnp.asarray(data["b"]), jnp.asarray(data["x"])
+  dev = jax_device(case)
+  kernel, b, x = (jax.device_put(a, dev) for a in (data["w"].T.copy(), data["b"], data["x"]))
 
   def run(kernel, b, x):
     def step(carry, x_t):
@@ -116,10 +166,10 @@ def reference(case: LayerCase, data: dict[str, np.ndarray]) -> Callable[[], Any]
     zeros = jnp.zeros((x.shape[1], kernel.shape[1]), x.dtype)
     return jax.lax.scan(step, (zeros, zeros), x)[1]
 
-  return _jax_pass(run, case.pass_, (kernel, b, x))
+  return _jax_pass(run, case.pass_, (kernel, b, x), dev)
 
 
-def _jax_pass(run: Callable, pass_: str, args: tuple) -> Callable[[], Any]:
+def _jax_pass(run: Callable, pass_: str, args: tuple, dev: Any) -> Pass:
   import jax
 
   if pass_ == "fwd":
@@ -127,10 +177,11 @@ def _jax_pass(run: Callable, pass_: str, args: tuple) -> Callable[[], Any]:
   else:
     fn = jax.jit(jax.grad(lambda w, b, x: run(w, b, x).mean(), argnums=(0, 1)))
   compiled = fn.lower(*args).compile()
-  return lambda: jax.block_until_ready(compiled(*args))
+  return Pass(lambda: compiled(*args), jax.block_until_ready, dev.platform, dev.device_kind)
 
 
-def spyx(case: LayerCase, data: dict[str, np.ndarray]) -> Callable[[], Any]:
+def spyx(case: LayerCase, data: dict[str, np.ndarray]) -> Pass:
+  import jax
   import jax.numpy as jnp
   import spyx as sx
   from flax import nnx
@@ -143,25 +194,24 @@ def spyx(case: LayerCase, data: dict[str, np.ndarray]) -> Callable[[], Any]:
   model.layers[0].kernel[...] = jnp.asarray(data["w"].T)
   model.layers[0].bias[...] = jnp.asarray(data["b"])
   graph, params, rest = nnx.split(model, nnx.Param, ...)
-  x = jnp.asarray(data["x"])
+  dev = jax_device(case)  # the model's arrays are on JAX's default device, the run's (JAX_PLATFORMS puts it first)
+  x = jax.device_put(data["x"], dev)
 
   def run(params, x):
     return sx.nn.run(nnx.merge(graph, params, rest), x)[0]
 
-  if case.pass_ == "fwd":
-    return _jax_pass_tree(run, params, x, grad=False)
-  return _jax_pass_tree(run, params, x, grad=True)
+  return _jax_pass_tree(run, params, x, case.pass_ != "fwd", dev)
 
 
-def _jax_pass_tree(run: Callable, params: Any, x: Any, grad: bool) -> Callable[[], Any]:
+def _jax_pass_tree(run: Callable, params: Any, x: Any, grad: bool, dev: Any) -> Pass:
   import jax
 
   fn = jax.jit(jax.grad(lambda p, x: run(p, x).mean()) if grad else run)
   compiled = fn.lower(params, x).compile()
-  return lambda: jax.block_until_ready(compiled(params, x))
+  return Pass(lambda: compiled(params, x), jax.block_until_ready, dev.platform, dev.device_kind)
 
 
-def _torch_linear(data: dict[str, np.ndarray], scale: float = 1.0):
+def _torch_linear(data: dict[str, np.ndarray], dev: Any, scale: float = 1.0):
   import torch
 
   n = data["w"].shape[0]
@@ -169,33 +219,36 @@ def _torch_linear(data: dict[str, np.ndarray], scale: float = 1.0):
   with torch.no_grad():
     fc.weight.copy_(torch.from_numpy(data["w"] * np.float32(scale)))
     fc.bias.copy_(torch.from_numpy(data["b"] * np.float32(scale)))
-  return fc, torch.from_numpy(data["x"])
+  return fc.to(dev), torch.from_numpy(data["x"]).to(dev)
 
 
-def _torch_pass(forward: Callable[[], Any], fc: Any, pass_: str) -> Callable[[], Any]:
+def _torch_pass(forward: Callable[[], Any], fc: Any, pass_: str, wait: Callable[[Any], Any], name: str,
+                dev: Any) -> Pass:
   import torch
 
+  device = "gpu" if dev.type == "cuda" else dev.type
   if pass_ == "fwd":
     def once() -> Any:
       with torch.no_grad():
         return forward()
-    return once
+    return Pass(once, wait, device, name)
 
   def both() -> Any:
     fc.zero_grad(set_to_none=True)
     forward().mean().backward()
     return fc.weight.grad
-  return both
+  return Pass(both, wait, device, name)
 
 
-def snntorch(case: LayerCase, data: dict[str, np.ndarray]) -> Callable[[], Any]:
+def snntorch(case: LayerCase, data: dict[str, np.ndarray]) -> Pass:
   import snntorch as snn
   import torch
   from snntorch import surrogate
 
-  fc, x = _torch_linear(data)
+  dev, wait, name = torch_device(case)
+  fc, x = _torch_linear(data, dev)
   lif = snn.Leaky(beta=BETA, threshold=THRESHOLD, spike_grad=surrogate.fast_sigmoid(slope=SLOPE),
-                  reset_mechanism="subtract")
+                  reset_mechanism="subtract").to(dev)
 
   def forward() -> Any:
     mem = lif.init_leaky()
@@ -205,10 +258,10 @@ def snntorch(case: LayerCase, data: dict[str, np.ndarray]) -> Callable[[], Any]:
       out.append(spk)
     return torch.stack(out)
 
-  return _torch_pass(forward, fc, case.pass_)
+  return _torch_pass(forward, fc, case.pass_, wait, name, dev)
 
 
-def norse(case: LayerCase, data: dict[str, np.ndarray]) -> Callable[[], Any]:
+def norse(case: LayerCase, data: dict[str, np.ndarray]) -> Pass:
   import torch
   from norse.torch import LIFBoxCell, LIFBoxParameters
 
@@ -216,11 +269,17 @@ def norse(case: LayerCase, data: dict[str, np.ndarray]) -> Callable[[], Any]:
     """norse resets before the leak: subtracting θ/β here subtracts θ after it."""
     return v - z * (th / BETA)
 
+  dev, wait, name = torch_device(case)
   dt = 1e-3
-  params = LIFBoxParameters(tau_mem_inv=torch.as_tensor((1.0 - BETA) / dt), v_th=torch.as_tensor(THRESHOLD),
-                            method="super", alpha=torch.as_tensor(SLOPE), reset_method=reset_subtract_before_leak)
-  fc, x = _torch_linear(data, 1.0 / (1.0 - BETA))
-  lif = LIFBoxCell(params, dt=dt)
+
+  def tensor(v: float) -> Any:
+    return torch.as_tensor(v, dtype=torch.float32, device=dev)
+
+  params = LIFBoxParameters(tau_mem_inv=tensor((1.0 - BETA) / dt), v_th=tensor(THRESHOLD), v_leak=tensor(0.0),
+                            v_reset=tensor(0.0), method="super", alpha=tensor(SLOPE),
+                            reset_method=reset_subtract_before_leak)
+  fc, x = _torch_linear(data, dev, 1.0 / (1.0 - BETA))
+  lif = LIFBoxCell(params, dt=dt).to(dev)
 
   def forward() -> Any:
     current, state, out = fc(x), None, []
@@ -229,10 +288,10 @@ def norse(case: LayerCase, data: dict[str, np.ndarray]) -> Callable[[], Any]:
       out.append(spk)
     return torch.stack(out)
 
-  return _torch_pass(forward, fc, case.pass_)
+  return _torch_pass(forward, fc, case.pass_, wait, name, dev)
 
 
-BUILDERS: dict[str, Callable[[LayerCase, dict[str, np.ndarray]], Callable[[], Any]]] = {
+BUILDERS: dict[str, Callable[[LayerCase, dict[str, np.ndarray]], Pass]] = {
     REFERENCE: reference, "spyx": spyx, "snntorch": snntorch, "norse": norse,
 }
 
@@ -250,46 +309,74 @@ def simulate(data: dict[str, np.ndarray]) -> np.ndarray:
 
 
 class Timed:
-  """A zero-argument pass with the ``timed()`` the paired rounds of ``_harness`` use."""
+  """A pass with the ``timed()`` the paired rounds of ``_harness`` use: a batch of ``repeat`` passes enqueued back
+  to back, one wait at the end (on the last output)."""
 
-  def __init__(self, fn: Callable[[], Any]) -> None:
+  def __init__(self, fn: Pass) -> None:
     self.fn = fn
+    self.repeat = 1
+
+  def call(self) -> None:
+    self.out = self.fn.run()
+
+  def wait(self) -> None:
+    self.fn.wait(self.out)
 
   def __call__(self) -> None:
-    self.fn()
+    for _ in range(self.repeat):
+      self.call()
+    self.wait()
 
   def timed(self) -> float:
-    start = time.perf_counter()
-    self.fn()
-    return time.perf_counter() - start
+    from benchmarks._harness import time_batch
+
+    return time_batch(self.call, self.wait, self.repeat)[0]
+
+
+def build(case: LayerCase, data: dict[str, np.ndarray]) -> Timed:
+  """The case's pass, run once; a peer that cannot be built or run on the device is skipped as not run there."""
+  try:
+    fn = Timed(BUILDERS[case.library](case, data))
+    fn()
+  except ImportError as exc:
+    pytest.skip(f"{case.library} not importable: {exc}")
+  except NotRun as exc:
+    pytest.skip(f"not run on {case.device}: {exc}")
+  except Exception as exc:
+    if case.library == REFERENCE:
+      raise
+    pytest.skip(f"not run on {case.device}: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
+  return fn
 
 
 def run(benchmark: Any, case: LayerCase, cfg: Any) -> dict[str, Any]:
-  """Times one pass of ``case`` paired round by round, in a random order, with the reference row of its
-  group (InvSquareGrad, same N, T and pass; for that row itself, a second build of it: an A/A control);
-  3 to 30 rounds filling ten times ``--max-time``. Returns the extra_info it records: the median and
-  quartiles of the times and of the per-round ratio to the reference."""
-  from benchmarks._harness import paired_rounds, quartiles
+  """Times ``case`` paired round by round, in a random order, with the reference row of its group
+  (InvSquareGrad, same N, T and pass; for that row itself, a second build of it: an A/A control); each round
+  a batch of passes of each, back to back with one wait (at least :data:`MIN_BATCH_S`); 3 to 30 rounds
+  filling ten times ``--max-time``. Returns the extra_info it records: the median and quartiles of the
+  time per pass and of the per-round ratio to the reference, the host overhead of a single pass, the device."""
+  from benchmarks._harness import calibrate, host_overhead, paired_rounds, per_call, quartiles
 
   data = problem(case.neurons, case.steps, case.batch)
-  try:
-    fn = Timed(BUILDERS[case.library](case, data))
-  except ImportError as exc:
-    pytest.skip(f"{case.library} not importable: {exc}")
-  ref = Timed(reference(dataclasses.replace(case, library=REFERENCE, surrogate="InvSquareGrad"), data))
-  for f in (fn, ref):
-    f()
+  fn = build(case, data)
+  ref = build(dataclasses.replace(case, library=REFERENCE, surrogate="InvSquareGrad"), data)
+  single = statistics.median([fn.timed() for _ in range(3)])
+  repeat = calibrate((fn, ref), MIN_BATCH_S, MAX_REPEAT) if single < MIN_BATCH_S else 1
+  fn.repeat = ref.repeat = repeat
   once = fn.timed() + ref.timed()
-  rounds = cfg.rounds or int(min(30, max(3, 10 * cfg.max_time / max(once, 1e-9))))
+  rounds = cfg.rounds or int(min(30, max(3, math.ceil(10 * cfg.max_time / max(once, 1e-9)))))
   benchmark.group = f"layer-N{case.neurons}-T{case.steps}-{case.pass_}"
-  times, ref_times = paired_rounds(benchmark, fn, ref, rounds, None)
+  batches, ref_batches = paired_rounds(benchmark, fn, ref, rounds, None)
+  times = [per_call(t, repeat) for t in batches]
   q1, median, q3 = quartiles(times)
-  r1, ratio, r3 = quartiles([t / r for t, r in zip(times, ref_times, strict=True)])
+  r1, ratio, r3 = quartiles([t / r for t, r in zip(batches, ref_batches, strict=True)])
   info = {
       "layer": True, "library": case.library, "surrogate": case.surrogate, "loop": LOOPS[case.library],
       "neurons": case.neurons, "steps": case.steps, "batch": case.batch, "pass": case.pass_,
       "median_s": median, "q1_s": q1, "q3_s": q3, "ratio": ratio, "ratio_q1": r1, "ratio_q3": r3,
-      "rounds": rounds, "equations": EQUATIONS,
+      "rounds": rounds, "calls_per_round": repeat, "timing": "batch", "single_call_s": single,
+      "host_overhead_s": host_overhead(single, median), "device": fn.fn.device, "device_kind": fn.fn.device_kind,
+      "equations": EQUATIONS,
   }
   benchmark.extra_info.update(info)
   return info

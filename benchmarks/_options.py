@@ -11,9 +11,22 @@ DEVICES = ("cpu", "gpu", "tpu")
 #: JAX_PLATFORMS for each --device (the host CPU stays available next to an accelerator).
 PLATFORMS = {"cpu": "cpu", "gpu": "cuda,cpu", "tpu": "tpu,cpu"}
 DTYPES = ("float32", "bfloat16")
-#: log2 of the element counts: the defaults and the full sweep, per device.
-DEFAULT_SIZES = {"cpu": (10, 16, 24), "gpu": (10, 16, 22, 26), "tpu": (10, 16, 22, 26)}
+#: The grids (``--smoke``, the default, ``--full``): ops, dtypes and log2 element counts per device; an explicit
+#: ``--ops``/``--dtypes``/``--sizes`` replaces that axis of the grid. The default is what the targets are judged
+#: on, the VJP in float32 at a memory-bound size, and ends in a few minutes (README, Benchmarks): on the CPU 2^24
+#: alone (a cache-resident size costs two scrubs of twice the LLC a round), on an accelerator 2^24 and 2^26, whose
+#: calls are long next to the host's dispatch (about 10-20 µs a call).
+GRIDS = ("smoke", "default", "full")
+DEFAULT_OPS: tuple[str, ...] = ("vjp",)
+DEFAULT_DTYPES: tuple[str, ...] = ("float32",)
+DEFAULT_SIZES = {"cpu": (24,), "gpu": (24, 26), "tpu": (24, 26)}
+FULL_SIZES = {"cpu": (10, 16, 24), "gpu": (10, 16, 22, 26), "tpu": (10, 16, 22, 26)}
 ALL_SIZES = {"cpu": tuple(range(10, 25)), "gpu": tuple(range(10, 27)), "tpu": tuple(range(10, 27))}
+#: ``--smoke``: one surrogate (unless ``--only``), the VJP, float32, one memory-bound size, the A/A control.
+SMOKE_ONLY = ("Sigmoid",)
+SMOKE_SIZES = {"cpu": (24,), "gpu": (26,), "tpu": (26,)}
+#: ``--layer --smoke``: the shorter sequence only.
+SMOKE_LAYER_STEPS = (100,)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -22,8 +35,8 @@ class BenchConfig:
 
   device: str = "cpu"
   sizes: tuple[int, ...] = DEFAULT_SIZES["cpu"]
-  dtypes: tuple[str, ...] = DTYPES
-  ops: tuple[str, ...] = OPS
+  dtypes: tuple[str, ...] = DEFAULT_DTYPES
+  ops: tuple[str, ...] = DEFAULT_OPS
   only: tuple[str, ...] = ()
   peers: bool = False
   rounds: int = 0
@@ -36,6 +49,20 @@ class BenchConfig:
   layer_neurons: tuple[int, ...] = (1024,)
   layer_steps: tuple[int, ...] = (100, 500)
   layer_batch: int = 16
+  #: Which grid was run ("smoke", "default" or "full") and the options that replaced an axis of it.
+  grid: str = "default"
+  explicit: tuple[str, ...] = ()
+
+  def grid_text(self) -> str:
+    """One line for the terminal and the report: the grid's name, what it holds, the options that changed it."""
+    if self.layer:
+      what = (f"layer: neurons {', '.join(map(str, self.layer_neurons))}; T {', '.join(map(str, self.layer_steps))};"
+              f" batch {self.layer_batch}")
+    else:
+      what = (f"{', '.join(self.ops)}; {', '.join(self.dtypes)}; {', '.join(f'2^{s}' for s in self.sizes)};"
+              f" {', '.join(self.only) if self.only else 'every surrogate'}")
+    changed = f", changed by {' '.join(self.explicit)}" if self.explicit else ""
+    return f"{self.grid} grid ({what}{changed})"
 
 
 def parse_exponents(text: str | None, default: tuple[int, ...], full: tuple[int, ...]) -> tuple[int, ...]:
@@ -86,15 +113,35 @@ def parse_threshold(text: str | float) -> float:
   return value
 
 
+def grid_of(get) -> str:
+  """"smoke", "full" or "default" from ``--smoke`` and ``--full`` (ValueError for both)."""
+  smoke, full = bool(get("bench_smoke")), bool(get("bench_full"))
+  if smoke and full:
+    raise ValueError("--smoke and --full exclude each other")
+  return "smoke" if smoke else "full" if full else "default"
+
+
 def build_config(get) -> BenchConfig:
-  """Builds the configuration from ``get(option_name)`` (pytest's ``config.getoption``)."""
+  """Builds the configuration from ``get(option_name)`` (pytest's ``config.getoption``): the grid of
+  ``--smoke``/``--full`` (the default grid otherwise), each axis replaced by its explicit option."""
   device = get("bench_device")
+  grid = grid_of(get)
+  sizes = {"smoke": SMOKE_SIZES, "default": DEFAULT_SIZES, "full": FULL_SIZES}[grid][device]
+  ops = OPS if grid == "full" else DEFAULT_OPS
+  dtypes = DTYPES if grid == "full" else DEFAULT_DTYPES
+  only = tuple(p.strip() for p in (get("bench_only") or "").split(",") if p.strip())
+  if grid == "smoke" and not only:
+    only = SMOKE_ONLY
+  steps = SMOKE_LAYER_STEPS if grid == "smoke" else BenchConfig.layer_steps
+  names = {"bench_sizes": "--sizes", "bench_dtypes": "--dtypes", "bench_ops": "--ops", "bench_only": "--only",
+           "bench_layer_neurons": "--layer-neurons", "bench_layer_steps": "--layer-steps"}
+  explicit = tuple(f"{flag} {get(dest)}" for dest, flag in names.items() if get(dest))
   return BenchConfig(
       device=device,
-      sizes=parse_exponents(get("bench_sizes"), DEFAULT_SIZES[device], ALL_SIZES[device]),
-      dtypes=parse_list(get("bench_dtypes"), DTYPES, "dtypes"),
-      ops=parse_list(get("bench_ops"), OPS, "ops"),
-      only=tuple(p.strip() for p in (get("bench_only") or "").split(",") if p.strip()),
+      sizes=parse_exponents(get("bench_sizes"), sizes, ALL_SIZES[device]),
+      dtypes=parse_list(get("bench_dtypes"), DTYPES, "dtypes") if get("bench_dtypes") else dtypes,
+      ops=parse_list(get("bench_ops"), OPS, "ops") if get("bench_ops") else ops,
+      only=only,
       peers=bool(get("bench_peers")),
       rounds=int(get("bench_rounds")),
       max_time=float(get("bench_max_time")),
@@ -103,8 +150,10 @@ def build_config(get) -> BenchConfig:
       out_dir=get("bench_out"),
       layer=bool(get("bench_layer")),
       layer_neurons=parse_ints(get("bench_layer_neurons"), BenchConfig.layer_neurons),
-      layer_steps=parse_ints(get("bench_layer_steps"), BenchConfig.layer_steps),
+      layer_steps=parse_ints(get("bench_layer_steps"), steps),
       layer_batch=int(get("bench_layer_batch")),
+      grid=grid,
+      explicit=explicit,
   )
 
 

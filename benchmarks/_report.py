@@ -21,6 +21,8 @@ TARGET_OVERRIDES = {"SquarewaveFourierSeries": 1.5, "MultiGaussianGrad": 2.0}
 #: IQR not below PEER_Q1 (VJP, float32, largest size).
 PEER_TARGETS = {("braintools", n) for n in ("ERF", "GaussianGrad", "S2NN", "ReluGrad")}
 PEER_Q1 = 0.98
+#: A group separates two kernels this far apart when its A/A control's IQR is at most this wide (``_harness``).
+RESOLUTION = 0.05
 #: The layer benchmark's common surrogate (SuperSpike), the row the others are divided by.
 LAYER_SURROGATE = "InvSquareGrad"
 
@@ -36,10 +38,24 @@ def aa_control(es: list[dict[str, Any]]) -> dict[str, Any]:
   """Per group, the A/A control's median ratio and quartiles; trustworthy when every median is in the band."""
   groups = [
       {"group": f"{e['op']}-{e['dtype']}-2^{e['log2_size']}", "ratio": e["ratio"], "q1": e["ratio_q1"],
-       "q3": e["ratio_q3"], "passed": AA_BAND[0] <= e["ratio"] <= AA_BAND[1]}
+       "q3": e["ratio_q3"], "passed": AA_BAND[0] <= e["ratio"] <= AA_BAND[1],
+       "resolves": resolves(e), "copy_gbps": e.get("copy_gbps"), "baseline_copy_share": e.get("copy_share"),
+       "host_overhead_s": e.get("host_overhead_s"), "device": e.get("device")}
       for e in es if e["library"] == CONTROL
   ]
-  return {"band": list(AA_BAND), "groups": groups, "trustworthy": bool(groups) and all(g["passed"] for g in groups)}
+  return {"band": list(AA_BAND), "resolution": RESOLUTION, "groups": groups,
+          "trustworthy": bool(groups) and all(g["passed"] for g in groups)}
+
+
+def resolves(e: dict[str, Any]) -> bool:
+  """Whether an A/A control's IQR is narrow enough to tell apart kernels :data:`RESOLUTION` apart: two ratios
+  that far apart, each with an IQR as wide, have IQRs that do not overlap."""
+  return e["ratio_q3"] - e["ratio_q1"] <= RESOLUTION
+
+
+def separated(a: dict[str, Any], b: dict[str, Any]) -> bool:
+  """Two kernels of a group differ beyond the noise: their IQRs of paired ratios do not overlap."""
+  return a["ratio_q3"] < b["ratio_q1"] or b["ratio_q3"] < a["ratio_q1"]
 
 
 def load(path: str | Path) -> dict[str, Any]:
@@ -68,6 +84,14 @@ def write_layer(doc: dict[str, Any], out_dir: str | Path, device: str) -> tuple[
 
 def _fmt(v: float | None, digits: int = 2) -> str:
   return "" if v is None else f"{v:.{digits}f}"
+
+
+def _us(v: float | None) -> str:
+  return "" if v is None else f"{v * 1e6:.1f}"
+
+
+def _share(v: float | None) -> str:
+  return "" if v is None else f"{v:.0%}"
 
 
 def _ratio(e: dict[str, Any]) -> str:
@@ -112,13 +136,20 @@ def markdown(doc: dict[str, Any]) -> str:
   lines += [
       f"{doc.get('datetime', '')}; " + ", ".join(f"{k} {val}" for k, val in v.items() if val) + ".",
       load_line(run),
+      grid_line(run),
       "",
       "`ratio = t / t_baseline` per round, the baseline kernel moving the same bytes; median (IQR) over rounds."
-      " Each round times both back to back in a random order, each kernel writing into its own donated output"
-      " buffers (nothing allocated in the timed call), with the last-level cache scrubbed before each call where"
-      " the working set is smaller than twice its size. Baselines: "
-      + ", ".join(f"{o['name']}: `{o['baseline']}`" for o in ops) + ". GB/s: bytes moved / median time.",
-      "Every surrogate at its default parameters. Compile time is reported separately and not included.",
+      " A round times a batch of each back to back in a random order; a batch enqueues N calls back to back and"
+      " waits once, on the last output, and the time per call is the batch's / N (N chosen so that a batch lasts"
+      " at least 0.2 ms on the CPU, 2 ms on an accelerator): the device's time, not the host's. Each kernel writes"
+      " into its own donated output buffers (nothing allocated in the timed call); on the CPU the last-level cache"
+      " is scrubbed before each batch where the working set is smaller than twice its size. Baselines: "
+      + ", ".join(f"{o['name']}: `{o['baseline']}`" for o in ops) + ". GB/s: bytes moved / median time per call;"
+      " share: that / the copy bandwidth (`-x`, one array read and one written, measured in the run at the"
+      " group's dtype and size). Host overhead: one call followed by a wait, minus the time per call.",
+      "Every surrogate at its default parameters. Compile time is reported separately and not included."
+      f" Two kernels differ beyond the noise when their IQRs do not overlap; a group whose A/A IQR is at most"
+      f" {RESOLUTION:.2f} wide separates kernels {RESOLUTION:.0%} apart.",
       "",
   ]
   lines += aa_section(sb.get("aa_control"))
@@ -128,11 +159,13 @@ def markdown(doc: dict[str, Any]) -> str:
     rows = [
         [
             e["surrogate"], e["arithmetic"], ", ".join(e["transcendental_ops"]), _ratio(e),
-            f"<= {e['target']}", "yes" if e["met"] else "**no**", _fmt(e["gbps"], 1), _fmt(e["comparator_gbps"], 1),
+            f"<= {e['target']}", "yes" if e["met"] else "**no**", _fmt(e["gbps"], 1), _share(e.get("copy_share")),
+            _fmt(e["comparator_gbps"], 1), _share(e.get("comparator_copy_share")),
         ]
         for e in targets
     ]
-    header = ["surrogate", "arithmetic", "transcendental ops", "ratio (IQR)", "target", "met", "GB/s", "baseline GB/s"]
+    header = ["surrogate", "arithmetic", "transcendental ops", "ratio (IQR)", "target", "met", "GB/s",
+              "share of copy", "baseline GB/s", "baseline share"]
     lines += _table(header, rows)
     missed = [e["surrogate"] for e in targets if not e["met"]]
     lines += ["", f"{len(targets) - len(missed)} of {len(targets)} meet the target." + (
@@ -148,17 +181,38 @@ def markdown(doc: dict[str, Any]) -> str:
     lines += [f"## {op}: ratio to baseline (`{o['baseline']}`)", ""]
     header = ["surrogate", *[f"{d} 2^{s}" for d, s in cols]]
     rows = [[n, *[_ratio(by[(n, d, s)]) if (n, d, s) in by else "" for d, s in cols]] for n in names]
-    base = ["*baseline GB/s*", *[_fmt(statistics.median(e["comparator_gbps"] for e in sub
-                                                         if (e["dtype"], e["log2_size"]) == c), 1) for c in cols]]
-    lines += [*_table(header, [*rows, base]), ""]
+    def column(key: str, c: tuple[str, int], sub: list[dict[str, Any]] = sub) -> list[float]:
+      return [e[key] for e in sub if (e["dtype"], e["log2_size"]) == c and e.get(key) is not None]
+
+    base = ["*baseline GB/s (share of copy)*", *[
+        f"{_fmt(statistics.median(column('comparator_gbps', c)), 1)}"
+        + (f" ({_share(statistics.median(column('comparator_copy_share', c)))})"
+           if column("comparator_copy_share", c) else "") for c in cols]]
+    copy = ["*copy GB/s*", *[_fmt(statistics.median(column("copy_gbps", c)), 1) if column("copy_gbps", c) else ""
+                            for c in cols]]
+    lines += [*_table(header, [*rows, base, copy]), ""]
   lines += traced_section(ref)
   lines += compile_section(ref, [o["name"] for o in ops])
   lines += peer_section(es, [o["name"] for o in ops])
   lines += gate_section(doc.get("gate"))
-  skipped = doc.get("skipped", [])
-  if skipped:
-    lines += ["## Skipped", ""] + [f"- `{s['test']}`: {s['reason']}" for s in skipped] + [""]
+  lines += skipped_section(doc.get("skipped", []))
   return "\n".join(lines)
+
+
+def skipped_section(skipped: list[dict[str, str]]) -> list[str]:
+  """Skipped tests with their reasons ("not run on <device>: ..." for a peer that cannot use the device)."""
+  if not skipped:
+    return []
+  return ["## Skipped or not run", ""] + [f"- `{s['test']}`: {s['reason']}" for s in skipped] + [""]
+
+
+def grid_line(run: dict[str, Any]) -> str:
+  """Which grid was run (``--smoke``, the default or ``--full``, and the options that changed it)."""
+  text = run.get("grid_text")
+  if not text:
+    return "Grid: not recorded."
+  hint = "" if run.get("grid") == "full" else " `--full` runs every op and dtype at the full sizes."
+  return f"Grid: {text}.{hint}"
 
 
 def load_line(run: dict[str, Any]) -> str:
@@ -179,10 +233,18 @@ def aa_section(aa: dict[str, Any] | None) -> list[str]:
   lo, hi = aa["band"]
   verdict = ("**passed**: every group's A/A median lies in the band" if aa["trustworthy"]
              else "**FAILED: this run is not trustworthy** (an A/A median lies outside the band)")
-  rows = [[g["group"], f"{g['ratio']:.3f} ({g['q1']:.2f}–{g['q3']:.2f})", "yes" if g["passed"] else "**no**"]
+  resolution = aa.get("resolution", RESOLUTION)
+  rows = [[g["group"], f"{g['ratio']:.3f} ({g['q1']:.2f}–{g['q3']:.2f})", "yes" if g["passed"] else "**no**",
+           _fmt(g["q3"] - g["q1"], 3), "yes" if g.get("resolves") else "no", _fmt(g.get("copy_gbps"), 1),
+           _share(g.get("baseline_copy_share")), _us(g.get("host_overhead_s"))]
           for g in aa["groups"]]
+  header = ["group", "ratio (IQR)", "in band", "IQR width", f"separates {resolution:.0%}", "copy GB/s",
+            "baseline share of copy", "host overhead (µs/call)"]
   return [f"## A/A control: the baseline against a copy of itself (median must lie in {lo}–{hi})", "",
-          f"{verdict}.", "", *_table(["group", "ratio (IQR)", "in band"], rows), ""]
+          f"{verdict}. The IQR width is the group's resolution: kernels {resolution:.0%} apart are told apart"
+          f" (IQRs that do not overlap) where it is at most {resolution:.2f}. The copy bandwidth is measured in the"
+          " same run; the host overhead is what a single call and its wait add to the device's time per call.", "",
+          *_table(header, rows), ""]
 
 
 def traced_section(ref: list[dict[str, Any]]) -> list[str]:
@@ -228,17 +290,21 @@ def peer_section(es: list[dict[str, Any]], ops: list[str]) -> list[str]:
   peers = [e for e in es if e["library"] not in (REFERENCE, CONTROL)]
   if not peers:
     return []
-  lines = ["## Peers: `t_peer / t_reference`, median (IQR) over paired rounds (> 1: the reference is faster)", ""]
+  lines = ["## Peers: `t_peer / t_reference`, median (IQR) over paired rounds (> 1: the reference is faster)", "",
+            "Every peer ran on the device in its row (the reference's, in the same run).", ""]
   by = {(e["library"], e["surrogate"], e["op"], e["dtype"], e["log2_size"]): e for e in peers}
   for op in (op for op in ops if any(e["op"] == op for e in peers)):
     sub = [e for e in peers if e["op"] == op]
     cols = _columns(sub)
     groups = sorted({(e["library"], e["surrogate"]) for e in sub})
+    devices = {(e["library"], e["surrogate"]): _device(e) for e in sub}
     rows = [
-        [lib, n, *[_ratio(by[(lib, n, op, d, s)]) if (lib, n, op, d, s) in by else "" for d, s in cols]]
+        [lib, n, devices[(lib, n)],
+         *[_ratio(by[(lib, n, op, d, s)]) if (lib, n, op, d, s) in by else "" for d, s in cols]]
         for lib, n in groups
     ]
-    lines += [f"### {op}", "", *_table(["library", "surrogate", *[f"{d} 2^{s}" for d, s in cols]], rows), ""]
+    lines += [f"### {op}", "", *_table(["library", "surrogate", "device", *[f"{d} 2^{s}" for d, s in cols]], rows),
+              ""]
   found = sorted({f"{k[0]}:{k[1]} {k[2]} {k[3]} 2^{k[4]}" for k, e in by.items() if slower(e)})
   verdict = ", ".join(found) if found else "none"
   lines += [f"Reference slower than the peer beyond noise (the whole IQR below 1) in: {verdict}.", ""]
@@ -251,6 +317,12 @@ def peer_section(es: list[dict[str, Any]], ops: list[str]) -> list[str]:
     lines += [f"### Targets: at least as fast as the peer (VJP, float32, 2^{top}; median >= 1.00, q1 >= {PEER_Q1})",
               "", *_table(["library", "surrogate", "t_peer / t_reference", "met"], rows), ""]
   return lines
+
+
+def _device(e: dict[str, Any]) -> str:
+  """'gpu (NVIDIA H200)', or the platform alone where the kind says nothing more."""
+  device, kind = e.get("device", "?"), e.get("device_kind")
+  return device if not kind or kind == device else f"{device} ({kind})"
 
 
 def gate_section(gate: dict[str, Any] | None) -> list[str]:
@@ -276,24 +348,28 @@ def layer_markdown(doc: dict[str, Any]) -> str:
   lines = [
       f"# Layer benchmark: Linear + LIF, {run.get('device', '?')} ({run.get('device_kind', '?')})", "",
       f"{doc.get('datetime', '')}; " + ", ".join(f"{k} {v}" for k, v in run.get("versions", {}).items() if v) + ".",
-      load_line(run), "",
+      load_line(run), grid_line(run), "",
   ]
   if es:
     lines += [es[0]["equations"], "",
               f"Each row is timed in rounds paired, in a random order, with the reference row of its group"
               f" ({LAYER_SURROGATE}); the reference row's own ratio is against a second build of itself, an A/A"
-              " control: its spread is the noise of the run.", ""]
+              " control: its spread is the noise of the run. A round times a batch of passes of each, enqueued back to"
+              " back with one wait at the end (at least 10 ms), the time per pass the batch's / N; the host overhead"
+              " is one pass and its wait minus that. Each row ran on the device it names; a library that cannot use"
+              " the run's device is listed under Skipped or not run, not timed elsewhere.", ""]
   rows = []
   for e in sorted(es, key=lambda e: (e["neurons"], e["steps"], e["pass"], e["library"] != REFERENCE, e["library"],
                                      e["surrogate"])):
     ratio = _ratio(e) if "ratio_q1" in e else ""
-    rows.append([e["library"], e["surrogate"], e["loop"], str(e["neurons"]), str(e["steps"]), str(e["batch"]),
-                 e["pass"], f"{e['median_s'] * 1e3:.1f} ({e['q1_s'] * 1e3:.1f}–{e['q3_s'] * 1e3:.1f})", ratio])
-  header = ["library", "surrogate", "loop", "neurons", "T", "batch", "pass", "ms, median (IQR)",
-            f"t / t_reference ({LAYER_SURROGATE}), paired rounds, median (IQR)"]
+    overhead = e.get("host_overhead_s")
+    rows.append([e["library"], e["surrogate"], e["loop"], _device(e) if "device" in e else "", str(e["neurons"]),
+                 str(e["steps"]), str(e["batch"]), e["pass"],
+                 f"{e['median_s'] * 1e3:.2f} ({e['q1_s'] * 1e3:.2f}–{e['q3_s'] * 1e3:.2f})", ratio,
+                 "" if overhead is None else f"{overhead * 1e3:.2f}"])
+  header = ["library", "surrogate", "loop", "device", "neurons", "T", "batch", "pass", "ms, median (IQR)",
+            f"t / t_reference ({LAYER_SURROGATE}), paired rounds, median (IQR)", "host overhead (ms/pass)"]
   lines += [*_table(header, rows), ""]
-  skipped = doc.get("skipped", [])
-  if skipped:
-    lines += ["## Skipped", ""] + [f"- `{s['test']}`: {s['reason']}" for s in skipped] + [""]
+  lines += skipped_section(doc.get("skipped", []))
   return "\n".join(lines)
 

@@ -32,7 +32,8 @@ def test_throughput(benchmark, case: Case, request: pytest.FixtureRequest) -> No
   except Exception as exc:
     if case.library == REFERENCE:
       raise
-    pytest.skip(f"{case.library} does not support {case.op}: {type(exc).__name__}: {str(exc).splitlines()[0]}")
+    first = str(exc).splitlines()[0] if str(exc) else ""
+    pytest.skip(f"not run on {cfg.device}: {case.library} {case.op}: {type(exc).__name__}: {first}")
   assert info["median_s"] > 0
 
 
