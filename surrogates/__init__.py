@@ -2,7 +2,8 @@
 
 Every surrogate is a class (``surrogates.Sigmoid(alpha=4.0)``) whose instances are the spike
 function: forward the Heaviside step H(x) (1 for x >= 0), backward the pseudo-derivative
-``surrogate_grad``. Each also has a functional form (``surrogates.sigmoid(x, alpha=4.0)``).
+``surrogate_grad``. Each also has a functional form (``surrogates.sigmoid(x, alpha=4.0)``). Parameters
+are given by keyword or by position in the declared order (``surrogates.s2nn(x, 4.0, 1.0, 1e-8)``).
 Parameters may be JAX values (traced under jit, vmap or grad); surrogates are pytrees.
 """
 

@@ -328,6 +328,23 @@ def check_value(owner: str, name: str, value: Any, domain: Domain) -> Any:
   return int(number) if domain.integer else float(number)
 
 
+def bind_parameters(owner: str, names: Sequence[str], args: Sequence[Any], kwargs: Mapping[str, Any]) -> dict[str, Any]:
+  """Parameters given by position (in the declared order ``names``) and by keyword, as one mapping.
+
+  More positional values than parameters, or a parameter given both ways, is a ``TypeError`` naming
+  ``owner`` and the declared order. Keywords are passed through as they are (unknown names are the
+  caller's to reject).
+  """
+  if len(args) > len(names):
+    takes = f"at most {len(names)} parameter(s) by position ({', '.join(names)})" if names else "no parameters"
+    raise TypeError(f"{owner}: takes {takes}, got {len(args)} by position")
+  both = [n for n in names[:len(args)] if n in kwargs]
+  if both:
+    raise TypeError(f"{owner}: parameter {both[0]!r} given both by position and by keyword "
+                    f"(positional order: {', '.join(names)})")
+  return {**dict(zip(names, args, strict=False)), **kwargs}
+
+
 class ConcreteParametersRequired(TypeError):
   """Metadata (kinks, mass, limits, length scale, peak...) was asked of a surrogate whose parameters
   are traced or per-element arrays: it describes one surrogate with concrete numbers."""
@@ -392,6 +409,7 @@ class Surrogate:
       raise UnknownParameterError(
           f"{cls.__name__}: unknown parameter {unknown[0]!r}; accepted: {', '.join(accepted) or 'none'}"
       )
+    bind_parameters(cls.__name__, accepted, args, kwargs)
     return super().__new__(cls)
 
   def __post_init__(self) -> None:
@@ -603,6 +621,7 @@ __all__ = [
   "Limits",
   "Surrogate",
   "as_float_array",
+  "bind_parameters",
   "compute_dtype",
   "gaussian",
   "heaviside",

@@ -21,6 +21,7 @@ from surrogates._core import (
     Domain,
     Surrogate,
     UnknownParameterError,
+    bind_parameters,
     check_value,
     snake_case,
 )
@@ -98,12 +99,14 @@ def alias(name: str, **domains: Domain) -> Callable[[F], F]:
     if missing:
       raise TypeError(f"alias {name}: declare exactly one domain per parameter (mismatch: {sorted(missing)})")
 
+    order = list(signature.parameters)
+
     @functools.wraps(fn)
     def validated(*args: Any, **params: Any) -> Surrogate:
       unknown = [k for k in params if k not in domains]
       if unknown:
-        raise UnknownParameterError(f"{name}: unknown parameter {unknown[0]!r}; accepted: {', '.join(domains)}")
-      bound = signature.bind(*args, **params)
+        raise UnknownParameterError(f"{name}: unknown parameter {unknown[0]!r}; accepted: {', '.join(order)}")
+      bound = signature.bind(**bind_parameters(name, order, args, params))
       bound.apply_defaults()
       return fn(**{k: check_value(name, k, v, domains[k]) for k, v in bound.arguments.items()})
 
@@ -114,14 +117,28 @@ def alias(name: str, **domains: Domain) -> Callable[[F], F]:
 
 
 def functional(cls: type[Surrogate]) -> Callable[..., Any]:
-  """The functional form of a surrogate: ``sigmoid(x, **params) = Sigmoid(**params)(x)``."""
+  """The functional form of a surrogate: ``sigmoid(x, *params, **params) = Sigmoid(*params, **params)(x)``.
 
-  def spike(x: Any, **params: Any) -> Any:
-    return cls(**params)(x)
+  Parameters may be given by position after x, in the class's declared (field) order, which is
+  braintools' order where braintools has the surrogate (``s2nn(x, 4.0, 1.0, 1e-8)``), or by keyword.
+  Too many positional values, or a parameter given both ways, is a ``TypeError`` naming the form.
+  """
+  name = snake_case(cls.__name__)
+  specs = cls.parameter_specs()
+  order = [f.name for f in dataclasses.fields(cls)]
 
-  spike.__name__ = snake_case(cls.__name__)
-  spike.__qualname__ = spike.__name__
-  spike.__doc__ = f"``{spike.__name__}(x, **params) = {cls.__name__}(**params)(x)``.\n\n{cls.__doc__}"
+  def spike(x: Any, *args: Any, **params: Any) -> Any:
+    return cls(**bind_parameters(f"{name} ({cls.__name__})", order, args, params))(x)
+
+  spike.__name__ = name
+  spike.__qualname__ = name
+  spike.__signature__ = inspect.Signature([  # type: ignore[attr-defined]
+      inspect.Parameter("x", inspect.Parameter.POSITIONAL_OR_KEYWORD),
+      *(inspect.Parameter(n, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=specs[n].default) for n in order),
+  ])
+  args = ", ".join(order)
+  call = f"{name}(x, {args}) = {cls.__name__}({args})(x)" if order else f"{name}(x) = {cls.__name__}()(x)"
+  spike.__doc__ = f"``{call}``; parameters by position or keyword.\n\n{cls.__doc__}"
   return spike
 
 
