@@ -1,4 +1,4 @@
-"""Sessions: tests, lint, verify, bench, report.
+"""Sessions: tests, lint, verify, bench, gpucheck, report, findings, install_check.
 
 Every session also runs inside an existing environment without installing anything:
 ``nox --no-venv -s NAME`` (the GPU machine is offline with JAX preinstalled).
@@ -131,6 +131,24 @@ def bench(session: nox.Session) -> None:
     if layer:
       session.install("norse==1.1.0")  # after torch (an sdist that builds against it)
   session.run("pytest", "benchmarks", "-p", "no:cacheprovider", *session.posargs)
+
+
+@nox.session
+def gpucheck(session: nox.Session) -> None:
+  """The accelerator self-check in one command, offline where JAX with CUDA is preinstalled:
+  ``nox --no-venv -s gpucheck`` (``-- tpu`` or ``-- cpu`` for another device). Writes ``reports/<device>/``:
+  the reference verified on the device (``verify.json``, ``verify.xml``; every check must pass), a benchmark
+  smoke with its A/A control (``bench-<device>.*``) and the layer benchmark with the peers that are installed
+  (``layer-<device>.*``; a peer that cannot use the device is listed as not run)."""
+  install(session, "test")
+  device = session.posargs[0] if session.posargs else "gpu"
+  out = f"reports/{device}"
+  pathlib.Path(out).mkdir(parents=True, exist_ok=True)
+  session.run("python", "-m", "verification", "--device", device, "--quiet", "--json", f"{out}/verify.json",
+              "--junit", f"{out}/verify.xml")
+  bench = ["pytest", "benchmarks", "-p", "no:cacheprovider", "--device", device, "--bench-out", out]
+  session.run(*bench, "--smoke")
+  session.run(*bench, "--layer", "--peers")
 
 
 @nox.session
