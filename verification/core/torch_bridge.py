@@ -158,25 +158,33 @@ def is_torch_callable(fn: Any) -> bool:
 
 
 def numpy_callable(fn: Callable[..., Any]) -> Callable[[np.ndarray], np.ndarray]:
-  """``fn`` (a ``surrogate_grad`` or ``surrogate_fun``) as a function of NumPy arrays: a torch function
-  is called on a tensor of the array's dtype and its result brought back (:func:`elementwise`); a
-  NumPy function is called on the array, and where it raises and torch is loaded, on a tensor
-  instead (a torch function this module could not tell apart), the first exception kept if that
-  fails too. A tensor returned by either is brought back to NumPy."""
-  if is_torch_callable(fn):
+  """``fn`` (a ``surrogate_grad`` or ``surrogate_fun``) as a function of NumPy arrays. A torch object (an
+  ``nn.Module``, an ``autograd.Function``, a ``torch.library`` op) is called on a tensor of the array's
+  dtype and its result brought back (:func:`elementwise`). A Python function is called on the array
+  first (NumPy code, or a bridge that converts itself); where that raises and torch is loaded, on a
+  tensor, and from then on on tensors (torch code), the first exception kept if both fail. A tensor
+  returned is brought back to NumPy."""
+  if is_torch_callable(fn) and not isinstance(fn, types.FunctionType | functools.partial):
     return functools.partial(elementwise, fn)
+  on_tensors = False
 
   def call(x: np.ndarray) -> np.ndarray:
+    nonlocal on_tensors
     torch = sys.modules.get("torch")
+    if on_tensors:
+      return elementwise(fn, x)
     try:
       out = fn(x)
     except Exception:
       if torch is None:
         raise
       try:
-        return elementwise(fn, x)
+        out = elementwise(fn, x)
       except Exception:
         pass
+      else:
+        on_tensors = True
+        return out
       raise
     return to_numpy(out) if torch is not None and isinstance(out, torch.Tensor) else out
 
