@@ -171,17 +171,18 @@ def test_gradient_is_reference_times_scale_at_ordinary_points(name):
 @pytest.mark.parametrize("dtype", ["float16", "bfloat16", "float32", "float64"])
 def test_torch_round_trip_keeps_values_and_dtype(dtype):
   pytest.importorskip("torch", reason="torch is not installed (only the torch adapters need it)")
-  from verification.targets import _torch
+  from verification.core import torch_bridge
 
   np_dtype = jnp.dtype(dtype)
   x = np.array([-2.5, -0.0, 0.0, 0.375, 3.0], dtype=np_dtype)
-  back = _torch.to_numpy(_torch.to_torch(x))
+  back = torch_bridge.to_numpy(torch_bridge.to_torch(x))
   assert back.dtype == np_dtype
   np.testing.assert_array_equal(back.astype(np.float64), x.astype(np.float64))
   assert np.signbit(back.astype(np.float64)[1])
   spike = lambda t: (t >= 0).to(t) * (1.0 + 0.0 * t)
-  fwd, vjp = _torch.bind(spike)
-  assert fwd(x).dtype == np_dtype and vjp(x, np.ones_like(x)).dtype == np_dtype
+  fields = torch_bridge.torch_fields(spike)
+  assert fields["backend"] == "torch" and fields["fn"] is spike
+  assert fields["forward"](x).dtype == np_dtype and fields["vjp"](x, np.ones_like(x)).dtype == np_dtype
 
 
 @pytest.mark.parametrize(

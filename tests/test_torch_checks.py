@@ -1,8 +1,11 @@
-"""The torch form of the autodiff check (verification.checks.autodiff.check_torch) on planted torch candidates.
+"""The torch forms of the checks on planted torch candidates (tests/planted_torch.py).
 
-Each planted defect is caught with the status and capability meant for it, and the correct twin
-(an ``autograd.Function`` with ``setup_context``, ``jvp``, a vmap rule and a differentiable
-backward) passes. All are Sigmoid(alpha=4): g = α·σ(αx)(1 - σ(αx)).
+A torch candidate is judged under the check names of the JAX form: autodiff (reverse mode),
+forward_mode, second_order and transforms each have a torch form. Each planted defect is caught by its
+check with the status and capability meant for it; the correct twin of each mechanism
+(``autograd.Function`` in both styles, the detach trick, an ``nn.Module``, a ``torch.library`` custom
+op, piecewise-constant g) passes, or is ``unsupported`` exactly where its mechanism lacks a capability,
+with the fix for that mechanism. A wrong ``surrogate_grad`` is caught for torch, JAX and NumPy.
 """
 
 from __future__ import annotations
@@ -10,175 +13,121 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-import surrogates
 from verification import checks
 from verification.checks import _torch as torch_checks
-from verification.checks import autodiff
 from verification.core.candidate import Candidate
+from verification.core.evaluate import Evaluator
 from verification.results import Status
-from verification.targets import _torch
 
 torch = pytest.importorskip("torch", reason="torch is not installed (only the torch checks need it)")
+planted = pytest.importorskip("tests.planted_torch")
 
-ALPHA = 4.0
-
-
-def _g(x):
-  s = torch.sigmoid(ALPHA * x)
-  return ALPHA * s * (1 - s)
+WIRING = ("autodiff", "forward_mode", "second_order", "transforms")
 
 
-class CorrectNoJvp(torch.autograd.Function):
-  """H forward in the input's dtype, g backward with differentiable ops, vmap by rule; no jvp (what
-  torch.compile(fullgraph=True) can trace in torch 2.13)."""
-
-  generate_vmap_rule = True
-
-  @staticmethod
-  def forward(x):
-    return (x >= 0).to(x.dtype)
-
-  @staticmethod
-  def setup_context(ctx, inputs, output):
-    ctx.save_for_backward(inputs[0])
-    ctx.save_for_forward(inputs[0])
-
-  @staticmethod
-  def backward(ctx, ct):
-    (x,) = ctx.saved_tensors
-    return ct * _g(x)
+def _judge(c: Candidate, names=WIRING, dtypes=(np.float64,)):
+  ctx = checks.Context(candidate=c, reference=c.reference(), evaluator=Evaluator(c),
+                       dtypes=tuple(map(np.dtype, dtypes)))
+  return {n: checks.CHECKS[n](ctx) for n in names}
 
 
-class Correct(CorrectNoJvp):
-  """The correct twin: the same with a jvp (forward mode)."""
-
-  @staticmethod
-  def jvp(ctx, t):
-    (x,) = ctx.saved_tensors
-    return t * _g(x)
-
-
-class Float32Out(Correct):
-  """Returns float32 spikes whatever the input's dtype (as snntorch and sinabs do)."""
-
-  @staticmethod
-  def forward(x):
-    return (x >= 0).float()
+def _assert_expected(label, outs):
+  want = planted.EXPECTED.get(label, {})
+  for name, out in outs.items():
+    status, capability, text = want.get(name, ("pass", None, None))
+    d = out.diagnosis
+    assert out.status.value == status, f"{label} / {name}: {d.text()}"
+    if capability:
+      assert d.capability == capability, f"{label} / {name}: {d.text()}"
+    if text:
+      assert text in f"{d.message} {d.fix or ''} " + " ".join(f["message"] for f in d.extra.get("all_failures", ())), \
+          f"{label} / {name}: {d.text()}"
 
 
-class InPlaceCotangent(Correct):
-  """Writes the result into the cotangent."""
-
-  @staticmethod
-  def backward(ctx, ct):
-    (x,) = ctx.saved_tensors
-    return ct.mul_(_g(x))
+@pytest.fixture(autouse=True)
+def _no_compile(monkeypatch):
+  monkeypatch.setenv("SURROGATE_TORCH_COMPILE", "0")  # compiled once below, not per candidate
 
 
-class OldStyle(torch.autograd.Function):
-  """forward(ctx, x) with no setup_context: torch.func cannot transform it; no jvp either."""
-
-  @staticmethod
-  def forward(ctx, x):
-    ctx.save_for_backward(x)
-    return (x >= 0).to(x.dtype)
-
-  @staticmethod
-  def backward(ctx, ct):
-    (x,) = ctx.saved_tensors
-    return ct * _g(x)
+@pytest.mark.parametrize("c", planted.CORRECT, ids=lambda c: c.label)
+def test_correct_twin_of_each_mechanism_passes(c):
+  assert c.backend == "torch"
+  _assert_expected(c.label, _judge(c))
 
 
-class _WrongDerivative(torch.autograd.Function):
-  """Value g(x), but its own derivative doubled: a wrong second order."""
-
-  @staticmethod
-  def forward(x):
-    return _g(x)
-
-  @staticmethod
-  def setup_context(ctx, inputs, output):
-    ctx.save_for_backward(inputs[0])
-
-  @staticmethod
-  def backward(ctx, ct):
-    (x,) = ctx.saved_tensors
-    s = torch.sigmoid(ALPHA * x)
-    return ct * 2 * ALPHA**2 * s * (1 - s) * (1 - 2 * s)
+@pytest.mark.parametrize("c", planted.DEFECTIVE, ids=lambda c: c.label)
+def test_planted_torch_defect_is_caught_by_its_check(c):
+  outs = _judge(c)
+  assert any(o.status is not Status.PASS for o in outs.values())
+  _assert_expected(c.label, outs)
 
 
-class WrongSecond(Correct):
-  @staticmethod
-  def backward(ctx, ct):
-    (x,) = ctx.saved_tensors
-    return ct * _WrongDerivative.apply(x)
+def test_custom_op_fixes_name_the_custom_op_registrations():
+  (c,) = [c for c in planted.CORRECT if "custom_op" in c.label]
+  outs = _judge(c, ("forward_mode", "transforms"))
+  assert "planted_surrogates::sigmoid_spike" in outs["forward_mode"].diagnosis.message
+  assert "silently" in outs["forward_mode"].diagnosis.message and "jvp" in outs["forward_mode"].diagnosis.fix
+  assert "setup_context" not in outs["transforms"].diagnosis.fix
 
 
-class Detached(Correct):
-  """g of the detached input: first order right, the gradient not differentiable."""
-
-  @staticmethod
-  def backward(ctx, ct):
-    (x,) = ctx.saved_tensors
-    return (ct * _g(x.detach())).detach()
+def test_second_order_of_a_detached_sigmoid_backward_is_unsupported_but_of_a_boxcar_passes():
+  boxcar = next(c for c in planted.CORRECT if c.name == "Boxcar")
+  detached = next(c for c in planted.DEFECTIVE if "detaches" in c.label)
+  assert _judge(boxcar, ("second_order",))["second_order"].status is Status.PASS
+  assert _judge(detached, ("second_order",))["second_order"].status is Status.UNSUPPORTED
 
 
-def _judge(fn, monkeypatch, compile_mode: str = "0"):
-  monkeypatch.setenv("SURROGATE_TORCH_COMPILE", compile_mode)
-  ref = surrogates.Sigmoid(alpha=ALPHA)
-  cand = Candidate(name="Sigmoid", params={"alpha": ALPHA}, **_torch.candidate_fns(fn))
-  ctx = checks.Context(candidate=cand, reference=ref, evaluator=None, dtypes=(np.dtype(np.float64),))
-  return autodiff.check_torch(ctx)
+def test_torch_candidate_checks_report_under_the_jax_names_not_skip():
+  c = planted.CORRECT[0]
+  outs = _judge(c, tuple(checks.CHECKS))
+  assert not [n for n in WIRING if outs[n].status is Status.SKIP]
+  failing = {n: o.diagnosis.text() for n, o in outs.items() if o.status.failing}
+  assert not failing
 
 
-def test_correct_twin_passes_every_transform(monkeypatch):
-  out = _judge(Correct.apply, monkeypatch)
-  assert out.status is Status.PASS, out.diagnosis.text()
+def test_torch_surrogate_grad_is_judged_in_every_dtype_bfloat16_included():
+  c = next(c for c in planted.CORRECT if c.name == "SpikeRateEscape")
+  out = _judge(c, ("low_precision", "edge"), dtypes=(np.float64, np.float32, "bfloat16"))
+  assert out["low_precision"].status is Status.PASS, out["low_precision"].diagnosis.text()
+  assert "surrogate_grad" in out["low_precision"].diagnosis.message
+  assert out["edge"].status is Status.PASS, out["edge"].diagnosis.text()
 
 
-def test_compiled_equals_eager_for_the_twin_without_jvp(monkeypatch):
-  out = _judge(CorrectNoJvp.apply, monkeypatch, compile_mode="aot_eager")
-  assert out.status is Status.UNSUPPORTED, out.diagnosis.text()
-  assert out.diagnosis.extra["missing"] == ["forward"]  # compiled, and equal to eager
+@pytest.mark.parametrize("backend", ["numpy", "jax"])
+def test_a_wrong_surrogate_grad_is_caught_for_numpy_and_jax(backend):
+  if backend == "numpy":
+    right, wrong = planted.NUMPY_CORRECT, planted.NUMPY_WRONG_SG
+  else:
+    import jax.numpy as jnp
+
+    from tests.planted import spike_with
+
+    g = lambda x: 25.0 * jnp.exp(-jnp.abs(x - 1.0))
+    make = lambda sg, label: Candidate(name="SpikeRateEscape", params={"beta": 1.0, "slope": 25.0}, fn=spike_with(g),
+                                       surrogate_grad=sg, label=label)
+    right, wrong = make(g, "right"), make(lambda x: g(x) / 3, "g/3")
+  assert right.backend == wrong.backend == backend
+  ok, bad = _judge(right, ("autodiff",))["autodiff"], _judge(wrong, ("autodiff",))["autodiff"]
+  assert ok.status is Status.PASS, ok.diagnosis.text()
+  assert bad.status is Status.FAIL and "surrogate_grad" in bad.diagnosis.message
+  assert bad.diagnosis.got == pytest.approx(3 * bad.diagnosis.expected, rel=1e-9)
 
 
-def test_a_function_with_jvp_cannot_be_compiled_fullgraph(monkeypatch):
-  out = _judge(Correct.apply, monkeypatch, compile_mode="aot_eager")
+def test_compiled_equals_eager_and_a_jvp_excludes_fullgraph(monkeypatch):
+  monkeypatch.setenv("SURROGATE_TORCH_COMPILE", "aot_eager")
+  no_jvp = next(c for c in planted.CORRECT if c.label == "the detach trick")
+  assert _judge(no_jvp, ("transforms",))["transforms"].status is Status.PASS
+  out = _judge(planted.CORRECT[0], ("transforms",))["transforms"]
   assert out.status is Status.UNSUPPORTED and out.diagnosis.capability == "jit", out.diagnosis.text()
 
 
-def test_float32_output_for_other_dtypes_fails(monkeypatch):
-  out = _judge(Float32Out.apply, monkeypatch)
-  assert out.status is Status.FAIL
-  assert "returns float32 for a float16 input" in out.diagnosis.message
-  assert {f["dtype"] for f in out.diagnosis.extra["all_failures"]} >= {"float16", "bfloat16", "float64"}
+def test_backend_is_inferred_from_a_torch_fn():
+  assert Candidate(name="Sigmoid", params={"alpha": 4.0}, fn=planted.detach_trick).backend == "torch"
+  assert Candidate(name="Sigmoid", params={"alpha": 4.0}, fn=planted.Spike()).backend == "torch"
+  assert Candidate(name="Sigmoid", params={"alpha": 4.0}, fn=planted.custom_spike).backend == "torch"
+  import surrogates
 
-
-def test_in_place_write_to_the_cotangent_fails(monkeypatch):
-  out = _judge(InPlaceCotangent.apply, monkeypatch)
-  assert out.status is Status.FAIL
-  assert any("cotangent in place" in f["message"] for f in out.diagnosis.extra["all_failures"])
-
-
-def test_no_setup_context_is_unsupported_vmap_and_no_jvp_unsupported_forward(monkeypatch):
-  out = _judge(OldStyle.apply, monkeypatch)
-  assert out.status is Status.UNSUPPORTED, out.diagnosis.text()
-  assert set(out.diagnosis.extra["missing"]) == {"forward", "vmap"}
-  assert out.diagnosis.capability == "forward" and "jvp" in out.diagnosis.fix
-  vmap = next(m for m in out.diagnosis.extra["all_missing"] if m["capability"] == "vmap")
-  assert "setup_context" in vmap["fix"]
-
-
-def test_wrong_double_backward_fails(monkeypatch):
-  out = _judge(WrongSecond.apply, monkeypatch)
-  assert out.status is Status.FAIL
-  assert "double backward is not g'" in out.diagnosis.message
-  assert out.diagnosis.got == pytest.approx(2 * out.diagnosis.expected, rel=1e-3)
-
-
-def test_non_differentiable_backward_is_unsupported_second(monkeypatch):
-  out = _judge(Detached.apply, monkeypatch)
-  assert out.status is Status.UNSUPPORTED and out.diagnosis.capability == "second", out.diagnosis.text()
+  assert Candidate(name="Sigmoid", params={"alpha": 4.0}, fn=surrogates.Sigmoid(alpha=4.0)).backend == "jax"
 
 
 def test_compile_can_be_turned_off(monkeypatch):

@@ -104,10 +104,13 @@ CONTAMINATES = [sigmoid("flips x64", _flip_x64), sigmoid("leaves a thread", _thr
 CHATTY = [sigmoid("prints 10 MB per call", _chatter), correct("correct next to chatter")]
 UNBUILDABLE = [
     _raising_factory,
-    {"name": "Sigmoid", "params": {"alpha": ALPHA}, "fn": spike(), "scale": "two", "label": "scale two"},
-    {"name": "Sigmoid", "params": 4.0, "fn": spike(), "label": "params 4.0"},
     correct("correct among the unbuildable"),
 ]
+
+#: Candidates whose fields are of the wrong type: each target is a usage error naming the field.
+MALFORMED_SCALE = [{"name": "Sigmoid", "params": {"alpha": ALPHA}, "fn": spike(), "scale": "two", "label": "scale two"},
+                   correct("correct beside the malformed")]
+MALFORMED_PARAMS = [{"name": "Sigmoid", "params": 4.0, "fn": spike(), "label": "params 4.0"}]
 
 
 class _Loose:

@@ -7,13 +7,16 @@ axes too) is the 1-d VJP elementwise; ``surrogate_grad``, where declared, is the
 Tolerance: ``K_WIRING·eps(float64)·peak·(1 + |ct|)`` (:mod:`verification.core.tolerances`): the same
 computation in the same dtype, only the final products round differently.
 
-JAX form: :func:`check`. Torch form: :func:`check_torch`, with torch's own transforms
-(:mod:`verification.checks._torch`).
+JAX form: :func:`check`. Torch form: :func:`check_torch`, with torch's own autograd
+(:mod:`verification.checks._torch`); forward mode, second order and the transforms of a torch
+candidate are judged by the checks of those names, as for JAX. NumPy-bridged candidates:
+:func:`check_numpy` (their ``vjp`` with a random cotangent, and ``surrogate_grad``).
 """
 
 from __future__ import annotations
 
 import math
+from types import SimpleNamespace
 
 import numpy as np
 
@@ -29,15 +32,17 @@ from verification.checks._context import (
   wiring_tolerance,
 )
 from verification.checks._jax import PIECES, run_eagerly, transformed
-from verification.core import numerics, tolerances
+from verification.core import tolerances
 from verification.core.evaluate import describe
-from verification.results import Outcome, failed, passed, unsupported
+from verification.results import Outcome, failed
 
 
 def check(ctx: Context) -> Outcome:
   """Reverse mode as a training loop uses it (float64): the VJP with random cotangents is ct·g; the
   primal outputs of ``jax.vjp`` and ``jax.value_and_grad`` are H; the VJP of 0-d to 3-d inputs (size-1
   axes too) is the 1-d VJP elementwise; ``surrogate_grad`` is g."""
+  if ctx.candidate.backend == "numpy":
+    return check_numpy(ctx)
   if (skip := needs_jax(ctx)) is not None:
     return skip
   x = wiring_points(ctx, F64)
@@ -75,54 +80,64 @@ def check(ctx: Context) -> Outcome:
       n = math.prod(shape)
       c.compare(f"the VJP of a {shape} input is not the 1-d VJP elementwise", x[:n], vjp_value[:n].reshape(shape),
                 got, tol[:n].reshape(shape), shape=list(shape), **extra)
-  if "sg" in ctx.evaluator.fns:
-    c.compare("the spike function's gradient is not its surrogate_grad", x, ctx.quantity(x, "sg"), g, tol, **extra)
+  _surrogate_grad(ctx, c.compare, x, g, tol)
   return c.outcome("VJP = ct·g for random cotangents; jax.vjp and jax.value_and_grad give H as the primal; the VJP "
                    f"of shapes {', '.join(map(str, VJP_SHAPES))} is the 1-d one elementwise (float64)",
                    tolerance=f"{tolerances.K_WIRING:g}·eps·peak·(1 + |ct|)", dtype="float64")
 
 
 def check_torch(ctx: Context) -> Outcome:
-  """The torch form: VJP, forward mode, double backward, ``torch.func.vmap``, ``torch.compile``, dtypes and
-  layouts with torch's own transforms (:mod:`verification.checks._torch`)."""
-  torch = T.import_torch()
+  """The torch form, reverse mode with torch's own autograd: the VJP with a random cotangent is ct·g; the
+  forward and gradient keep float16, bfloat16, float32 and float64; non-contiguous and expanded inputs
+  give the contiguous values; nothing is modified in place; ``surrogate_grad`` is g."""
+  prep = T.prepare(ctx)
+  if not isinstance(prep, SimpleNamespace):
+    return prep
+  x, ct, g, tol = prep.x, prep.ct, prep.g, prep.tol
   j = T.Judge(ctx)
-  margin = 8 * ctx.step
-  x = numerics.sample_points(ctx.length, ctx.reference.kinks(), margin, n=64, seed=ctx.seed, span=4.0).astype(F64)
-  ct = np.random.default_rng(ctx.seed + 1).normal(size=x.shape) * 2.0 + 0.5
-  # Same computation in the same dtype, only the final product rounds differently: a few ulp.
-  tol = tolerances.K_WIRING * tolerances.eps(F64) * ctx.peak * (1 + np.abs(ct))
-
-  def gfun(v: np.ndarray) -> np.ndarray:
-    ones = torch.ones(v.shape, dtype=torch.float64)
-    return T.as_numpy(T.grad_of(j.fn, torch.from_numpy(np.asarray(v, F64).copy()), ones))
-
-  try:
-    g = gfun(x)
-    out_dtype = j.fn(torch.from_numpy(x[:1].copy())).dtype
-  except Exception as exc:
-    return failed(f"the VJP (torch.autograd.grad) raised {T.describe(exc)}", dtype="float64")
   T.dtypes(j, x)
-  # autograd casts the cotangent to the output's dtype: where the forward changes the dtype (reported
-  # above), the VJP is judged with the cotangent as rounded to it.
-  ct = T.as_numpy(torch.from_numpy(ct).to(out_dtype))
   T.vjp_and_mutation(j, x, ct, g, tol)
-  T.forward_mode(j, x, ct, g, tol)
-  T.second_order(j, x, gfun)
-  T.vmap_grad(j, x, g, 4 * tol)
   T.layouts(j, x, ct, g, 4 * tol)
-  mode = T.compile_mode()
-  if mode:
-    T.compiled(j, x, mode)
-  missing = [m["capability"] for m in j.missing]
-  if j.failures:
-    first = j.failures[0]
-    return failed(first["message"], **{k: v for k, v in first.items() if k != "message"},
-                          all_failures=j.failures[:8], missing=missing)
-  if j.missing:
-    first = j.missing[0]
-    return unsupported(first["capability"], first["message"], fix=first["fix"], missing=missing,
-                               all_missing=j.missing)
-  done = "VJP = ct·g, forward mode = g·t, double backward = g', vmap(grad) = g, " + \
-      (f"torch.compile({mode}) = eager, " if mode else "") + "dtypes kept, non-contiguous and expanded inputs"
-  return passed(done + " (float64)", tolerance=f"{tolerances.K_WIRING:g}·eps·peak·(1 + |ct|)")
+  _surrogate_grad(ctx, j.compare, x, g, T.TOLERANCE)
+  return T.outcome(j, "VJP = ct·g for random cotangents (torch.autograd.grad); dtypes kept; non-contiguous and "
+                   "expanded inputs; no in-place writes" + (", surrogate_grad = g" if _declares_sg(ctx) else "")
+                   + " (float64)", tolerance=T.TOLERANCE)
+
+
+def check_numpy(ctx: Context) -> Outcome:
+  """The form for a NumPy-bridged candidate (its own ``forward`` and ``vjp``, no transforms to judge):
+  ``vjp(x, ct)`` is ct·g for a random cotangent (g = ``vjp(x, 1)``) and ``surrogate_grad`` is g."""
+  x = wiring_points(ctx, F64)
+  ct = cotangent(ctx, x)
+  g = ctx.quantity(x, "g").astype(F64)
+  tol = wiring_tolerance(ctx, F64, ct)
+  c = Comparisons()
+  try:
+    got = np.asarray(ctx.candidate.vjp(x, ct), F64)
+  except Exception as exc:
+    return failed(f"vjp(x, ct) with a random cotangent raised {describe(exc)}", dtype="float64")
+  c.compare("vjp(x, ct) is not ct·g(x) for a random cotangent (the gradient ignores or misuses the cotangent)",
+            x, ct * g, got, tol, dtype="float64")
+  _surrogate_grad(ctx, c.compare, x, g, tol)
+  return c.outcome("vjp(x, ct) = ct·g for random cotangents" + (", surrogate_grad = g" if _declares_sg(ctx) else "")
+                   + " (float64; the candidate's own forward and vjp: no transforms to judge)",
+                   tolerance=f"{tolerances.K_WIRING:g}·eps·peak·(1 + |ct|)", dtype="float64")
+
+
+def _declares_sg(ctx: Context) -> bool:
+  return ctx.candidate.surrogate_grad is not None
+
+
+def _surrogate_grad(ctx: Context, compare, x: np.ndarray, g: np.ndarray, tol) -> None:
+  """``surrogate_grad``, where declared, against the spike function's g (what training uses)."""
+  if not _declares_sg(ctx):
+    return
+  if isinstance(tol, str):
+    tol = wiring_tolerance(ctx, F64, np.zeros_like(x))
+  try:
+    sg = ctx.quantity(x, "sg").astype(F64)
+  except Exception as exc:
+    compare(f"surrogate_grad raised {describe(exc)}", x, g, np.full_like(x, np.nan), tol, dtype="float64")
+    return
+  compare("the spike function's gradient is not its surrogate_grad", x, sg, g, tol, dtype="float64",
+          quantity="surrogate_grad")

@@ -4,13 +4,21 @@
 Tolerance: ``K_WIRING·eps(float64)·peak·(1 + |t|)``, as for the VJP. A mechanism without forward mode
 (``jax.custom_vjp``, a primitive without a JVP rule) is ``unsupported`` with the fix; a rule that gives
 wrong numbers is a ``fail``.
+
+Torch form (:func:`check_torch`): ``torch.autograd.forward_ad`` gives H as the primal and g·t as the
+tangent. An ``autograd.Function`` without ``jvp`` is ``unsupported``; so is a tangent torch drops
+without an error (a ``torch.library`` custom op has no forward-mode formula), with the fix for that
+mechanism.
 """
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import jax.numpy as jnp
 import numpy as np
 
+from verification.checks import _torch as T
 from verification.checks._context import (
   F64,
   Comparisons,
@@ -50,3 +58,13 @@ def check(ctx: Context) -> Outcome:
   return c.outcome("jax.jvp: primal = H, tangent = g·t; jacfwd = diag(g) (float64)",
                    tolerance=f"{tolerances.K_WIRING:g}·eps·peak·(1 + |t|)")
 
+
+
+def check_torch(ctx: Context) -> Outcome:
+  """The torch form: ``torch.autograd.forward_ad`` gives H as the primal and g·t as the tangent (float64)."""
+  prep = T.prepare(ctx)
+  if not isinstance(prep, SimpleNamespace):
+    return prep
+  j = T.Judge(ctx)
+  T.forward_mode(j, prep.x, prep.ct, prep.g, prep.tol)
+  return T.outcome(j, "torch.autograd.forward_ad: primal = H, tangent = g·t (float64)", tolerance=T.TOLERANCE)

@@ -8,10 +8,13 @@ grad through its bwd rule is not g' the result is ``unsupported``, not a defect.
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from verification.checks import _torch as T
 from verification.checks._context import F64, Comparisons, Context, needs_jax, wiring_points
 from verification.checks._jax import FIXES, built_with_custom_vjp, elementwise_grad, raised
 from verification.results import Outcome, failed, unsupported
@@ -46,3 +49,15 @@ def check(ctx: Context) -> Outcome:
                        fix=FIXES["second"], mechanism="custom_vjp", **worst)
   return c.outcome("d/dx g = central differences of g off the kinks (float64)", dtype="float64", reason=reason)
 
+
+
+def check_torch(ctx: Context) -> Outcome:
+  """The torch form: double backward (``create_graph=True``) equals central differences of g off the kinks
+  (float64); no graph behind the gradient is g' = 0."""
+  prep = T.prepare(ctx)
+  if not isinstance(prep, SimpleNamespace):
+    return prep
+  j = T.Judge(ctx)
+  T.second_order(j, prep.x, prep.gfun)
+  return T.outcome(j, "double backward = central differences of g off the kinks (float64)", dtype="float64",
+                   reason="central differences of g, h ≈ 4e-3·width: 1e-4·peak/width + 1e-4·|g'|")

@@ -6,14 +6,23 @@ side of them); ``vmap(fn)``, ``jit(vmap(fn))`` and vmap over the leading axis of
 
 Tolerance: H exact; the VJP ``K_TRANSFORM·eps·peak·(1 + |ct|)`` (compiled and eager code may fuse
 differently). A missing batching rule or lowering is ``unsupported``; a wrong one is a ``fail``.
+
+Torch form (:func:`check_torch`, float64 for vmap, float32 for compile): ``torch.func.vmap(fn)`` = fn,
+``torch.func.vmap(torch.func.grad(fn))`` = g, and ``torch.compile(fn, fullgraph=True)`` = eager for the
+forward and the gradient (``SURROGATE_TORCH_COMPILE`` selects the backend or turns it off). The fix of
+a missing vmap names the mechanism's own (``setup_context``/``generate_vmap_rule`` for an
+``autograd.Function``, ``torch.library.register_vmap`` for a custom op).
 """
 
 from __future__ import annotations
+
+from types import SimpleNamespace
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from verification.checks import _torch as T
 from verification.checks._context import Comparisons, Context, cotangent, needs_jax, wiring_tolerance
 from verification.checks._jax import raised, transform_dtype, transform_points, transformed
 from verification.core import tolerances
@@ -75,3 +84,20 @@ def check(ctx: Context) -> Outcome:
                 f"vmap(grad) = g ({dtype.name})",
                 tolerance=f"H exact; VJP {tolerances.K_TRANSFORM:g}·eps·peak·(1 + |ct|)")
 
+
+
+def check_torch(ctx: Context) -> Outcome:
+  """The torch form: ``torch.func.vmap(fn)`` = fn and ``vmap(grad(fn))`` = g (float64);
+  ``torch.compile(fn, fullgraph=True)`` = eager, forward and gradient (float32)."""
+  prep = T.prepare(ctx)
+  if not isinstance(prep, SimpleNamespace):
+    return prep
+  j = T.Judge(ctx)
+  T.vmap_grad(j, prep.x, prep.g, 4 * prep.tol)
+  mode = T.compile_mode()
+  if mode:
+    T.compiled(j, prep.x, mode)
+  return T.outcome(j, "torch.func.vmap(fn) = fn, vmap(grad(fn)) = g (float64)"
+                   + (f"; torch.compile(fullgraph=True, backend={mode!r}) = eager (float32)" if mode else
+                      "; torch.compile turned off (SURROGATE_TORCH_COMPILE=0)"),
+                   tolerance=f"vmap(fn) exact; vmap(grad) 4·{T.TOLERANCE}")

@@ -4,11 +4,15 @@ A candidate is any object or mapping with ``name``, ``params``, ``fn`` and optio
 ``surrogate_fun``, ``surrogate_grad``, ``label`` and ``scale`` (see the specification). Where a
 target is found and how it is loaded is :mod:`verification.targets`; this module imports no adapter.
 
-Implementations that are not JAX (torch libraries) are adapted as ``backend="numpy"``
-candidates: ``forward(x) -> H(x)`` and ``vjp(x, ct) -> ct * g(x)`` on NumPy arrays of any float
-dtype; checks that need JAX transforms are skipped for them with the reason. A ``backend="torch"``
-candidate also gives its torch spike function as ``fn``: the autodiff check judges it with torch's
-own transforms (the ``check_torch`` forms in :mod:`verification.checks`).
+A torch candidate is its spike function: ``fn`` takes and returns tensors (a function, an
+``autograd.Function`` or its ``apply``, an ``nn.Module``, a ``torch.library`` custom op), with
+``backend="torch"`` or the backend inferred from ``fn`` (:func:`verification.core.torch_bridge.is_torch_callable`).
+The checks judge it with torch's own transforms (the ``check_torch`` forms in :mod:`verification.checks`,
+under the same names as the JAX forms); the NumPy bridges the numerical checks use are built from
+``fn`` (:func:`verification.core.torch_bridge.torch_fields`). Its ``surrogate_grad`` and ``surrogate_fun``
+may be torch or NumPy functions. Any other implementation is a ``backend="numpy"`` candidate:
+``forward(x) -> H(x)`` and ``vjp(x, ct) -> ct * g(x)`` on NumPy arrays of any float dtype; checks that
+need a framework's transforms are skipped for it with the reason.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from typing import Any, Literal
 import numpy as np
 
 import surrogates
+from verification.core import torch_bridge
 
 Backend = Literal["jax", "numpy", "torch"]
 
@@ -49,8 +54,10 @@ class Candidate:
   label: str = ""
   scale: float = 1.0
   #: "jax": ``fn`` is a JAX spike function. "numpy": use ``forward`` and ``vjp`` below. "torch": ``fn``
-  #: takes and returns torch tensors (judged with torch's transforms), ``forward``/``vjp`` as for "numpy".
-  backend: Backend = "jax"
+  #: takes and returns torch tensors (judged with torch's transforms); ``forward``/``vjp`` as for "numpy",
+  #: built from ``fn`` where not given. None (the default): "torch" for a torch ``fn``, "numpy" for
+  #: ``forward``/``vjp`` without ``fn``, else "jax".
+  backend: Backend | None = None
   forward: Callable[..., Any] | None = None
   vjp: Callable[..., Any] | None = None
   #: Free-form notes shown with the results (library, version, the call that built it).
@@ -83,8 +90,20 @@ class Candidate:
     object.__setattr__(self, "scale", _real(self.scale))
     object.__setattr__(self, "input_offset", _real(self.input_offset, "input_offset", "the θ of v = x + θ"))
     object.__setattr__(self, "params", dict(self.params))
+    if self.backend is None:
+      inferred = "torch" if torch_bridge.is_torch_callable(self.fn) else \
+          "numpy" if self.fn is None and self.forward is not None else "jax"
+      object.__setattr__(self, "backend", inferred)
     if self.backend not in typing.get_args(Backend):
       raise ValueError(f"backend={self.backend!r}: expected one of {typing.get_args(Backend)}")
+    if self.backend == "torch":
+      if not callable(self.fn):
+        raise TypeError(f"fn={self.fn!r}: a torch candidate needs its spike function (tensors in, tensors out) as fn")
+      bridges = torch_bridge.torch_fields(self.fn)
+      object.__setattr__(self, "fn", bridges["fn"])
+      for field in ("forward", "vjp"):
+        if getattr(self, field) is None:
+          object.__setattr__(self, field, bridges[field])
     needed = ("fn",) if self.backend == "jax" else ("forward", "vjp")
     for field in needed:
       if not callable(getattr(self, field)):

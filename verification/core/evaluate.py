@@ -34,7 +34,7 @@ import jax.numpy as jnp
 import numpy as np
 
 import surrogates
-from verification.core import cache
+from verification.core import cache, torch_bridge
 from verification.core.candidate import Candidate
 
 #: Inputs are evaluated in blocks of this many points (padded): every evaluation of a dtype, the
@@ -173,11 +173,12 @@ class Evaluator:
     if candidate.backend == "jax":
       self.fns = _jax_quantity_fns(candidate)
     else:
+      # surrogate_grad and surrogate_fun may be torch or NumPy functions: both are called on arrays here.
       self.fns = {"H": candidate.forward, "g": lambda x: candidate.vjp(x, np.ones_like(x))}
       if candidate.surrogate_grad is not None:
-        self.fns["sg"] = candidate.surrogate_grad
+        self.fns["sg"] = torch_bridge.numpy_callable(candidate.surrogate_grad)
       if candidate.surrogate_fun is not None:
-        self.fns["P"] = candidate.surrogate_fun
+        self.fns["P"] = torch_bridge.numpy_callable(candidate.surrogate_fun)
 
   @property
   def available(self) -> tuple[str, ...]:

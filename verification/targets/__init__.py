@@ -91,7 +91,9 @@ def _describe(exc: BaseException) -> str:
 
 def build_items(items: Iterable[Any], where: str) -> tuple[Any, ...]:
   """Candidates from the items of a target: factories called, mappings normalised; an item that
-  cannot be built is an :class:`Unbuilt` labelled by its own label if it has one, else by its position."""
+  cannot be built (a factory that raises, an object that is no candidate) is an :class:`Unbuilt`
+  labelled by its own label if it has one, else by its position. A candidate whose fields are
+  malformed (a field of the wrong type) is a :class:`TargetError` naming the field: a usage error."""
   from verification.core.candidate import Unbuilt, as_candidate, is_factory, looks_like_candidate
 
   out: list[Any] = []
@@ -111,7 +113,16 @@ def build_items(items: Iterable[Any], where: str) -> tuple[Any, ...]:
         item = built
       if not looks_like_candidate(item):
         raise TypeError(f"a {type(item).__name__} is not a candidate (no name/params/fn): {item!r:.120}")
+    except TargetError:
+      raise
+    except Exception as exc:
+      out.append(Unbuilt(label=label, message=f"the candidate {label} could not be built: {_describe(exc)}",
+                         name=str(_field(item, "name") or "?"), params=_params_of(item)))
+      continue
+    try:
       out.append(as_candidate(item))
+    except (TypeError, ValueError) as exc:  # a field of the wrong type: the author's to fix, before any checking
+      raise TargetError(f"{where}: the candidate {label} is malformed: {exc}") from exc
     except TargetError:
       raise
     except Exception as exc:

@@ -25,8 +25,8 @@ import importlib
 import types
 from typing import Any
 
+from verification.core import torch_bridge
 from verification.core.candidate import Candidate
-from verification.targets import _torch
 from verification.targets._common import Mapping, Params, call_string, installed_version, mapped_candidates, same
 
 PACKAGE = "norse"
@@ -112,6 +112,6 @@ def candidates() -> list[Candidate]:
     fn = getattr(ns, m.export)
     values = dict(params)
     call = call_string(f"{_where(m.export)}.{m.export}", values).replace("(", "(x, ", 1)
-    return call, _torch.candidate_fns(lambda t: fn(t, *values.values()))
+    return call, torch_bridge.torch_fields(lambda t: fn(t, *values.values()))
 
   return mapped_candidates(PACKAGE, version(), ns, MAPPINGS, build)

@@ -27,8 +27,8 @@ import importlib
 import types
 from typing import Any
 
+from verification.core import torch_bridge
 from verification.core.candidate import Candidate
-from verification.targets import _torch
 from verification.targets._common import Mapping, Params, installed_version, mapped_candidates
 
 PACKAGE = "rockpool"
@@ -111,6 +111,6 @@ def candidates() -> list[Candidate]:
     if m.export == "step_pwl":
       return f"{MODULES[1]}.step_pwl(x + {params['threshold']!r}, {args})", {"fn": _jax_spike(fn, params), **offset}
     call = f"{MODULES[0]}.{m.export}.apply(x + {params['threshold']!r}, {args})"
-    return call, {**_torch.candidate_fns(_torch_spike(fn, params)), **offset}
+    return call, {**torch_bridge.torch_fields(_torch_spike(fn, params)), **offset}
 
   return mapped_candidates(PACKAGE, version(), ns, MAPPINGS, build)

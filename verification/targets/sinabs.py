@@ -30,8 +30,8 @@ import importlib
 import types
 from typing import Any
 
+from verification.core import torch_bridge
 from verification.core.candidate import Candidate
-from verification.targets import _torch
 from verification.targets._common import Mapping, Params, call_string, installed_version, mapped_candidates
 
 PACKAGE = "sinabs"
@@ -126,6 +126,6 @@ def candidates() -> list[Candidate]:
     ctor = {k: v for k, v in params.items() if k != "spike_threshold"}
     call = (f"{MODULES[1]}.SingleSpike.apply(v_mem, {theta!r}, "
             + call_string(f"{MODULES[0]}.{m.export}", ctor) + ") with v_mem = x + spike_threshold")
-    return call, _torch.candidate_fns(_spike(spikes.SingleSpike, getattr(grads, m.export)(**ctor), theta))
+    return call, torch_bridge.torch_fields(_spike(spikes.SingleSpike, getattr(grads, m.export)(**ctor), theta))
 
   return mapped_candidates(PACKAGE, version(), ns, MAPPINGS, build)

@@ -26,8 +26,8 @@ import importlib
 from types import ModuleType
 from typing import Any
 
+from verification.core import torch_bridge
 from verification.core.candidate import Candidate
-from verification.targets import _torch
 from verification.targets._common import (
     Mapping,
     Params,
@@ -121,6 +121,6 @@ def candidates() -> list[Candidate]:
   mod = _module()
 
   def build(m: Mapping, params: Params, ref: Params):
-    return _call(m, params), _torch.candidate_fns(_spike(mod, m, params))
+    return _call(m, params), torch_bridge.torch_fields(_spike(mod, m, params))
 
   return mapped_candidates(PACKAGE, version(), mod, MAPPINGS, build)

@@ -41,8 +41,8 @@ from typing import Any
 
 import numpy as np
 
+from verification.core import torch_bridge
 from verification.core.candidate import Candidate
-from verification.targets import _torch
 from verification.targets._common import (
     Mapping,
     Params,
@@ -165,12 +165,12 @@ def _primitive(cls: Any, params: Params) -> Callable[[np.ndarray], np.ndarray] |
   fn = getattr(cls, "primitive_function", None)
   if fn is None:
     return None
-  probe = _torch.to_torch(np.zeros(1))
+  probe = torch_bridge.to_torch(np.zeros(1))
   try:
     fn(probe, **params)
   except (NotImplementedError, TypeError):
     return None
-  return lambda x: _torch.elementwise(lambda t: fn(t, **params), x)
+  return lambda x: torch_bridge.elementwise(lambda t: fn(t, **params), x)
 
 
 def _grad(cls: Any, params: Params) -> Callable[[np.ndarray], np.ndarray] | None:
@@ -178,7 +178,7 @@ def _grad(cls: Any, params: Params) -> Callable[[np.ndarray], np.ndarray] | None
   fn = getattr(cls, "backward", None)
   if fn is None or set(list(inspect.signature(fn).parameters)[2:]) != set(params):
     return None
-  return lambda x: _torch.elementwise(lambda t: fn(_torch.to_torch(np.ones_like(x)), t, **params), x)
+  return lambda x: torch_bridge.elementwise(lambda t: fn(torch_bridge.to_torch(np.ones_like(x)), t, **params), x)
 
 
 def candidates() -> list[Candidate]:
@@ -190,7 +190,7 @@ def candidates() -> list[Candidate]:
       return None  # n = 1 sums no term at all: g = 0, which no reference parameter set is
     cls = getattr(mod, m.export)
     return call_string(f"{MODULE}.{m.export}", params) + "(x)", {
-        **_torch.candidate_fns(cls(**params)),
+        **torch_bridge.torch_fields(cls(**params)),
         "surrogate_fun": _primitive(cls, params), "surrogate_grad": _grad(cls, params)}
 
   return mapped_candidates(PACKAGE, version(), mod, MAPPINGS, build)

@@ -1,0 +1,278 @@
+"""Planted torch candidates: written as the authors of torch libraries write surrogates, one correct
+twin per mechanism and one defect per check, each documenting its expected status per check.
+
+``EXPECTED[label]`` maps check name -> (status, capability or None, a text the message or fix
+contains or None); checks not named pass. All are judged under the check names of the JAX form.
+torch is imported here: import this module only where torch is installed.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from verification.core.candidate import Candidate
+
+ALPHA = 4.0
+
+
+def sigmoid_g(x):
+  s = torch.sigmoid(ALPHA * x)
+  return ALPHA * s * (1 - s)
+
+
+def heaviside(x):
+  return (x >= 0).to(x.dtype)
+
+
+class NewStyle(torch.autograd.Function):
+  """forward(x) + setup_context, jvp, generate_vmap_rule and a backward of differentiable ops."""
+
+  generate_vmap_rule = True
+
+  @staticmethod
+  def forward(x):
+    return heaviside(x)
+
+  @staticmethod
+  def setup_context(ctx, inputs, output):
+    ctx.save_for_backward(inputs[0])
+    ctx.save_for_forward(inputs[0])
+
+  @staticmethod
+  def backward(ctx, ct):
+    (x,) = ctx.saved_tensors
+    return ct * sigmoid_g(x)
+
+  @staticmethod
+  def jvp(ctx, t):
+    (x,) = ctx.saved_tensors
+    return t * sigmoid_g(x)
+
+
+class OldStyle(torch.autograd.Function):
+  """forward(ctx, x) with save_for_backward (snntorch's style): reverse mode and second order right;
+  no jvp and no setup_context, so forward mode and torch.func.vmap are missing capabilities."""
+
+  @staticmethod
+  def forward(ctx, x):
+    ctx.save_for_backward(x)
+    return heaviside(x)
+
+  @staticmethod
+  def backward(ctx, ct):
+    (x,) = ctx.saved_tensors
+    return ct * sigmoid_g(x)
+
+
+def detach_trick(x):
+  """H forward, the sigmoid's gradient backward (spikingjelly's and norse's straight-through style)."""
+  s = torch.sigmoid(ALPHA * x)
+  return heaviside(x) + (s - s.detach())
+
+
+class Spike(torch.nn.Module):
+  """An nn.Module wrapper, as layers hold their spike function."""
+
+  def forward(self, x):
+    return NewStyle.apply(x)
+
+
+@torch.library.custom_op("planted_surrogates::sigmoid_spike", mutates_args=())
+def custom_spike(x: torch.Tensor) -> torch.Tensor:
+  return heaviside(x)
+
+
+@custom_spike.register_fake
+def _(x):
+  return torch.empty_like(x)
+
+
+def _custom_setup(ctx, inputs, output):
+  ctx.save_for_backward(inputs[0])
+
+
+def _custom_backward(ctx, ct):
+  (x,) = ctx.saved_tensors
+  return ct * sigmoid_g(x)
+
+
+custom_spike.register_autograd(_custom_backward, setup_context=_custom_setup)
+
+
+def piecewise(g):
+  """An autograd.Function whose backward is ct·g(x) for a piecewise-constant g of torch ops."""
+
+  class Piecewise(torch.autograd.Function):
+    generate_vmap_rule = True
+
+    @staticmethod
+    def forward(x):
+      return heaviside(x)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+      ctx.save_for_backward(inputs[0])
+      ctx.save_for_forward(inputs[0])
+
+    @staticmethod
+    def backward(ctx, ct):
+      (x,) = ctx.saved_tensors
+      return ct * g(x)
+
+    @staticmethod
+    def jvp(ctx, t):
+      (x,) = ctx.saved_tensors
+      return t * g(x)
+
+  return Piecewise.apply
+
+
+def _escape_g(x):  # SpikeRateEscape(beta=1, slope=25)
+  return 25.0 * torch.exp(-torch.abs(x - 1.0))
+
+
+def escape_spike(x):
+  d = torch.exp(-torch.abs(x - 1.0))  # no overflow on either side (torch.where differentiates both branches)
+  e = 25.0 * torch.where(x < 1.0, d, 2.0 - d)
+  return heaviside(x) + (e - e.detach())
+
+
+class Float32Out(NewStyle):
+  """Returns float32 spikes whatever the input's dtype."""
+
+  @staticmethod
+  def forward(x):
+    return (x >= 0).float()
+
+
+class InPlaceCotangent(NewStyle):
+  """Writes its result into the cotangent."""
+
+  @staticmethod
+  def backward(ctx, ct):
+    (x,) = ctx.saved_tensors
+    return ct.mul_(sigmoid_g(x))
+
+
+class WrongJvp(NewStyle):
+  """The tangent doubled."""
+
+  @staticmethod
+  def jvp(ctx, t):
+    (x,) = ctx.saved_tensors
+    return 2 * t * sigmoid_g(x)
+
+
+class _DoubledDerivative(torch.autograd.Function):
+  """Value g(x), its own derivative doubled."""
+
+  generate_vmap_rule = True
+
+  @staticmethod
+  def forward(x):
+    return sigmoid_g(x)
+
+  @staticmethod
+  def setup_context(ctx, inputs, output):
+    ctx.save_for_backward(inputs[0])
+
+  @staticmethod
+  def backward(ctx, ct):
+    (x,) = ctx.saved_tensors
+    s = torch.sigmoid(ALPHA * x)
+    return ct * 2 * ALPHA**2 * s * (1 - s) * (1 - 2 * s)
+
+
+class WrongSecond(NewStyle):
+  @staticmethod
+  def backward(ctx, ct):
+    (x,) = ctx.saved_tensors
+    return ct * _DoubledDerivative.apply(x)
+
+
+class Detached(NewStyle):
+  """g of the detached input: first order right, the gradient not differentiable where g' ≠ 0."""
+
+  @staticmethod
+  def backward(ctx, ct):
+    (x,) = ctx.saved_tensors
+    return (ct * sigmoid_g(x.detach())).detach()
+
+
+class WrongBatching(NewStyle):
+  """A hand-written vmap rule that thresholds at x > 0.5."""
+
+  generate_vmap_rule = False
+
+  @staticmethod
+  def vmap(info, in_dims, x):
+    return (x > 0.5).to(x.dtype), in_dims[0]
+
+
+def _sigmoid(fn, label, **extra):
+  return Candidate(name="Sigmoid", params={"alpha": ALPHA}, fn=fn, label=label, **extra)
+
+
+_JVP_FIX = ("unsupported", "forward", "jvp")
+CORRECT = [
+    _sigmoid(NewStyle.apply, "autograd.Function with setup_context, jvp and a vmap rule", surrogate_grad=sigmoid_g),
+    _sigmoid(NewStyle, "the autograd.Function class itself"),
+    _sigmoid(OldStyle.apply, "autograd.Function with forward(ctx, x) and save_for_backward"),
+    _sigmoid(detach_trick, "the detach trick", surrogate_grad=sigmoid_g),
+    _sigmoid(Spike(), "an nn.Module wrapper"),
+    _sigmoid(custom_spike, "torch.library.custom_op with register_autograd"),
+    Candidate(name="LeakyRelu", params={"alpha": 0.1, "beta": 1.0}, label="LeakyRelu, piecewise-constant g",
+              fn=piecewise(lambda x: torch.where(x < 0, 0.1, 1.0).to(x.dtype))),
+    Candidate(name="PiecewiseLeakyRelu", params={"c": 0.01, "w": 1.0}, label="PiecewiseLeakyRelu, piecewise-constant g",
+              fn=piecewise(lambda x: torch.where(x.abs() <= 1.0, 0.5, 0.01).to(x.dtype))),
+    Candidate(name="Boxcar", params={"width": 2.0, "height": 0.5}, label="Boxcar, piecewise-constant g",
+              fn=piecewise(lambda x: torch.where(x.abs() <= 1.0, 0.5, 0.0).to(x.dtype))),
+    Candidate(name="SpikeRateEscape", params={"beta": 1.0, "slope": 25.0}, fn=escape_spike, surrogate_grad=_escape_g,
+              label="SpikeRateEscape with its surrogate_grad (torch)"),
+]
+
+DEFECTIVE = [
+    _sigmoid(Float32Out.apply, "forward returns float32"),
+    _sigmoid(InPlaceCotangent.apply, "backward writes into the cotangent"),
+    _sigmoid(WrongJvp.apply, "jvp doubles the tangent"),
+    _sigmoid(WrongSecond.apply, "double backward is 2g'"),
+    _sigmoid(Detached.apply, "backward detaches its result"),
+    _sigmoid(WrongBatching.apply, "vmap rule thresholds at 0.5"),
+    Candidate(name="SpikeRateEscape", params={"beta": 1.0, "slope": 25.0}, fn=escape_spike,
+              surrogate_grad=lambda x: _escape_g(x) / 3, label="surrogate_grad leaves out a factor (torch)"),
+]
+
+_CUSTOM_OP = {"forward_mode": ("unsupported", "forward", "torch.library has no forward-mode registration"),
+              "transforms": ("unsupported", "vmap", "register_vmap")}
+_OLD_STYLE = {"forward_mode": _JVP_FIX, "transforms": ("unsupported", "vmap", "setup_context")}
+#: label -> {check: (status, capability, text in the message or fix)}; a check not named passes.
+EXPECTED = {
+    "autograd.Function with forward(ctx, x) and save_for_backward": _OLD_STYLE,
+    "torch.library.custom_op with register_autograd": _CUSTOM_OP,
+    "forward returns float32": {"autodiff": ("fail", None, "returns float32 for a float16 input")},
+    "backward writes into the cotangent": {"autodiff": ("fail", None, "cotangent in place")},
+    "jvp doubles the tangent": {"forward_mode": ("fail", None, "tangent is not g(x)·t")},
+    "double backward is 2g'": {"second_order": ("fail", None, "double backward is not g'")},
+    "backward detaches its result": {"second_order": ("unsupported", "second", "differentiable torch operations")},
+    "vmap rule thresholds at 0.5": {"transforms": ("fail", None, "torch.func.vmap(fn) is not fn")},
+    "surrogate_grad leaves out a factor (torch)": {"autodiff": ("fail", None, "not its surrogate_grad")},
+}
+
+
+def _np_escape_g(x):
+  return 25.0 * np.exp(-np.abs(x - 1.0))
+
+
+def _np_escape_vjp(x, ct):
+  return (ct * _np_escape_g(x)).astype(x.dtype)
+
+
+def numpy_escape(sg, label):
+  """A NumPy-bridged SpikeRateEscape (its own forward and vjp) declaring ``sg`` as its surrogate_grad."""
+  return Candidate(name="SpikeRateEscape", params={"beta": 1.0, "slope": 25.0}, backend="numpy", label=label,
+                   forward=lambda x: (x >= 0).astype(x.dtype), vjp=_np_escape_vjp, surrogate_grad=sg)
+
+
+NUMPY_CORRECT = numpy_escape(_np_escape_g, "NumPy bridge, surrogate_grad right")
+NUMPY_WRONG_SG = numpy_escape(lambda x: _np_escape_g(x) / 3, "NumPy bridge, surrogate_grad leaves out a factor")
