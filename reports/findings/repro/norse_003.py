@@ -1,7 +1,7 @@
 # pip install norse==1.1.0 torch numpy
 """norse-003: the double backward is not g'(x) (central differences of g).
 
-Check: autodiff (1 results, 1 calls); reference InvSquareGrad(alpha=0.1) x 1.0.
+Check: second_order (1 results, 1 calls); reference InvSquareGrad(alpha=0.1) x 1.0.
 Exits 1 while the defect is present, 0 once it is fixed.
 """
 import math

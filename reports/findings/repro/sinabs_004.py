@@ -13,7 +13,7 @@ import sinabs.activation.spike_generation
 import sinabs.activation.surrogate_gradient_fn
 
 X, DTYPE = 0.05, 'float64'
-EXPECTED, TOLERANCE = 0.3413447460685429, 1.0343396926643185e-10
+EXPECTED, TOLERANCE = 0.3413447460685429, 1.0343396211387448e-10
 
 def spike(x):
   return sinabs.activation.spike_generation.SingleSpike.apply((x + 1.0), 1.0, sinabs.activation.surrogate_gradient_fn.MultiGaussian(mu=0.0, sigma=0.05, h=0.15, s=2.0, grad_scale=0.5))
