@@ -20,3 +20,14 @@ def reference_results():
   from verification.engine.runner import Options, run
 
   return run("reference", Options(jobs=2))
+
+
+@pytest.fixture(autouse=True)
+def _jax_configuration_kept():
+  """A test that imports a library which changes JAX's configuration (braintools' dependencies turn
+  64-bit off at import) does not change it for the tests after it in the same process."""
+  before = dict(jax.config.values)
+  yield
+  for key, value in before.items():
+    if jax.config.values.get(key) != value:
+      jax.config.update(key, value)
