@@ -220,3 +220,43 @@ def test_an_internal_error_of_the_harness_exits_3(monkeypatch, capsys):
   assert cli_module.main(["--only", "Sigmoid", "--quiet"]) == 3
   err = capsys.readouterr().err
   assert "internal error of the harness" in err and "planted harness bug" in err and "Traceback" not in err
+
+
+def test_alarms_timers_a_deleted_directory_and_variables_do_not_reach_the_next_candidate(tmp_path):
+  """An alarm and a faulthandler timer (1 s), a deleted working directory and an environment variable, left
+  by correct candidates: the worker resets them before each check, so the last, slow candidate passes."""
+  out = tmp_path / "run.json"
+  proc = cli("--target", "tests.hostile:LEFTOVERS", *FAST, "--json", str(out), "--jobs", "1", "--timeout", "20")
+  assert proc.returncode == 0, proc.stdout + proc.stderr
+  results = {(r.label, r.check): r for r in Run.from_json(json.loads(out.read_text())).results}
+  for label in ("arms an alarm", "arms a faulthandler timer", "deletes its directory", "sets a variable", "innocent"):
+    assert_passes(results, label)
+
+
+def test_a_patched_judge_fails_the_patching_candidate_and_does_not_reach_the_next(tmp_path):
+  _, results = checked("PATCHES", tmp_path, "--jobs", "1", "--checks", "forward,differential")
+  assert_fails(results, "patches the judge", "numpy.allclose", "Comparisons.compare", "_context.worst")
+  assert results[("half gradient after a patch", "differential")].status is Status.FAIL
+  assert json.loads((tmp_path / "run.json").read_text())["provenance"]["workers_started"] == 2
+
+
+def test_base_exceptions_of_a_candidate_are_its_errors_in_each_check(tmp_path):
+  _, results = checked("BASE_EXCEPTIONS", tmp_path, "--jobs", "1")
+  for label, name in (("keyboard interrupt", "KeyboardInterrupt"), ("generator exit", "GeneratorExit"),
+                      ("library abort", "LibraryAbort")):
+    assert_fails(results, label, f"{name}: {name} raised by the candidate")
+    assert all(r.status is Status.ERROR and "internal error" not in r.message
+               for (lab, _), r in results.items() if lab == label)
+  assert_passes(results, "correct after base exceptions")
+
+
+def test_jax_settings_made_at_import_are_set_back_so_a_wrong_candidate_still_fails(tmp_path):
+  """jax_disable_jit, jax_debug_nans and jax_numpy_rank_promotion set by the target's module: evaluated eagerly,
+  an untraceable gradient would pass; the worker sets every option back to its own before each candidate."""
+  proc = cli("--target", "tests.hostile.configures_at_import:CANDIDATES", *FAST, "--json", str(tmp_path / "run.json"),
+             "--jobs", "1")
+  assert proc.returncode == 1, proc.stdout + proc.stderr
+  results = {(r.label, r.check): r for r in Run.from_json(json.loads((tmp_path / "run.json").read_text())).results}
+  assert results[("untraceable gradient", "autodiff")].status is Status.FAIL
+  assert "TracerArrayConversionError" in results[("untraceable gradient", "autodiff")].message
+  assert_passes(results, "correct next to the settings")

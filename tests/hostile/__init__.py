@@ -133,3 +133,80 @@ SET_ORDERED = {_Loose("set: correct a", spike()), _Loose("set: half gradient", _
 INCREMENTAL = [correct("first"), sigmoid("hangs", _hang)]
 EMPTY: list = []
 DUPLICATE_LABELS = [correct("same"), correct("same"), correct("other")]
+
+
+# ---- state left in the worker process (signals, timers, directory, environment, patched modules) -----
+def _once(effect):
+  """``effect`` on the first call only."""
+  done = []
+
+  def once(x):
+    if not done:
+      done.append(True)
+      effect()
+
+  return once
+
+
+def _delete_cwd():
+  import tempfile
+
+  where = tempfile.mkdtemp()
+  os.chdir(where)
+  os.rmdir(where)
+
+
+def _innocent(x):
+  """A correct candidate that takes 2 s on its first call and reads its directory and environment."""
+  import time
+
+  os.getcwd()  # FileNotFoundError in a deleted directory
+  if "HOSTILE_VARIABLE" in os.environ:
+    raise RuntimeError("the environment holds another candidate's variable")
+  if not getattr(_innocent, "slept", False):
+    _innocent.slept = True
+    time.sleep(2.0)
+
+
+#: Each hostile candidate here is a correct surrogate that leaves something behind; the last one is
+#: correct too and is checked while the alarm and the faulthandler timer would go off (after 1 s).
+LEFTOVERS = [
+    sigmoid("arms an alarm", _once(lambda: signal.alarm(1))),
+    sigmoid("arms a faulthandler timer", _once(lambda: __import__("faulthandler").dump_traceback_later(1, exit=True))),
+    sigmoid("deletes its directory", _once(_delete_cwd)),
+    sigmoid("sets a variable", _once(lambda: os.environ.__setitem__("HOSTILE_VARIABLE", "1"))),
+    sigmoid("innocent", _innocent),
+]
+
+
+def _patch_judge():
+  """Makes every comparison of the checks pass (their helper, and numpy's allclose)."""
+  from verification.checks import _context
+
+  worst = _context.worst
+  _context.worst = lambda *args, **kwargs: {**worst(*args, **kwargs), "failing_points": 0}
+  _context.Comparisons.compare = lambda self, *args, **kwargs: None
+  np.allclose = lambda *args, **kwargs: True
+
+
+#: A correct candidate that patches the judge during its call, then a clean wrong one (half the gradient).
+PATCHES = [sigmoid("patches the judge", _once(_patch_judge)),
+           Candidate(name="Sigmoid", params={"alpha": ALPHA}, fn=_half_gradient, label="half gradient after a patch",
+                     surrogate_fun=lambda x: jax.nn.sigmoid(ALPHA * x))]
+
+
+# ---- BaseException from candidate code ----------------------------------------------------------
+class LibraryAbort(BaseException):
+  """A library's own BaseException subclass."""
+
+
+def _raises(kind):
+  def effect(x):
+    raise kind(f"{kind.__name__} raised by the candidate")
+
+  return effect
+
+
+BASE_EXCEPTIONS = [sigmoid("keyboard interrupt", _raises(KeyboardInterrupt)),
+                   sigmoid("generator exit", _raises(GeneratorExit)),
+                   sigmoid("library abort", _raises(LibraryAbort)), correct("correct after base exceptions")]
