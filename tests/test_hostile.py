@@ -260,3 +260,27 @@ def test_jax_settings_made_at_import_are_set_back_so_a_wrong_candidate_still_fai
   assert results[("untraceable gradient", "autodiff")].status is Status.FAIL
   assert "TracerArrayConversionError" in results[("untraceable gradient", "autodiff")].message
   assert_passes(results, "correct next to the settings")
+
+
+def test_odd_text_in_messages_labels_and_output_gives_valid_bounded_reports(tmp_path):
+  """A lone surrogate, ANSI escapes and a 4.2 MB message: exit 1 (not an internal error), valid UTF-8 JSON and
+  JUnit XML, no raw escape on the terminal, every field bounded, no temporary file left."""
+  import xml.etree.ElementTree as ET
+
+  out, junit = tmp_path / "run.json", tmp_path / "run.xml"
+  proc = subprocess.run([sys.executable, "-m", "verification", "--target", "tests.hostile:ODD_TEXT", *FAST, "--json",
+                         str(out), "--junit", str(junit), "--jobs", "1"], capture_output=True, timeout=600)
+  assert proc.returncode == 1, proc.stderr[-3000:]
+  assert b"\x1b" not in proc.stdout + proc.stderr and len(proc.stdout) + len(proc.stderr) < 100_000
+  assert sorted(p.name for p in tmp_path.iterdir()) == ["run.json", "run.xml"]
+  assert out.stat().st_size < 200_000
+  results = {(r.label, r.check): r for r in Run.from_json(json.loads(out.read_bytes().decode("utf-8"))).results}
+  assert "\\udcff.npy" in results[("undecodable path", "forward")].message
+  ansi = "ansi \\x1b[31mlabel\\x1b[0m"
+  assert "\\x1b[2J" in results[(ansi, "forward")].message
+  assert "\\x1b[31mred" in results[(ansi, "forward")].diagnosis.extra["output"]
+  huge = results[("huge message", "forward")].message
+  assert len(huge) <= 4096 and "characters left out" in huge
+  assert_passes(results, "correct next to odd text")
+  cases = ET.parse(junit).getroot().findall("testcase")
+  assert len(cases) == 8 and {c.get("classname") for c in cases} >= {ansi, "undecodable path"}

@@ -210,3 +210,23 @@ def _raises(kind):
 BASE_EXCEPTIONS = [sigmoid("keyboard interrupt", _raises(KeyboardInterrupt)),
                    sigmoid("generator exit", _raises(GeneratorExit)),
                    sigmoid("library abort", _raises(LibraryAbort)), correct("correct after base exceptions")]
+
+
+# ---- text that breaks reports -------------------------------------------------------------------
+def _raise_text(text):
+  def effect(x):
+    raise RuntimeError(text)
+
+  return effect
+
+
+def _ansi_output(x):
+  sys.stdout.write("\x1b[31mred\x1b[0m \x00\x07 output\n")
+  raise RuntimeError("\x1b[2J\x1b[31mcleared screen\x1b[0m")
+
+
+#: An undecodable path (a lone surrogate, as os.fsdecode makes of byte 0xff), ANSI escapes and NUL in a
+#: message and in the captured output, a 4.2 MB message.
+ODD_TEXT = [sigmoid("undecodable path", _raise_text("cannot open " + os.fsdecode(b"/tmp/\xff.npy"))),
+            sigmoid("ansi \x1b[31mlabel\x1b[0m", _ansi_output),
+            sigmoid("huge message", _raise_text("y" * 4_200_000)), correct("correct next to odd text")]
