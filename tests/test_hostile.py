@@ -22,7 +22,7 @@ from verification.results import Run, Status
 FAST = ["--checks", "forward,autodiff", "--dtypes", "float32", "--quiet"]
 
 
-def cli(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
+def cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
   return subprocess.run([sys.executable, "-m", "verification", *args], capture_output=True, text=True,
                         timeout=timeout)
 
@@ -284,3 +284,13 @@ def test_odd_text_in_messages_labels_and_output_gives_valid_bounded_reports(tmp_
   assert_passes(results, "correct next to odd text")
   cases = ET.parse(junit).getroot().findall("testcase")
   assert len(cases) == 8 and {c.get("classname") for c in cases} >= {ansi, "undecodable path"}
+
+
+def test_a_forged_header_half_a_message_and_forged_verdicts_end_the_worker_and_the_run_finishes(tmp_path):
+  """Written to the worker's channel by candidates: a header announcing 1 GiB, a message that never completes
+  (the time limit still ends it) and verdicts without the run's token; each is its candidate's error."""
+  _, results = checked("CHANNEL", tmp_path, "--jobs", "1", "--timeout", "5")
+  assert_fails(results, "forges a header", "protocol", "1,073,741,824 bytes")
+  assert_fails(results, "sends half a message", "time limit of 5 s")
+  assert_fails(results, "forges verdicts", "protocol", "token")
+  assert_passes(results, "correct after forgeries")

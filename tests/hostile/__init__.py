@@ -230,3 +230,39 @@ def _ansi_output(x):
 ODD_TEXT = [sigmoid("undecodable path", _raise_text("cannot open " + os.fsdecode(b"/tmp/\xff.npy"))),
             sigmoid("ansi \x1b[31mlabel\x1b[0m", _ansi_output),
             sigmoid("huge message", _raise_text("y" * 4_200_000)), correct("correct next to odd text")]
+
+
+# ---- the worker's channel --------------------------------------------------------------------------
+def _channel_fd():
+  return int(sys.argv[-1])  # python -m verification.engine.worker FD
+
+
+def _forge_header(x):
+  """28 bytes: a header announcing a 1 GiB message, and 20 bytes of it."""
+  import struct
+
+  os.write(_channel_fd(), struct.pack("!Q", 1 << 30) + b"x" * 20)
+
+
+def _half_a_message(x):
+  """A header announcing 1,000 bytes, 10 of them, then a hang: the parent must not wait for the rest."""
+  import struct
+  import time
+
+  os.write(_channel_fd(), struct.pack("!Q", 1000) + b"x" * 10)
+  time.sleep(1000)
+
+
+def _forge_verdicts(x):
+  """A pass for every check and 'done', as the harness's messages look (without the run's token)."""
+  import json
+  import struct
+
+  for message in (["result", "forges verdicts", {"label": "forges verdicts", "check": "forward", "status": "pass"}],
+                  ["done", "forges verdicts", None]):
+    body = json.dumps(["", *message]).encode()
+    os.write(_channel_fd(), struct.pack("!Q", len(body)) + body)
+
+
+CHANNEL = [sigmoid("forges a header", _forge_header), sigmoid("sends half a message", _half_a_message),
+           sigmoid("forges verdicts", _forge_verdicts), correct("correct after forgeries")]

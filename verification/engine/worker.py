@@ -1,7 +1,7 @@
 """The worker process: checks candidates one at a time for :mod:`verification.engine.runner`.
 
-Started as ``python -m verification.engine.worker FD``; FD is one end of a socket pair carrying pickled
-messages (:class:`multiprocessing.connection.Connection`). Its stdout and stderr are a pipe read by
+Started as ``python -m verification.engine.worker FD``; FD is one end of a socket pair carrying framed
+messages (:class:`verification.engine.protocol.Channel`). Its stdout and stderr are a pipe read by
 the parent, which attributes what a candidate prints to that candidate. The worker:
 
 * caps its address space (``RLIMIT_AS``) before importing JAX, so a candidate that allocates
@@ -283,7 +283,7 @@ class Worker:
   def send(self, *message: Any) -> None:
     sys.stdout.flush()
     sys.stderr.flush()
-    self.conn.send(message)
+    self.conn.put(*message)
 
   def spoiled(self) -> list[str]:
     """What the candidate changed that decides verdicts (JAX's configuration, the watched modules' attributes),
@@ -446,11 +446,14 @@ def run_check(candidate: Any, ctx: Any, check: str) -> Any:
 
 
 def main(argv: list[str]) -> int:
-  from multiprocessing.connection import Connection
+  import socket
+
+  from verification.engine.protocol import Channel
 
   _die_with_parent()
-  conn = Connection(int(argv[0]))
-  init = conn.recv()
+  conn = Channel(socket.socket(fileno=int(argv[0])))
+  init = conn.receive()
+  conn.token = init.get("token", "")
   _set_memory_limit(init.get("memory_limit"))
   sys.path[:] = list(dict.fromkeys([*init.get("sys_path", []), *sys.path]))
   faulthandler.enable()  # a crash prints the Python stack into the candidate's captured output
@@ -473,8 +476,8 @@ def main(argv: list[str]) -> int:
   worker.send("ready", worker.env)
   while True:
     try:
-      message = conn.recv()
-    except EOFError:
+      message = conn.receive()
+    except (EOFError, OSError):
       return 0
     if message[0] == "stop":
       return 0
