@@ -294,3 +294,24 @@ def test_a_forged_header_half_a_message_and_forged_verdicts_end_the_worker_and_t
   assert_fails(results, "sends half a message", "time limit of 5 s")
   assert_fails(results, "forges verdicts", "protocol", "token")
   assert_passes(results, "correct after forgeries")
+
+
+def test_processes_a_candidate_leaves_are_ended_and_reported(tmp_path, monkeypatch):
+  """Helpers started with Popen (in the worker's group, and in a session of their own) and a forked child
+  that never exits: each is ended when the check that started it ends, and named in that check's result."""
+  import psutil
+
+  from tests.hostile import MARKER
+
+  pid_file = tmp_path / "forked.pid"
+  monkeypatch.setenv("HOSTILE_PID_FILE", str(pid_file))
+  _, results = checked("PROCESSES", tmp_path, "--jobs", "1")
+  for label in ("starts a helper", "starts a helper in its own session"):
+    assert any("left 1 process(es) running" in r.message and MARKER in r.message
+               for (lab, _), r in results.items() if lab == label), label
+  assert any("left 1 process(es) running" in r.message for (lab, _), r in results.items()
+             if lab == "forks a child that never exits")
+  assert_passes(results, "correct after helpers")
+  forked = int(pid_file.read_text())
+  assert not psutil.pid_exists(forked) or psutil.Process(forked).status() == psutil.STATUS_ZOMBIE
+  assert not [p for p in psutil.process_iter(["cmdline"]) if MARKER in " ".join(p.info["cmdline"] or [])]

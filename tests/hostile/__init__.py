@@ -266,3 +266,35 @@ def _forge_verdicts(x):
 
 CHANNEL = [sigmoid("forges a header", _forge_header), sigmoid("sends half a message", _half_a_message),
            sigmoid("forges verdicts", _forge_verdicts), correct("correct after forgeries")]
+
+
+# ---- processes left behind -------------------------------------------------------------------------
+#: In the command line of every helper process below, so a test can look for them after the run.
+MARKER = "hostile-helper-7f3a"
+
+
+def _helper(new_session):
+  import subprocess
+
+  def start():
+    subprocess.Popen([sys.executable, "-c", f"import time; time.sleep(1000)  # {MARKER}"],
+                     start_new_session=new_session, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+  return start
+
+
+def _fork_forever():
+  """A forked child that never exits (it holds the worker's channel); its pid goes where the test said."""
+  import time
+
+  pid = os.fork()
+  if pid == 0:
+    time.sleep(1000)
+    os._exit(0)
+  with open(os.environ["HOSTILE_PID_FILE"], "w") as f:
+    f.write(str(pid))
+
+
+PROCESSES = [sigmoid("starts a helper", _once(_helper(False))),
+             sigmoid("starts a helper in its own session", _once(_helper(True))),
+             sigmoid("forks a child that never exits", _once(_fork_forever)), correct("correct after helpers")]

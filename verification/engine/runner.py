@@ -287,8 +287,17 @@ class _Worker:
         self.capture.add(data)
 
   def kill(self) -> None:
+    """Ends the worker and every descendant (those in their own sessions too: found before the worker ends)."""
+    import psutil
+
+    descendants = []
+    with contextlib.suppress(psutil.Error):
+      descendants = psutil.Process(self.proc.pid).children(recursive=True)
     with contextlib.suppress(ProcessLookupError, OSError):
       os.killpg(self.proc.pid, signal.SIGKILL)
+    for p in descendants:
+      with contextlib.suppress(psutil.Error):
+        p.kill()
     with contextlib.suppress(Exception):
       self.proc.wait(timeout=30)
 
@@ -298,7 +307,8 @@ class _Worker:
     try:
       self.proc.wait(timeout=10)
     except subprocess.TimeoutExpired:
-      self.kill()
+      pass
+    self.kill()  # what is left of its tree (nothing, after a clean stop)
     self.close()
 
   def close(self) -> None:

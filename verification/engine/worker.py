@@ -46,6 +46,56 @@ def _die_with_parent() -> None:
     ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGKILL))  # PR_SET_PDEATHSIG
 
 
+def _become_subreaper() -> None:
+  """Linux: orphans of this worker's descendants (a daemon that double-forks, a helper started in its own
+  session) become its children, so :func:`end_descendants` finds them."""
+  with contextlib.suppress(Exception):
+    import ctypes
+
+    ctypes.CDLL(None, use_errno=True).prctl(36, 1)  # PR_SET_CHILD_SUBREAPER
+
+
+def _children(pid: int) -> list[int]:
+  """The children of ``pid`` (Linux's /proc/PID/task/*/children; psutil elsewhere)."""
+  try:
+    found = []
+    for task in os.listdir(f"/proc/{pid}/task"):
+      with open(f"/proc/{pid}/task/{task}/children") as f:
+        found += [int(c) for c in f.read().split()]
+    return found
+  except OSError:
+    import psutil
+
+    with contextlib.suppress(psutil.Error):
+      return [c.pid for c in psutil.Process(pid).children()]
+    return []
+
+
+def end_descendants() -> list[str]:
+  """Ends every process this worker's candidates started (and reaps those that ended); returns the ones
+  that were still running, as ``pid command``."""
+  import psutil
+
+  pids, queue = [], _children(os.getpid())
+  while queue:
+    pid = queue.pop()
+    pids.append(pid)
+    queue += _children(pid)
+  if not pids:
+    return []
+  left = []
+  for pid in pids:
+    with contextlib.suppress(psutil.Error):
+      p = psutil.Process(pid)
+      if p.status() != psutil.STATUS_ZOMBIE:
+        left.append(f"{pid} {' '.join(p.cmdline())[:100] or p.name()}")
+      p.kill()
+  for pid in pids:
+    with contextlib.suppress(ChildProcessError, OSError):
+      os.waitpid(pid, 0)  # those that were this worker's children (the others are reaped by their parents, or here)
+  return left
+
+
 def _set_memory_limit(limit: int | None) -> None:
   if limit:
     resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
@@ -285,10 +335,14 @@ class Worker:
     sys.stderr.flush()
     self.conn.put(*message)
 
-  def spoiled(self) -> list[str]:
-    """What the candidate changed that decides verdicts (JAX's configuration, the watched modules' attributes),
-    each put back as far as it can be; the check during which it happened fails and the worker is replaced."""
-    return [m for m in (self.state.config_changes(), self.state.patched()) if m]
+  def spoiled(self, label: str) -> list[str]:
+    """What the candidate changed that decides verdicts (JAX's configuration, the watched modules' attributes)
+    or left running (processes, each ended), each put back as far as it can be; the check during which it
+    happened fails and the worker is replaced."""
+    left = end_descendants()
+    ended = (f"{label} left {len(left)} process(es) running, ended by the harness: {'; '.join(left[:4])}"
+             if left else None)
+    return [m for m in (self.state.config_changes(), self.state.patched(), ended) if m]
 
   def _load(self) -> Any:
     """The target (loaded once), with ``candidates_by_label``; JAX's configuration re-asserted after
@@ -371,7 +425,7 @@ class Worker:
     self.state.watch()
     self.send("start", label, "sanity")
     problem = sanity(candidate)
-    changed = self.spoiled()
+    changed = self.spoiled(label)
     if changed:
       dirty += changed
       problem = problem or "; ".join(changed)
@@ -385,7 +439,7 @@ class Worker:
       self.send("start", label, check)
       dirty += self.state.reset()
       result = run_check(candidate, ctx, check)
-      changed = self.spoiled()
+      changed = self.spoiled(label)
       if changed:
         dirty += changed
         if not result.failing:
@@ -401,7 +455,7 @@ class Worker:
         self.send("curve", label, curve.to_json())
       except BaseException:
         pass  # a curve is for the plots; its absence never fails the run
-      dirty += self.spoiled()
+      dirty += self.spoiled(label)
     left = [t for t in threading.enumerate() if t not in threads and t.is_alive()]
     if left:
       dirty.append(f"left {len(left)} thread(s) running: {', '.join(t.name for t in left[:4])}")
@@ -451,6 +505,7 @@ def main(argv: list[str]) -> int:
   from verification.engine.protocol import Channel
 
   _die_with_parent()
+  _become_subreaper()
   conn = Channel(socket.socket(fileno=int(argv[0])))
   init = conn.receive()
   conn.token = init.get("token", "")
@@ -480,6 +535,7 @@ def main(argv: list[str]) -> int:
     except (EOFError, OSError):
       return 0
     if message[0] == "stop":
+      end_descendants()
       return 0
     if message[0] == "list":
       worker.catalogue()
