@@ -315,3 +315,55 @@ def test_processes_a_candidate_leaves_are_ended_and_reported(tmp_path, monkeypat
   forked = int(pid_file.read_text())
   assert not psutil.pid_exists(forked) or psutil.Process(forked).status() == psutil.STATUS_ZOMBIE
   assert not [p for p in psutil.process_iter(["cmdline"]) if MARKER in " ".join(p.info["cmdline"] or [])]
+
+
+def test_the_parent_refuses_messages_out_of_sequence():
+  from verification.engine.protocol import ProtocolError, Sequence
+
+  def seq():
+    s = Sequence("a", ("forward", "autodiff"))
+    s.accept("start", ["a", "loading"])
+    return s
+
+  bad = [
+      [("done", ["a", None])],  # done before every check had its result
+      [("result", ["a", {"check": "edge"}])],  # a check not asked for
+      [("result", ["a", {"check": "forward"}]), ("result", ["a", {"check": "forward"}])],  # twice
+      [("start", ["b", "sanity"])],  # another label
+      [("start", ["a", "loading"])],  # a phase started twice
+      [("result", ["a", "not a record"])],
+  ]
+  for messages in bad:
+    s = seq()
+    with pytest.raises(ProtocolError):
+      for kind, rest in messages:
+        s.accept(kind, rest)
+  s = seq()
+  for kind, rest in [("start", ["a", "sanity"]), ("start", ["a", "forward"]), ("result", ["a", {"check": "forward"}]),
+                     ("start", ["a", "autodiff"]), ("result", ["a", {"check": "autodiff"}]), ("done", ["a", None])]:
+    s.accept(kind, rest)
+  with pytest.raises(ProtocolError, match="'done' before"):
+    Sequence("a", ("forward",)).accept("done", ["a", None])
+
+
+def test_a_failed_output_loses_neither_the_other_nor_leaves_a_temporary_file(tmp_path, monkeypatch, capsys):
+  from verification import __main__ as cli_module
+  from verification import output
+  from verification.engine import runner
+  from verification.results import Diagnosis, Result
+
+  record = Result("c", "Sigmoid", {}, "forward", Status.FAIL, Diagnosis("bad"))
+  monkeypatch.setattr(runner, "run", lambda *a, **k: Run(target="t", results=(record,), checks=("forward",)))
+
+  def broken(path, run):
+    output._replace(path, "{")
+    raise OSError("disk full")
+
+  monkeypatch.setattr(output, "write_json", broken)
+  code = cli_module.main(["--json", str(tmp_path / "run.json"), "--junit", str(tmp_path / "run.xml"), "--quiet"])
+  assert code == 3 and "disk full" in capsys.readouterr().err
+  assert (tmp_path / "run.xml").stat().st_size > 0
+  (tmp_path / "folder").mkdir()
+  with pytest.raises(OSError):
+    output._replace(str(tmp_path / "folder"), "text")
+  assert sorted(p.name for p in tmp_path.iterdir()) == ["folder", "run.json", "run.xml"]
