@@ -291,8 +291,9 @@ class _Worker:
     import psutil
 
     descendants = []
-    with contextlib.suppress(psutil.Error):
-      descendants = psutil.Process(self.proc.pid).children(recursive=True)
+    if self.proc.poll() is None:  # (a reaped worker's pid may belong to another process by now)
+      with contextlib.suppress(psutil.Error):
+        descendants = psutil.Process(self.proc.pid).children(recursive=True)
     with contextlib.suppress(ProcessLookupError, OSError):
       os.killpg(self.proc.pid, signal.SIGKILL)
     for p in descendants:
