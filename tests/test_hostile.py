@@ -22,7 +22,7 @@ from verification.results import Run, Status
 FAST = ["--checks", "forward,autodiff", "--dtypes", "float32", "--quiet"]
 
 
-def cli(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
+def cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
   return subprocess.run([sys.executable, "-m", "verification", *args], capture_output=True, text=True,
                         timeout=timeout)
 
@@ -225,3 +225,151 @@ def test_an_internal_error_of_the_harness_exits_3(monkeypatch, capsys):
   assert cli_module.main(["--only", "Sigmoid", "--quiet"]) == 3
   err = capsys.readouterr().err
   assert "internal error of the harness" in err and "planted harness bug" in err and "Traceback" not in err
+
+
+def test_alarms_timers_a_deleted_directory_and_variables_do_not_reach_the_next_candidate(tmp_path):
+  """An alarm and a faulthandler timer (1 s), a deleted working directory and an environment variable, left
+  by correct candidates: the worker resets them before each check, so the last, slow candidate passes."""
+  out = tmp_path / "run.json"
+  proc = cli("--target", "tests.hostile:LEFTOVERS", *FAST, "--json", str(out), "--jobs", "1", "--timeout", "20")
+  assert proc.returncode == 0, proc.stdout + proc.stderr
+  results = {(r.label, r.check): r for r in Run.from_json(json.loads(out.read_text())).results}
+  for label in ("arms an alarm", "arms a faulthandler timer", "deletes its directory", "sets a variable", "innocent"):
+    assert_passes(results, label)
+
+
+def test_a_patched_judge_fails_the_patching_candidate_and_does_not_reach_the_next(tmp_path):
+  _, results = checked("PATCHES", tmp_path, "--jobs", "1", "--checks", "forward,differential")
+  assert_fails(results, "patches the judge", "numpy.allclose", "Comparisons.compare", "_context.worst")
+  assert results[("half gradient after a patch", "differential")].status is Status.FAIL
+  assert json.loads((tmp_path / "run.json").read_text())["provenance"]["workers_started"] == 2
+
+
+def test_base_exceptions_of_a_candidate_are_its_errors_in_each_check(tmp_path):
+  _, results = checked("BASE_EXCEPTIONS", tmp_path, "--jobs", "1")
+  for label, name in (("keyboard interrupt", "KeyboardInterrupt"), ("generator exit", "GeneratorExit"),
+                      ("library abort", "LibraryAbort")):
+    assert_fails(results, label, f"{name}: {name} raised by the candidate")
+    assert all(r.status is Status.ERROR and "internal error" not in r.message
+               for (lab, _), r in results.items() if lab == label)
+  assert_passes(results, "correct after base exceptions")
+
+
+def test_jax_settings_made_at_import_are_set_back_so_a_wrong_candidate_still_fails(tmp_path):
+  """jax_disable_jit, jax_debug_nans and jax_numpy_rank_promotion set by the target's module: evaluated eagerly,
+  an untraceable gradient would pass; the worker sets every option back to its own before each candidate."""
+  proc = cli("--target", "tests.hostile.configures_at_import:CANDIDATES", *FAST, "--json", str(tmp_path / "run.json"),
+             "--jobs", "1")
+  assert proc.returncode == 1, proc.stdout + proc.stderr
+  results = {(r.label, r.check): r for r in Run.from_json(json.loads((tmp_path / "run.json").read_text())).results}
+  assert results[("untraceable gradient", "autodiff")].status is Status.FAIL
+  assert "TracerArrayConversionError" in results[("untraceable gradient", "autodiff")].message
+  assert_passes(results, "correct next to the settings")
+
+
+def test_odd_text_in_messages_labels_and_output_gives_valid_bounded_reports(tmp_path):
+  """A lone surrogate, ANSI escapes and a 4.2 MB message: exit 1 (not an internal error), valid UTF-8 JSON and
+  JUnit XML, no raw escape on the terminal, every field bounded, no temporary file left."""
+  import xml.etree.ElementTree as ET
+
+  out, junit = tmp_path / "run.json", tmp_path / "run.xml"
+  proc = subprocess.run([sys.executable, "-m", "verification", "--target", "tests.hostile:ODD_TEXT", *FAST, "--json",
+                         str(out), "--junit", str(junit), "--jobs", "1"], capture_output=True, timeout=600)
+  assert proc.returncode == 1, proc.stderr[-3000:]
+  assert b"\x1b" not in proc.stdout + proc.stderr and len(proc.stdout) + len(proc.stderr) < 100_000
+  assert sorted(p.name for p in tmp_path.iterdir()) == ["run.json", "run.xml"]
+  assert out.stat().st_size < 200_000
+  results = {(r.label, r.check): r for r in Run.from_json(json.loads(out.read_bytes().decode("utf-8"))).results}
+  assert "\\udcff.npy" in results[("undecodable path", "forward")].message
+  ansi = "ansi \\x1b[31mlabel\\x1b[0m"
+  assert "\\x1b[2J" in results[(ansi, "forward")].message
+  assert "\\x1b[31mred" in results[(ansi, "forward")].diagnosis.extra["output"]
+  huge = results[("huge message", "forward")].message
+  assert len(huge) <= 4096 and "characters left out" in huge
+  assert_passes(results, "correct next to odd text")
+  cases = ET.parse(junit).getroot().findall("testcase")
+  assert len(cases) == 8 and {c.get("classname") for c in cases} >= {ansi, "undecodable path"}
+
+
+def test_a_forged_header_half_a_message_and_forged_verdicts_end_the_worker_and_the_run_finishes(tmp_path):
+  """Written to the worker's channel by candidates: a header announcing 1 GiB, a message that never completes
+  (the time limit still ends it) and verdicts without the run's token; each is its candidate's error."""
+  _, results = checked("CHANNEL", tmp_path, "--jobs", "1", "--timeout", "5")
+  assert_fails(results, "forges a header", "protocol", "1,073,741,824 bytes")
+  assert_fails(results, "sends half a message", "time limit of 5 s")
+  assert_fails(results, "forges verdicts", "protocol", "token")
+  assert_passes(results, "correct after forgeries")
+
+
+def test_processes_a_candidate_leaves_are_ended_and_reported(tmp_path, monkeypatch):
+  """Helpers started with Popen (in the worker's group, and in a session of their own) and a forked child
+  that never exits: each is ended when the check that started it ends, and named in that check's result."""
+  import psutil
+
+  from tests.hostile import MARKER
+
+  pid_file = tmp_path / "forked.pid"
+  monkeypatch.setenv("HOSTILE_PID_FILE", str(pid_file))
+  _, results = checked("PROCESSES", tmp_path, "--jobs", "1")
+  for label in ("starts a helper", "starts a helper in its own session"):
+    assert any("left 1 process(es) running" in r.message and MARKER in r.message
+               for (lab, _), r in results.items() if lab == label), label
+  assert any("left 1 process(es) running" in r.message for (lab, _), r in results.items()
+             if lab == "forks a child that never exits")
+  assert_passes(results, "correct after helpers")
+  forked = int(pid_file.read_text())
+  assert not psutil.pid_exists(forked) or psutil.Process(forked).status() == psutil.STATUS_ZOMBIE
+  assert not [p for p in psutil.process_iter(["cmdline"]) if MARKER in " ".join(p.info["cmdline"] or [])]
+
+
+def test_the_parent_refuses_messages_out_of_sequence():
+  from verification.engine.protocol import ProtocolError, Sequence
+
+  def seq():
+    s = Sequence("a", ("forward", "autodiff"))
+    s.accept("start", ["a", "loading"])
+    return s
+
+  bad = [
+      [("done", ["a", None])],  # done before every check had its result
+      [("result", ["a", {"check": "edge"}])],  # a check not asked for
+      [("result", ["a", {"check": "forward"}]), ("result", ["a", {"check": "forward"}])],  # twice
+      [("start", ["b", "sanity"])],  # another label
+      [("start", ["a", "loading"])],  # a phase started twice
+      [("result", ["a", "not a record"])],
+  ]
+  for messages in bad:
+    s = seq()
+    with pytest.raises(ProtocolError):
+      for kind, rest in messages:
+        s.accept(kind, rest)
+  s = seq()
+  for kind, rest in [("start", ["a", "sanity"]), ("start", ["a", "forward"]), ("result", ["a", {"check": "forward"}]),
+                     ("start", ["a", "autodiff"]), ("result", ["a", {"check": "autodiff"}]), ("done", ["a", None])]:
+    s.accept(kind, rest)
+  with pytest.raises(ProtocolError, match="'done' before"):
+    Sequence("a", ("forward",)).accept("done", ["a", None])
+
+
+def test_a_failed_output_loses_neither_the_other_nor_leaves_a_temporary_file(tmp_path, monkeypatch, capsys):
+  from verification import __main__ as cli_module
+  from verification import output
+  from verification.engine import runner
+  from verification.results import Diagnosis, Result
+
+  record = Result("c", "Sigmoid", {}, "forward", Status.FAIL, Diagnosis("bad"))
+  monkeypatch.setattr(runner, "run", lambda *a, **k: Run(target="t", results=(record,), checks=("forward",)))
+
+  def broken(path, run):
+    output._replace(path, "{")
+    raise OSError("disk full")
+
+  monkeypatch.setattr(output, "write_json", broken)
+  monkeypatch.setattr(output, "summary", lambda *args, **kwargs: None)  # its default stream is bound at import
+  code = cli_module.main(["--json", str(tmp_path / "run.json"), "--junit", str(tmp_path / "run.xml"), "--quiet"])
+  assert code == 3 and "disk full" in capsys.readouterr().err
+  assert (tmp_path / "run.xml").stat().st_size > 0
+  (tmp_path / "folder").mkdir()
+  with pytest.raises(OSError):
+    output._replace(str(tmp_path / "folder"), "text")
+  assert sorted(p.name for p in tmp_path.iterdir()) == ["folder", "run.json", "run.xml"]

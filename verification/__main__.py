@@ -14,6 +14,7 @@ import traceback
 
 from verification import output
 from verification.engine import runner
+from verification.results import safe_text
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
 
@@ -30,8 +31,8 @@ class Progress:
       return
     bad = [r.check for r in results if r.failing]
     status = "ok" if not bad else "FAIL: " + ", ".join(bad)
-    print(f"[{self.done:>3}] {time.perf_counter() - self.start:6.1f}s  {label}  {status}", file=sys.stderr,
-          flush=True)
+    print(f"[{self.done:>3}] {time.perf_counter() - self.start:6.1f}s  {safe_text(label, 200)}  {status}",
+          file=sys.stderr, flush=True)
 
 
 def _names(text: str) -> tuple[str, ...]:
@@ -149,10 +150,17 @@ def main(argv: list[str] | None = None) -> int:
         f"{run.provenance.get('workers', '?')} workers)")
   if run.provenance.get("dtypes_not_available"):
     print(f"not checked: {', '.join(run.provenance['dtypes_not_available'])} (not available on {platform})")
-  if args.json:
-    output.write_json(args.json, run)
-  if args.junit:
-    output.write_junit(args.junit, run)
+  lost = False
+  for path, write in ((args.json, output.write_json), (args.junit, output.write_junit)):
+    if path:  # a failure writing one output never loses the others
+      try:
+        write(path, run)
+      except Exception as exc:
+        lost = True
+        print(f"{p.prog}: internal error of the harness: could not write {path}: {type(exc).__name__}: "
+              f"{safe_text(exc, 500)}", file=sys.stderr)
+  if lost:
+    return EXIT_INTERNAL
   return EXIT_FAILED if not run.passed else EXIT_OK
 
 

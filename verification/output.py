@@ -5,6 +5,7 @@ Nothing here imports JAX: the records are :mod:`verification.results` types.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -27,12 +28,20 @@ def check_writable(path: str, what: str) -> None:
     raise ValueError(f"{what} {path}: not writable")
 
 
-def _replace(path: str, text: str) -> None:
-  """Writes atomically (a reader, or a run killed while writing, never sees half a file)."""
+def _replace(path: str, data: str | bytes) -> None:
+  """Writes atomically (a reader, or a run killed while writing, never sees half a file); a failed write
+  leaves no temporary file behind. Text is written as UTF-8 whatever it holds (a lone surrogate escaped)."""
   tmp = f"{path}.tmp{os.getpid()}"
-  with open(tmp, "w", encoding="utf-8") as f:
-    f.write(text)
-  os.replace(tmp, path)
+  if isinstance(data, str):
+    data = data.encode("utf-8", errors="backslashreplace")
+  try:
+    with open(tmp, "wb") as f:
+      f.write(data)
+    os.replace(tmp, path)
+  except BaseException:
+    with contextlib.suppress(OSError):
+      os.unlink(tmp)
+    raise
 
 
 def write_json(path: str, run: Run) -> None:
@@ -57,9 +66,7 @@ def write_junit(path: str, run: Run) -> None:
       ET.SubElement(case, "skipped", message=f"{r.status.value}: {r.message}"[:500]).text = text
     elif r.status is Status.CONVENTION:
       ET.SubElement(case, "system-out").text = text
-  tmp = f"{path}.tmp{os.getpid()}"
-  ET.ElementTree(suite).write(tmp, encoding="utf-8", xml_declaration=True)
-  os.replace(tmp, path)
+  _replace(path, ET.tostring(suite, encoding="utf-8", xml_declaration=True))
 
 
 def summary(results: Sequence[Result], checks: Sequence[str], out=sys.stdout) -> None:

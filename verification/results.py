@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 import math
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -71,10 +72,45 @@ ORDER = (Status.PASS, Status.FAIL, Status.CONVENTION, Status.UNSUPPORTED, Status
 CAPABILITIES = ("forward", "second", "vmap", "jit")
 
 
-def _clean(value: Any) -> Any:
-  """JSON-safe: NaN/inf as strings, tuples as lists, numpy scalars as Python numbers (duck-typed)."""
+#: Characters of a field (message, label, captured output) at most: a 4 MB exception message becomes 4 KB.
+FIELD_LIMIT = 4096
+#: What never reaches a report raw: control characters but tab and newline (ANSI escapes start with
+#: ESC), lone surrogates (undecodable bytes from ``os.fsdecode``: not UTF-8) and what XML 1.0 forbids.
+_UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff]")
+
+
+def safe_text(text: Any, limit: int | None = FIELD_LIMIT) -> str:
+  """``text`` safe to print, to write as UTF-8 JSON and as XML: each unsafe character as a ``\\xNN`` or
+  ``\\uNNNN`` escape, and at most ``limit`` characters (what is left out is counted). Idempotent: every
+  string from a candidate goes through it once where it enters a result, and again harmlessly."""
+  text = text if isinstance(text, str) else str(text)
+  if _UNSAFE.search(text):
+    text = _UNSAFE.sub(lambda m: f"\\x{ord(m[0]):02x}" if ord(m[0]) < 0x100 else f"\\u{ord(m[0]):04x}", text)
+  if limit is not None and len(text) > limit:
+    note = f" [... {len(text) - limit:,} characters left out]"
+    note = f" [... {len(text) - limit + len(note):,} characters left out]"
+    text = text[:limit - len(note)] + note
+  return text
+
+
+def _safe(value: Any, limit: int | None = FIELD_LIMIT) -> Any:
+  """``value`` with every string in it (keys too, in mappings and lists) made :func:`safe_text`."""
+  if isinstance(value, str):
+    return safe_text(value, limit)
   if isinstance(value, Mapping):
-    return {str(k): _clean(v) for k, v in value.items()}
+    return {safe_text(k, limit) if isinstance(k, str) else k: _safe(v, limit) for k, v in value.items()}
+  if isinstance(value, list | tuple):
+    return type(value)(_safe(v, limit) for v in value)
+  return value
+
+
+def _clean(value: Any) -> Any:
+  """JSON-safe: NaN/inf as strings, tuples as lists, numpy scalars as Python numbers (duck-typed), strings
+  escaped (:func:`safe_text`, not shortened)."""
+  if isinstance(value, str):
+    return safe_text(value, None)
+  if isinstance(value, Mapping):
+    return {safe_text(k, None): _clean(v) for k, v in value.items()}
   if isinstance(value, list | tuple):
     return [_clean(v) for v in value]
   if hasattr(value, "item") and not isinstance(value, str | bytes):  # numpy scalar or 0-d array
@@ -118,6 +154,13 @@ class Diagnosis:
   capability: str | None = None
   fix: str | None = None
   extra: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+
+  def __post_init__(self) -> None:
+    for name in ("message", "reason", "dtype", "capability", "fix"):
+      value = getattr(self, name)
+      if value is not None or name == "message":
+        object.__setattr__(self, name, safe_text("" if value is None else value))
+    object.__setattr__(self, "extra", _safe(dict(self.extra)))
 
   _MAIN = ("message", "worst_input", "expected", "got", "tolerance", "reason", "dtype", "failing_points",
            "capability", "fix")
@@ -190,6 +233,12 @@ class Result:
   seconds: float = 0.0
   #: Free-form notes of the candidate (library, version, the call that built it, scale).
   notes: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+
+  def __post_init__(self) -> None:
+    for name in ("label", "surrogate", "check"):
+      object.__setattr__(self, name, safe_text(getattr(self, name), 500))
+    object.__setattr__(self, "params", _safe(dict(self.params), 500))
+    object.__setattr__(self, "notes", _safe(dict(self.notes)))
 
   @property
   def failing(self) -> bool:

@@ -136,3 +136,168 @@ SET_ORDERED = {_Loose("set: correct a", spike()), _Loose("set: half gradient", _
 INCREMENTAL = [correct("first"), sigmoid("hangs", _hang)]
 EMPTY: list = []
 DUPLICATE_LABELS = [correct("same"), correct("same"), correct("other")]
+
+
+# ---- state left in the worker process (signals, timers, directory, environment, patched modules) -----
+def _once(effect):
+  """``effect`` on the first call only."""
+  done = []
+
+  def once(x):
+    if not done:
+      done.append(True)
+      effect()
+
+  return once
+
+
+def _delete_cwd():
+  import tempfile
+
+  where = tempfile.mkdtemp()
+  os.chdir(where)
+  os.rmdir(where)
+
+
+def _innocent(x):
+  """A correct candidate that takes 2 s on its first call and reads its directory and environment."""
+  import time
+
+  os.getcwd()  # FileNotFoundError in a deleted directory
+  if "HOSTILE_VARIABLE" in os.environ:
+    raise RuntimeError("the environment holds another candidate's variable")
+  if not getattr(_innocent, "slept", False):
+    _innocent.slept = True
+    time.sleep(2.0)
+
+
+#: Each hostile candidate here is a correct surrogate that leaves something behind; the last one is
+#: correct too and is checked while the alarm and the faulthandler timer would go off (after 1 s).
+LEFTOVERS = [
+    sigmoid("arms an alarm", _once(lambda: signal.alarm(1))),
+    sigmoid("arms a faulthandler timer", _once(lambda: __import__("faulthandler").dump_traceback_later(1, exit=True))),
+    sigmoid("deletes its directory", _once(_delete_cwd)),
+    sigmoid("sets a variable", _once(lambda: os.environ.__setitem__("HOSTILE_VARIABLE", "1"))),
+    sigmoid("innocent", _innocent),
+]
+
+
+def _patch_judge():
+  """Makes every comparison of the checks pass (their helper, and numpy's allclose)."""
+  from verification.checks import _context
+
+  worst = _context.worst
+  _context.worst = lambda *args, **kwargs: {**worst(*args, **kwargs), "failing_points": 0}
+  _context.Comparisons.compare = lambda self, *args, **kwargs: None
+  np.allclose = lambda *args, **kwargs: True
+
+
+#: A correct candidate that patches the judge during its call, then a clean wrong one (half the gradient).
+PATCHES = [sigmoid("patches the judge", _once(_patch_judge)),
+           Candidate(name="Sigmoid", params={"alpha": ALPHA}, fn=_half_gradient, label="half gradient after a patch",
+                     surrogate_fun=lambda x: jax.nn.sigmoid(ALPHA * x))]
+
+
+# ---- BaseException from candidate code ----------------------------------------------------------
+class LibraryAbort(BaseException):
+  """A library's own BaseException subclass."""
+
+
+def _raises(kind):
+  def effect(x):
+    raise kind(f"{kind.__name__} raised by the candidate")
+
+  return effect
+
+
+BASE_EXCEPTIONS = [sigmoid("keyboard interrupt", _raises(KeyboardInterrupt)),
+                   sigmoid("generator exit", _raises(GeneratorExit)),
+                   sigmoid("library abort", _raises(LibraryAbort)), correct("correct after base exceptions")]
+
+
+# ---- text that breaks reports -------------------------------------------------------------------
+def _raise_text(text):
+  def effect(x):
+    raise RuntimeError(text)
+
+  return effect
+
+
+def _ansi_output(x):
+  sys.stdout.write("\x1b[31mred\x1b[0m \x00\x07 output\n")
+  raise RuntimeError("\x1b[2J\x1b[31mcleared screen\x1b[0m")
+
+
+#: An undecodable path (a lone surrogate, as os.fsdecode makes of byte 0xff), ANSI escapes and NUL in a
+#: message and in the captured output, a 4.2 MB message.
+ODD_TEXT = [sigmoid("undecodable path", _raise_text("cannot open " + os.fsdecode(b"/tmp/\xff.npy"))),
+            sigmoid("ansi \x1b[31mlabel\x1b[0m", _ansi_output),
+            sigmoid("huge message", _raise_text("y" * 4_200_000)), correct("correct next to odd text")]
+
+
+# ---- the worker's channel --------------------------------------------------------------------------
+def _channel_fd():
+  return int(sys.argv[-1])  # python -m verification.engine.worker FD
+
+
+def _forge_header(x):
+  """28 bytes: a header announcing a 1 GiB message, and 20 bytes of it."""
+  import struct
+
+  os.write(_channel_fd(), struct.pack("!Q", 1 << 30) + b"x" * 20)
+
+
+def _half_a_message(x):
+  """A header announcing 1,000 bytes, 10 of them, then a hang: the parent must not wait for the rest."""
+  import struct
+  import time
+
+  os.write(_channel_fd(), struct.pack("!Q", 1000) + b"x" * 10)
+  time.sleep(1000)
+
+
+def _forge_verdicts(x):
+  """A pass for every check and 'done', as the harness's messages look (without the run's token)."""
+  import json
+  import struct
+
+  for message in (["result", "forges verdicts", {"label": "forges verdicts", "check": "forward", "status": "pass"}],
+                  ["done", "forges verdicts", None]):
+    body = json.dumps(["", *message]).encode()
+    os.write(_channel_fd(), struct.pack("!Q", len(body)) + body)
+
+
+CHANNEL = [sigmoid("forges a header", _forge_header), sigmoid("sends half a message", _half_a_message),
+           sigmoid("forges verdicts", _forge_verdicts), correct("correct after forgeries")]
+
+
+# ---- processes left behind -------------------------------------------------------------------------
+#: In the command line of every helper process below, so a test can look for them after the run.
+MARKER = "hostile-helper-7f3a"
+
+
+def _helper(new_session):
+  import subprocess
+
+  def start():
+    subprocess.Popen([sys.executable, "-c", f"import time; time.sleep(1000)  # {MARKER}"],
+                     start_new_session=new_session, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+  return start
+
+
+def _fork_forever():
+  """A forked child that never exits (it holds the worker's channel); its pid goes where the test said."""
+  import time
+
+  pid = os.fork()
+  if pid == 0:
+    time.sleep(1000)
+    os._exit(0)
+  with open(os.environ["HOSTILE_PID_FILE"], "w") as f:
+    f.write(str(pid))
+
+
+PROCESSES = [sigmoid("starts a helper", _once(_helper(False))),
+             sigmoid("starts a helper in its own session", _once(_helper(True))),
+             sigmoid("forks a child that never exits", _once(_fork_forever)), correct("correct after helpers")]

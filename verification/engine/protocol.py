@@ -1,9 +1,16 @@
 """What crosses the boundary between the harness process (:mod:`verification.engine.runner`) and a
 worker process (:mod:`verification.engine.worker`); both import this module, neither imports the other.
 
-Messages (pickled tuples over a :class:`multiprocessing.connection.Connection`):
+Messages are frames on a socket pair (:class:`Channel`): an 8-byte length, then the body. The parent
+sends pickles (the worker trusts its parent); the worker sends JSON lists ``[token, kind, *args]``
+(the parent unpickles nothing a candidate could have written), each at most :data:`MAX_MESSAGE`
+bytes. The parent reads without ever blocking: a frame counts once all its bytes have arrived, so a
+header announcing more than arrives only lets the time limit run out. ``token`` is a random value
+the parent sends in ``init``: a message without it is something else writing to the worker's channel
+(an accident; a candidate in the worker's process can read the token, so it is no defence against
+deliberate forgery). The parent checks the order of the messages too (:class:`Sequence`).
 
-* parent to worker: ``init`` (a dict: ``memory_limit``, ``sys_path``, ``spec``), then ``("list",)``,
+* parent to worker: ``init`` (a dict: ``memory_limit``, ``sys_path``, ``spec``, ``token``), then ``("list",)``,
   ``("check", label, payload, options)`` or ``("stop",)``;
 * worker to parent: ``("ready", environment)``, ``("catalogue", data)`` in answer to ``list``,
   ``("start", label, phase)`` before each phase (loading, sanity, each check, curves), then
@@ -17,9 +24,155 @@ objects, which have no default pickling, are rebuilt from their function and rul
 
 from __future__ import annotations
 
+import json
+import pickle
+import select
+import socket
+import struct
+import time
+from collections.abc import Sequence as Seq
 from typing import Any
 
 from verification.results import Diagnosis, Result, Status
+
+#: The largest message the parent reads (a catalogue of thousands of candidates is well under 1 MiB).
+MAX_MESSAGE = 64 << 20
+_HEADER = struct.Struct("!Q")
+#: The worker's messages and how many fields each has after its kind.
+ARITY = {"ready": 1, "catalogue": 1, "start": 2, "result": 2, "curve": 2, "done": 2, "refused": 2}
+KINDS = tuple(ARITY)
+
+
+class ProtocolError(Exception):
+  """A message the parent cannot accept: too large, malformed, without the token, out of sequence."""
+
+
+class Channel:
+  """One end of the socket pair: framed messages (an 8-byte length, then the body)."""
+
+  def __init__(self, sock: socket.socket, token: str = ""):
+    self.sock, self.token, self.buffer = sock, token, bytearray()
+
+  def fileno(self) -> int:
+    return self.sock.fileno()
+
+  def close(self) -> None:
+    self.sock.close()
+
+  def _send_frame(self, body: bytes, timeout: float | None) -> None:
+    data = memoryview(_HEADER.pack(len(body)) + body)
+    if timeout is None:
+      self.sock.sendall(data)
+      return
+    deadline = time.monotonic() + timeout
+    while data:
+      try:
+        data = data[self.sock.send(data):]
+      except BlockingIOError:
+        if not select.select([], [self.sock], [], max(0.0, deadline - time.monotonic()))[1]:
+          raise TimeoutError(f"the worker did not read a message within {timeout:g} s") from None
+
+  # the parent's side
+  def send(self, message: Any, timeout: float = 60.0) -> None:
+    """Sends a pickled message to the worker (the parent's socket is non-blocking: at most ``timeout``)."""
+    self._send_frame(pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL), timeout)
+
+  def messages(self) -> list[list[Any]]:
+    """The worker's messages that have fully arrived, without blocking: ``[kind, *args]`` each. Raises
+    :class:`ProtocolError` (too large, malformed, without the token) or EOFError (the worker closed it)."""
+    closed = False
+    while True:
+      try:
+        data = self.sock.recv(1 << 20, socket.MSG_DONTWAIT)
+      except (BlockingIOError, InterruptedError):
+        break
+      except OSError:
+        closed = True
+        break
+      if not data:
+        closed = True
+        break
+      self.buffer += data
+      if len(self.buffer) > MAX_MESSAGE + _HEADER.size:
+        break
+    out = []
+    while len(self.buffer) >= _HEADER.size:
+      (size,) = _HEADER.unpack_from(self.buffer)
+      if size > MAX_MESSAGE:
+        raise ProtocolError(f"a message announced as {size:,} bytes, over the limit of {MAX_MESSAGE:,}")
+      if len(self.buffer) < _HEADER.size + size:
+        break
+      body = bytes(self.buffer[_HEADER.size:_HEADER.size + size])
+      del self.buffer[:_HEADER.size + size]
+      out.append(self._decode(body))
+    if closed and not out:
+      raise EOFError
+    return out
+
+  def _decode(self, body: bytes) -> list[Any]:
+    try:
+      message = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+      raise ProtocolError(f"a message that is not JSON ({len(body):,} bytes: {body[:40]!r}...)") from None
+    if not isinstance(message, list) or len(message) < 2 or not all(isinstance(m, str) for m in message[:2]):
+      raise ProtocolError(f"a malformed message {str(message)[:80]!r}")
+    if message[0] != self.token:
+      raise ProtocolError("a message without the run's token (something other than the worker wrote to its channel)")
+    if message[1] not in KINDS:
+      raise ProtocolError(f"a message of unknown kind {message[1][:40]!r}")
+    return message[1:]
+
+  # the worker's side
+  def put(self, *message: Any) -> None:
+    """Sends ``[token, *message]`` as JSON to the parent (blocking)."""
+    self._send_frame(json.dumps([self.token, *message], default=repr).encode(), None)
+
+  def receive(self) -> Any:
+    """The parent's next message (blocking); EOFError once it has closed the channel."""
+    header = self._exactly(_HEADER.size)
+    return pickle.loads(self._exactly(_HEADER.unpack(header)[0]))
+
+  def _exactly(self, n: int) -> bytes:
+    chunks, left = [], n
+    while left:
+      data = self.sock.recv(min(left, 1 << 20))
+      if not data:
+        raise EOFError
+      chunks.append(data)
+      left -= len(data)
+    return b"".join(chunks)
+
+
+class Sequence:
+  """The messages the parent expects while a worker checks one candidate: ``start`` of each phase once
+  (loading, sanity, the checks asked for, curves), one ``result`` per check asked for, ``done`` after all
+  of them, all for the label the worker was given. :meth:`accept` raises :class:`ProtocolError` otherwise."""
+
+  def __init__(self, label: str, checks: Seq[str]):
+    self.label, self.checks = label, tuple(checks)
+    self.started: set[str] = set()
+    self.results: set[str] = set()
+
+  def accept(self, kind: str, rest: list[Any]) -> None:
+    if kind in ("ready", "catalogue"):
+      return
+    if not rest or rest[0] != self.label:
+      raise ProtocolError(f"a {kind!r} message for {str(rest[0] if rest else None)[:80]!r}, while the worker was "
+                          f"given {self.label[:80]!r}")
+    if kind == "start":
+      phase = rest[1] if len(rest) > 1 else None
+      if phase not in ("loading", "sanity", "curves", *self.checks) or phase in self.started:
+        raise ProtocolError(f"a 'start' of {str(phase)[:40]!r}, not asked for or started before")
+      self.started.add(phase)
+    elif kind == "result":
+      check = rest[1].get("check") if len(rest) > 1 and isinstance(rest[1], dict) else None
+      if check not in self.checks or check in self.results:
+        raise ProtocolError(f"a result for {str(check)[:40]!r}, a check not asked for or reported before")
+      self.results.add(check)
+    elif kind == "done":
+      if "loading" not in self.started or self.results != set(self.checks):
+        raise ProtocolError(f"'done' before every check had its result (missing: "
+                            f"{', '.join(c for c in self.checks if c not in self.results) or 'none'})")
 
 
 def failed_result(candidate: Any, check: str, message: str, status: Status = Status.FAIL) -> Result:

@@ -29,14 +29,16 @@ import datetime
 import difflib
 import math
 import os
+import secrets
 import signal
+import socket
 import subprocess
 import sys
 import time
 import zlib
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
-from multiprocessing.connection import Pipe, wait
+from multiprocessing.connection import wait
 from typing import Any
 
 from verification import results as R
@@ -242,20 +244,22 @@ class _Worker:
   """One worker process and what it is doing."""
 
   def __init__(self, spec: str | None, options: Options):
-    parent, child = Pipe()
+    parent, child = socket.socketpair()
     self.proc = subprocess.Popen([sys.executable, "-m", "verification.engine.worker", str(child.fileno())],
                                  pass_fds=(child.fileno(),), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                  stderr=subprocess.STDOUT, start_new_session=True,
                                  env={**os.environ, **worker_environment(options.device)})
     child.close()
-    self.conn = parent
+    parent.setblocking(False)
+    self.conn = protocol.Channel(parent, secrets.token_hex(16))
+    self.sequence: protocol.Sequence | None = None
     self.out = self.proc.stdout
     os.set_blocking(self.out.fileno(), False)
     self.memory_limit = options.memory_limit
     self.next_memory_look = 0.0
     address_space = options.memory_limit if cpu_only(options.device) else None
     self.conn.send({"sys_path": [p for p in sys.path if p], "memory_limit": address_space, "spec": spec,
-                    "backend": BACKENDS.get(options.device)})
+                    "backend": BACKENDS.get(options.device), "token": self.conn.token})
     self.label: str | None = None
     self.phase = "start-up"
     self.deadline = time.monotonic() + STARTUP_LIMIT
@@ -283,8 +287,18 @@ class _Worker:
         self.capture.add(data)
 
   def kill(self) -> None:
+    """Ends the worker and every descendant (those in their own sessions too: found before the worker ends)."""
+    import psutil
+
+    descendants = []
+    if self.proc.poll() is None:  # (a reaped worker's pid may belong to another process by now)
+      with contextlib.suppress(psutil.Error):
+        descendants = psutil.Process(self.proc.pid).children(recursive=True)
     with contextlib.suppress(ProcessLookupError, OSError):
       os.killpg(self.proc.pid, signal.SIGKILL)
+    for p in descendants:
+      with contextlib.suppress(psutil.Error):
+        p.kill()
     with contextlib.suppress(Exception):
       self.proc.wait(timeout=30)
 
@@ -294,7 +308,8 @@ class _Worker:
     try:
       self.proc.wait(timeout=10)
     except subprocess.TimeoutExpired:
-      self.kill()
+      pass
+    self.kill()  # what is left of its tree (nothing, after a clean stop)
     self.close()
 
   def close(self) -> None:
@@ -432,14 +447,18 @@ def _listed(spec: str, options: Options, n: int) -> tuple[list[dict[str, Any]], 
         if found[k] is not None:
           continue
         w.drain()
-        while found[k] is None and w.conn.poll():
-          try:
-            kind, *rest = w.conn.recv()
-          except (EOFError, OSError):
-            raise _LoadingEnded(w) from None
-          if kind == "ready":
+        try:
+          messages = w.conn.messages()
+        except EOFError:
+          raise _LoadingEnded(w) from None
+        except protocol.ProtocolError as exc:
+          w.killed_for = f"it broke the harness's protocol ({exc}); the worker process was ended"
+          w.kill()
+          raise _LoadingEnded(w) from None
+        for kind, *rest in messages:
+          if kind == "ready" and isinstance(rest[0], dict) and w.env is None:
             w.env = _usable(rest[0])
-          elif kind == "catalogue":
+          elif kind == "catalogue" and isinstance(rest[0], dict) and found[k] is None:
             found[k] = rest[0]
         if found[k] is None and (w.over_memory() or w.proc.poll() is not None):
           raise _LoadingEnded(w)
@@ -626,20 +645,44 @@ class _Pool:
       w = self.slots[i] = _Worker(self.spec, self.options)
       self.started += 1
     w.label, w.capture, self.pending[i] = label, _Capture(), []
-    w.conn.send(("check", label, payload, self.opts))
+    w.sequence = protocol.Sequence(label, self.opts["checks"])
+    try:
+      w.conn.send(("check", label, payload, self.opts))
+    except (OSError, TimeoutError):
+      pass  # a worker that cannot take it has died or hangs: step() buries it
     if w.env is not None:
       w.phase, w.deadline = "loading", time.monotonic() + self.limit("loading")
 
   def step(self, i: int, w: _Worker) -> None:
     """Reads what worker i said; ends it if it is late; buries it if it died."""
     w.drain()
-    while w.label is not None:
+    try:
+      messages = w.conn.messages()
+    except EOFError:
+      return self.bury(i, w)
+    except protocol.ProtocolError as exc:
+      return self.violated(i, w, str(exc))
+    for kind, *rest in messages:
+      if w.label is None:  # more after 'done': its candidate is finished, the worker is not to be trusted
+        w.kill()
+        w.close()
+        self.slots[i] = None
+        return None
       try:
-        if not w.conn.poll():
-          break
-        kind, *rest = w.conn.recv()
-      except (EOFError, OSError):
-        return self.bury(i, w)
+        if len(rest) < protocol.ARITY[kind]:
+          raise protocol.ProtocolError(f"a {kind!r} message without its {protocol.ARITY[kind]} fields")
+        w.sequence.accept(kind, rest)
+        if kind == "ready" and (w.env is not None or not isinstance(rest[0], dict)):
+          raise protocol.ProtocolError("a second or malformed 'ready' message")
+        if kind == "catalogue":
+          raise protocol.ProtocolError("a 'catalogue' message while checking a candidate")
+        if kind == "result":
+          record = Result.from_json(rest[1])
+        if kind == "refused" and not isinstance(rest[1], str):
+          raise protocol.ProtocolError("a malformed 'refused' message")
+      except (protocol.ProtocolError, KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
+        return self.violated(i, w, str(exc) if isinstance(exc, protocol.ProtocolError) else
+                             f"a malformed {kind!r} message ({type(exc).__name__}: {exc})")
       if kind in ("ready", "start"):
         w.phase = "loading" if kind == "ready" else rest[1]
         w.deadline = time.monotonic() + self.limit(w.phase)
@@ -647,7 +690,7 @@ class _Pool:
           w.env = _usable(rest[0])
           self.environment = self.environment or dict(rest[0])
       elif kind == "result":
-        self.pending[i].append(Result.from_json(rest[1]))
+        self.pending[i].append(record)
       elif kind == "curve":
         with contextlib.suppress(Exception):
           self.curves[rest[0]] = Curve.from_json(rest[1])
@@ -672,6 +715,12 @@ class _Pool:
       w.kill()
       return self.bury(i, w)
     return None
+
+  def violated(self, i: int, w: _Worker, what: str) -> None:
+    """A worker that broke the protocol (:class:`protocol.Sequence`) is ended; its candidate gets errors naming it."""
+    w.killed_for = f"the worker broke the harness's protocol: {what}; the worker process was ended"
+    w.kill()
+    return self.bury(i, w)
 
   def bury(self, i: int, w: _Worker) -> None:
     """A worker that ended while checking: its candidate's results so far, then errors naming the cause."""

@@ -1,7 +1,7 @@
 """The worker process: checks candidates one at a time for :mod:`verification.engine.runner`.
 
-Started as ``python -m verification.engine.worker FD``; FD is one end of a socket pair carrying pickled
-messages (:class:`multiprocessing.connection.Connection`). Its stdout and stderr are a pipe read by
+Started as ``python -m verification.engine.worker FD``; FD is one end of a socket pair carrying framed
+messages (:class:`verification.engine.protocol.Channel`). Its stdout and stderr are a pipe read by
 the parent, which attributes what a candidate prints to that candidate. The worker:
 
 * caps its address space (``RLIMIT_AS``) before importing JAX, so a candidate that allocates
@@ -23,8 +23,10 @@ from __future__ import annotations
 import contextlib
 import faulthandler
 import json
+import os
 import resource
 import sys
+import tempfile
 import threading
 import time
 import traceback
@@ -42,6 +44,56 @@ def _die_with_parent() -> None:
     import signal
 
     ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGKILL))  # PR_SET_PDEATHSIG
+
+
+def _become_subreaper() -> None:
+  """Linux: orphans of this worker's descendants (a daemon that double-forks, a helper started in its own
+  session) become its children, so :func:`end_descendants` finds them."""
+  with contextlib.suppress(Exception):
+    import ctypes
+
+    ctypes.CDLL(None, use_errno=True).prctl(36, 1)  # PR_SET_CHILD_SUBREAPER
+
+
+def _children(pid: int) -> list[int]:
+  """The children of ``pid`` (Linux's /proc/PID/task/*/children; psutil elsewhere)."""
+  try:
+    found = []
+    for task in os.listdir(f"/proc/{pid}/task"):
+      with open(f"/proc/{pid}/task/{task}/children") as f:
+        found += [int(c) for c in f.read().split()]
+    return found
+  except OSError:
+    import psutil
+
+    with contextlib.suppress(psutil.Error):
+      return [c.pid for c in psutil.Process(pid).children()]
+    return []
+
+
+def end_descendants() -> list[str]:
+  """Ends every process this worker's candidates started (and reaps those that ended); returns the ones
+  that were still running, as ``pid command``."""
+  import psutil
+
+  pids, queue = [], _children(os.getpid())
+  while queue:
+    pid = queue.pop()
+    pids.append(pid)
+    queue += _children(pid)
+  if not pids:
+    return []
+  left = []
+  for pid in pids:
+    with contextlib.suppress(psutil.Error):
+      p = psutil.Process(pid)
+      if p.status() != psutil.STATUS_ZOMBIE:
+        left.append(f"{pid} {' '.join(p.cmdline())[:100] or p.name()}")
+      p.kill()
+  for pid in pids:
+    with contextlib.suppress(ChildProcessError, OSError):
+      os.waitpid(pid, 0)  # those that were this worker's children (the others are reaped by their parents, or here)
+  return left
 
 
 def _set_memory_limit(limit: int | None) -> None:
@@ -118,6 +170,115 @@ def _restore(snapshot: dict[str, Any], now: dict[str, Any]) -> None:
         jax.config.update(key, value)
 
 
+#: Modules whose attributes the judging uses: a candidate that rebinds one of their attributes (or an
+#: attribute of a class defined in ``verification``) is caught, and the worker replaced.
+WATCHED = ("math", "numpy", "numpy.linalg", "jax", "jax.numpy", "jax.lax", "jax.nn", "jax.scipy.special")
+
+
+class State:
+  """The process state a candidate can leave behind, snapshot when the worker starts: signal handlers,
+  timers (``alarm``, ``setitimer``, faulthandler's), the working directory, ``os.environ`` and JAX's
+  configuration; and the attributes of the watched modules (:data:`WATCHED`, ``verification.*``),
+  snapshot before each candidate. :meth:`reset` puts it back before each candidate and each check;
+  :meth:`patched` says what a candidate rebound (it cannot be undone everywhere: the worker is replaced)."""
+
+  def __init__(self) -> None:
+    import signal
+
+    self.cwd = os.getcwd()
+    self.environ = dict(os.environ)
+    self.config = _config_snapshot()
+    self.handlers = {}
+    for sig in signal.valid_signals():
+      with contextlib.suppress(OSError, ValueError, TypeError):
+        handler = signal.getsignal(sig)
+        if handler is not None:
+          self.handlers[sig] = handler
+    self.modules: list[tuple[str, Any, dict[str, Any]]] = []
+
+  def reset(self) -> list[str]:
+    """Cancels timers, restores signal handlers, the working directory and the environment; returns
+    what could not be restored (the worker is then replaced)."""
+    import signal
+
+    problems = []
+    signal.alarm(0)
+    for timer in (signal.ITIMER_REAL, signal.ITIMER_VIRTUAL, signal.ITIMER_PROF):
+      signal.setitimer(timer, 0)
+    faulthandler.cancel_dump_traceback_later()
+    if not faulthandler.is_enabled():
+      faulthandler.enable()
+    for sig, handler in self.handlers.items():
+      if signal.getsignal(sig) is not handler:
+        with contextlib.suppress(OSError, ValueError, TypeError):
+          signal.signal(sig, handler)
+    try:
+      here = os.getcwd()
+    except OSError:  # deleted
+      here = None
+    if here != self.cwd:
+      try:
+        os.chdir(self.cwd)
+      except OSError as exc:
+        os.chdir(tempfile.gettempdir())
+        problems.append(f"the worker's start directory {self.cwd} is gone ({exc.strerror})")
+    if os.environ != self.environ:
+      for key in [k for k in os.environ if k not in self.environ]:
+        del os.environ[key]
+      for key, value in self.environ.items():
+        if os.environ.get(key) != value:
+          os.environ[key] = value
+    return problems
+
+  def restore_config(self) -> None:
+    """JAX's configuration as the worker set it (what a module changed at import is set back)."""
+    _restore(self.config, _config_snapshot())
+
+  def config_changes(self) -> str | None:
+    """Restores JAX's configuration; says what the candidate had changed, or None."""
+    now = _config_snapshot()
+    changed = {k: (v, now.get(k)) for k, v in self.config.items() if now.get(k) != v}
+    if not changed:
+      return None
+    _restore(self.config, now)
+    parts = ", ".join(f"{k}: {a!r} -> {b!r}" for k, (a, b) in sorted(changed.items()))
+    return f"the candidate changed JAX's global configuration ({parts})"
+
+  def watch(self) -> None:
+    """Snapshots the watched modules' attributes (and those of the classes ``verification`` defines)."""
+    import verification.checks  # noqa: F401  (every check's module, imported lazily otherwise)
+
+    self.modules = []
+    for name, module in list(sys.modules.items()):
+      if module is None or not (name in WATCHED or name == "verification" or name.startswith("verification.")):
+        continue
+      names = vars(module)
+      self.modules.append((name, module, dict(names)))
+      if name.startswith("verification"):
+        for attr, value in list(names.items()):
+          if isinstance(value, type) and value.__module__ == name:
+            self.modules.append((f"{name}.{attr}", value, dict(vars(value))))
+
+  def patched(self) -> str | None:
+    """What the candidate rebound or deleted in the watched modules since :meth:`watch` (put back, as
+    far as a module's attributes go), or None."""
+    found = []
+    for name, owner, snapshot in self.modules:
+      live = vars(owner)
+      for attr, value in snapshot.items():
+        if live.get(attr, _MISSING) is not value:
+          found.append(f"{name}.{attr}")
+          with contextlib.suppress(Exception):
+            setattr(owner, attr, value)
+    if not found:
+      return None
+    return (f"the candidate replaced attributes of modules the checks use ({', '.join(found[:6])}"
+            f"{', ...' if len(found) > 6 else ''}): the worker process is replaced")
+
+
+_MISSING = object()
+
+
 def _is_array(v: Any) -> bool:
   return hasattr(v, "shape") and hasattr(v, "dtype") and not isinstance(v, list | tuple | dict)
 
@@ -149,7 +310,7 @@ def sanity(candidate: Any) -> str | None:
   for what, call in calls:
     try:
       out = call()
-    except Exception:
+    except BaseException:  # what the candidate raises (KeyboardInterrupt too) is left to the checks
       continue
     if not _is_array(out):
       return (f"{what} returned a {type(out).__name__} for a float32 array of shape (4,); expected an array of "
@@ -162,16 +323,26 @@ def sanity(candidate: Any) -> str | None:
 
 
 class Worker:
-  def __init__(self, conn, spec: str | None):
+  def __init__(self, conn, spec: str | None, state: State | None = None):
     self.conn = conn
     self.spec = spec
+    self.state = state or State()
     self._target: dict[str, Any] | None = None
     self.env: dict[str, Any] = {"dtypes": ["float16", "bfloat16", "float32", "float64"], "platform": "cpu"}
 
   def send(self, *message: Any) -> None:
     sys.stdout.flush()
     sys.stderr.flush()
-    self.conn.send(message)
+    self.conn.put(*message)
+
+  def spoiled(self, label: str) -> list[str]:
+    """What the candidate changed that decides verdicts (JAX's configuration, the watched modules' attributes)
+    or left running (processes, each ended), each put back as far as it can be; the check during which it
+    happened fails and the worker is replaced."""
+    left = end_descendants()
+    ended = (f"{label} left {len(left)} process(es) running, ended by the harness: {'; '.join(left[:4])}"
+             if left else None)
+    return [m for m in (self.state.config_changes(), self.state.patched(), ended) if m]
 
   def _load(self) -> Any:
     """The target (loaded once), with ``candidates_by_label``; JAX's configuration re-asserted after
@@ -182,7 +353,7 @@ class Worker:
       try:
         target = targets.resolve_target(self.spec)
       finally:
-        _configure()
+        self.state.restore_config()
       self._target = types.SimpleNamespace(target=target, candidates_by_label={c.label: c for c in target.candidates})
     return self._target
 
@@ -241,23 +412,23 @@ class Worker:
     if candidate.label != label:
       self.send("refused", label, f"asked for {label!r}, the worker has {candidate.label!r}")
       return
-    _configure()
+    self.state.restore_config()  # what loading the target changed is set back
+    dirty = self.state.reset()
     dtypes, gap = platform_gaps(list(opts["dtypes"]), self.env["dtypes"], self.env["platform"])
     if gap is not None:
       for check in opts["checks"]:
         self.send("result", label, protocol.failed_result(candidate, check, gap, Status.SKIP).to_json())
-      self.send("done", label, None)
+      self.send("done", label, "; ".join(dirty) or None)
       return
     opts = {**opts, "dtypes": tuple(dtypes)}  # the run's provenance names a dtype the platform lacks
     threads = set(threading.enumerate())
-    snapshot = _config_snapshot()
-    dirty: list[str] = []
+    self.state.watch()
     self.send("start", label, "sanity")
     problem = sanity(candidate)
-    changed = _undo_config_changes(snapshot)
+    changed = self.spoiled(label)
     if changed:
-      dirty.append(changed)
-      problem = problem or changed
+      dirty += changed
+      problem = problem or "; ".join(changed)
     if problem is not None:
       for check in opts["checks"]:
         self.send("result", label, protocol.failed_result(candidate, check, f"sanity: {problem}").to_json())
@@ -266,12 +437,13 @@ class Worker:
     ctx = context(candidate, opts)
     for check in opts["checks"]:
       self.send("start", label, check)
+      dirty += self.state.reset()
       result = run_check(candidate, ctx, check)
-      changed = _undo_config_changes(snapshot)
+      changed = self.spoiled(label)
       if changed:
-        dirty.append(changed)
+        dirty += changed
         if not result.failing:
-          result = result.with_status(Status.FAIL, f"{changed} (was: {result.message})")
+          result = result.with_status(Status.FAIL, f"{'; '.join(changed)} (was: {result.message})")
       self.send("result", label, result.to_json())
     if not isinstance(ctx, str):
       self.send("start", label, "curves")
@@ -281,8 +453,9 @@ class Worker:
         with np.errstate(all="ignore"):
           curve = curves.sample(ctx)
         self.send("curve", label, curve.to_json())
-      except Exception:
+      except BaseException:
         pass  # a curve is for the plots; its absence never fails the run
+      dirty += self.spoiled(label)
     left = [t for t in threading.enumerate() if t not in threads and t.is_alive()]
     if left:
       dirty.append(f"left {len(left)} thread(s) running: {', '.join(t.name for t in left[:4])}")
@@ -320,34 +493,27 @@ def run_check(candidate: Any, ctx: Any, check: str) -> Any:
     try:
       with np.errstate(all="ignore"):
         outcome = CHECKS[check](ctx)
-    except (Exception, SystemExit) as exc:
+    except BaseException as exc:  # SystemExit, KeyboardInterrupt, GeneratorExit, a library's own: the candidate's
       outcome = errored(describe(exc))
   return outcome.result(candidate.label, candidate.name, candidate.params, check, time.perf_counter() - start,
                         candidate.notes)
 
 
-def _undo_config_changes(snapshot: dict[str, Any]) -> str | None:
-  """Restores JAX's configuration to ``snapshot``; says what the candidate had changed, or None."""
-  now = _config_snapshot()
-  changed = {k: (v, now.get(k)) for k, v in snapshot.items() if now.get(k) != v}
-  if not changed:
-    return None
-  _restore(snapshot, now)
-  parts = ", ".join(f"{k}: {a!r} -> {b!r}" for k, (a, b) in sorted(changed.items()))
-  return f"the candidate changed JAX's global configuration ({parts})"
-
-
 def main(argv: list[str]) -> int:
-  from multiprocessing.connection import Connection
+  import socket
+
+  from verification.engine.protocol import Channel
 
   _die_with_parent()
-  conn = Connection(int(argv[0]))
-  init = conn.recv()
+  _become_subreaper()
+  conn = Channel(socket.socket(fileno=int(argv[0])))
+  init = conn.receive()
+  conn.token = init.get("token", "")
   _set_memory_limit(init.get("memory_limit"))
   sys.path[:] = list(dict.fromkeys([*init.get("sys_path", []), *sys.path]))
   faulthandler.enable()  # a crash prints the Python stack into the candidate's captured output
   _configure()
-  worker = Worker(conn, init.get("spec"))
+  worker = Worker(conn, init.get("spec"), State())
   wanted = init.get("backend")
   try:
     worker.env = environment()
@@ -365,10 +531,11 @@ def main(argv: list[str]) -> int:
   worker.send("ready", worker.env)
   while True:
     try:
-      message = conn.recv()
-    except EOFError:
+      message = conn.receive()
+    except (EOFError, OSError):
       return 0
     if message[0] == "stop":
+      end_descendants()
       return 0
     if message[0] == "list":
       worker.catalogue()
