@@ -165,3 +165,35 @@ def test_a_candidate_of_an_unknown_surrogate_is_an_error_result():
   results = verify_candidate(Candidate(name="NoSuch", params={}, fn=lambda x: x), list(CHECKS), ["float32"])
   assert {r.status for r in results} == {"error"}
   assert "NoSuch" in results[0].detail["message"]
+
+
+def _narrower_than_declared():
+  """A spike function whose g is 1/(1 + |x|)² while it claims InvSquareGrad(alpha=0.1), g = 1/(1 + 0.1|x|)²
+  (norse 1.1.0's super_fn ignores its alpha this way): wrong against the reference, but its own second
+  derivative is right, written with jax.custom_jvp in differentiable operations."""
+  import jax.numpy as jnp
+
+  @jax.custom_jvp
+  def spike(x):
+    return jnp.where(jnp.signbit(x) & (x != 0), 0.0, 1.0).astype(x.dtype)
+
+  @spike.defjvp
+  def _(primals, tangents):
+    (x,), (t,) = primals, tangents
+    r = 1 / (1 + jnp.abs(x))
+    return spike(x), r * r * t
+
+  return spike
+
+
+def test_second_order_judges_the_candidates_own_g_where_it_is_narrower_than_the_reference():
+  # The finite-difference step comes from the reference's width (10 here); plain central differences
+  # of the candidate's g (width 1) at that step erred by 3.5e-4 at x = -0.62, past the bound, a false
+  # alarm on a correct second derivative. The Richardson-extrapolated slope does not.
+  from verification.core.candidate import Candidate
+
+  cand = Candidate(name="InvSquareGrad", params={"alpha": 0.1}, fn=_narrower_than_declared(),
+                   label="g narrower than declared")
+  results = {r.check: r for r in verify_candidate(cand, ["second_order", "differential"], ["float64"])}
+  assert results["second_order"].status is Status.PASS, results["second_order"].message
+  assert results["differential"].status is Status.FAIL  # the defect is reported where it belongs

@@ -13,6 +13,7 @@ import dataclasses
 import functools
 import math
 import threading
+from collections.abc import Callable
 from typing import Any
 
 import jax.numpy as jnp
@@ -307,3 +308,18 @@ def low_precision_rows(ctx: Context, dtype: np.dtype, compare_to_reference: bool
                          + ("" if declared is None else " (declared per-term condition of the sum)"))
   return detail
 
+
+#: Why the second derivative is held to this bound (the second_order check, JAX and torch forms).
+G_SLOPE_REASON = ("Richardson on central differences of the candidate's g, h ≈ 4e-3·width; tolerance 4·(the "
+                  "extrapolation's error estimate) + 1e-4·peak/width + 1e-4·|g'|")
+
+
+def g_slope(ctx: Context, gfun: Callable[[np.ndarray], np.ndarray], x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+  """g' from the candidate's own g (float64) and its tolerance, for the second-order comparison.
+
+  Richardson-extrapolated central differences: the step comes from the reference's width, and a
+  candidate whose g is narrower than the reference's (a defect the differential check reports)
+  would make plain central differences err by h²·|g⁽³⁾|/6, far past the bound; the extrapolation
+  errs by O(h⁴) and says how much (its estimate is part of the tolerance)."""
+  fd, est = numerics.richardson(gfun, np.asarray(x, F64), ctx.step)
+  return fd, 4 * est + 1e-4 * ctx.peak / ctx.length + 1e-4 * np.abs(fd)

@@ -37,6 +37,7 @@ from typing import Any
 
 import numpy as np
 
+from verification.checks._context import G_SLOPE_REASON, g_slope
 from verification.core import numerics, tolerances
 from verification.results import Outcome, failed, passed, unsupported
 
@@ -251,10 +252,7 @@ def second_order(j: Judge, x: np.ndarray, gfun: Callable[[np.ndarray], np.ndarra
     j.error("second order (double backward)", exc, "second")
     return
   second = np.zeros_like(x) if g2 is None else as_numpy(g2)
-  h = ctx.step
-  fd = (gfun(x + h) - gfun(x - h)) / (2 * h)
-  # Central differences of g at h = 4e-3 widths: error about h²·|g⁽³⁾|/6, below 1e-5 of peak/width.
-  tol = 1e-4 * ctx.peak / ctx.length + 1e-4 * np.abs(fd)
+  fd, tol = g_slope(ctx, gfun, x)
   if not g1.requires_grad:
     # No graph behind the gradient: torch's second derivative is 0. Right where g is piecewise
     # constant off the kinks (LeakyRelu, Boxcar: g' = 0); elsewhere the mechanism lacks second order.
@@ -264,7 +262,7 @@ def second_order(j: Judge, x: np.ndarray, gfun: Callable[[np.ndarray], np.ndarra
               "compute the backward with differentiable torch operations on the saved input")
     return
   j.compare("the double backward is not g'(x) (central differences of g)", x, fd, second, tol,
-            reason="central differences of g, h = 4e-3·width", dtype="float64")
+            reason=G_SLOPE_REASON, dtype="float64")
 
 
 def vmap_grad(j: Judge, x: np.ndarray, g: np.ndarray, tol: np.ndarray) -> None:
