@@ -1,7 +1,7 @@
 # pip install norse==1.1.0 torch numpy
-"""norse-004: ∫g over [N, N] = N but P(b) - P(a) = N (the reference's primitive × scale).
+"""norse-004: g differs from the reference × N in float64: at x = N expected N, got N (ratio N, tolerance N).
 
-Check: quadrature (3 results, 3 calls); reference ERF(alpha=100.0) x 0.02.
+Check: differential (3 results, 3 calls); reference ERF(alpha=100.0) x 0.02.
 Exits 1 while the defect is present, 0 once it is fixed.
 """
 import math
@@ -11,13 +11,11 @@ import numpy as np
 import torch
 import norse.torch.functional.threshold
 
-X, DTYPE = 0.01, 'float64'
-EXPECTED, TOLERANCE = 0.016854015858994296, 5.387008576985702e-12
+X, DTYPE = 0.0, 'float64'
+EXPECTED, TOLERANCE = 1.1283791670955126, 4.0088079882559525e-15
 
 def spike(x):
   return norse.torch.functional.threshold.heavi_erfc_fn(x, k=100.0)
-
-A, B = -0.01, 0.01
 
 
 def array(v, dtype=DTYPE, many=False):
@@ -37,12 +35,8 @@ def quantity(x):
   (gx,) = torch.autograd.grad(spike(x).sum(), x)
   return gx
 
-nodes, weights = np.polynomial.legendre.leggauss(20)
-edges = np.linspace(A, B, 257)
-half = (edges[1:] - edges[:-1])[:, None] / 2
-points = (edges[:-1] + edges[1:])[:, None] / 2 + nodes[None, :] * half
-g = values(quantity(array(points.ravel(), DTYPE, many=True))).reshape(points.shape)
-got = float((weights[None, :] * half * g).sum())
-print(f'integral of g over [{A}, {B}]: expected {EXPECTED!r} (tolerance {TOLERANCE!r}), '
-      f'got {got!r}')
-sys.exit(0 if abs(got - EXPECTED) <= TOLERANCE else 1)
+got = value(quantity(array(X)))
+print(f'expected {EXPECTED!r} (tolerance {TOLERANCE!r}), got {got!r}')
+if EXPECTED is None:
+  sys.exit(0 if math.isfinite(got) else 1)
+sys.exit(0 if abs(got - EXPECTED) <= (TOLERANCE or 0.0) else 1)

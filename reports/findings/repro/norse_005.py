@@ -1,7 +1,7 @@
 # pip install norse==1.1.0 torch numpy
-"""norse-005: g differs from the reference × N in float64: at x = N expected N, got N (ratio N, tolerance N).
+"""norse-005: g (the VJP) is nan for Circ (float16/bfloat16/float32/float64).
 
-Check: differential (3 results, 3 calls); reference ERF(alpha=100.0) x 0.02.
+Check: edge, low_precision, differential (6 results, 4 calls); reference Circ(alpha=100.0) x 1.0.
 Exits 1 while the defect is present, 0 once it is fixed.
 """
 import math
@@ -11,11 +11,11 @@ import numpy as np
 import torch
 import norse.torch.functional.threshold
 
-X, DTYPE = 0.0, 'float64'
-EXPECTED, TOLERANCE = 1.1283791670955126, 4.0088079882559525e-15
+X, DTYPE = 256.0, 'float16'
+EXPECTED, TOLERANCE = None, None
 
 def spike(x):
-  return norse.torch.functional.threshold.heavi_erfc_fn(x, k=100.0)
+  return norse.torch.functional.threshold.heavi_circ_fn(x, k=100.0)
 
 
 def array(v, dtype=DTYPE, many=False):
