@@ -86,8 +86,12 @@ def _fmt(v: float | None, digits: int = 2) -> str:
   return "" if v is None else f"{v:.{digits}f}"
 
 
-def _us(v: float | None) -> str:
-  return "" if v is None else f"{v * 1e6:.1f}"
+def _us(v: float | None, scale: float = 1e6, digits: int = 1) -> str:
+  """A host overhead; a negative one (a single call measured faster than the batch's average, which
+  happens on the CPU, where the device is the host) is below the run's noise, not a time."""
+  if v is None:
+    return ""
+  return f"below noise ({v * scale:.{digits}f})" if v < 0 else f"{v * scale:.{digits}f}"
 
 
 def _share(v: float | None) -> str:
@@ -366,7 +370,7 @@ def layer_markdown(doc: dict[str, Any]) -> str:
     rows.append([e["library"], e["surrogate"], e["loop"], _device(e) if "device" in e else "", str(e["neurons"]),
                  str(e["steps"]), str(e["batch"]), e["pass"],
                  f"{e['median_s'] * 1e3:.2f} ({e['q1_s'] * 1e3:.2f}–{e['q3_s'] * 1e3:.2f})", ratio,
-                 "" if overhead is None else f"{overhead * 1e3:.2f}"])
+                 _us(overhead, 1e3, 2)])
   header = ["library", "surrogate", "loop", "device", "neurons", "T", "batch", "pass", "ms, median (IQR)",
             f"t / t_reference ({LAYER_SURROGATE}), paired rounds, median (IQR)", "host overhead (ms/pass)"]
   lines += [*_table(header, rows), ""]
