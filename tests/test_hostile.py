@@ -245,6 +245,18 @@ def test_a_patched_judge_fails_the_patching_candidate_and_does_not_reach_the_nex
   assert json.loads((tmp_path / "run.json").read_text())["provenance"]["workers_started"] == 2
 
 
+def test_a_judge_rebound_at_import_is_put_back_before_any_check():
+  # The module's import rebinds the comparison helpers and numpy.allclose in the worker that loads it;
+  # the worker puts them back, so the half gradient still fails (it passed when the patch held).
+  from verification.engine.runner import Options, run
+
+  got = run("tests.hostile.patches_at_import:CANDIDATES", Options(checks=("differential",), dtypes=("float32",),
+                                                                   jobs=1))
+  (result,) = got.results
+  assert result.status is Status.FAIL, result.message
+  assert "g differs from the reference" in result.message
+
+
 def test_base_exceptions_of_a_candidate_are_its_errors_in_each_check(tmp_path):
   _, results = checked("BASE_EXCEPTIONS", tmp_path, "--jobs", "1")
   for label, name in (("keyboard interrupt", "KeyboardInterrupt"), ("generator exit", "GeneratorExit"),

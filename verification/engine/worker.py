@@ -259,9 +259,9 @@ class State:
           if isinstance(value, type) and value.__module__ == name:
             self.modules.append((f"{name}.{attr}", value, dict(vars(value))))
 
-  def patched(self) -> str | None:
+  def patched(self, put_back: bool = False) -> str | None:
     """What the candidate rebound or deleted in the watched modules since :meth:`watch` (put back, as
-    far as a module's attributes go), or None."""
+    far as a module's attributes go), or None; with ``put_back`` only the names of what was put back."""
     found = []
     for name, owner, snapshot in self.modules:
       live = vars(owner)
@@ -272,6 +272,8 @@ class State:
             setattr(owner, attr, value)
     if not found:
       return None
+    if put_back:
+      return ", ".join(found[:6]) + (", ..." if len(found) > 6 else "")
     return (f"the candidate replaced attributes of modules the checks use ({', '.join(found[:6])}"
             f"{', ...' if len(found) > 6 else ''}): the worker process is replaced")
 
@@ -350,10 +352,15 @@ class Worker:
     if self._target is None:
       from verification import targets
 
+      self.state.watch()
       try:
         target = targets.resolve_target(self.spec)
       finally:
         self.state.restore_config()
+        patched = self.state.patched(put_back=True)
+        if patched:  # put back: the judge is the harness's, whatever the target rebound at import
+          print(f"the target module rebound attributes of modules the checks use at import ({patched}); the "
+                "harness put them back", file=sys.stderr)
       self._target = types.SimpleNamespace(target=target, candidates_by_label={c.label: c for c in target.candidates})
     return self._target
 
