@@ -133,11 +133,12 @@ def write_pages(runs: Sequence[Run], out: Path, findings: str = "../findings", b
       lines.append("None found.")
     rows = speed.get(name, [])
     if rows:
-      lines += ["", "## VJP speed (CPU benchmark)", "",
-                "| library | dtype | size | median | GB/s | ratio to comparator |", "|---|---|---:|---:|---:|---:|"]
-      for b in sorted(rows, key=lambda b: (b["library"], b["log2_size"] or 0)):
+      lines += ["", "## VJP speed (benchmark)", "",
+                "| library | device | dtype | size | median | GB/s | ratio to comparator |",
+                "|---|---|---|---:|---:|---:|---:|"]
+      for b in sorted(rows, key=lambda b: (b["library"], str(b.get("device") or ""), b["log2_size"] or 0)):
         med = b["median_s"]
-        lines.append(f"| {b['library']} | {b['dtype']} | 2^{b['log2_size']} | "
+        lines.append(f"| {b['library']} | {b.get('device') or '?'} | {b['dtype']} | 2^{b['log2_size']} | "
                      f"{_number(med * 1e6) + ' µs' if isinstance(med, float) else '?'} | {_number(b['gbps'])} | "
                      f"{_number(b['ratio'])} ({b['comparator']}) |")
     (out / file).write_text("\n".join(lines) + "\n")

@@ -280,12 +280,12 @@ def test_shape_pages_from_a_small_json(tmp_path):
   bench = tmp_path / "bench.json"
   bench.write_text(json.dumps({"benchmarks": [{"extra_info": {
       "op": "vjp", "library": "fakelib", "surrogate": "Sigmoid", "dtype": "float32", "log2_size": 16,
-      "median_s": 2.5e-4, "gbps": 3.1, "ratio": 1.2, "comparator": "ct * x"}}]}))
+      "median_s": 2.5e-4, "gbps": 3.1, "ratio": 1.2, "comparator": "ct * x", "device": "cpu"}}]}))
   written = shapes.write_pages([Run.from_json(doc)], tmp_path / "shapes", benches=[bench])
   assert [p.name for p in written] == ["sigmoid.md"]
   page = written[0].read_text()
   assert "| fakelib | `fakelib.sigmoid(alpha=4.0)(x)` | alpha=4 | 1 |" in page
   assert "(../findings/fakelib.md#fakelib-001)" in page and "returns float32" in page
   assert "![g of Sigmoid across libraries](img/sigmoid.png)" in page and (tmp_path / "shapes/img/sigmoid.png").is_file()
-  assert "| fakelib | float32 | 2^16 | 250 µs | 3.1 | 1.2 (ct * x) |" in page
+  assert "| fakelib | cpu | float32 | 2^16 | 250 µs | 3.1 | 1.2 (ct * x) |" in page
   assert "[Sigmoid](sigmoid.md)" in (tmp_path / "shapes" / "index.md").read_text()
