@@ -20,7 +20,7 @@ the reason (``unsupported`` fails where its capability is required); ``conventio
 Runs: checks run in the harness's worker processes, at the first selected item, and are cached
 for the other items; only the checks whose items are selected run (``-k forward`` runs only the
 forward check). Without xdist, the first item runs every selected candidate of its target in one
-run (the harness's own ``jobs``: min(2, cores, candidates) worker processes). With pytest-xdist
+run (the harness's own ``jobs``: one worker process per core, never more than the candidates). With pytest-xdist
 (``-n N``), every item of a candidate carries ``xdist_group(label)`` and ``-n`` without an explicit
 ``--dist`` uses ``--dist loadgroup``, so each xdist worker runs exactly the candidates whose items
 it got, one at a time.

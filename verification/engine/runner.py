@@ -47,9 +47,10 @@ from verification.results import Curve, Result, Run, Status
 
 DTYPES = ("float16", "bfloat16", "float32", "float64")
 GiB = 1 << 30
-#: Address space per worker. XLA reserves address space it never touches; over the whole reference
-#: run a worker's peak address space (VmPeak) was 2.2 GiB, its peak resident memory 0.95 GiB. 8 GiB
-#: leaves room for larger candidates and stops a runaway one long before two workers take a 24 GB machine.
+#: Memory per worker: resident memory with its descendants' (and, on the CPU alone, address space). Over
+#: the whole reference run a worker's peak resident memory was 0.95 GiB and its peak address space
+#: (VmPeak) 2.2 GiB; 8 GiB leaves room for larger candidates and stops a runaway one long before two
+#: workers take a 24 GB machine.
 DEFAULT_MEMORY_LIMIT = 8 * GiB
 #: Seconds between two looks at a worker's resident memory (a candidate filling memory at ~5 GB/s is
 #: ended within about 1 GB of the limit).
