@@ -164,3 +164,11 @@ def test_command_line_target_without_xdist(project):
                      "halved[differential]": "FAILED"}, proc.stdout
   assert "5 deselected" in proc.stdout
 
+
+
+def test_a_device_jax_cannot_start_fails_the_items_naming_it(project):
+  # no GPU here: the workers refuse --device gpu before any check, and the items say why
+  proc = pytest_run(project, "-q", "--surrogate-target", "mycands:CANDIDATES", "-k", "correct and forward",
+                    "--surrogate-device", "gpu")
+  assert proc.returncode == 1, proc.stdout + proc.stderr
+  assert "--device gpu" in proc.stdout and "passed" not in proc.stdout.splitlines()[-1], proc.stdout
