@@ -6,10 +6,12 @@ import dataclasses
 import re
 
 from benchmarks._ops import NAMES as OPS
+from verification.engine.runner import DEVICES as _DEVICE_PLATFORMS
 
-DEVICES = ("cpu", "gpu", "tpu")
-#: JAX_PLATFORMS for each --device (the host CPU stays available next to an accelerator).
-PLATFORMS = {"cpu": "cpu", "gpu": "cuda,cpu", "tpu": "tpu,cpu"}
+#: JAX_PLATFORMS for each --device, as verification sets it for its workers (the host CPU stays available
+#: next to an accelerator).
+PLATFORMS = {device: platforms for device, platforms in _DEVICE_PLATFORMS.items() if platforms}
+DEVICES = tuple(PLATFORMS)
 DTYPES = ("float32", "bfloat16")
 #: The grids (``--smoke``, the default, ``--full``): ops, dtypes and log2 element counts per device; an explicit
 #: ``--ops``/``--dtypes``/``--sizes`` replaces that axis of the grid. The default is what the targets are judged

@@ -125,10 +125,6 @@ class Context:
     return "g"
 
 
-def _dtype_name(d) -> str:
-  return np.dtype(d).name
-
-
 def worst(x: np.ndarray, expected: np.ndarray, got: np.ndarray, tol: np.ndarray, *,
            undefined: np.ndarray | None = None, **extra: Any) -> dict[str, Any]:
   """Detail of a comparison: the input where |got - expected| / tolerance is largest.

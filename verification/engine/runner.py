@@ -27,6 +27,7 @@ import contextlib
 import dataclasses
 import datetime
 import difflib
+import functools
 import math
 import os
 import secrets
@@ -157,8 +158,10 @@ def jobs_for(options: Options, n_candidates: int) -> int:
   return max(1, min(wanted, cores(), n_candidates))
 
 
-def accelerator_plugins() -> list[str]:
-  """Installed JAX accelerator plugins (CUDA, ROCm, TPU), found without importing JAX."""
+@functools.cache
+def accelerator_plugins() -> tuple[str, ...]:
+  """Installed JAX accelerator plugins (CUDA, ROCm, TPU), found without importing JAX (read once: each
+  worker's start asks)."""
   import importlib.metadata
 
   names = set()
@@ -166,7 +169,7 @@ def accelerator_plugins() -> list[str]:
     name = (dist.metadata.get("Name") or "").lower().replace("_", "-")
     if name.startswith(("jax-cuda", "jax-rocm", "libtpu", "jaxlib-cuda")) or name in ("jax-tpu",):
       names.add(name)
-  return sorted(names)
+  return tuple(sorted(names))
 
 
 def worker_environment(device: str) -> dict[str, str]:
