@@ -210,6 +210,44 @@ class WrongBatching(NewStyle):
     return (x > 0.5).to(x.dtype), in_dims[0]
 
 
+class OldStyleIgnoresCotangent(torch.autograd.Function):
+  """Old style (forward(ctx, x)) whose backward returns g(x) and drops the cotangent."""
+
+  @staticmethod
+  def forward(ctx, x):
+    ctx.save_for_backward(x)
+    return heaviside(x)
+
+  @staticmethod
+  def backward(ctx, ct):
+    (x,) = ctx.saved_tensors
+    return sigmoid_g(x) + 0 * ct
+
+
+def detach_trick_in_float32(x):
+  """The detach trick with the surrogate computed in float32: the spikes come back in float32."""
+  s = torch.sigmoid(ALPHA * x.float())
+  return heaviside(x).float() + (s - s.detach())
+
+
+@torch.library.custom_op("planted_surrogates::ignores_cotangent", mutates_args=())
+def custom_spike_ignoring_cotangent(x: torch.Tensor) -> torch.Tensor:
+  return heaviside(x)
+
+
+@custom_spike_ignoring_cotangent.register_fake
+def _(x):
+  return torch.empty_like(x)
+
+
+def _ignoring_backward(ctx, ct):
+  (x,) = ctx.saved_tensors
+  return sigmoid_g(x) + 0 * ct
+
+
+custom_spike_ignoring_cotangent.register_autograd(_ignoring_backward, setup_context=_custom_setup)
+
+
 def _sigmoid(fn, label, **extra):
   return Candidate(name="Sigmoid", params={"alpha": ALPHA}, fn=fn, label=label, **extra)
 
@@ -241,6 +279,9 @@ DEFECTIVE = [
     _sigmoid(WrongBatching.apply, "vmap rule thresholds at 0.5"),
     Candidate(name="SpikeRateEscape", params={"beta": 1.0, "slope": 25.0}, fn=escape_spike,
               surrogate_grad=lambda x: _escape_g(x) / 3, label="surrogate_grad leaves out a factor (torch)"),
+    _sigmoid(OldStyleIgnoresCotangent.apply, "old-style backward drops the cotangent"),
+    _sigmoid(detach_trick_in_float32, "detach trick returns float32"),
+    _sigmoid(custom_spike_ignoring_cotangent, "custom_op backward drops the cotangent"),
 ]
 
 _CUSTOM_OP = {"forward_mode": ("unsupported", "forward", "torch.library has no forward-mode registration"),
@@ -257,6 +298,11 @@ EXPECTED = {
     "backward detaches its result": {"second_order": ("unsupported", "second", "differentiable torch operations")},
     "vmap rule thresholds at 0.5": {"transforms": ("fail", None, "torch.func.vmap(fn) is not fn")},
     "surrogate_grad leaves out a factor (torch)": {"autodiff": ("fail", None, "not its surrogate_grad")},
+    "old-style backward drops the cotangent": {**_OLD_STYLE, "autodiff": ("fail", None, "VJP is not ct·g(x)")},
+    # its tangent is computed in float32 as well: off g·t beyond the float64 bound
+    "detach trick returns float32": {"autodiff": ("fail", None, "returns float32 for a float16 input"),
+                                     "forward_mode": ("fail", None, "tangent is not g(x)·t")},
+    "custom_op backward drops the cotangent": {**_CUSTOM_OP, "autodiff": ("fail", None, "VJP is not ct·g(x)")},
 }
 
 
