@@ -18,8 +18,8 @@ import pytest
 from tests._subprocess import environment
 from verification.core.candidate import Candidate
 from verification.engine import runner
+from verification.engine.platform import platform_gaps
 from verification.engine.runner import GiB, Options
-from verification.engine.worker import platform_gaps
 from verification.results import Status
 
 ALL = ("float16", "bfloat16", "float32", "float64")

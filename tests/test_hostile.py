@@ -245,6 +245,24 @@ def test_a_patched_judge_fails_the_patching_candidate_and_does_not_reach_the_nex
   assert json.loads((tmp_path / "run.json").read_text())["provenance"]["workers_started"] == 2
 
 
+def test_judging_code_rewritten_in_the_worker_or_a_forged_pass_changes_no_verdict(tmp_path):
+  """The comparison helpers' code rewritten in place in the worker (no snapshot sees it; the worker is kept):
+  the half gradient still fails, and so does the clean one the same worker checks next, since the verdicts
+  are the judge's. A 'pass' written with the run's token, read from the worker's own channel, ends the worker."""
+  out = tmp_path / "run.json"
+  proc = cli("--target", "tests.hostile:JUDGED_ELSEWHERE", "--checks", "forward,differential", "--dtypes", "float32",
+             "--quiet", "--jobs", "1", "--json", str(out))
+  assert proc.returncode == 1, proc.stdout + proc.stderr
+  results = {(r.label, r.check): r for r in Run.from_json(json.loads(out.read_text())).results}
+  for label in ("rewrites the judge's code", "half gradient after a rewrite"):
+    assert results[(label, "differential")].status is Status.FAIL, results[(label, "differential")].message
+    assert "g differs from the reference" in results[(label, "differential")].message
+  assert_fails(results, "forges a pass with the token", "verdicts come from the judge")
+  for label in ("correct after a rewrite", "correct after a forged pass"):
+    assert {r.status for (lab, _), r in results.items() if lab == label} == {Status.PASS}, label
+  assert json.loads(out.read_text())["provenance"]["workers_started"] == 2  # the rewrite went unseen
+
+
 def test_a_judge_rebound_at_import_is_put_back_before_any_check():
   # The module's import rebinds the comparison helpers and numpy.allclose in the worker that loads it;
   # the worker puts them back, so the half gradient still fails (it passed when the patch held).

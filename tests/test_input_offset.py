@@ -13,8 +13,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from verification import checks
 from verification.core.candidate import Candidate
-from verification.engine import worker
 from verification.results import Status
 
 THETA = 1.0
@@ -46,7 +46,7 @@ def _candidate(spike, offset: float = THETA) -> Candidate:
 
 def _forward(candidate: Candidate):
   opts = {"dtypes": DTYPES, "is_reference": False, "hypothesis_examples": 1}
-  return worker.run_check(candidate, worker.context(candidate, opts), "forward")
+  return checks.run_check(candidate, checks.context(candidate, opts), "forward")
 
 
 def test_a_correct_threshold_is_judged_at_the_input_the_library_receives():

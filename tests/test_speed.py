@@ -229,7 +229,7 @@ def test_workers_take_the_parameter_sets_of_one_surrogate_and_avoid_each_others(
   for slot in (0, 1, 0, 1, 0, 1):
     label, _ = pool.next_for(slot, todo)
     order.append((slot, label))
-    pool.slots[slot] = SimpleNamespace(label=label)  # busy with it
+    pool.jobs[slot] = SimpleNamespace(label=label)  # busy with it
   assert order == [(0, "A0"), (1, "B0"), (0, "A1"), (1, "B1"), (0, "A2"), (1, "B2")]
   assert not todo
 

@@ -198,6 +198,62 @@ PATCHES = [sigmoid("patches the judge", _once(_patch_judge)),
                      surrogate_fun=lambda x: jax.nn.sigmoid(ALPHA * x))]
 
 
+def _rewrite_judge_code():
+  """Makes every comparison pass without rebinding anything: the comparison helpers' code objects are
+  replaced in place (the functions keep their identity, so no snapshot of the modules sees it)."""
+  from verification.checks import _context
+
+  def no_failure(*args, **kwargs):
+    return {"failing_points": 0, "points": 0, "worst_input": None, "expected": None, "got": None,
+            "tolerance": None, "error": None}
+
+  def nothing(*args, **kwargs):
+    return None
+
+  _context.worst.__code__ = no_failure.__code__
+  _context.Comparisons.compare.__code__ = nothing.__code__
+
+
+@jax.custom_jvp
+def _half_gradient_rewriting(x):
+  return jnp.where(x >= 0, 1.0, 0.0).astype(x.dtype)
+
+
+_half_gradient_rewriting.defjvp(lambda p, t: (_once(_rewrite_judge_code)(p[0]) or _half_gradient_rewriting(p[0]),
+                                              (0.5 * _g(p[0]) * t[0]).astype(p[0].dtype)))
+
+
+def _channel():
+  """The worker's channel object, found among the process's objects (with the run's token in it)."""
+  import gc
+
+  from verification.engine.protocol import Channel
+
+  return next(o for o in gc.get_objects() if isinstance(o, Channel))
+
+
+def _forge_with_token(x):
+  """A 'pass' for the check that is running, with the run's token read from the worker's own channel."""
+  ch = _channel()
+  ch.put("result", "forges a pass with the token", {"label": "forges a pass with the token", "surrogate": "Sigmoid",
+                                                     "params": {"alpha": ALPHA}, "check": "forward",
+                                                     "status": "pass", "detail": {"message": "forged"}})
+
+
+#: A wrong candidate (half the gradient) that rewrites the judging code in its worker without rebinding
+#: anything, a clean wrong one after it (same worker), a correct one; and a candidate that forges a
+#: verdict with the run's token.
+JUDGED_ELSEWHERE = [
+    Candidate(name="Sigmoid", params={"alpha": ALPHA}, fn=_half_gradient_rewriting, label="rewrites the judge's code",
+              surrogate_fun=lambda x: jax.nn.sigmoid(ALPHA * x)),
+    Candidate(name="Sigmoid", params={"alpha": ALPHA}, fn=_half_gradient, label="half gradient after a rewrite",
+              surrogate_fun=lambda x: jax.nn.sigmoid(ALPHA * x)),
+    correct("correct after a rewrite"),
+    sigmoid("forges a pass with the token", _forge_with_token),
+    correct("correct after a forged pass"),
+]
+
+
 # ---- BaseException from candidate code ----------------------------------------------------------
 class LibraryAbort(BaseException):
   """A library's own BaseException subclass."""

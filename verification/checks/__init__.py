@@ -14,8 +14,10 @@ Adding a check: one module with ``check`` (and ``CAPABILITIES`` if it judges any
 from __future__ import annotations
 
 import dataclasses
+import time
 import types
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from verification.checks import (
     autodiff,
@@ -31,7 +33,8 @@ from verification.checks import (
     transforms,
 )
 from verification.checks._context import Context, ReferenceUncomputable
-from verification.results import Outcome, errored
+from verification.core.tape import Unrecorded
+from verification.results import Outcome, Result, errored
 
 #: The check modules in the order they run (and are reported).
 _MODULES: tuple[types.ModuleType, ...] = (forward, autodiff, forward_mode, second_order, transforms, derivative,
@@ -67,4 +70,41 @@ def _registered(module: types.ModuleType) -> Check:
 #: Check name -> :class:`Check`, in the order they run.
 CHECKS: dict[str, Check] = {c.name: c for c in map(_registered, _MODULES)}
 
-__all__ = ["CHECKS", "Check", "Context", "ReferenceUncomputable"]
+def context(candidate: Any, opts: Mapping[str, Any], tape: Any = None) -> Context | str:
+  """The checks' shared context for a candidate (``opts``: dtypes, is_reference, hypothesis_examples),
+  its outputs recorded or replayed on ``tape`` (:mod:`verification.core.tape`); or a message why there is
+  none (no reference surrogate of that name and parameters)."""
+  import numpy as np
+
+  from verification.core.evaluate import Evaluator, describe
+
+  try:
+    reference = candidate.reference()
+  except Exception as exc:
+    return (f"{candidate.label}: no reference surrogate {candidate.name!r} with params {dict(candidate.params)}: "
+            f"{describe(exc)}")
+  return Context(candidate, reference, Evaluator(candidate, tape), tuple(np.dtype(d) for d in opts["dtypes"]),
+                 is_reference=opts["is_reference"], hypothesis_examples=opts["hypothesis_examples"])
+
+
+def run_check(candidate: Any, ctx: Context | str, check: str) -> Result:
+  """One check as a :class:`verification.results.Result`; whatever the candidate does (raise, exit) is a
+  result, and so is a record that lacks what the judge asks for."""
+  import numpy as np
+
+  from verification.core.evaluate import describe
+
+  start = time.perf_counter()
+  if isinstance(ctx, str):
+    outcome = errored(ctx)
+  else:
+    try:
+      with np.errstate(all="ignore"):
+        outcome = CHECKS[check](ctx)
+    except BaseException as exc:  # SystemExit, KeyboardInterrupt, GeneratorExit, a library's own: the candidate's
+      outcome = errored(str(exc) if isinstance(exc, Unrecorded) else describe(exc))
+  return outcome.result(candidate.label, candidate.name, candidate.params, check, time.perf_counter() - start,
+                        candidate.notes)
+
+
+__all__ = ["CHECKS", "Check", "Context", "ReferenceUncomputable", "context", "run_check"]

@@ -43,8 +43,9 @@ def reference_evaluator(ref: surrogates.Surrogate) -> Evaluator:
   with _REFERENCE_LOCK:
     key = repr(ref)
     if key not in _REFERENCE_EVALUATORS:
-      _REFERENCE_EVALUATORS[key] = Evaluator(
-          Candidate(name=ref.name, params=ref.params, fn=ref, surrogate_fun=ref.surrogate_fun)
+      _REFERENCE_EVALUATORS[key] = Evaluator(  # the fields of the reference target's candidates: the same programs
+          Candidate(name=ref.name, params=ref.params, fn=ref, surrogate_fun=ref.surrogate_fun,
+                    surrogate_grad=ref.surrogate_grad)
       )
     return _REFERENCE_EVALUATORS[key]
 
@@ -88,9 +89,18 @@ class Context:
   def step(self) -> float:
     return numerics.fd_step(self.length)
 
+  @property
+  def tape(self) -> Any:
+    """The candidate's record (:mod:`verification.core.tape`): recording in the worker, replaying in the
+    judge, None where the checks run next to the candidate without one."""
+    return self.evaluator.tape
+
   @functools.cached_property
   def ref_eval(self) -> Evaluator:
-    return self.evaluator if self.is_reference else reference_evaluator(self.reference)
+    """The reference's evaluator. The reference target's candidate is its own reference where its outputs
+    are computed (one compilation); where they are replayed the judge computes the reference itself."""
+    replaying = self.tape is not None and self.tape.mode == "replay"
+    return self.evaluator if self.is_reference and not replaying else reference_evaluator(self.reference)
 
   def undefined(self, x: np.ndarray) -> np.ndarray:
     """Inputs where every quantity is genuinely undefined: NaN, and ±inf for a periodic surrogate."""

@@ -27,6 +27,7 @@ from verification.checks._context import (
 )
 from verification.core.candidate import Candidate
 from verification.core.evaluate import describe
+from verification.core.tape import recorded
 from verification.results import Outcome, failed, unsupported
 
 
@@ -54,10 +55,13 @@ def _run_pieces(fn: Callable, pieces: dict[str, Piece], args: dict[str, Any]) ->
   return results
 
 
-def run_eagerly(fn: Callable, pieces: dict[str, Piece], args: dict[str, Any]) -> dict[str, Any]:
+@recorded
+def run_eagerly(ctx: Context, group: str, args: dict[str, Any]) -> dict[str, Any]:
+  """The pieces of ``group`` without jit (each on its own)."""
   results: dict[str, Any] = {}
+  fn = ctx.candidate.fn
   args = jax.device_put(args)
-  for k, f in pieces.items():
+  for k, f in PIECES[group].items():
     try:
       results[k] = _to_numpy(f(fn, args))
     except Exception as exc:
@@ -126,19 +130,24 @@ def transformed(ctx: Context, group: str) -> dict[str, Any]:
   failing one is named and the other groups are unaffected."""
   if "transformed" not in ctx.memo:
     args = _transform_args(ctx)
-    fn = ctx.candidate.fn
-    try:
-      flat = _to_numpy(ctx.evaluator.program(_transformed_program)(args))
-    except Exception:
-      flat = {}
-      for g, pieces in PIECES.items():
-        try:
-          flat[g] = _to_numpy(jax.jit(lambda a, p=pieces: {k: f(fn, a) for k, f in p.items()})(args[g]))
-        except Exception:
-          flat[g] = _run_pieces(fn, pieces, args[g])
-    ctx.memo["transformed"] = flat
+    ctx.memo["transformed"] = _transformed_outputs(ctx, args)
     ctx.memo["transform_args"] = args
   return ctx.memo["transformed"][group]
+
+
+@recorded
+def _transformed_outputs(ctx: Context, args: dict[str, dict[str, Any]]) -> dict[str, Any]:
+  fn = ctx.candidate.fn
+  try:
+    return _to_numpy(ctx.evaluator.program(_transformed_program)(args))
+  except Exception:
+    flat = {}
+    for g, pieces in PIECES.items():
+      try:
+        flat[g] = _to_numpy(jax.jit(lambda a, p=pieces: {k: f(fn, a) for k, f in p.items()})(args[g]))
+      except Exception:
+        flat[g] = _run_pieces(fn, pieces, args[g])
+    return flat
 
 
 _WHAT = {"forward": "forward mode (jvp)", "second": "second order (grad of grad)", "vmap": "vmap", "jit": "jit"}
@@ -166,20 +175,22 @@ GAP_MARKERS = {
 }
 
 
-def built_with_custom_vjp(fn: Callable, x: jax.Array) -> bool:
+@recorded
+def built_with_custom_vjp(ctx: Context, x: np.ndarray) -> bool:
+  """Whether the spike function's program at x calls a ``jax.custom_vjp``."""
   try:
-    return "custom_vjp_call" in str(jax.make_jaxpr(fn)(x))
+    return "custom_vjp_call" in str(jax.make_jaxpr(ctx.candidate.fn)(jnp.asarray(x)))
   except Exception:
     return False
 
 
-def _gap(ctx: Context, capability: str, exc: BaseException, x: jax.Array) -> Outcome | None:
+def _gap(ctx: Context, capability: str, exc: BaseException, x: np.ndarray) -> Outcome | None:
   """``unsupported`` where ``exc`` says the candidate's mechanism lacks the capability; None otherwise."""
   text = f"{type(exc).__name__}: {exc}"
   if not (isinstance(exc, NotImplementedError) or any(m in text.lower() for m in GAP_MARKERS[capability])):
     return None
   first = text.strip().splitlines()[0]
-  if capability in ("forward", "second") and built_with_custom_vjp(ctx.candidate.fn, x):
+  if capability in ("forward", "second") and built_with_custom_vjp(ctx, np.asarray(x)):
     reason, mechanism = "built with jax.custom_vjp, which has no forward mode; jax.custom_jvp gives both", "custom_vjp"
   else:
     reason, mechanism = f"its mechanism has no {_WHAT[capability]} rule", "other"
@@ -187,7 +198,7 @@ def _gap(ctx: Context, capability: str, exc: BaseException, x: jax.Array) -> Out
                      mechanism=mechanism, error=first)
 
 
-def raised(ctx: Context, capability: str, what: str, exc: BaseException, x: jax.Array) -> Outcome:
+def raised(ctx: Context, capability: str, what: str, exc: BaseException, x: np.ndarray) -> Outcome:
   """A transform raised: ``unsupported`` where the capability is missing, else a defect."""
   return _gap(ctx, capability, exc, x) or failed(f"{what} raised {describe(exc)}")
 

@@ -26,6 +26,14 @@ backward that is not differentiable, a graph break under ``fullgraph=True``) is 
 its capability, the reason and the fix for that mechanism; where several are missing the first is the
 result's capability and all are listed under ``missing``. This module imports torch only when called
 (:func:`import_torch`).
+
+The candidate runs only in the ``torch_*`` functions, marked :func:`~verification.core.tape.recorded`:
+each takes the inputs the harness chose (NumPy arrays, numbers, strings) and returns the candidate's raw
+outputs as data (float64 arrays, dtype names, flags such as "the version counter moved", and the
+exception a transform raised, as a value); they run in the worker and are replayed in the judge process.
+Everything that decides (the points, the cotangents and their rounding, the tolerances,
+:meth:`Judge.compare`, :func:`classify`) runs outside them, in both processes, and the judge's copy
+decides.
 """
 
 from __future__ import annotations
@@ -39,6 +47,7 @@ import numpy as np
 
 from verification.checks._context import G_SLOPE_REASON, g_slope
 from verification.core import numerics, tolerances
+from verification.core.tape import recorded
 from verification.results import Outcome, failed, passed, unsupported
 
 F64 = np.dtype(np.float64)
@@ -99,34 +108,12 @@ def classify(exc: BaseException, default: str | None) -> tuple[str, str, str] | 
   return None
 
 
-def custom_ops(fn: Callable[[Any], Any], x: Any) -> tuple[str, ...]:
-  """The operators outside torch's own namespaces that ``fn(x)`` dispatches (``torch.library`` custom
-  ops, ``ns::name``), recorded with a ``TorchDispatchMode``; () where none or where fn raises."""
-  torch = import_torch()
-  from torch.utils._python_dispatch import TorchDispatchMode
-
-  seen: set[str] = set()
-
-  class Record(TorchDispatchMode):
-    def __torch_dispatch__(self, func, types_, args=(), kwargs=None):
-      if getattr(func, "namespace", "aten") not in _TORCH_NAMESPACES:
-        seen.add(str(getattr(func, "_schema", func)).split("(")[0])
-      return func(*args, **(kwargs or {}))
-
-  try:
-    with Record(), torch.enable_grad():
-      fn(x.detach().clone().requires_grad_(True))
-  except Exception:
-    return ()
-  return tuple(sorted(seen))
-
-
 class Judge:
-  """Collects failures and missing capabilities for one candidate."""
+  """Collects failures and missing capabilities for one candidate (in both processes: the judge's copy
+  decides). It never calls the candidate: the ``torch_*`` functions do, recorded."""
 
   def __init__(self, ctx: Any) -> None:
     self.ctx = ctx
-    self.fn: Callable[[Any], Any] = ctx.candidate.fn
     self.failures: list[dict[str, Any]] = []
     self.missing: list[dict[str, Any]] = []
 
@@ -135,8 +122,7 @@ class Judge:
     """The custom ops the spike function calls (memoised per candidate)."""
     memo = self.ctx.memo
     if "torch_custom_ops" not in memo:
-      torch = import_torch()
-      memo["torch_custom_ops"] = custom_ops(self.fn, torch.linspace(-1, 1, 4, dtype=torch.float64))
+      memo["torch_custom_ops"] = tuple(torch_custom_ops(self.ctx))
     return memo["torch_custom_ops"]
 
   def lacks(self, capability: str, message: str, fix: str) -> None:
@@ -180,7 +166,8 @@ def as_numpy(t: Any) -> np.ndarray:
 
 
 def grad_of(fn: Callable, x: Any, ct: Any, create_graph: bool = False) -> Any:
-  """d<ct, fn(x)>/dx by ``torch.autograd.grad`` (zeros where the output does not depend on x)."""
+  """d<ct, fn(x)>/dx by ``torch.autograd.grad`` (zeros where the output does not depend on x). Runs the
+  candidate: for the bodies of recorded functions only."""
   torch = import_torch()
   with torch.enable_grad():
     xr = x.detach().clone().requires_grad_(True) if not create_graph else x
@@ -189,43 +176,228 @@ def grad_of(fn: Callable, x: Any, ct: Any, create_graph: bool = False) -> Any:
   return torch.zeros_like(xr) if g is None else g
 
 
-def vjp_and_mutation(j: Judge, x: np.ndarray, ct: np.ndarray, g: np.ndarray, tol: np.ndarray) -> None:
+# -------------------------------------------------------------------------------------------------
+# Where the candidate runs: recorded (verification.core.tape). Each takes the inputs the harness chose
+# and returns the candidate's raw outputs as data; an exception the check turns into a result comes back
+# as a value (as the try around the same call did before), any other one is raised.
+# -------------------------------------------------------------------------------------------------
+
+
+@recorded
+def torch_custom_ops(ctx: Any) -> tuple[str, ...]:
+  """The operators outside torch's own namespaces that the spike function dispatches on
+  ``torch.linspace(-1, 1, 4)`` in float64 (``torch.library`` custom ops, ``ns::name``), recorded with a
+  ``TorchDispatchMode``; () where none or where it raises."""
+  torch = import_torch()
+  from torch.utils._python_dispatch import TorchDispatchMode
+
+  fn = ctx.candidate.fn
+  x = torch.linspace(-1, 1, 4, dtype=torch.float64)
+  seen: set[str] = set()
+
+  class Record(TorchDispatchMode):
+    def __torch_dispatch__(self, func, types_, args=(), kwargs=None):
+      if getattr(func, "namespace", "aten") not in _TORCH_NAMESPACES:
+        seen.add(str(getattr(func, "_schema", func)).split("(")[0])
+      return func(*args, **(kwargs or {}))
+
+  try:
+    with Record(), torch.enable_grad():
+      fn(x.detach().clone().requires_grad_(True))
+  except Exception:
+    return ()
+  return tuple(sorted(seen))
+
+
+@recorded
+def torch_gradient(ctx: Any, x: np.ndarray) -> np.ndarray:
+  """g at x (float64): ``torch.autograd.grad`` of the spike function with a cotangent of ones."""
+  torch = import_torch()
+  ones = torch.ones(np.shape(x), dtype=torch.float64)
+  return as_numpy(grad_of(ctx.candidate.fn, torch.from_numpy(np.asarray(x, F64).copy()), ones))
+
+
+@recorded
+def torch_output_dtype(ctx: Any, x: np.ndarray) -> str:
+  """The dtype of the spike function's output at x, as torch prints it (``"torch.float64"``)."""
+  torch = import_torch()
+  return str(ctx.candidate.fn(torch.from_numpy(x.copy())).dtype)
+
+
+@recorded
+def torch_vjp(ctx: Any, x: np.ndarray, ct: np.ndarray) -> dict[str, Any] | Exception:
+  """``autograd.grad(fn(x), x, grad_outputs=ct)`` (None where autograd gives none), and the input and
+  the cotangent as they are after it, with whether their version counters moved; or what it raised."""
   torch = import_torch()
   xt = torch.from_numpy(x.copy()).requires_grad_(True)
   ctt = torch.from_numpy(ct.copy())
   versions = (xt._version, ctt._version)
   try:
     with torch.enable_grad():
-      (got,) = torch.autograd.grad(j.fn(xt), xt, grad_outputs=ctt, allow_unused=True)
+      (got,) = torch.autograd.grad(ctx.candidate.fn(xt), xt, grad_outputs=ctt, allow_unused=True)
   except Exception as exc:
-    j.fail(f"the VJP with a random cotangent raised {describe(exc)}")
+    return exc
+  return {"vjp": None if got is None else as_numpy(got),
+          "x_after": as_numpy(xt), "x_version_moved": xt._version != versions[0],
+          "ct_after": as_numpy(ctt), "ct_version_moved": ctt._version != versions[1]}
+
+
+@recorded
+def torch_forward_ad(ctx: Any, x: np.ndarray, t: np.ndarray) -> dict[str, Any] | Exception:
+  """The primal and tangent (None where torch gives none) of ``torch.autograd.forward_ad`` at x with
+  tangent t, and the spike function at x without grad; or what forward mode raised."""
+  torch = import_torch()
+  import torch.autograd.forward_ad as fwad
+
+  fn = ctx.candidate.fn
+  try:
+    with fwad.dual_level():
+      out = fn(fwad.make_dual(torch.from_numpy(x.copy()), torch.from_numpy(t.copy())))
+      primal, tangent = fwad.unpack_dual(out)
+  except Exception as exc:
+    return exc
+  with torch.no_grad():
+    h = as_numpy(fn(torch.from_numpy(x.copy())))
+  return {"h": h, "primal": as_numpy(primal), "tangent": None if tangent is None else as_numpy(tangent)}
+
+
+@recorded
+def torch_double_backward(ctx: Any, x: np.ndarray) -> dict[str, Any] | Exception:
+  """The gradient's derivative by double backward (``create_graph=True``; None where autograd gives none)
+  and whether the gradient has a graph at all; or what it raised."""
+  torch = import_torch()
+  xt = torch.from_numpy(x.copy()).requires_grad_(True)
+  try:
+    with torch.enable_grad():
+      g1 = grad_of(ctx.candidate.fn, xt, torch.ones_like(xt), create_graph=True)
+      g2 = None
+      if g1.requires_grad:
+        (g2,) = torch.autograd.grad(g1.sum(), xt, allow_unused=True)
+  except Exception as exc:
+    return exc
+  return {"has_graph": bool(g1.requires_grad), "second": None if g2 is None else as_numpy(g2)}
+
+
+@recorded
+def torch_vmap(ctx: Any, x: np.ndarray) -> dict[str, Any]:
+  """The spike function at x (no grad), then ``torch.func.vmap(fn)`` and ``torch.func.vmap(torch.func.grad
+  (fn))`` at x, each its value or what it raised (the second is not tried where the first raised)."""
+  torch = import_torch()
+  fn = ctx.candidate.fn
+  with torch.no_grad():
+    out: dict[str, Any] = {"h": as_numpy(fn(torch.from_numpy(x.copy())))}
+  for key, transform in (("vmap", lambda: torch.func.vmap(fn)),
+                         ("vmap_grad", lambda: torch.func.vmap(torch.func.grad(fn)))):
+    try:
+      got = transform()(torch.from_numpy(x.copy()))
+    except Exception as exc:
+      out[key] = exc
+      break
+    out[key] = as_numpy(got)
+  return out
+
+
+@recorded
+def torch_compiled(ctx: Any, x: np.ndarray, mode: str) -> dict[str, Any] | Exception:
+  """``torch.compile(fn, fullgraph=True, backend=mode)`` at x (float32): the forward and the gradient (a
+  cotangent of ones), compiled and eager; or what compiling or the compiled function raised."""
+  torch = import_torch()
+  fn = ctx.candidate.fn
+  x32 = torch.from_numpy(x.copy())
+  try:
+    compiled = torch.compile(fn, fullgraph=True, backend=mode)
+    y_c = compiled(x32)
+    g_c = grad_of(compiled, x32, torch.ones_like(x32))
+  except Exception as exc:
+    return exc
+  finally:
+    torch._dynamo.reset()  # the next candidate compiles afresh (and the cache does not grow)
+  y_e, g_e = fn(x32.clone()), grad_of(fn, x32, torch.ones_like(x32))
+  return {"forward": as_numpy(y_c), "gradient": as_numpy(g_c), "eager_forward": as_numpy(y_e),
+          "eager_gradient": as_numpy(g_e)}
+
+
+@recorded
+def torch_dtypes(ctx: Any, x: np.ndarray, name: str) -> dict[str, Any] | Exception:
+  """The dtypes (as torch prints them) of the spike function's output and of its gradient (a cotangent of
+  ones; None where autograd gives none) for x in the torch dtype ``name``; or what either raised."""
+  torch = import_torch()
+  xt = torch.from_numpy(x.copy()).to(getattr(torch, name)).requires_grad_(True)
+  try:
+    with torch.enable_grad():
+      y = ctx.candidate.fn(xt)
+      (g,) = torch.autograd.grad(y, xt, grad_outputs=torch.ones_like(y), allow_unused=True)
+  except Exception as exc:
+    return exc
+  return {"forward": str(y.dtype), "gradient": None if g is None else str(g.dtype)}
+
+
+@recorded
+def torch_layouts(ctx: Any, xs: np.ndarray, cts: np.ndarray) -> dict[str, Any]:
+  """The spike function at xs (16 points), then, in order, for non-contiguous and expanded inputs: the
+  forward and the VJP (cotangent cts) of a stride-2 view of a (16, 2) buffer (the VJP is the buffer's),
+  the gradient of a transposed 4×4 matrix, and the forward and the VJP (cotangent cts[:5]) of xs[0]
+  expanded to 5 (a float); None where autograd gives none. The list ends with the first exception raised."""
+  torch = import_torch()
+  fn = ctx.candidate.fn
+  h = as_numpy(fn(torch.from_numpy(xs.copy())).detach())
+  outputs: list[Any] = []
+  try:
+    # Every other element of a (n, 2) buffer: a non-contiguous view with stride 2.
+    base = torch.from_numpy(np.stack([xs, -xs], axis=1).copy()).requires_grad_(True)
+    view = base[:, 0]
+    with torch.enable_grad():
+      y = fn(view)
+      (gb,) = torch.autograd.grad(y, base, grad_outputs=torch.from_numpy(cts.copy()), allow_unused=True)
+    outputs.append(as_numpy(y))
+    outputs.append(None if gb is None else as_numpy(gb))
+    # A transposed matrix.
+    m = torch.from_numpy(xs.reshape(4, 4).copy()).requires_grad_(True)
+    with torch.enable_grad():
+      yt = fn(m.t())
+      (gm,) = torch.autograd.grad(yt, m, grad_outputs=torch.ones_like(yt), allow_unused=True)
+    outputs.append(None if gm is None else as_numpy(gm))
+    # An expanded scalar: stride 0, every element the same memory.
+    x0 = torch.tensor(float(xs[0]), dtype=torch.float64).requires_grad_(True)
+    with torch.enable_grad():
+      ye = fn(x0.expand(5))
+      (g0,) = torch.autograd.grad(ye, x0, grad_outputs=torch.from_numpy(cts[:5].copy()), allow_unused=True)
+    outputs.append(as_numpy(ye))
+    outputs.append(None if g0 is None else float(g0))
+  except Exception as exc:
+    outputs.append(exc)
+  return {"h": h, "outputs": outputs}
+
+
+# -------------------------------------------------------------------------------------------------
+# The judging: the candidate's recorded outputs against what the harness computes itself.
+# -------------------------------------------------------------------------------------------------
+
+
+def vjp_and_mutation(j: Judge, x: np.ndarray, ct: np.ndarray, g: np.ndarray, tol: np.ndarray) -> None:
+  out = torch_vjp(j.ctx, x, ct)
+  if isinstance(out, Exception):
+    j.fail(f"the VJP with a random cotangent raised {describe(out)}")
     return
-  got = torch.zeros_like(xt) if got is None else got
-  j.compare("the VJP is not ct·g(x) for a random cotangent (autograd.grad with grad_outputs)", x, ct * g, as_numpy(got),
+  got = np.zeros_like(x) if out["vjp"] is None else out["vjp"]
+  j.compare("the VJP is not ct·g(x) for a random cotangent (autograd.grad with grad_outputs)", x, ct * g, got,
             tol, dtype="float64")
-  if not np.array_equal(as_numpy(ctt), ct) or ctt._version != versions[1]:
+  if not np.array_equal(out["ct_after"], ct) or out["ct_version_moved"]:
     j.fail("the backward modifies the cotangent in place (grad_output); clone it before writing to it",
            dtype="float64")
-  if not np.array_equal(as_numpy(xt), x) or xt._version != versions[0]:
+  if not np.array_equal(out["x_after"], x) or out["x_version_moved"]:
     j.fail("the spike function modifies its input in place", dtype="float64")
 
 
 def forward_mode(j: Judge, x: np.ndarray, t: np.ndarray, g: np.ndarray, tol: np.ndarray) -> None:
   """The forward_ad primal is H and its tangent g·t; no tangent where g ≠ 0 is the capability missing."""
-  torch = import_torch()
-  import torch.autograd.forward_ad as fwad
-
-  try:
-    with fwad.dual_level():
-      out = j.fn(fwad.make_dual(torch.from_numpy(x.copy()), torch.from_numpy(t.copy())))
-      primal, tangent = fwad.unpack_dual(out)
-  except Exception as exc:
-    j.error("forward mode (torch.autograd.forward_ad)", exc, "forward")
+  out = torch_forward_ad(j.ctx, x, t)
+  if isinstance(out, Exception):
+    j.error("forward mode (torch.autograd.forward_ad)", out, "forward")
     return
-  with torch.no_grad():
-    h = as_numpy(j.fn(torch.from_numpy(x.copy())))
-  j.compare("the forward-mode primal is not H(x) (torch.autograd.forward_ad)", x, h, as_numpy(primal), 0.0,
+  j.compare("the forward-mode primal is not H(x) (torch.autograd.forward_ad)", x, out["h"], out["primal"], 0.0,
             dtype="float64")
+  tangent = out["tangent"]
   if tangent is None and np.any(g * t != 0):
     ops = j.custom_ops
     what = f"the custom op {', '.join(ops)}" if ops else "an operation of the spike function"
@@ -233,27 +405,21 @@ def forward_mode(j: Judge, x: np.ndarray, t: np.ndarray, g: np.ndarray, tol: np.
             f"the tangent of {what} silently (it has no forward-mode formula)",
             _CUSTOM_FORWARD_FIX if ops else "write the autograd.Function's jvp staticmethod (tangent times g)")
     return
-  got = np.zeros_like(x) if tangent is None else as_numpy(tangent)
+  got = np.zeros_like(x) if tangent is None else tangent
   j.compare("the forward-mode tangent is not g(x)·t (torch.autograd.forward_ad)", x, g * t, got, tol,
             dtype="float64")
 
 
 def second_order(j: Judge, x: np.ndarray, gfun: Callable[[np.ndarray], np.ndarray]) -> None:
-  torch = import_torch()
+  """Double backward against Richardson differences of ``gfun`` (g at any points: :func:`torch_gradient`)."""
   ctx = j.ctx
-  xt = torch.from_numpy(x.copy()).requires_grad_(True)
-  try:
-    with torch.enable_grad():
-      g1 = grad_of(j.fn, xt, torch.ones_like(xt), create_graph=True)
-      g2 = None
-      if g1.requires_grad:
-        (g2,) = torch.autograd.grad(g1.sum(), xt, allow_unused=True)
-  except Exception as exc:
-    j.error("second order (double backward)", exc, "second")
+  out = torch_double_backward(ctx, x)
+  if isinstance(out, Exception):
+    j.error("second order (double backward)", out, "second")
     return
-  second = np.zeros_like(x) if g2 is None else as_numpy(g2)
+  second = np.zeros_like(x) if out["second"] is None else out["second"]
   fd, tol = g_slope(ctx, gfun, x)
-  if not g1.requires_grad:
+  if not out["has_graph"]:
     # No graph behind the gradient: torch's second derivative is 0. Right where g is piecewise
     # constant off the kinks (LeakyRelu, Boxcar: g' = 0); elsewhere the mechanism lacks second order.
     if np.any(np.abs(fd) > tol):
@@ -267,120 +433,108 @@ def second_order(j: Judge, x: np.ndarray, gfun: Callable[[np.ndarray], np.ndarra
 
 def vmap_grad(j: Judge, x: np.ndarray, g: np.ndarray, tol: np.ndarray) -> None:
   """``torch.func.vmap(fn)`` = fn (exact) and ``torch.func.vmap(torch.func.grad(fn))`` = g."""
-  torch = import_torch()
-  with torch.no_grad():
-    h = as_numpy(j.fn(torch.from_numpy(x.copy())))
-  for what, transform, expected, bound, of in (
-      ("torch.func.vmap(fn)", lambda: torch.func.vmap(j.fn), h, 0.0, "fn (a wrong batching rule)"),
-      ("torch.func.vmap(torch.func.grad(fn))", lambda: torch.func.vmap(torch.func.grad(j.fn)), g, tol, "g")):
-    try:
-      got = transform()(torch.from_numpy(x.copy()))
-    except Exception as exc:
-      j.error(what, exc, "vmap")
+  out = torch_vmap(j.ctx, x)
+  for key, what, expected, bound, of in (
+      ("vmap", "torch.func.vmap(fn)", out["h"], 0.0, "fn (a wrong batching rule)"),
+      ("vmap_grad", "torch.func.vmap(torch.func.grad(fn))", g, tol, "g")):
+    got = out[key]
+    if isinstance(got, Exception):
+      j.error(what, got, "vmap")
       return
-    j.compare(f"{what} is not {of}", x, expected, as_numpy(got), bound, dtype="float64")
+    j.compare(f"{what} is not {of}", x, expected, got, bound, dtype="float64")
 
 
 def compiled(j: Judge, x: np.ndarray, mode: str) -> None:
-  torch = import_torch()
-  x32 = torch.from_numpy(x[:8].astype(np.float32))
-  try:
-    compiled = torch.compile(j.fn, fullgraph=True, backend=mode)
-    y_c = compiled(x32)
-    g_c = grad_of(compiled, x32, torch.ones_like(x32))
-  except Exception as exc:
-    j.error(f"torch.compile(fn, fullgraph=True, backend={mode!r})", exc, "jit")
+  out = torch_compiled(j.ctx, x[:8].astype(np.float32), mode)
+  if isinstance(out, Exception):
+    j.error(f"torch.compile(fn, fullgraph=True, backend={mode!r})", out, "jit")
     return
-  finally:
-    torch._dynamo.reset()  # the next candidate compiles afresh (and the cache does not grow)
-  y_e, g_e = j.fn(x32.clone()), grad_of(j.fn, x32, torch.ones_like(x32))
   eps = tolerances.eps(np.float32)
-  j.compare("torch.compile(fullgraph=True) forward differs from eager", x[:8], as_numpy(y_e), as_numpy(y_c), 0.0,
-            dtype="float32")
-  j.compare("torch.compile(fullgraph=True) gradient differs from eager", x[:8], as_numpy(g_e), as_numpy(g_c),
-            tolerances.K_WIRING * eps * j.ctx.peak, dtype="float32",
+  j.compare("torch.compile(fullgraph=True) forward differs from eager", x[:8], out["eager_forward"], out["forward"],
+            0.0, dtype="float32")
+  j.compare("torch.compile(fullgraph=True) gradient differs from eager", x[:8], out["eager_gradient"],
+            out["gradient"], tolerances.K_WIRING * eps * j.ctx.peak, dtype="float32",
             reason="same formula, fused code may round differently: a few float32 ulp of the peak")
 
 
 def dtypes(j: Judge, x: np.ndarray) -> None:
-  torch = import_torch()
   for name in DTYPES:
-    want = getattr(torch, name)
-    xt = torch.from_numpy(x[:8].copy()).to(want).requires_grad_(True)
-    try:
-      with torch.enable_grad():
-        y = j.fn(xt)
-        (g,) = torch.autograd.grad(y, xt, grad_outputs=torch.ones_like(y), allow_unused=True)
-    except Exception as exc:
-      j.fail(f"forward or gradient raised {describe(exc)} on a {name} input", dtype=name)
+    out = torch_dtypes(j.ctx, x[:8], name)
+    if isinstance(out, Exception):
+      j.fail(f"forward or gradient raised {describe(out)} on a {name} input", dtype=name)
       continue
-    if y.dtype != want:
-      j.fail(f"the forward returns {str(y.dtype).removeprefix('torch.')} for a {name} input", dtype=name,
-             got_dtype=str(y.dtype))
-    if g is not None and g.dtype != want:
-      j.fail(f"the gradient is {str(g.dtype).removeprefix('torch.')} for a {name} input", dtype=name,
-             got_dtype=str(g.dtype))
+    want = f"torch.{name}"
+    if out["forward"] != want:
+      j.fail(f"the forward returns {out['forward'].removeprefix('torch.')} for a {name} input", dtype=name,
+             got_dtype=out["forward"])
+    if out["gradient"] is not None and out["gradient"] != want:
+      j.fail(f"the gradient is {out['gradient'].removeprefix('torch.')} for a {name} input", dtype=name,
+             got_dtype=out["gradient"])
 
 
 def layouts(j: Judge, x: np.ndarray, ct: np.ndarray, g: np.ndarray, tol: np.ndarray) -> None:
-  torch = import_torch()
   n = 16
   xs, cts = x[:n], ct[:n]
-  h = as_numpy(j.fn(torch.from_numpy(xs.copy())).detach())
+  out = torch_layouts(j.ctx, xs, cts)
+  h = out["h"]
+  outputs = iter(out["outputs"])
+
+  def take() -> Any:
+    """The next output, or the exception the candidate raised at that point (raised here, where the
+    judging stops)."""
+    value = next(outputs)
+    if isinstance(value, Exception):
+      raise value
+    return value
+
   try:
-    # Every other element of a (n, 2) buffer: a non-contiguous view with stride 2.
-    base = torch.from_numpy(np.stack([xs, -xs], axis=1).copy()).requires_grad_(True)
-    view = base[:, 0]
-    with torch.enable_grad():
-      y = j.fn(view)
-      (gb,) = torch.autograd.grad(y, base, grad_outputs=torch.from_numpy(cts.copy()), allow_unused=True)
-    j.compare("forward of a non-contiguous view differs from the contiguous input", xs, h, as_numpy(y), 0.0)
-    got = np.zeros(n) if gb is None else as_numpy(gb)[:, 0]
+    y = take()
+    j.compare("forward of a non-contiguous view differs from the contiguous input", xs, h, y, 0.0)
+    gb = take()
+    got = np.zeros(n) if gb is None else gb[:, 0]
     j.compare("the VJP of a non-contiguous view differs from the contiguous input", xs, cts * g[:n], got, tol[:n])
-    # A transposed matrix.
-    m = torch.from_numpy(xs.reshape(4, 4).copy()).requires_grad_(True)
-    with torch.enable_grad():
-      yt = j.fn(m.t())
-      (gm,) = torch.autograd.grad(yt, m, grad_outputs=torch.ones_like(yt), allow_unused=True)
+    gm = take()
     j.compare("the gradient of a transposed (non-contiguous) matrix differs", xs, g[:n],
-              np.zeros(n) if gm is None else as_numpy(gm).reshape(-1), tol[:n])
-    # An expanded scalar: stride 0, every element the same memory.
-    x0 = torch.tensor(float(xs[0]), dtype=torch.float64).requires_grad_(True)
-    with torch.enable_grad():
-      ye = j.fn(x0.expand(5))
-      (g0,) = torch.autograd.grad(ye, x0, grad_outputs=torch.from_numpy(cts[:5].copy()), allow_unused=True)
-    j.compare("forward of an expanded input differs", np.repeat(xs[:1], 5), np.repeat(h[:1], 5), as_numpy(ye), 0.0)
+              np.zeros(n) if gm is None else gm.reshape(-1), tol[:n])
+    ye = take()
+    j.compare("forward of an expanded input differs", np.repeat(xs[:1], 5), np.repeat(h[:1], 5), ye, 0.0)
+    g0 = take()
     j.compare("the gradient through an expanded input is not Σct·g(x0)", xs[:1], [cts[:5].sum() * g[0]],
-              [0.0 if g0 is None else float(g0)], 5 * tol[:1])
+              [0.0 if g0 is None else g0], 5 * tol[:1])
   except Exception as exc:
     j.fail(f"a non-contiguous or expanded input raised {describe(exc)}")
 
 
+def _dtype_named(name: str) -> Any:
+  """The dtype :func:`torch_output_dtype` recorded: torch's (``"torch.float32"``), else NumPy's (a forward
+  that returned an array, whose dtype ``Tensor.to`` refuses)."""
+  torch = import_torch()
+  return getattr(torch, name.removeprefix("torch.")) if name.startswith("torch.") else np.dtype(name)
+
+
 def prepare(ctx: Any) -> types.SimpleNamespace | Outcome:
   """What every torch form judges with (memoised per candidate): 64 float64 points x off the kinks, a
-  random cotangent ct (rounded to the forward's output dtype), g at x, ``gfun`` (g at any points) and
-  the wiring tolerance; a ``fail`` outcome where the forward or the gradient raises."""
+  random cotangent ct (rounded to the forward's output dtype), g at x, ``gfun`` (g at any points,
+  recorded) and the wiring tolerance; a ``fail`` outcome where the forward or the gradient raises."""
   if "torch" in ctx.memo:
     return ctx.memo["torch"]
   torch = import_torch()
-  fn = ctx.candidate.fn
   x = numerics.sample_points(ctx.length, ctx.reference.kinks(), 8 * ctx.step, n=64, seed=ctx.seed, span=4.0)
   x = x.astype(F64)
   ct = np.random.default_rng(ctx.seed + 1).normal(size=x.shape) * 2.0 + 0.5
 
   def gfun(v: np.ndarray) -> np.ndarray:
-    ones = torch.ones(np.shape(v), dtype=torch.float64)
-    return as_numpy(grad_of(fn, torch.from_numpy(np.asarray(v, F64).copy()), ones))
+    return torch_gradient(ctx, np.asarray(v, F64))
 
   try:
     g = gfun(x)
-    out_dtype = fn(torch.from_numpy(x[:1].copy())).dtype
+    out_dtype = torch_output_dtype(ctx, x[:1])
   except Exception as exc:
     out = failed(f"the VJP (torch.autograd.grad) raised {describe(exc)}", dtype="float64")
   else:
     # autograd casts the cotangent to the output's dtype: where the forward changes the dtype (the
-    # autodiff check reports it), the VJP is judged with the cotangent as rounded to it.
-    ct = as_numpy(torch.from_numpy(ct).to(out_dtype))
+    # autodiff check reports it), the VJP is judged with the cotangent as rounded to it (by torch, here).
+    ct = as_numpy(torch.from_numpy(ct).to(_dtype_named(out_dtype)))
     # Same computation in the same dtype, only the final product rounds differently: a few ulp.
     tol = tolerances.K_WIRING * tolerances.eps(F64) * ctx.peak * (1 + np.abs(ct))
     out = types.SimpleNamespace(x=x, ct=ct, g=g, gfun=gfun, tol=tol)

@@ -31,9 +31,10 @@ from verification.checks._context import (
   wiring_points,
   wiring_tolerance,
 )
-from verification.checks._jax import PIECES, run_eagerly, transformed
+from verification.checks._jax import run_eagerly, transformed
 from verification.core import tolerances
 from verification.core.evaluate import describe
+from verification.core.tape import recorded
 from verification.results import Outcome, failed
 
 
@@ -49,7 +50,7 @@ def check(ctx: Context) -> Outcome:
   ct = cotangent(ctx, x)
   out = transformed(ctx, "autodiff")
   if isinstance(out["vjp"], Exception):  # judge reverse mode even where jit is missing (the transforms check says so)
-    eager = run_eagerly(ctx.candidate.fn, PIECES["autodiff"], ctx.memo["transform_args"]["autodiff"])
+    eager = run_eagerly(ctx, "autodiff", ctx.memo["transform_args"]["autodiff"])
     out = eager if not isinstance(eager["vjp"], Exception) else out
   out["g"] = ctx.evaluator.evaluate(x, ("g",))["g"]
   if isinstance(out["g"], Exception):
@@ -113,7 +114,7 @@ def check_numpy(ctx: Context) -> Outcome:
   tol = wiring_tolerance(ctx, F64, ct)
   c = Comparisons()
   try:
-    got = np.asarray(ctx.candidate.vjp(x, ct), F64)
+    got = _numpy_vjp(ctx, x, ct)
   except Exception as exc:
     return failed(f"vjp(x, ct) with a random cotangent raised {describe(exc)}", dtype="float64")
   c.compare("vjp(x, ct) is not ct·g(x) for a random cotangent (the gradient ignores or misuses the cotangent)",
@@ -122,6 +123,11 @@ def check_numpy(ctx: Context) -> Outcome:
   return c.outcome("vjp(x, ct) = ct·g for random cotangents" + (", surrogate_grad = g" if _declares_sg(ctx) else "")
                    + " (float64; the candidate's own forward and vjp: no transforms to judge)",
                    tolerance=f"{tolerances.K_WIRING:g}·eps·peak·(1 + |ct|)", dtype="float64")
+
+
+@recorded
+def _numpy_vjp(ctx: Context, x: np.ndarray, ct: np.ndarray) -> np.ndarray:
+  return np.asarray(ctx.candidate.vjp(x, ct), F64)
 
 
 def _declares_sg(ctx: Context) -> bool:

@@ -17,19 +17,25 @@ import numpy as np
 from verification.checks._context import F64, SHAPES, Context, flushed, forward_inputs, shaped, shapes_dtype
 from verification.checks._jax import transformed
 from verification.core.evaluate import CandidateError, describe
+from verification.core.tape import recorded
 from verification.results import Outcome, convention, failed, passed
 
 
 def _call_forward_shapes(ctx: Context, x: np.ndarray) -> list[np.ndarray | Exception]:
   """The forward at each of :data:`SHAPES` (in the transformed program: no compilation of its own)."""
-  c = ctx.candidate
-  xs = shaped(x)
-  if c.backend == "jax":
+  if ctx.candidate.backend == "jax":
     out = transformed(ctx, "forward")["shapes"]
     if not isinstance(out, Exception):
       return list(out)
+  return _forward_each(ctx, shaped(x))
+
+
+@recorded
+def _forward_each(ctx: Context, xs: list[np.ndarray]) -> list[np.ndarray | Exception]:
+  """The forward at each input on its own (names the shape that fails)."""
+  c = ctx.candidate
   out: list[np.ndarray | Exception] = []
-  for v in xs:  # name the shape that fails
+  for v in xs:
     try:
       out.append(np.asarray(jax.jit(c.fn)(v) if c.backend == "jax" else c.forward(v)))
     except Exception as exc:

@@ -29,6 +29,7 @@ import numpy as np
 
 from verification.core import evaluate, numerics, tolerances
 from verification.core.evaluate import describe
+from verification.core.tape import recorded
 from verification.results import Outcome, failed, passed, skipped
 
 F64 = np.dtype(np.float64)
@@ -113,26 +114,13 @@ def _check_one(ctx: Any, name: str, x: np.ndarray, ct: np.ndarray) -> tuple[str,
   h = theta_step(theta)
   delta = 0.25 * (abs(theta) or 1.0)
   thetas = np.array([theta, theta + delta, *(theta + k * h for k in _STENCIL)])
-  (both, single_fn, batch_fn), free = _programs(ctx, name)
   m = x.size
   xp, ctp = np.resize(x, max(POINTS, m)), np.resize(ct, max(POINTS, m))
   where = f"'{name}' = {theta:g}"
-
-  def numpy(out: dict[str, Any]) -> dict[str, np.ndarray]:
-    return {k: np.asarray(v, F64)[..., :m] for k, v in out.items()}
-
-  try:
-    single, batch = map(numpy, both(free, np.float64(theta), thetas, xp, ctp))
-  except Exception:  # which transform fails
-    try:
-      single = numpy(single_fn(free, np.float64(theta), xp, ctp))
-    except Exception as exc:
-      return f"the spike function cannot be differentiated in {where} under jit: {describe(exc)}", {}
-    try:
-      batch = numpy(batch_fn(free, thetas, xp, ctp))
-    except Exception as exc:
-      return (f"the spike function cannot be differentiated in {where} under vmap over '{name}': {describe(exc)}",
-              {})
+  outputs = _parameter_outputs(ctx, name, theta, thetas, xp, ctp, m)
+  if isinstance(outputs, str):
+    return outputs.replace("{where}", where), {}
+  single, batch = outputs
 
   # 1. H does not depend on θ: exactly 0
   for label, dH, at in (("jit", single["dH"][None], thetas[:1]), ("vmap", batch["dH"], thetas)):
@@ -150,9 +138,8 @@ def _check_one(ctx: Any, name: str, x: np.ndarray, ct: np.ndarray) -> tuple[str,
   # parameter scales at most like (1.25)² there)
   condition = 2 * np.abs(x * ctx.ref(x, "d2H"))
   for j, value in enumerate(thetas[:2]):
-    try:  # eagerly: the parameter is a Python number in every operation (and nothing is compiled per value)
-      concrete = np.asarray(jax.vmap(jax.grad(c.factory(**{**params, name: float(value)})))(jax.device_put(xp)),
-                            F64)[:m]
+    try:
+      concrete = _concrete_g(ctx, name, float(value), xp, m)
     except Exception as exc:
       return f"the factory at {name} = {value:g} (a number) cannot be differentiated: {describe(exc)}", {}
     traced = single["g"] if j == 0 else batch["g"][1]
@@ -195,6 +182,36 @@ def _check_one(ctx: Any, name: str, x: np.ndarray, ct: np.ndarray) -> tuple[str,
                                        f"1e-3·|{name}|; tolerance = |ct|·(4·|R(h) - R(2h)|/3 + 64·eps·|g|/h + "
                                        "1e-9·peak/|θ|)"})
   return None
+
+
+@recorded
+def _parameter_outputs(ctx: Any, name: str, theta: float, thetas: np.ndarray, xp: np.ndarray, ctp: np.ndarray,
+                       m: int) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]] | str:
+  """(at θ, over the batch of θ) of :func:`_quantities`, or why they cannot be computed (``{where}`` stands
+  for the parameter)."""
+  (both, single_fn, batch_fn), free = _programs(ctx, name)
+
+  def numpy(out: dict[str, Any]) -> dict[str, np.ndarray]:
+    return {k: np.asarray(v, F64)[..., :m] for k, v in out.items()}
+
+  try:
+    return tuple(map(numpy, both(free, np.float64(theta), thetas, xp, ctp)))
+  except Exception:  # which transform fails
+    try:
+      single = numpy(single_fn(free, np.float64(theta), xp, ctp))
+    except Exception as exc:
+      return f"the spike function cannot be differentiated in {{where}} under jit: {describe(exc)}"
+    try:
+      return single, numpy(batch_fn(free, thetas, xp, ctp))
+    except Exception as exc:
+      return f"the spike function cannot be differentiated in {{where}} under vmap over '{name}': {describe(exc)}"
+
+
+@recorded
+def _concrete_g(ctx: Any, name: str, value: float, xp: np.ndarray, m: int) -> np.ndarray:
+  """g of the factory built with the parameter as a Python number, eagerly (nothing compiled per value)."""
+  factory = ctx.candidate.factory(**{**dict(ctx.candidate.params), name: value})
+  return np.asarray(jax.vmap(jax.grad(factory))(jax.device_put(xp)), F64)[:m]
 
 
 def _off_moving_kinks(ctx: Any, name: str, x: np.ndarray, margin: float) -> np.ndarray:

@@ -18,6 +18,7 @@ import numpy as np
 from verification.checks import _torch as T
 from verification.checks._context import F64, G_SLOPE_REASON, Comparisons, Context, g_slope, needs_jax, wiring_points
 from verification.checks._jax import FIXES, built_with_custom_vjp, elementwise_grad, raised
+from verification.core.tape import recorded
 from verification.results import Outcome, failed, unsupported
 
 
@@ -29,17 +30,16 @@ def check(ctx: Context) -> Outcome:
   x = wiring_points(ctx, F64)
   second = ctx.evaluator.evaluate(x, ("d2H",))["d2H"]
   if isinstance(second, Exception):
-    try:  # the evaluator keeps a message; the exception itself says whether the rule is missing
-      jax.jit(elementwise_grad(elementwise_grad(ctx.candidate.fn)))(jnp.asarray(x))
-    except Exception as exc:
-      return raised(ctx, "second", "second order (grad of grad)", exc, jnp.asarray(x))
+    exc = _second_order_error(ctx, x)  # the evaluator keeps a message; the exception says whether the rule is missing
+    if exc is not None:
+      return raised(ctx, "second", "second order (grad of grad)", exc, x)
     return failed(str(second), dtype="float64")
   fd, tol = g_slope(ctx, lambda v: ctx.quantity(np.asarray(v, F64), "g").astype(F64), x)
   reason = G_SLOPE_REASON
   c = Comparisons()
   c.compare("the second derivative of the spike function is not g'(x)", x, fd, second, tol, dtype="float64",
             reason=reason)
-  if c.failures and built_with_custom_vjp(ctx.candidate.fn, jnp.asarray(x)):
+  if c.failures and built_with_custom_vjp(ctx, x):
     # The specification: jax.custom_vjp (and custom_gradient, built on it) has no second derivative.
     # Reverse over reverse still runs, through the bwd rule; right numbers pass, others are the gap.
     worst = {k: v for k, v in c.failures[0].items() if k != "message"}
@@ -48,6 +48,16 @@ def check(ctx: Context) -> Outcome:
                        fix=FIXES["second"], mechanism="custom_vjp", **worst)
   return c.outcome("d/dx g = central differences of g off the kinks (float64)", dtype="float64", reason=reason)
 
+
+
+@recorded
+def _second_order_error(ctx: Context, x: np.ndarray) -> Exception | None:
+  """What grad of grad of the spike function raises at x (None where it does not)."""
+  try:
+    jax.jit(elementwise_grad(elementwise_grad(ctx.candidate.fn)))(jnp.asarray(x))
+  except Exception as exc:
+    return exc
+  return None
 
 
 def check_torch(ctx: Context) -> Outcome:

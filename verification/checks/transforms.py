@@ -27,6 +27,7 @@ from verification.checks._context import Comparisons, Context, cotangent, needs_
 from verification.checks._jax import raised, transform_dtype, transform_points, transformed
 from verification.core import tolerances
 from verification.core.evaluate import describe
+from verification.core.tape import recorded
 from verification.results import Outcome, failed, passed
 
 
@@ -36,38 +37,32 @@ def check(ctx: Context) -> Outcome:
   fn; ``vmap(grad(fn))`` equals g. In one dtype (float32 where selected)."""
   if (skip := needs_jax(ctx)) is not None:
     return skip
-  fn = ctx.candidate.fn
   c = Comparisons()
   gaps: list[Outcome] = []
   dtype = transform_dtype(ctx)
   x = transform_points(ctx, dtype)
   ct = cotangent(ctx, x)
-  xj, ctj = jnp.asarray(x), jnp.asarray(ct)
   extra = {"dtype": dtype.name}
   try:
-    eager_h = np.asarray(fn(xj))
-    eager_vjp = np.asarray(jax.vjp(fn, xj)[1](ctj)[0])
+    eager_h, eager_vjp = _eager(ctx, x, ct)
   except Exception as exc:
     return failed(f"the eager (uncompiled) spike function or its VJP raised {describe(exc)}", **extra)
   out = dict(transformed(ctx, "transforms"))
   if isinstance(out["vjp"], Exception):
-    gap = raised(ctx, "jit", "jit", out["vjp"], xj)
+    gap = raised(ctx, "jit", "jit", out["vjp"], x)
     return failed(gap.diagnosis.message, **extra) if gap.status.failing else gap
   out["H"] = ctx.quantity(x, "H")  # the evaluator's compiled forward
   tol = wiring_tolerance(ctx, dtype, ct, tolerances.K_TRANSFORM)
   c.compare("jit(fn) differs from the eager fn (its compiled lowering and eager implementation disagree)",
             x, eager_h, out["H"], 0.0, **extra)
   c.compare("the compiled VJP differs from the eager VJP", x, eager_vjp, out["vjp"], tol, **extra)
-  try:
-    out["eager_vmap"] = np.asarray(jax.vmap(fn)(xj))
-  except Exception as exc:
-    out["eager_vmap"] = exc
+  out["eager_vmap"] = _eager_vmap(ctx, x)
   checks = (("vmap", "jit(vmap(fn))", out["H"]), ("eager_vmap", "vmap(fn)", eager_h),
             ("vmap_2d", "vmap(fn) over the leading axis of a 2-d input", out["H"].reshape(8, -1)),
             ("vmap_grad", "vmap(grad(fn))", ctx.quantity(x, "g")))
   for key, what, expected in checks:
     if isinstance(out[key], Exception):
-      gap = raised(ctx, "vmap", what, out[key], xj)
+      gap = raised(ctx, "vmap", what, out[key], x)
       if gap.status.failing:
         c.note(gap.diagnosis.message, **extra)
       else:
@@ -84,6 +79,21 @@ def check(ctx: Context) -> Outcome:
                 f"vmap(grad) = g ({dtype.name})",
                 tolerance=f"H exact; VJP {tolerances.K_TRANSFORM:g}·eps·peak·(1 + |ct|)")
 
+
+
+@recorded
+def _eager(ctx: Context, x: np.ndarray, ct: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+  """The spike function and its VJP, uncompiled."""
+  fn, xj = ctx.candidate.fn, jnp.asarray(x)
+  return np.asarray(fn(xj)), np.asarray(jax.vjp(fn, xj)[1](jnp.asarray(ct))[0])
+
+
+@recorded
+def _eager_vmap(ctx: Context, x: np.ndarray) -> np.ndarray | Exception:
+  try:
+    return np.asarray(jax.vmap(ctx.candidate.fn)(jnp.asarray(x)))
+  except Exception as exc:
+    return exc
 
 
 def check_torch(ctx: Context) -> Outcome:

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import functools
 import threading
-import traceback
 from collections.abc import Callable
 from typing import Any
 
@@ -36,6 +35,8 @@ import numpy as np
 import surrogates
 from verification.core import cache, torch_bridge
 from verification.core.candidate import Candidate
+from verification.core.errors import CandidateError, describe
+from verification.core.tape import Tape, recorded
 
 #: Inputs are evaluated in blocks of this many points (padded): every evaluation of a dtype, the
 #: quadrature's few hundred nodes included, runs the same compiled bundle.
@@ -46,19 +47,6 @@ SMALL = 16
 #: Evaluations kept per evaluator (:meth:`Evaluator.evaluate`).
 RECENT = 8
 QUANTITIES = ("H", "g", "d2H", "P", "dP", "sg")
-
-
-class CandidateError(Exception):
-  """The candidate's code raised or returned something unusable (a failing result, not a crash)."""
-
-
-def describe(exc: BaseException) -> str:
-  """A one-paragraph description of an exception raised by candidate code."""
-  if isinstance(exc, CandidateError):
-    return str(exc)
-  tb = traceback.extract_tb(exc.__traceback__)
-  where = f" (at {tb[-1].filename}:{tb[-1].lineno})" if tb else ""
-  return f"{type(exc).__name__}: {exc}{where}".strip()
 
 
 def _elementwise_grad(f: Callable) -> Callable:
@@ -158,9 +146,11 @@ def bundle(quantities: tuple[str, ...]) -> Callable[[Candidate, jax.Array], dict
 class Evaluator:
   """Evaluates a candidate's quantities on NumPy arrays of any float dtype."""
 
-  def __init__(self, candidate: Candidate):
+  def __init__(self, candidate: Candidate, tape: Tape | None = None):
     cache.enable()
     self.candidate = candidate
+    #: Records (in the worker) or replays (in the judge) the candidate's outputs; None: computes them.
+    self.tape = tape
     self._shared = _shared_builder(candidate)
     self._lock = threading.Lock()
     self._programs: dict[Callable, Callable] = {}
@@ -195,24 +185,40 @@ class Evaluator:
   def evaluate(self, x: np.ndarray, quantities: tuple[str, ...] | None = None) -> dict[str, np.ndarray | Exception]:
     """Quantities at x (a 1-d NumPy array of one float dtype); an Exception in place of a failure."""
     quantities = tuple(q for q in (quantities or self.available) if q in self.fns)
+    x = np.asarray(x)
+    return self._noted(x.dtype, self._outputs(x, quantities))
+
+  @recorded
+  def _outputs(self, x: np.ndarray, quantities: tuple[str, ...]) -> dict[str, np.ndarray | Exception]:
+    """The candidate's quantities at x (its code runs here, see :mod:`verification.core.tape`)."""
     if self.candidate.backend == "jax":
-      # Always the whole bundle: one compilation per dtype serves every check, and the checks that
-      # ask for several quantities at the same inputs get them from one evaluation (kept read-only).
-      x = np.asarray(x)
-      raw = x.tobytes()  # bytes, not values: -0.0 and NaN payloads are inputs of their own
-      key = (x.dtype.name, x.shape, hash(raw))
-      outs = self._recent.get(key)
-      if outs is None or outs["__x__"] != raw:
-        outs = self._evaluate_jax(x, self.available)
-        for v in outs.values():
-          if isinstance(v, np.ndarray):
-            v.setflags(write=False)
-        outs["__x__"] = raw
-        self._recent[key] = outs
-        while len(self._recent) > RECENT:
-          self._recent.pop(next(iter(self._recent)))
+      outs = self._bundle_at(x)
       return {q: outs[q] for q in quantities}
     return {q: self._guard(q, lambda f=self.fns[q]: f(np.asarray(x)), x) for q in quantities}
+
+  def _bundle_at(self, x: np.ndarray) -> dict[str, Any]:
+    """Always the whole bundle: one compilation per dtype serves every check, and the checks that ask for
+    several quantities at the same inputs get them from one evaluation (kept read-only)."""
+    raw = x.tobytes()  # bytes, not values: -0.0 and NaN payloads are inputs of their own
+    key = (x.dtype.name, x.shape, hash(raw))
+    outs = self._recent.get(key)
+    if outs is None or outs["__x__"] != raw:
+      outs = self._evaluate_jax(x, self.available)
+      for v in outs.values():
+        if isinstance(v, np.ndarray):
+          v.setflags(write=False)
+      outs["__x__"] = raw
+      self._recent[key] = outs
+      while len(self._recent) > RECENT:
+        self._recent.pop(next(iter(self._recent)))
+    return outs
+
+  def _noted(self, dtype: np.dtype, outs: dict[str, Any]) -> dict[str, Any]:
+    """``outs``, with a quantity that came back in another dtype than the input's noted."""
+    for q, v in outs.items():
+      if isinstance(v, np.ndarray) and v.dtype != dtype:
+        self.dtype_mismatches[(q, np.dtype(dtype).name)] = f"{q} returned dtype {v.dtype} for input dtype {dtype}"
+    return outs
 
   def _guard(self, name: str, thunk: Callable[[], object], x: np.ndarray) -> np.ndarray | Exception:
     try:
@@ -221,12 +227,7 @@ class Evaluator:
       return CandidateError(f"{name} raised {describe(exc)}")
     if out.shape != x.shape:
       return CandidateError(f"{name} returned shape {out.shape} for input shape {x.shape}")
-    self._note_dtype(name, x.dtype, out.dtype)
     return out
-
-  def _note_dtype(self, name: str, want: np.dtype, got: np.dtype) -> None:
-    if got != want:
-      self.dtype_mismatches[(name, np.dtype(want).name)] = f"{name} returned dtype {got} for input dtype {want}"
 
   def program(self, build: Callable[..., Any]) -> Callable[..., Any]:
     """``build(candidate, *args)`` compiled (``jax.jit``): the programs of the checks.
@@ -283,9 +284,6 @@ class Evaluator:
           outs.update(run((q,)))
         except Exception as exc:
           outs[q] = CandidateError(f"{q} raised {describe(exc)}")
-    for q, v in outs.items():
-      if isinstance(v, np.ndarray):
-        self._note_dtype(q, x.dtype, v.dtype)
     return outs
 
   # ------------------------------------------------------------------------------------------
@@ -304,16 +302,18 @@ class Evaluator:
     def f(t: float | np.ndarray) -> float | np.ndarray:
       x = np.asarray(t, np.float64)
       flat = x.reshape(-1)
-      if self.candidate.backend == "jax":
-        if flat.size <= SMALL and q == "g":  # quad's scalar calls (the tails): a small program, g alone
-          out = self._evaluate_jax(flat, (q,), block=SMALL)[q]
-        else:  # the bundle every other evaluation uses
-          out = self.evaluate(flat, (q,))[q]
-      else:
-        out = self._guard(q, lambda: self.fns[q](flat), flat)
+      if self.candidate.backend == "jax" and flat.size <= SMALL and q == "g":
+        out = self._noted(flat.dtype, {"g": self._small_g(flat)})["g"]  # quad's scalar calls (the tails)
+      else:  # the bundle every other evaluation uses
+        out = self.evaluate(flat, (q,))[q]
       if isinstance(out, Exception):
         raise out
       out = np.asarray(out, np.float64)
       return float(out[0]) if x.ndim == 0 else out.reshape(x.shape)
 
     return f
+
+  @recorded
+  def _small_g(self, x: np.ndarray) -> np.ndarray | Exception:
+    """g at a few points by a small program computing g alone."""
+    return self._evaluate_jax(x, ("g",), block=SMALL)["g"]

@@ -13,9 +13,14 @@ deliberate forgery). The parent checks the order of the messages too (:class:`Se
 * parent to worker: ``init`` (a dict: ``memory_limit``, ``sys_path``, ``spec``, ``token``), then ``("list",)``,
   ``("check", label, payload, options)`` or ``("stop",)``;
 * worker to parent: ``("ready", environment)``, ``("catalogue", data)`` in answer to ``list``,
-  ``("start", label, phase)`` before each phase (loading, sanity, each check, curves), then
-  ``("result", label, record)`` per check, ``("curve", label, curve)``, and ``("done", label,
+  ``("start", label, phase)`` before each phase (loading, sanity, each check, curves), then per check
+  ``("record", label, check, entries, spoiled, seconds)`` (the candidate's outputs for the judge:
+  :mod:`verification.core.tape`) or ``("result", label, record)`` (a failure the worker saw itself; any
+  verdict only for a candidate judged in its worker), ``("curve", label, curve)``, and ``("done", label,
   dirty_reason)``, or ``("refused", label, reason)``.
+
+The judge process (:mod:`verification.engine.judge`) uses the same frames: the parent's messages pickled
+(queued and sent as the judge reads them: :func:`frame`, :meth:`Channel.send_some`), the judge's JSON.
 
 Candidates given as objects travel pickled with cloudpickle (:func:`pickled`); ``jax.custom_vjp``
 objects, which have no default pickling, are rebuilt from their function and rules
@@ -39,7 +44,7 @@ from verification.results import Diagnosis, Result, Status
 MAX_MESSAGE = 64 << 20
 _HEADER = struct.Struct("!Q")
 #: The worker's messages and how many fields each has after its kind.
-ARITY = {"ready": 1, "catalogue": 1, "start": 2, "result": 2, "curve": 2, "done": 2, "refused": 2}
+ARITY = {"ready": 1, "catalogue": 1, "start": 2, "result": 2, "record": 5, "curve": 2, "done": 2, "refused": 2}
 KINDS = tuple(ARITY)
 
 
@@ -76,6 +81,13 @@ class Channel:
   def send(self, message: Any, timeout: float = 60.0) -> None:
     """Sends a pickled message to the worker (the parent's socket is non-blocking: at most ``timeout``)."""
     self._send_frame(pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL), timeout)
+
+  def send_some(self, data: bytes) -> int:
+    """Sends what the socket takes now of a :func:`frame` (never blocks); the number of bytes sent."""
+    try:
+      return self.sock.send(data, socket.MSG_DONTWAIT)
+    except (BlockingIOError, InterruptedError):
+      return 0
 
   def messages(self) -> list[list[Any]]:
     """The worker's messages that have fully arrived, without blocking: ``[kind, *args]`` each. Raises
@@ -143,6 +155,12 @@ class Channel:
     return b"".join(chunks)
 
 
+def frame(message: Any) -> bytes:
+  """A parent's message as the bytes of one frame (:meth:`Channel.send_some`)."""
+  body = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
+  return _HEADER.pack(len(body)) + body
+
+
 class Sequence:
   """The messages the parent expects while a worker checks one candidate: ``start`` of each phase once
   (loading, sanity, the checks asked for, curves), one ``result`` per check asked for, ``done`` after all
@@ -164,8 +182,9 @@ class Sequence:
       if phase not in ("loading", "sanity", "curves", *self.checks) or phase in self.started:
         raise ProtocolError(f"a 'start' of {str(phase)[:40]!r}, not asked for or started before")
       self.started.add(phase)
-    elif kind == "result":
-      check = rest[1].get("check") if len(rest) > 1 and isinstance(rest[1], dict) else None
+    elif kind in ("result", "record"):
+      check = rest[1] if kind == "record" else rest[1].get("check") if len(rest) > 1 and isinstance(rest[1], dict) \
+          else None
       if check not in self.checks or check in self.results:
         raise ProtocolError(f"a result for {str(check)[:40]!r}, a check not asked for or reported before")
       self.results.add(check)

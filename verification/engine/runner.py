@@ -15,6 +15,10 @@ that dies (a signal, an exit, the memory cap, the time limit) gives ``error`` re
 candidate it was running, naming the cause and the check that was running; the next candidate gets a
 fresh worker. So does a candidate that changed JAX's configuration or left threads running.
 
+Judging. Beside each worker a judge process (:mod:`verification.engine.judge`) decides the verdicts from
+the worker's record of the candidate's outputs; it never loads the target. A worker may report only
+failures itself (README, Isolation: where the verdicts are made).
+
 Identity. Candidates are identified by label: the workers load the target themselves (spec
 sources) or receive the candidate pickled with cloudpickle (object sources), and refuse a label they
 do not have. Labels must be unique (a duplicate is a :class:`UsageError` naming it), so a target whose
@@ -244,32 +248,34 @@ class _Capture:
     return f"{head}\n[... {self.size - len(self.head) - len(self.tail):,} bytes left out ...]\n{tail}"
 
 
-class _Worker:
-  """One worker process and what it is doing."""
+class _Process:
+  """A harness process started by this one (a worker or a judge) and what it is doing: its channel, its
+  captured output, its deadline, and how it ended."""
 
-  def __init__(self, spec: str | None, options: Options):
+  module = ""
+
+  def __init__(self, options: Options, init: dict[str, Any]):
     parent, child = socket.socketpair()
-    self.proc = subprocess.Popen([sys.executable, "-m", "verification.engine.worker", str(child.fileno())],
+    self.proc = subprocess.Popen([sys.executable, "-m", self.module, str(child.fileno())],
                                  pass_fds=(child.fileno(),), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                  stderr=subprocess.STDOUT, start_new_session=True,
                                  env={**os.environ, **worker_environment(options.device)})
     child.close()
     parent.setblocking(False)
     self.conn = protocol.Channel(parent, secrets.token_hex(16))
-    self.sequence: protocol.Sequence | None = None
     self.out = self.proc.stdout
     os.set_blocking(self.out.fileno(), False)
     self.memory_limit = options.memory_limit
     self.next_memory_look = 0.0
-    address_space = options.memory_limit if cpu_only(options.device) else None
-    self.conn.send({"sys_path": [p for p in sys.path if p], "memory_limit": address_space, "spec": spec,
-                    "backend": BACKENDS.get(options.device), "token": self.conn.token})
+    self.conn.send({"sys_path": [p for p in sys.path if p], "backend": BACKENDS.get(options.device),
+                    "token": self.conn.token, **init})
     self.label: str | None = None
     self.phase = "start-up"
     self.deadline = time.monotonic() + STARTUP_LIMIT
     self.capture = _Capture()
     self.env: dict[str, Any] | None = None
     self.killed_for: str | None = None
+
 
   def over_memory(self) -> bool:
     """Ends the worker (and says so) where its resident memory, with its descendants', is past the limit."""
@@ -339,6 +345,52 @@ class _Worker:
              "SIGABRT": " (aborted: an allocation over the memory limit or a failed assertion in native code)"}
       return f"killed by {name}{why.get(name, '')}"
     return f"exited with status {code}"
+
+
+class _Judge(_Process):
+  """The judge process beside a worker (:mod:`verification.engine.judge`): it gets each candidate's
+  listing and the worker's records, and gives the results. It runs no candidate code and lives for the
+  whole run; the messages to it wait in an outbox, sent as it reads them, so this process never blocks."""
+
+  module = "verification.engine.judge"
+
+  def __init__(self, options: Options):
+    super().__init__(options, {})
+    self.outbox: deque[bytes] = deque()
+    #: Why its channel cannot be written to (it has ended), or None.
+    self.broken: str | None = None
+
+  def post(self, message: Any) -> None:
+    self.outbox.append(protocol.frame(message))
+    self.flush()
+
+  def flush(self) -> None:
+    while self.outbox and not self.broken:
+      try:
+        sent = self.conn.send_some(self.outbox[0])
+      except OSError as exc:
+        self.broken = f"its channel is closed ({exc.strerror or exc})"
+        return
+      if sent < len(self.outbox[0]):
+        self.outbox[0] = self.outbox[0][sent:]
+        return
+      self.outbox.popleft()
+
+  def stop(self) -> None:
+    """A judge keeps nothing worth a clean exit (and a message half in its outbox would garble one)."""
+    self.kill()
+    self.close()
+
+
+class _Worker(_Process):
+  """One worker process (:mod:`verification.engine.worker`) and what it is doing."""
+
+  module = "verification.engine.worker"
+
+  def __init__(self, spec: str | None, options: Options):
+    address_space = options.memory_limit if cpu_only(options.device) else None
+    super().__init__(options, {"memory_limit": address_space, "spec": spec})
+    self.sequence: protocol.Sequence | None = None
 
 
 def _provenance(target: str, options: Options) -> dict[str, Any]:
@@ -413,7 +465,7 @@ def catalogue(spec: str, options: Options) -> tuple[Any, _Worker]:
   from verification.core.candidate import Listed, Unbuilt
 
   (data,), (worker,) = _listed(spec, options, 1)
-  items = tuple(Listed(i["label"], i["name"], i["params"], i["notes"]) if i["unbuilt"] is None
+  items = tuple(Listed(i["label"], i["name"], i["params"], i["notes"], i.get("fields") or {}) if i["unbuilt"] is None
                 else Unbuilt(i["label"], i["unbuilt"], i["name"], i["params"]) for i in data["items"])
   return targets.Target(data["name"], items, data["library"], data["is_reference"]), worker
 
@@ -575,30 +627,61 @@ def run(source: str | Sequence[Any] | None = "reference", options: Options = Opt
   return Run(target=target.name, results=ordered, checks=checks, library=target.library,
              environment=pool.environment, provenance={**_provenance(target.name, options),
                                                        "workers": len(pool.slots), "workers_started": pool.started,
+                                                       "judges_started": pool.judges_started,
                                                        "dtypes_not_available": [
                                                            d for d in options.dtypes
                                                            if d not in pool.environment.get("dtypes", DTYPES)]},
              curves=pool.curves)
 
 
-class _Pool:
-  """Up to ``n`` workers checking the queued candidates; ``finish(label, results)`` for each candidate.
+@dataclasses.dataclass
+class _Job:
+  """One candidate in a slot: its results so far, the checks whose records the judge has not answered
+  (with when each was posted), and whether its worker is done with it."""
 
-  One loop: hand a candidate to each idle worker, wait for a message, output or a deadline, then read
-  what each busy worker said; a worker that is late is ended, one that died is buried (its candidate
-  gets error results) and its slot gets a fresh worker for the next candidate.
+  label: str
+  fields: Mapping[str, Any]
+  results: list[Result] = dataclasses.field(default_factory=list)
+  awaiting: dict[str, float] = dataclasses.field(default_factory=dict)
+  #: The worker's records so far: a fresh judge taking over gets them first (a later check may replay an
+  #: output recorded during an earlier one).
+  history: list[list] = dataclasses.field(default_factory=list)
+  worker_done: bool = False
+  capture: _Capture | None = None
+
+  @property
+  def judged_here(self) -> bool:
+    from verification.core.candidate import self_judged
+
+    return self_judged(self.fields)
+
+
+class _Pool:
+  """Up to ``n`` slots, each a worker and its judge, checking the queued candidates; ``finish(label,
+  results)`` for each candidate.
+
+  One loop: hand a candidate to each idle slot, wait for a message, output or a deadline, then read what
+  each busy worker and judge said. The worker's records of a check go to its slot's judge, whose results
+  are the candidate's; a worker may itself give only failing results (its sanity test, a record it could
+  not make), except for a candidate judged in its worker (its own declaration is code). A worker that is
+  late is ended, one that died is buried (its candidate gets error results for the checks it did not
+  record) and its slot gets a fresh worker for the next candidate; a judge that dies or is late gives
+  errors for the checks it was judging, and is replaced. A candidate is finished when its worker is done
+  with it and the judge has answered every record.
   """
 
   def __init__(self, spec: str | None, options: Options, opts: dict[str, Any], candidates: Mapping[str, Any],
                finish: Callable[[str, list[Result]], None], n: int, loaders: Sequence[_Worker] = ()):
     self.spec, self.options, self.opts, self.candidates, self.finish = spec, options, opts, candidates, finish
     self.slots: list[_Worker | None] = [None] * n
-    self.pending: dict[int, list[Result]] = {}
+    self.judges: list[_Judge | None] = [None] * n
+    self.jobs: dict[int, _Job] = {}
     self.curves: dict[str, Curve] = {}
     #: worker slot -> the surrogate name of the candidate it was given last
     self.last_name: dict[int, Any] = {}
     self.environment: dict[str, Any] = {}
     self.started = 0
+    self.judges_started = 0
     for k, w in enumerate(loaders):  # the workers that loaded the target (runner.catalogue)
       if k < n:
         self.slots[k] = w
@@ -612,15 +695,25 @@ class _Pool:
     return max(STARTUP_LIMIT, self.options.timeout) if phase in ("start-up", "loading") else self.options.timeout
 
   def run(self, todo: deque[tuple[str, bytes | None]]) -> None:
-    while todo or self.busy():
-      for i, w in enumerate(self.slots):
-        if todo and (w is None or w.label is None):
+    while todo or self.jobs:
+      for i in range(len(self.slots)):
+        if todo and i not in self.jobs:
           self.assign(i, *self.next_for(i, todo))
-      busy = self.busy()
-      soonest = min(w.deadline for _, w in busy) - time.monotonic()
-      wait([x for _, w in busy for x in (w.conn, w.out)], timeout=min(max(0.0, soonest), MEMORY_POLL))
-      for i, w in busy:
-        self.step(i, w)
+      watched, deadlines = [], []
+      for i, job in self.jobs.items():
+        w, j = self.slots[i], self.judges[i]
+        if not job.worker_done and w is not None:
+          watched += [w.conn, w.out]
+          deadlines.append(w.deadline)
+        if j is not None:
+          watched += [j.conn, j.out]
+          if job.awaiting:
+            deadlines.append(j.deadline)
+      outbox = any(j is not None and j.outbox for j in self.judges)
+      soonest = min(deadlines, default=time.monotonic()) - time.monotonic()
+      wait(watched, timeout=min(max(0.0, soonest), 0.005 if outbox else MEMORY_POLL))
+      for i in list(self.jobs):
+        self.step(i)
 
   def next_for(self, i: int, todo: deque[tuple[str, bytes | None]]) -> tuple[str, bytes | None]:
     """The next candidate for worker ``i``: another parameter set of the surrogate it checked last
@@ -629,7 +722,7 @@ class _Pool:
     def name(item: tuple[str, bytes | None]) -> Any:
       return getattr(self.candidates.get(item[0]), "name", None)
 
-    others = {self.last_name.get(j) for j, _ in self.busy() if j != i}
+    others = {self.last_name.get(j) for j in self.jobs if j != i}
     for wanted in (lambda n: n == self.last_name.get(i), lambda n: n not in others):
       for k, item in enumerate(todo):
         if wanted(name(item)):
@@ -640,15 +733,25 @@ class _Pool:
     self.last_name[i] = name(item)
     return item
 
-  def busy(self) -> list[tuple[int, _Worker]]:
-    return [(i, w) for i, w in enumerate(self.slots) if w is not None and w.label is not None]
-
   def assign(self, i: int, label: str, payload: bytes | None) -> None:
+    from verification.core.candidate import Listed, judged_fields
+
+    c = self.candidates[label]
+    job = self.jobs[i] = _Job(label, c.fields if isinstance(c, Listed) else judged_fields(c))
     w = self.slots[i]
     if w is None:
       w = self.slots[i] = _Worker(self.spec, self.options)
       self.started += 1
-    w.label, w.capture, self.pending[i] = label, _Capture(), []
+    if not job.judged_here:
+      j = self.judges[i]
+      if j is not None and (j.broken or j.proc.poll() is not None):  # ended while idle: a fresh one
+        j.stop()
+        j = self.judges[i] = None
+      if j is None:
+        j = self.judges[i] = _Judge(self.options)
+        self.judges_started += 1
+      j.post(("begin", label, dict(job.fields), self.opts))
+    w.label, w.capture = label, _Capture()
     w.sequence = protocol.Sequence(label, self.opts["checks"])
     try:
       w.conn.send(("check", label, payload, self.opts))
@@ -657,17 +760,31 @@ class _Pool:
     if w.env is not None:
       w.phase, w.deadline = "loading", time.monotonic() + self.limit("loading")
 
-  def step(self, i: int, w: _Worker) -> None:
+  def step(self, i: int) -> None:
+    job = self.jobs[i]
+    w = self.slots[i]
+    if not job.worker_done and w is not None:
+      self.step_worker(i, w, job)
+    j = self.judges[i]
+    if j is not None:
+      self.step_judge(i, j, job)
+    if job.worker_done and not job.awaiting:
+      del self.jobs[i]
+      order = {c: k for k, c in enumerate(self.opts["checks"])}
+      rs = sorted(job.results, key=lambda r: order.get(r.check, len(order)))
+      self.finish(job.label, _with_output(rs, job.capture or _Capture()))
+
+  def step_worker(self, i: int, w: _Worker, job: _Job) -> None:
     """Reads what worker i said; ends it if it is late; buries it if it died."""
     w.drain()
     try:
       messages = w.conn.messages()
     except EOFError:
-      return self.bury(i, w)
+      return self.bury(i, w, job)
     except protocol.ProtocolError as exc:
-      return self.violated(i, w, str(exc))
+      return self.violated(i, w, job, str(exc))
     for kind, *rest in messages:
-      if w.label is None:  # more after 'done': its candidate is finished, the worker is not to be trusted
+      if job.worker_done:  # more after 'done': its candidate is finished, the worker is not to be trusted
         w.kill()
         w.close()
         self.slots[i] = None
@@ -682,10 +799,18 @@ class _Pool:
           raise protocol.ProtocolError("a 'catalogue' message while checking a candidate")
         if kind == "result":
           record = Result.from_json(rest[1])
+          if not (record.status.failing or job.judged_here):
+            raise protocol.ProtocolError(f"a {record.status.value!r} verdict from the worker (verdicts come from "
+                                         "the judge; a worker may only report a failure)")
+        if kind == "record":
+          check, entries, spoiled, seconds = rest[1:5]
+          if job.judged_here or not isinstance(entries, list) or not isinstance(spoiled, str | None) \
+              or isinstance(seconds, bool) or not isinstance(seconds, int | float):
+            raise protocol.ProtocolError(f"a malformed 'record' message for {str(check)[:40]!r}")
         if kind == "refused" and not isinstance(rest[1], str):
           raise protocol.ProtocolError("a malformed 'refused' message")
       except (protocol.ProtocolError, KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
-        return self.violated(i, w, str(exc) if isinstance(exc, protocol.ProtocolError) else
+        return self.violated(i, w, job, str(exc) if isinstance(exc, protocol.ProtocolError) else
                              f"a malformed {kind!r} message ({type(exc).__name__}: {exc})")
       if kind in ("ready", "start"):
         w.phase = "loading" if kind == "ready" else rest[1]
@@ -694,54 +819,116 @@ class _Pool:
           w.env = _usable(rest[0])
           self.environment = self.environment or dict(rest[0])
       elif kind == "result":
-        self.pending[i].append(record)
+        job.results.append(record)
+      elif kind == "record":
+        self.to_judge(i, job, check, entries, spoiled, seconds)
       elif kind == "curve":
         with contextlib.suppress(Exception):
           self.curves[rest[0]] = Curve.from_json(rest[1])
       elif kind in ("done", "refused"):
         w.drain()
-        rs = self.pending.pop(i)
         if kind == "refused":
-          rs = [protocol.failed_result(self.candidates[w.label], chk, rest[1], Status.ERROR)
-                for chk in self.opts["checks"]]
-        self.finish(w.label, _with_output(rs, w.capture))
-        w.label = None
+          self.forget(i, job)
+          job.results = [protocol.failed_result(self.candidates[w.label], chk, rest[1], Status.ERROR)
+                         for chk in self.opts["checks"]]
+        job.worker_done, job.capture, w.label = True, w.capture, None
         if kind == "done" and rest[1]:  # the candidate changed global state: a fresh worker next
           w.stop()
           self.slots[i] = None
-    if w.label is None:
+    if job.worker_done:
       return None
     if w.over_memory() or w.proc.poll() is not None:
-      return self.bury(i, w)
+      return self.bury(i, w, job)
     if time.monotonic() > w.deadline:
       w.killed_for = (f"did not return within the time limit of {self.limit(w.phase):g} s during {w.phase!r}; "
                       "the worker process was ended")
       w.kill()
-      return self.bury(i, w)
+      return self.bury(i, w, job)
     return None
 
-  def violated(self, i: int, w: _Worker, what: str) -> None:
+  def to_judge(self, i: int, job: _Job, check: str, entries: list, spoiled: str | None, seconds: float) -> None:
+    j = self.judges[i]
+    if j is not None and not job.awaiting and (j.broken or j.proc.poll() is not None):  # ended while idle
+      j.stop()
+      j = self.judges[i] = None
+    if j is None:  # a fresh judge takes over this candidate: the records so far first
+      j = self.judges[i] = _Judge(self.options)
+      self.judges_started += 1
+      j.post(("begin", job.label, dict(job.fields), self.opts))
+      j.post(("entries", job.label, [e for entries_ in job.history for e in entries_]))
+    if not job.awaiting:
+      j.deadline = time.monotonic() + (self.limit("check") if j.env is not None else self.limit("start-up"))
+    job.awaiting[check] = time.monotonic()
+    job.history.append(entries)
+    j.post(("record", job.label, check, entries, spoiled, seconds))
+
+  def forget(self, i: int, job: _Job) -> None:
+    """The judge drops the candidate (its worker refused it): nothing it was judging is kept."""
+    job.awaiting.clear()
+    if self.judges[i] is not None:
+      self.judges[i].post(("end", job.label))
+
+  def step_judge(self, i: int, j: _Judge, job: _Job) -> None:
+    """Reads what judge i said; a judge that died or is late gives errors for what it was judging."""
+    j.drain()
+    j.flush()
+    try:
+      messages = j.conn.messages()
+    except (EOFError, protocol.ProtocolError) as exc:
+      return self.judge_failed(i, j, job, j.cause() if isinstance(exc, EOFError) else str(exc))
+    for kind, *rest in messages:
+      if kind == "ready" and isinstance(rest[0], dict) and j.env is None:
+        j.env = _usable(rest[0])
+        if job.awaiting:
+          j.deadline = time.monotonic() + self.limit("check")
+      elif kind == "result" and len(rest) == 2 and rest[0] == job.label:
+        record = Result.from_json(rest[1])
+        if job.awaiting.pop(record.check, None) is not None:
+          job.results.append(record)
+          j.deadline = time.monotonic() + self.limit("check")
+    if job.awaiting and (j.broken or j.proc.poll() is not None):
+      return self.judge_failed(i, j, job, j.cause() if j.proc.poll() is not None else j.broken)
+    if job.awaiting and time.monotonic() > j.deadline:
+      j.kill()
+      return self.judge_failed(i, j, job, f"it did not judge within the time limit of {self.limit('check'):g} s")
+    if job.worker_done and not job.awaiting:
+      j.post(("end", job.label))
+    return None
+
+  def judge_failed(self, i: int, j: _Judge, job: _Job, cause: str) -> None:
+    j.drain()
+    words = _last_words(j.capture)
+    for check in job.awaiting:
+      job.results.append(protocol.failed_result(
+          self.candidates[job.label], check, f"the judge process failed while judging this check: {cause}"
+          + (f"; its last output: {words}" if words else ""), Status.ERROR))
+    job.awaiting.clear()
+    j.kill()
+    j.close()
+    self.judges[i] = None
+
+  def violated(self, i: int, w: _Worker, job: _Job, what: str) -> None:
     """A worker that broke the protocol (:class:`protocol.Sequence`) is ended; its candidate gets errors naming it."""
     w.killed_for = f"the worker broke the harness's protocol: {what}; the worker process was ended"
     w.kill()
-    return self.bury(i, w)
+    return self.bury(i, w, job)
 
-  def bury(self, i: int, w: _Worker) -> None:
-    """A worker that ended while checking: its candidate's results so far, then errors naming the cause."""
+  def bury(self, i: int, w: _Worker, job: _Job) -> None:
+    """A worker that ended while checking: its candidate's results so far and those its judge gives for the
+    checks it recorded, then errors naming the cause."""
     w.drain()
     cause = w.cause()
-    rs = self.pending.pop(i, [])
     if w.phase != "curves":  # a missing curve is not a failure
-      rs = _died(self.candidates[w.label], self.opts["checks"], rs, w.phase, cause, w.capture,
-                 w.killed_for is not None)
-    self.finish(w.label, _with_output(rs, w.capture))
+      job.results = _died(self.candidates[w.label], self.opts["checks"], job.results, set(job.awaiting), w.phase,
+                          cause, w.capture, w.killed_for is not None)
+    job.worker_done, job.capture = True, w.capture
     w.close()
     self.slots[i] = None
 
   def close(self) -> None:
-    for w in self.slots:
-      if w is not None:
-        w.stop()
+    for p in [*self.slots, *self.judges]:
+      if p is not None:
+        p.stop()
 
 
 def _usable(environment: dict[str, Any]) -> dict[str, Any]:
@@ -751,10 +938,11 @@ def _usable(environment: dict[str, Any]) -> dict[str, Any]:
   return environment
 
 
-def _died(candidate: Any, checks: Sequence[str], done: list[Result], phase: str, cause: str, capture: _Capture,
-          timed_out: bool) -> list[Result]:
-  """Results of a candidate whose worker ended: those that finished, then errors naming the cause."""
-  finished = {r.check for r in done}
+def _died(candidate: Any, checks: Sequence[str], done: list[Result], judging: set[str], phase: str, cause: str,
+          capture: _Capture, timed_out: bool) -> list[Result]:
+  """Results of a candidate whose worker ended: those that finished, then errors naming the cause for the
+  checks neither finished nor being judged."""
+  finished = {r.check for r in done} | judging
   out = list(done)
   for chk in checks:
     if chk in finished:

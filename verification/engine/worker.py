@@ -12,7 +12,11 @@ the parent, which attributes what a candidate prints to that candidate. The work
   asks to be replaced (``dirty``) so that nothing it changed reaches the next candidate; so does a
   candidate that leaves Python threads running;
 * reports ``start`` before each phase (loading, sanity, each check, curves), so the parent, which
-  enforces the time limit by ending the process, knows what was running when it died.
+  enforces the time limit by ending the process, knows what was running when it died;
+* runs each check to compute the candidate's outputs and sends their record (:mod:`verification.core.tape`)
+  for the judge process to decide the verdict (:mod:`verification.engine.judge`); it reports verdicts
+  itself only for failures it sees (its sanity test, state the candidate spoiled) and for a candidate
+  that declares its own, unregistered surrogate.
 
 The messages are listed in :mod:`verification.engine.protocol`; ``catalogue`` gives the target's
 candidates as plain data (the parent never imports a target module; see ``runner.catalogue``). This
@@ -29,10 +33,8 @@ import resource
 import sys
 import tempfile
 import threading
-import time
 import traceback
 import types
-from collections.abc import Mapping
 from typing import Any
 
 HARNESS_CONFIG = {"jax_enable_x64": True}
@@ -100,50 +102,6 @@ def end_descendants() -> list[str]:
 def _set_memory_limit(limit: int | None) -> None:
   if limit:
     resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
-
-
-def environment() -> dict[str, Any]:
-  import platform
-
-  import jax
-
-  from verification.core import numerics
-
-  cap = resource.getrlimit(resource.RLIMIT_AS)[0]
-  return {"python": platform.python_version(), "jax": jax.__version__, "platform": jax.default_backend(),
-          "backend": jax.default_backend(), "device_kind": jax.devices()[0].device_kind,
-          "devices": [str(d) for d in jax.devices()], "dtypes": supported_dtypes(),
-          "flushes_subnormals": numerics.flushes_subnormals(),
-          "address_space_limit": None if cap == resource.RLIM_INFINITY else cap}
-
-
-def supported_dtypes() -> list[str]:
-  """The float dtypes the default device computes in (a TPU has no float64): those for which a compiled
-  ``x * 2 + 1`` keeps its dtype and value."""
-  import jax
-  import jax.numpy as jnp
-  import numpy as np
-
-  found = []
-  for name in ("float16", "bfloat16", "float32", "float64"):
-    with contextlib.suppress(Exception):
-      out = jax.jit(lambda v: v * 2 + 1)(jnp.ones(2, name))
-      if str(out.dtype) == name and np.asarray(out, np.float64).tolist() == [3.0, 3.0]:
-        found.append(name)
-  return found
-
-
-def platform_gaps(dtypes: list[str], supported: list[str], platform: str) -> tuple[list[str], str | None]:
-  """The selected dtypes the platform computes in, and why every check is skipped (or None): the checks'
-  oracles compute in float64, so a platform without it (a TPU) can judge nothing; a 16-bit dtype it
-  lacks is left out of the checks, with the reason in their results."""
-  if "float64" not in supported:
-    return [], (f"the {platform} platform has no float64, which the checks' oracles compute in: run the checks on "
-                "the CPU (--device cpu)")
-  kept = [d for d in dtypes if d in supported]
-  if not kept:
-    return [], f"none of the selected dtypes ({', '.join(dtypes)}) is available on the {platform} platform"
-  return kept, None
 
 
 def _configure() -> None:
@@ -371,14 +329,15 @@ class Worker:
     ends this worker (the harness reports a loading error); what it changes in JAX's configuration
     is set back here (:meth:`_load`)."""
     from verification import targets
-    from verification.core.candidate import Unbuilt
+    from verification.core.candidate import Unbuilt, judged_fields
     from verification.core.evaluate import describe
 
     try:
       target = self._load().target
       items = [{"label": c.label, "name": c.name, "params": dict(c.params),
                 "notes": dict(getattr(c, "notes", None) or {}),
-                "unbuilt": c.message if isinstance(c, Unbuilt) else None} for c in target.candidates]
+                "unbuilt": c.message if isinstance(c, Unbuilt) else None,
+                "fields": None if isinstance(c, Unbuilt) else judged_fields(c)} for c in target.candidates]
       data = json.loads(json.dumps({"name": target.name, "library": target.library, "is_reference":
                                     target.is_reference, "items": items}, default=repr))
     except targets.TargetError as exc:
@@ -409,7 +368,11 @@ class Worker:
   def run(self, label: str, payload: bytes | None, opts: dict[str, Any]) -> None:
     import numpy as np
 
+    from verification.checks import context, run_check
+    from verification.core.candidate import judged_fields, self_judged
+    from verification.core.tape import Tape
     from verification.engine import protocol
+    from verification.engine.platform import platform_gaps
     from verification.results import Status
 
     self.send("start", label, "loading")
@@ -423,9 +386,9 @@ class Worker:
     self.state.restore_config()  # what loading the target changed is set back
     dirty = self.state.reset()
     dtypes, gap = platform_gaps(list(opts["dtypes"]), self.env["dtypes"], self.env["platform"])
-    if gap is not None:
+    if gap is not None:  # the judge says why (it sees the same platform)
       for check in opts["checks"]:
-        self.send("result", label, protocol.failed_result(candidate, check, gap, Status.SKIP).to_json())
+        self.send("record", label, check, [], None, 0.0)
       self.send("done", label, "; ".join(dirty) or None)
       return
     opts = {**opts, "dtypes": tuple(dtypes)}  # the run's provenance names a dtype the platform lacks
@@ -442,18 +405,25 @@ class Worker:
         self.send("result", label, protocol.failed_result(candidate, check, f"sanity: {problem}").to_json())
       self.send("done", label, "; ".join(dirty) or None)
       return
-    ctx = context(candidate, opts)
+    # The checks run here to compute the candidate's outputs; the judge process decides the verdicts from
+    # the record, except for a candidate whose own declaration is code (judged here: README, Isolation).
+    judged_here = self_judged(judged_fields(candidate))
+    tape = None if judged_here else Tape("record")
+    ctx = context(candidate, opts, tape)
     for check in opts["checks"]:
       self.send("start", label, check)
       dirty += self.state.reset()
       result = run_check(candidate, ctx, check)
       changed = self.spoiled(label)
-      if changed:
-        dirty += changed
-        if not result.failing:
-          result = result.with_status(Status.FAIL, f"{'; '.join(changed)} (was: {result.message})")
-      self.send("result", label, result.to_json())
+      dirty += changed
+      if tape is not None:
+        self.send("record", label, check, tape.take(), "; ".join(changed) or None, result.seconds)
+        continue
+      if changed and not result.failing:
+        result = result.with_status(Status.FAIL, f"{'; '.join(changed)} (was: {result.message})")
+      self.send("result", label, judged_in_worker(result).to_json())
     if not isinstance(ctx, str):
+      ctx.evaluator.tape = None  # the curves are for the plots: not recorded
       self.send("start", label, "curves")
       from verification.core import curves
 
@@ -470,46 +440,23 @@ class Worker:
     self.send("done", label, "; ".join(dirty) or None)
 
 
-def context(candidate: Any, opts: Mapping[str, Any]) -> Any:
-  """The checks' shared context for a candidate, or a message why there is none."""
-  import numpy as np
-
-  from verification.checks import Context
-  from verification.core.evaluate import Evaluator, describe
-
-  try:
-    reference = candidate.reference()
-  except Exception as exc:
-    return (f"{candidate.label}: no reference surrogate {candidate.name!r} with params {dict(candidate.params)}: "
-            f"{describe(exc)}")
-  return Context(candidate, reference, Evaluator(candidate), tuple(np.dtype(d) for d in opts["dtypes"]),
-                 is_reference=opts["is_reference"], hypothesis_examples=opts["hypothesis_examples"])
+#: Why a candidate's verdicts are made in its worker (README, Bring your own surrogate).
+JUDGED_HERE = ("in the worker process, next to the candidate: it declares its own surrogate (an unregistered "
+               "Surrogate subclass), whose code the judge process would have to run to compute the reference")
 
 
-def run_check(candidate: Any, ctx: Any, check: str) -> Any:
-  """One check (a :class:`verification.results.Result`); whatever the candidate does (raise, exit) is a result."""
-  import numpy as np
+def judged_in_worker(result: Any) -> Any:
+  """``result`` saying where it was judged (``detail.judged_in``)."""
+  import dataclasses
 
-  from verification.checks import CHECKS
-  from verification.core.evaluate import describe
-  from verification.results import errored
-
-  start = time.perf_counter()
-  if isinstance(ctx, str):
-    outcome = errored(ctx)
-  else:
-    try:
-      with np.errstate(all="ignore"):
-        outcome = CHECKS[check](ctx)
-    except BaseException as exc:  # SystemExit, KeyboardInterrupt, GeneratorExit, a library's own: the candidate's
-      outcome = errored(describe(exc))
-  return outcome.result(candidate.label, candidate.name, candidate.params, check, time.perf_counter() - start,
-                        candidate.notes)
+  d = result.diagnosis
+  return dataclasses.replace(result, diagnosis=dataclasses.replace(d, extra={**d.extra, "judged_in": JUDGED_HERE}))
 
 
 def main(argv: list[str]) -> int:
   import socket
 
+  from verification.engine.platform import environment
   from verification.engine.protocol import Channel
 
   _die_with_parent()

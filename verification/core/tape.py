@@ -1,0 +1,311 @@
+"""The record of a candidate's outputs: what crosses from the process that runs candidate code to the
+process that judges it.
+
+Every piece of harness code that runs candidate code is a function marked :func:`recorded`: it takes
+the inputs the harness chose and returns the candidate's outputs as data (arrays, numbers, strings,
+exceptions, and tuples, lists and dicts of them). Its first argument (the check's context or the
+candidate's evaluator) holds the :class:`Tape`:
+
+* recording (the worker process, next to the candidate): the function runs, and its result, or the
+  exception it raised, is kept under the call's *key* (its name and a SHA-256 digest of the other
+  arguments, bytes exact: -0.0 and NaN payloads are inputs of their own);
+* replaying (the judge process, where no candidate code is loaded): the function does not run; the
+  result recorded under the same key comes back, or :class:`Unrecorded` where the record has none;
+* no tape: the function runs (in-process use and tests).
+
+The check itself runs in both processes. Its inputs, the reference's values, the tolerances and the
+comparisons are computed afresh where it is judged, so what a candidate does to its own process (a
+patched comparison, a forged message) can change nothing there but the outputs recorded for it: at
+inputs the judge did not ask for they are never looked at, and a record that lacks what the judge
+asks for is an ``error``. The recording side hands the check the values as they will be replayed
+(encoded, then decoded), so both sides see the same data.
+
+The record travels as JSON (:meth:`Tape.take`, :meth:`Tape.add`): arrays as base64 of their bytes with
+a dtype from a fixed list, exceptions as their type's name, kind and message. Nothing is unpickled.
+"""
+
+from __future__ import annotations
+
+import base64
+import functools
+import hashlib
+import struct
+from collections.abc import Callable
+from typing import Any
+
+import ml_dtypes
+import numpy as np
+
+from verification.core.errors import CandidateError, Recorded, describe
+
+#: The dtypes an array on the record may have.
+DTYPES = {name: np.dtype(name) for name in ("bool", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32",
+                                            "uint64", "float16", "float32", "float64", "complex64", "complex128")}
+DTYPES["bfloat16"] = np.dtype(ml_dtypes.bfloat16)
+#: The longest exception message kept on the record (results keep 4,096 characters of a field).
+MESSAGE_LIMIT = 8192
+
+
+class Unrecorded(BaseException):  # not an Exception: a check's ``except Exception`` must not take it
+  """The judge asked for an output of the candidate that the record does not hold."""
+
+
+class TapeError(Exception):
+  """A record that cannot be read (malformed JSON values, an unknown dtype, a size that does not match)."""
+
+
+#: The exception classes the checks tell apart, most specific first: a rebuilt exception derives from
+#: the first its original was an instance of (else from Exception, or BaseException).
+_KINDS: dict[str, type[BaseException]] = {"CandidateError": CandidateError, "NotImplementedError": NotImplementedError}
+_REBUILT: dict[tuple[str, str], type] = {}
+
+
+def _kind(exc: BaseException) -> str:
+  for name, cls in _KINDS.items():
+    if isinstance(exc, cls):
+      return name
+  return "Exception" if isinstance(exc, Exception) else "BaseException"
+
+
+def _rebuild(type_name: str, kind: str, message: str, description: str) -> BaseException:
+  base = _KINDS.get(kind) or (Exception if kind == "Exception" else BaseException)
+  key = (type_name, kind)
+  if key not in _REBUILT:
+    _REBUILT[key] = type(type_name, (base, Recorded), {})
+  exc = _REBUILT[key](message)
+  exc.description = description
+  return exc
+
+
+def _text(exc: BaseException) -> tuple[str, str]:
+  try:
+    message = str(exc)
+  except BaseException:  # an exception whose __str__ raises
+    message = f"<{type(exc).__name__} whose message cannot be read>"
+  try:
+    description = describe(exc)
+  except BaseException:
+    description = f"{type(exc).__name__}: {message}"
+  return message[:MESSAGE_LIMIT], description[:MESSAGE_LIMIT]
+
+
+# -------------------------------------------------------------------------------------------------
+# Values <-> JSON
+# -------------------------------------------------------------------------------------------------
+
+
+def encode(value: Any) -> Any:
+  """A result as JSON values (tagged lists); what cannot be recorded becomes an exception value."""
+  if value is None:
+    return ["n"]
+  if isinstance(value, bool | np.bool_):
+    return ["b", bool(value)]
+  if isinstance(value, int) and not isinstance(value, bool):
+    return ["i", int(value)]
+  if isinstance(value, float):
+    return ["f", float(value).hex()]
+  if isinstance(value, str):
+    return ["s", value]
+  if isinstance(value, BaseException):
+    return ["e", type(value).__name__[:200], _kind(value), *_text(value)]
+  if isinstance(value, np.generic):
+    return ["g", *_array(np.asarray(value))]
+  if isinstance(value, np.ndarray) or type(value).__module__.startswith(("jax", "jaxlib")):
+    return ["a", *_array(np.asarray(value))]
+  if isinstance(value, tuple | list):
+    return ["t" if isinstance(value, tuple) else "l", [encode(v) for v in value]]
+  if isinstance(value, dict) and all(isinstance(k, str) for k in value):
+    return ["d", [[k, encode(v)] for k, v in value.items()]]
+  return _unrecordable(f"a {type(value).__name__}")
+
+
+def _array(a: np.ndarray) -> list[Any]:
+  name = "bfloat16" if a.dtype == DTYPES["bfloat16"] else a.dtype.name
+  if name not in DTYPES:
+    raise _Unencodable(f"an array of dtype {a.dtype}")
+  return [name, list(a.shape), base64.b64encode(np.ascontiguousarray(a).tobytes()).decode("ascii")]
+
+
+class _Unencodable(Exception):
+  pass
+
+
+def _unrecordable(what: str) -> list[Any]:
+  message = f"the candidate returned {what}, which is not an array of numbers"
+  return ["e", "CandidateError", _kind(CandidateError(message)), message, message]
+
+
+def encoded(value: Any) -> Any:
+  """:func:`encode`, with an array of an unknown dtype (an object array) as an exception value in its place."""
+  try:
+    return encode(value)
+  except _Unencodable as exc:
+    if isinstance(value, tuple | list):
+      return ["t" if isinstance(value, tuple) else "l", [encoded(v) for v in value]]
+    if isinstance(value, dict):
+      return ["d", [[k, encoded(v)] for k, v in value.items()]]
+    return _unrecordable(str(exc))
+
+
+def as_replayed(value: Any, data: Any) -> Any:
+  """``value`` as :func:`decode` gives back its encoding ``data``, without the round trip for arrays (a copy of
+  the same bytes, dtype and shape): exceptions rebuilt, scalars and containers as they are."""
+  tag = data[0]
+  if tag == "a":
+    return np.array(value, copy=True)
+  if tag in ("t", "l"):
+    items = [as_replayed(v, d) for v, d in zip(value, data[1], strict=True)]
+    return tuple(items) if tag == "t" else items
+  if tag == "d":
+    return {k: as_replayed(value[k], d) for k, d in data[1]}
+  return decode(data)
+
+
+def decode(data: Any) -> Any:
+  """The value :func:`encode` recorded (raises :class:`TapeError` on anything else)."""
+  try:
+    tag = data[0]
+    if tag == "n":
+      return None
+    if tag in ("b", "i", "s"):
+      value = data[1]
+      if type(value) is not {"b": bool, "i": int, "s": str}[tag]:
+        raise TapeError(f"a {tag!r} value of type {type(value).__name__}")
+      return value
+    if tag == "f":
+      return float.fromhex(data[1])
+    if tag in ("a", "g"):
+      name, shape, raw = data[1:4]
+      if name not in DTYPES or not all(isinstance(n, int) and n >= 0 for n in shape):
+        raise TapeError(f"an array of dtype {str(name)[:40]!r} and shape {str(shape)[:80]}")
+      buffer = base64.b64decode(raw, validate=True)
+      a = np.frombuffer(buffer, DTYPES[name]).reshape(shape).copy()
+      return a[()] if tag == "g" else a
+    if tag in ("t", "l"):
+      items = [decode(v) for v in data[1]]
+      return tuple(items) if tag == "t" else items
+    if tag == "d":
+      return {str(k): decode(v) for k, v in data[1]}
+    if tag == "e":
+      type_name, kind, message, description = (str(v) for v in data[1:5])
+      return _rebuild(type_name, kind, message, description)
+  except TapeError:
+    raise
+  except Exception as exc:
+    raise TapeError(f"a malformed value on the record ({type(exc).__name__}: {exc})") from None
+  raise TapeError(f"a value with the unknown tag {str(tag)[:20]!r}")
+
+
+# -------------------------------------------------------------------------------------------------
+# Keys
+# -------------------------------------------------------------------------------------------------
+
+
+def _feed(h: Any, v: Any) -> None:
+  if v is None:
+    h.update(b"N")
+  elif isinstance(v, bool | np.bool_):
+    h.update(b"B1" if v else b"B0")
+  elif isinstance(v, int):
+    h.update(b"I%d;" % v)
+  elif isinstance(v, float):
+    h.update(b"F" + struct.pack("<d", v))
+  elif isinstance(v, str):
+    b = v.encode("utf-8", "surrogatepass")
+    h.update(b"S%d;" % len(b) + b)
+  elif isinstance(v, np.dtype):
+    h.update(b"D" + str(v).encode() + b";")
+  elif isinstance(v, np.ndarray | np.generic):
+    a = np.ascontiguousarray(v)
+    h.update(b"A" + str(a.dtype).encode() + b";" + repr(a.shape).encode() + b";")
+    h.update(a.tobytes())
+  elif isinstance(v, tuple | list):
+    h.update(b"T%d;" % len(v))
+    for item in v:
+      _feed(h, item)
+  elif isinstance(v, dict):
+    h.update(b"M%d;" % len(v))
+    for k in sorted(v, key=str):
+      _feed(h, str(k))
+      _feed(h, v[k])
+  else:
+    raise TypeError(f"a recorded call's argument of type {type(v).__name__} has no key (pass arrays, numbers, "
+                    "strings, or tuples and dicts of them)")
+
+
+def key(name: str, args: tuple, kwargs: dict) -> str:
+  h = hashlib.sha256(name.encode())
+  _feed(h, list(args))
+  _feed(h, kwargs)
+  return f"{name}:{h.hexdigest()[:32]}"
+
+
+# -------------------------------------------------------------------------------------------------
+# The tape
+# -------------------------------------------------------------------------------------------------
+
+
+class Tape:
+  """The candidate's outputs of one candidate's checks, recording or replaying (see the module)."""
+
+  def __init__(self, mode: str):
+    if mode not in ("record", "replay"):
+      raise ValueError(f"mode {mode!r}: expected 'record' or 'replay'")
+    self.mode = mode
+    self._segment: list[list[Any]] = []
+    self._held: dict[str, list[list[Any]]] = {}
+
+  def call(self, name: str, fn: Callable[..., Any], owner: Any, args: tuple, kwargs: dict) -> Any:
+    k = key(name, args, kwargs)
+    if self.mode == "record":
+      try:
+        value = fn(owner, *args, **kwargs)
+      except BaseException as exc:  # the candidate's (SystemExit, KeyboardInterrupt too): raised as replayed
+        entry = ["raised", encode(exc)]
+        self._segment.append([k, entry])
+        raise decode(entry[1]) from None
+      entry = ["ok", encoded(value)]
+      self._segment.append([k, entry])
+      return as_replayed(value, entry[1])
+    else:
+      queue = self._held.get(k)
+      if not queue:
+        raise Unrecorded(f"the worker's record holds no output of the candidate for {name} at the inputs the judge "
+                         "chose: the candidate's process did not compute what the harness asked for (something "
+                         "in it changed the check's inputs, or the record was altered)")
+      entry = queue.pop(0) if len(queue) > 1 else queue[0]
+    value = decode(entry[1])
+    if entry[0] == "raised":
+      raise value
+    return value
+
+  def take(self) -> list[list[Any]]:
+    """Recording: the entries since the last ``take`` (JSON values), for the judge."""
+    segment, self._segment = self._segment, []
+    return segment
+
+  def add(self, segment: Any) -> None:
+    """Replaying: entries from the worker (checked for shape; the values are decoded when asked for)."""
+    if not isinstance(segment, list):
+      raise TapeError("a record that is not a list of entries")
+    for item in segment:
+      if not (isinstance(item, list) and len(item) == 2 and isinstance(item[0], str) and isinstance(item[1], list)
+              and len(item[1]) == 2 and item[1][0] in ("ok", "raised")):
+        raise TapeError(f"a malformed entry on the record: {str(item)[:80]!r}")
+      self._held.setdefault(item[0], []).append(item[1])
+
+
+def recorded(fn: Callable[..., Any]) -> Callable[..., Any]:
+  """Marks a function that runs candidate code (see the module): its first argument's ``tape``
+  (None: the function just runs) records or replays it; the other arguments are its key."""
+  name = fn.__qualname__
+
+  @functools.wraps(fn)
+  def wrapper(owner: Any, *args: Any, **kwargs: Any) -> Any:
+    tape = getattr(owner, "tape", None)
+    if tape is None:
+      return fn(owner, *args, **kwargs)
+    return tape.call(name, fn, owner, args, kwargs)
+
+  wrapper.__recorded__ = True
+  return wrapper
