@@ -249,3 +249,25 @@ def test_a_judge_taking_over_with_the_earlier_records_judges_as_the_first_would(
   taking_over = Judging(judged_fields(c), OPTS, ENV)
   taking_over.tape.add(first)
   assert taking_over.judge("autodiff", second).status is Status.PASS
+
+
+_DRAWS = """
+import hashlib, sys
+import numpy as np
+if sys.argv[1:]:
+  __import__(sys.argv[1])
+from verification.core import numerics
+d = numerics.hypothesis_draws("float32", 5, 0) + numerics.hypothesis_draws("float64", 20, 0)
+print(hashlib.sha256(b"".join(v.tobytes() for v, _ in d)).hexdigest())
+"""
+
+
+def test_the_hypothesis_draws_do_not_depend_on_the_code_a_process_imported():
+  """The worker imports the target, the judge does not; both must draw the edge check's inputs alike
+  (hypothesis mixes numbers from the local modules imported so far into its draws unless told not to)."""
+  import subprocess
+  import sys
+
+  digests = {subprocess.run([sys.executable, "-c", _DRAWS, *extra], capture_output=True, text=True, check=True,
+                            timeout=300).stdout for extra in ([], ["tests.planted"], ["tests.hostile"])}
+  assert len(digests) == 1, digests

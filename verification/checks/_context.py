@@ -70,7 +70,7 @@ class Context:
   def peak(self) -> float:
     """max |g| of the reference (times the candidate's scale), as :meth:`surrogates.Surrogate.peak`
     computes it (in float32), through the reference's compiled bundle."""
-    g = self.ref_eval.evaluate(self.reference.peak_points(self.length), ("g",))["g"]
+    g = self.ref_eval.evaluate(self.reference.peak_points(self.length), ("g",), record=False)["g"]
     value = float(np.max(np.abs(g))) if isinstance(g, np.ndarray) else math.nan
     return self._usable("the peak of g", value * abs(self.scale))
 
@@ -112,7 +112,7 @@ class Context:
 
     Raises :class:`ReferenceUncomputable` where it is NaN at an input where it is defined."""
     xf = np.asarray(x, F64)
-    out = self.ref_eval.evaluate(xf, (quantity,))[quantity]
+    out = self.ref_eval.evaluate(xf, (quantity,), record=False)[quantity]
     if isinstance(out, Exception):
       raise ReferenceUncomputable(f"the reference failed at the claimed parameters {dict(self.candidate.params)}: "
                                   f"{out}")

@@ -182,10 +182,15 @@ class Evaluator:
     return "needs JAX transforms (the candidate is evaluated through torch autograd)"
 
   # ------------------------------------------------------------------------------------------
-  def evaluate(self, x: np.ndarray, quantities: tuple[str, ...] | None = None) -> dict[str, np.ndarray | Exception]:
-    """Quantities at x (a 1-d NumPy array of one float dtype); an Exception in place of a failure."""
+  def evaluate(self, x: np.ndarray, quantities: tuple[str, ...] | None = None, *, record: bool = True
+               ) -> dict[str, np.ndarray | Exception]:
+    """Quantities at x (a 1-d NumPy array of one float dtype); an Exception in place of a failure.
+    ``record=False``: not on the tape (the reference target's candidate serving as its own reference in the
+    worker: the judge computes those values itself)."""
     quantities = tuple(q for q in (quantities or self.available) if q in self.fns)
     x = np.asarray(x)
+    if not record:
+      return Evaluator._outputs.__wrapped__(self, x, quantities)
     return self._noted(x.dtype, self._outputs(x, quantities))
 
   @recorded

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import itertools
 import math
 import threading
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -223,6 +224,34 @@ def edge_values(dtype) -> np.ndarray:
 _HYPOTHESIS_LOCK = threading.Lock()
 
 
+@contextlib.contextmanager
+def _without_local_constants() -> Iterator[None]:
+  """Hypothesis (6.131 and later) mixes numbers it finds in the local modules imported so far into what it
+  draws, so the same seed would draw other values in a process that imported other code (the worker
+  imports the target, the judge does not, and both must choose the same inputs). Within this, it finds
+  none: the draws are a function of (dtype, examples, seed) alone. Versions without the feature are
+  left as they are."""
+  try:
+    from hypothesis.internal.conjecture import providers
+  except ImportError:  # pragma: no cover (a layout of hypothesis without it)
+    yield
+    return
+  found, cache = getattr(providers, "_get_local_constants", None), getattr(providers, "CONSTANTS_CACHE", None)
+  if found is None or not hasattr(providers, "Constants"):
+    yield
+    return
+  none = providers.Constants()
+  providers._get_local_constants = lambda: none
+  if cache is not None:
+    cache.cache.clear()
+  try:
+    yield
+  finally:
+    providers._get_local_constants = found
+    if cache is not None:
+      cache.cache.clear()
+
+
 @functools.cache
 def hypothesis_draws(dtype_name: str, examples: int, seed: int = 0,
                      size: int = 512) -> tuple[tuple[np.ndarray, float], ...]:
@@ -250,6 +279,6 @@ def hypothesis_draws(dtype_name: str, examples: int, seed: int = 0,
     values.flags.writeable = False
     draws.append((values, float(width)))
 
-  with _HYPOTHESIS_LOCK:  # hypothesis keeps global state: one draw at a time
+  with _HYPOTHESIS_LOCK, _without_local_constants():  # hypothesis keeps global state: one draw at a time
     draw()
   return tuple(draws)
