@@ -271,3 +271,10 @@ def test_the_hypothesis_draws_do_not_depend_on_the_code_a_process_imported():
   digests = {subprocess.run([sys.executable, "-c", _DRAWS, *extra], capture_output=True, text=True, check=True,
                             timeout=300).stdout for extra in ([], ["tests.planted"], ["tests.hostile"])}
   assert len(digests) == 1, digests
+
+
+def test_a_platform_without_float64_is_a_skip_the_judge_gives_for_every_check():
+  judging = Judging(judged_fields(_sigmoid()), OPTS, {"dtypes": ["bfloat16", "float32"], "platform": "tpu"})
+  for check in CHECKS:
+    result = judging.judge(check, [])
+    assert result.status is Status.SKIP and "has no float64" in result.message, (check, result.message)

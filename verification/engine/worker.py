@@ -385,10 +385,16 @@ class Worker:
       return
     self.state.restore_config()  # what loading the target changed is set back
     dirty = self.state.reset()
+    # The checks run here to compute the candidate's outputs; the judge process decides the verdicts from
+    # the record, except for a candidate whose own declaration is code (judged here: README, Isolation).
+    judged_here = self_judged(judged_fields(candidate))
     dtypes, gap = platform_gaps(list(opts["dtypes"]), self.env["dtypes"], self.env["platform"])
     if gap is not None:  # the judge says why (it sees the same platform)
       for check in opts["checks"]:
-        self.send("record", label, check, [], None, 0.0)
+        if judged_here:
+          self.send("result", label, protocol.failed_result(candidate, check, gap, Status.SKIP).to_json())
+        else:
+          self.send("record", label, check, [], None, 0.0)
       self.send("done", label, "; ".join(dirty) or None)
       return
     opts = {**opts, "dtypes": tuple(dtypes)}  # the run's provenance names a dtype the platform lacks
@@ -405,9 +411,6 @@ class Worker:
         self.send("result", label, protocol.failed_result(candidate, check, f"sanity: {problem}").to_json())
       self.send("done", label, "; ".join(dirty) or None)
       return
-    # The checks run here to compute the candidate's outputs; the judge process decides the verdicts from
-    # the record, except for a candidate whose own declaration is code (judged here: README, Isolation).
-    judged_here = self_judged(judged_fields(candidate))
     tape = None if judged_here else Tape("record")
     ctx = context(candidate, opts, tape)
     for check in opts["checks"]:
