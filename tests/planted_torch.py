@@ -25,29 +25,36 @@ def heaviside(x):
   return (x >= 0).to(x.dtype)
 
 
-class NewStyle(torch.autograd.Function):
-  """forward(x) + setup_context, jvp, generate_vmap_rule and a backward of differentiable ops."""
+def new_style(g):
+  """An autograd.Function of H with backward ct·g(x): forward(x) + setup_context, jvp, generate_vmap_rule and
+  a backward of differentiable ops."""
 
-  generate_vmap_rule = True
+  class NewStyle(torch.autograd.Function):
+    generate_vmap_rule = True
 
-  @staticmethod
-  def forward(x):
-    return heaviside(x)
+    @staticmethod
+    def forward(x):
+      return heaviside(x)
 
-  @staticmethod
-  def setup_context(ctx, inputs, output):
-    ctx.save_for_backward(inputs[0])
-    ctx.save_for_forward(inputs[0])
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+      ctx.save_for_backward(inputs[0])
+      ctx.save_for_forward(inputs[0])
 
-  @staticmethod
-  def backward(ctx, ct):
-    (x,) = ctx.saved_tensors
-    return ct * sigmoid_g(x)
+    @staticmethod
+    def backward(ctx, ct):
+      (x,) = ctx.saved_tensors
+      return ct * g(x)
 
-  @staticmethod
-  def jvp(ctx, t):
-    (x,) = ctx.saved_tensors
-    return t * sigmoid_g(x)
+    @staticmethod
+    def jvp(ctx, t):
+      (x,) = ctx.saved_tensors
+      return t * g(x)
+
+  return NewStyle
+
+
+NewStyle = new_style(sigmoid_g)
 
 
 class OldStyle(torch.autograd.Function):
@@ -102,30 +109,7 @@ custom_spike.register_autograd(_custom_backward, setup_context=_custom_setup)
 
 def piecewise(g):
   """An autograd.Function whose backward is ct·g(x) for a piecewise-constant g of torch ops."""
-
-  class Piecewise(torch.autograd.Function):
-    generate_vmap_rule = True
-
-    @staticmethod
-    def forward(x):
-      return heaviside(x)
-
-    @staticmethod
-    def setup_context(ctx, inputs, output):
-      ctx.save_for_backward(inputs[0])
-      ctx.save_for_forward(inputs[0])
-
-    @staticmethod
-    def backward(ctx, ct):
-      (x,) = ctx.saved_tensors
-      return ct * g(x)
-
-    @staticmethod
-    def jvp(ctx, t):
-      (x,) = ctx.saved_tensors
-      return t * g(x)
-
-  return Piecewise.apply
+  return new_style(g).apply
 
 
 def _escape_g(x):  # SpikeRateEscape(beta=1, slope=25)

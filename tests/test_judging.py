@@ -59,7 +59,7 @@ def test_the_record_is_data_that_survives_json():
   assert isinstance(back["mine"], CandidateError) and describe(back["mine"]) == "g raised"
   assert not isinstance(back["abort"], Exception) and isinstance(back["abort"], BaseException)
   # what is not an array of numbers becomes an exception value, the rest is kept
-  odd = T.decode(T.encoded({"ok": np.ones(2), "odd": np.array([object()])}))
+  odd = T.decode(T.encode({"ok": np.ones(2), "odd": np.array([object()])}))
   assert odd["ok"].tolist() == [1.0, 1.0] and isinstance(odd["odd"], CandidateError)
 
 

@@ -117,9 +117,9 @@ def _check_one(ctx: Any, name: str, x: np.ndarray, ct: np.ndarray) -> tuple[str,
   m = x.size
   xp, ctp = np.resize(x, max(POINTS, m)), np.resize(ct, max(POINTS, m))
   where = f"'{name}' = {theta:g}"
-  outputs = _parameter_outputs(ctx, name, theta, thetas, xp, ctp, m)
+  outputs = _parameter_outputs(ctx, name, where, theta, thetas, xp, ctp, m)
   if isinstance(outputs, str):
-    return outputs.replace("{where}", where), {}
+    return outputs, {}
   single, batch = outputs
 
   # 1. H does not depend on θ: exactly 0
@@ -185,10 +185,10 @@ def _check_one(ctx: Any, name: str, x: np.ndarray, ct: np.ndarray) -> tuple[str,
 
 
 @recorded
-def _parameter_outputs(ctx: Any, name: str, theta: float, thetas: np.ndarray, xp: np.ndarray, ctp: np.ndarray,
-                       m: int) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]] | str:
-  """(at θ, over the batch of θ) of :func:`_quantities`, or why they cannot be computed (``{where}`` stands
-  for the parameter)."""
+def _parameter_outputs(ctx: Any, name: str, where: str, theta: float, thetas: np.ndarray, xp: np.ndarray,
+                       ctp: np.ndarray, m: int) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]] | str:
+  """(at θ, over the batch of θ) of :func:`_quantities`, or why they cannot be computed (``where`` names the
+  parameter and its value)."""
   (both, single_fn, batch_fn), free = _programs(ctx, name)
 
   def numpy(out: dict[str, Any]) -> dict[str, np.ndarray]:
@@ -200,11 +200,11 @@ def _parameter_outputs(ctx: Any, name: str, theta: float, thetas: np.ndarray, xp
     try:
       single = numpy(single_fn(free, np.float64(theta), xp, ctp))
     except Exception as exc:
-      return f"the spike function cannot be differentiated in {{where}} under jit: {describe(exc)}"
+      return f"the spike function cannot be differentiated in {where} under jit: {describe(exc)}"
     try:
       return single, numpy(batch_fn(free, thetas, xp, ctp))
     except Exception as exc:
-      return f"the spike function cannot be differentiated in {{where}} under vmap over '{name}': {describe(exc)}"
+      return f"the spike function cannot be differentiated in {where} under vmap over '{name}': {describe(exc)}"
 
 
 @recorded

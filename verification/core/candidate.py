@@ -250,8 +250,6 @@ def judged_fields(c: Candidate) -> dict[str, Any]:
   fields = {"label": c.label, "name": c.name, "params": dict(c.params), "scale": c.scale, "backend": c.backend,
             "input_offset": c.input_offset, "notes": dict(c.notes or {}),
             "has": [f for f in ("surrogate_fun", "surrogate_grad", "factory") if getattr(c, f) is not None],
-            "factory_is_class": c.factory is not None and c.surrogate is None
-            and isinstance(c.factory, type) and surrogates.REGISTRY.get(c.factory.__name__) is c.factory,
             "declaration": declaration}
   return json.loads(json.dumps(fields, default=repr))
 
@@ -270,28 +268,19 @@ def _not_here(*args: Any, **kwargs: Any) -> Any:
 def stand_in(fields: Mapping[str, Any]) -> Candidate:
   """The candidate as the judge process sees it (:func:`judged_fields`): its data, and callables that
   raise if called (the judge never runs candidate code: the checks' recorded calls replay the worker's
-  record). A registered surrogate's class as the factory is that class (the parameters check compares
-  it by identity)."""
+  record)."""
   declaration = fields.get("declaration")
   surrogate = None
   if isinstance(declaration, Mapping):
     surrogate = surrogates.REGISTRY[str(declaration["class"])](**dict(declaration["params"]))
   has = set(fields.get("has", ()))
-  factory = None
-  if "factory" in has:
-    factory = surrogates.REGISTRY[names_class(fields)] if fields.get("factory_is_class") else _not_here
   c = Candidate(name=fields["name"], params=dict(fields["params"]), fn=_not_here, label=fields["label"],
                 scale=fields["scale"], backend="numpy" if fields["backend"] == "torch" else fields["backend"],
-                forward=_not_here, vjp=_not_here, notes=dict(fields.get("notes") or {}), factory=factory,
+                forward=_not_here, vjp=_not_here, notes=dict(fields.get("notes") or {}),
+                factory=_not_here if "factory" in has else None,
                 surrogate=surrogate, input_offset=fields["input_offset"],
                 surrogate_fun=_not_here if "surrogate_fun" in has else None,
                 surrogate_grad=_not_here if "surrogate_grad" in has else None)
   object.__setattr__(c, "backend", fields["backend"])  # (a torch one is not given its bridges: none is called)
   return c
 
-
-def names_class(fields: Mapping[str, Any]) -> str:
-  """The registry class a candidate's name spells (its factory, where that is the class itself)."""
-  from verification.core import names
-
-  return type(names.build(fields["name"], fields["params"])).__name__

@@ -190,16 +190,18 @@ class Evaluator:
     quantities = tuple(q for q in (quantities or self.available) if q in self.fns)
     x = np.asarray(x)
     if not record:
-      return Evaluator._outputs.__wrapped__(self, x, quantities)
-    return self._noted(x.dtype, self._outputs(x, quantities))
+      return self._outputs(x, quantities)
+    return self._noted(x.dtype, self._recorded_outputs(x, quantities))
 
-  @recorded
   def _outputs(self, x: np.ndarray, quantities: tuple[str, ...]) -> dict[str, np.ndarray | Exception]:
-    """The candidate's quantities at x (its code runs here, see :mod:`verification.core.tape`)."""
+    """The candidate's quantities at x (its code runs here)."""
     if self.candidate.backend == "jax":
       outs = self._bundle_at(x)
       return {q: outs[q] for q in quantities}
     return {q: self._guard(q, lambda f=self.fns[q]: f(np.asarray(x)), x) for q in quantities}
+
+  #: :meth:`_outputs` on the candidate's record (:mod:`verification.core.tape`).
+  _recorded_outputs = recorded(_outputs)
 
   def _bundle_at(self, x: np.ndarray) -> dict[str, Any]:
     """Always the whole bundle: one compilation per dtype serves every check, and the checks that ask for

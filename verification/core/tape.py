@@ -108,10 +108,13 @@ def encode(value: Any) -> Any:
     return ["s", value]
   if isinstance(value, BaseException):
     return ["e", type(value).__name__[:200], _kind(value), *_text(value)]
-  if isinstance(value, np.generic):
-    return ["g", *_array(np.asarray(value))]
-  if isinstance(value, np.ndarray) or type(value).__module__.startswith(("jax", "jaxlib")):
-    return ["a", *_array(np.asarray(value))]
+  if isinstance(value, np.generic | np.ndarray) or type(value).__module__.startswith(("jax", "jaxlib")):
+    a = np.asarray(value)
+    name = "bfloat16" if a.dtype == DTYPES["bfloat16"] else a.dtype.name
+    if name not in DTYPES:  # an object array, say
+      return _unrecordable(f"an array of dtype {a.dtype}")
+    raw = base64.b64encode(np.ascontiguousarray(a).tobytes()).decode("ascii")
+    return ["g" if isinstance(value, np.generic) else "a", name, list(a.shape), raw]
   if isinstance(value, tuple | list):
     return ["t" if isinstance(value, tuple) else "l", [encode(v) for v in value]]
   if isinstance(value, dict) and all(isinstance(k, str) for k in value):
@@ -119,32 +122,9 @@ def encode(value: Any) -> Any:
   return _unrecordable(f"a {type(value).__name__}")
 
 
-def _array(a: np.ndarray) -> list[Any]:
-  name = "bfloat16" if a.dtype == DTYPES["bfloat16"] else a.dtype.name
-  if name not in DTYPES:
-    raise _Unencodable(f"an array of dtype {a.dtype}")
-  return [name, list(a.shape), base64.b64encode(np.ascontiguousarray(a).tobytes()).decode("ascii")]
-
-
-class _Unencodable(Exception):
-  pass
-
-
 def _unrecordable(what: str) -> list[Any]:
   message = f"the candidate returned {what}, which is not an array of numbers"
   return ["e", "CandidateError", _kind(CandidateError(message)), message, message]
-
-
-def encoded(value: Any) -> Any:
-  """:func:`encode`, with an array of an unknown dtype (an object array) as an exception value in its place."""
-  try:
-    return encode(value)
-  except _Unencodable as exc:
-    if isinstance(value, tuple | list):
-      return ["t" if isinstance(value, tuple) else "l", [encoded(v) for v in value]]
-    if isinstance(value, dict):
-      return ["d", [[k, encoded(v)] for k, v in value.items()]]
-    return _unrecordable(str(exc))
 
 
 def as_replayed(value: Any, data: Any) -> Any:
@@ -264,7 +244,7 @@ class Tape:
         entry = ["raised", encode(exc)]
         self._segment.append([k, entry])
         raise decode(entry[1]) from None
-      entry = ["ok", encoded(value)]
+      entry = ["ok", encode(value)]
       self._segment.append([k, entry])
       return as_replayed(value, entry[1])
     else:

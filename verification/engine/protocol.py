@@ -65,7 +65,10 @@ class Channel:
     self.sock.close()
 
   def _send_frame(self, body: bytes, timeout: float | None) -> None:
-    data = memoryview(_HEADER.pack(len(body)) + body)
+    self._send_framed(_HEADER.pack(len(body)) + body, timeout)
+
+  def _send_framed(self, framed: bytes, timeout: float | None) -> None:
+    data = memoryview(framed)
     if timeout is None:
       self.sock.sendall(data)
       return
@@ -80,7 +83,7 @@ class Channel:
   # the parent's side
   def send(self, message: Any, timeout: float = 60.0) -> None:
     """Sends a pickled message to the worker (the parent's socket is non-blocking: at most ``timeout``)."""
-    self._send_frame(pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL), timeout)
+    self._send_framed(frame(message), timeout)
 
   def send_some(self, data: bytes) -> int:
     """Sends what the socket takes now of a :func:`frame` (never blocks); the number of bytes sent."""

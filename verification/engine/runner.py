@@ -743,14 +743,7 @@ class _Pool:
       w = self.slots[i] = _Worker(self.spec, self.options)
       self.started += 1
     if not job.judged_here:
-      j = self.judges[i]
-      if j is not None and (j.broken or j.proc.poll() is not None):  # ended while idle: a fresh one
-        j.stop()
-        j = self.judges[i] = None
-      if j is None:
-        j = self.judges[i] = _Judge(self.options)
-        self.judges_started += 1
-      j.post(("begin", label, dict(job.fields), self.opts))
+      self.judge_for(i, job)
     w.label, w.capture = label, _Capture()
     w.sequence = protocol.Sequence(label, self.opts["checks"])
     try:
@@ -847,20 +840,29 @@ class _Pool:
     return None
 
   def to_judge(self, i: int, job: _Job, check: str, entries: list, spoiled: str | None, seconds: float) -> None:
-    j = self.judges[i]
-    if j is not None and not job.awaiting and (j.broken or j.proc.poll() is not None):  # ended while idle
-      j.stop()
-      j = self.judges[i] = None
-    if j is None:  # a fresh judge takes over this candidate: the records so far first
-      j = self.judges[i] = _Judge(self.options)
-      self.judges_started += 1
-      j.post(("begin", job.label, dict(job.fields), self.opts))
-      j.post(("entries", job.label, [e for entries_ in job.history for e in entries_]))
+    j = self.judge_for(i, job)
     if not job.awaiting:
       j.deadline = time.monotonic() + (self.limit("check") if j.env is not None else self.limit("start-up"))
     job.awaiting[check] = time.monotonic()
     job.history.append(entries)
     j.post(("record", job.label, check, entries, spoiled, seconds))
+
+  def judge_for(self, i: int, job: _Job) -> _Judge:
+    """Slot i's judge, told of ``job``'s candidate: a fresh one where there is none or the last ended while
+    idle; one that takes over a candidate gets the candidate's records so far first."""
+    j = self.judges[i]
+    if j is not None and not job.awaiting and (j.broken or j.proc.poll() is not None):
+      j.stop()
+      j = self.judges[i] = None
+    if j is None:
+      j = self.judges[i] = _Judge(self.options)
+      self.judges_started += 1
+    if j.label != job.label:
+      j.label = job.label
+      j.post(("begin", job.label, dict(job.fields), self.opts))
+      if job.history:
+        j.post(("entries", job.label, [e for entries in job.history for e in entries]))
+    return j
 
   def forget(self, i: int, job: _Job) -> None:
     """The judge drops the candidate (its worker refused it): nothing it was judging is kept."""
