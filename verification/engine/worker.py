@@ -532,10 +532,14 @@ class Worker:
         return f"the candidate could not be unpickled in the worker: {type(exc).__name__}: {exc}"
       finally:
         self.loaded()
-    found = self._load().candidates_by_label.get(label)
+    by_label = self._load().candidates_by_label
+    found = by_label.get(label)
     if found is None:
-      return (f"the worker's copy of the target has no candidate labelled {label!r} (the target is not "
-              "deterministic: it builds different candidates in different processes)")
+      from verification.engine.protocol import unstable_labels
+
+      return ("the worker's copy of the target has no candidate labelled so: the target is not deterministic (it "
+              "builds different candidates in different processes): "
+              + unstable_labels(label, list(by_label), "this worker"))
     from verification.core.candidate import Unbuilt
 
     if isinstance(found, Unbuilt):  # unbuilt here, built by the worker that listed the target
