@@ -585,6 +585,7 @@ class Worker:
     problem = sanity(candidate)
     changed = self.spoiled(label)
     self.float_state(dirty)
+    dirty += self.state.reset()  # (a timer its first call armed must not go off while the checks are prepared)
     if changed:
       dirty += changed
       problem = problem or "; ".join(changed)
