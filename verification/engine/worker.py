@@ -324,7 +324,7 @@ class State:
           os.environ[key] = value
     if warnings.filters != self.warnings:
       warnings.filters[:] = self.warnings
-      warnings._filters_mutated()  # (what warnings.simplefilter calls: cached decisions are dropped)
+      getattr(warnings, "_filters_mutated", lambda: None)()  # (as warnings.simplefilter does: caches dropped)
     if self.numpy_errors is not None and _numpy_errors() != self.numpy_errors:
       import numpy as np
 
