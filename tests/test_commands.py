@@ -139,3 +139,24 @@ def test_surrogate_report_names_itself_in_its_usage(monkeypatch, capsys):
       cli.main()
     assert exit_.value.code == 0
     assert capsys.readouterr().out.startswith(f"usage: {prog} "), argv0
+
+
+def _header(path: Path) -> str:
+  """The comment block that opens a workflow."""
+  lines = path.read_text().splitlines()
+  return "\n".join(ln for ln in lines[:next(i for i, ln in enumerate(lines) if not ln.startswith("#"))])
+
+
+def test_the_torch_workflow_describes_the_torch_candidate_as_it_is():
+  # a torch candidate is its spike function with the backend "torch" inferred, as the example it points to
+  # builds; the protocol it replaced (backend="numpy" with forward and vjp written in torch) is not described
+  from verification import targets
+  from verification.core import candidate
+
+  header = _header(ROOT / "examples" / "github-actions-pytest-torch.yml")
+  assert 'backend="numpy"' not in header and "vjp" not in header, header
+  assert "spike function" in header and '"torch"' in header and "examples/torch_candidates.py" in header
+  built = targets.resolve_target("examples.torch_candidates:CANDIDATES").candidates
+  assert built and all(c.backend == "torch" for c in built)  # inferred: the example does not say it
+  torch_part = candidate.__doc__.split("A torch candidate is its spike function")[1].split("Any other")[0]
+  assert "inferred from ``fn``" in torch_part and 'backend="numpy"' not in torch_part and "vjp" not in torch_part
