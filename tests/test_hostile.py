@@ -122,7 +122,11 @@ def test_a_set_ordered_target_is_matched_by_label():
   assert per_label == {label: ["forward", "differential"] for label in
                        ("set: correct a", "set: half gradient", "set: correct b", "set: correct c", pid)}
   by = {(r.label, r.check): r for r in got.results}
-  assert by[(pid, "forward")].status is Status.ERROR and "not deterministic" in by[(pid, "forward")].message
+  message = by[(pid, "forward")].message
+  assert by[(pid, "forward")].status is Status.ERROR and "not deterministic" in message
+  # the labels named as the cause, with the nearest label the other process built as the example
+  assert "labels differ between the processes" in message and "process id" in message
+  assert message.count("'set: made in process ") == 2, message
   assert by[("set: half gradient", "differential")].status is Status.FAIL
   assert "ratio 0.5" in by[("set: half gradient", "differential")].message
   assert all(by[(f"set: correct {k}", c)].status is Status.PASS for k in "abc" for c in ("forward", "differential"))

@@ -1,8 +1,8 @@
 """A target module that settles its process at import, as real libraries do: a default in the environment
 (Django's settings pattern), a signal handler, a warnings filter, NumPy's error handling, a JAX logging
-option, a block of shared memory (Python starts its resource tracker) and a helper process of its own. Each candidate reads what
-the module set on every call and raises if it is gone; one of them also changes the environment during
-its checks (set back before the next). All are correct and must pass."""
+option, a block of shared memory (Python starts its resource tracker) and a helper process of its own.
+Each candidate reads what the module set on every call and raises if it is gone; one of them changes it
+during its checks (put back before the next). All are correct and must pass."""
 
 import os
 import signal
