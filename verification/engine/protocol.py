@@ -208,7 +208,7 @@ def unstable_labels(label: str, others: Seq[str], other_process: str) -> str:
     return repr(safe_text(text, 120))
 
   nearest = difflib.get_close_matches(label, others, n=1, cutoff=0.0)
-  example = f" ({shown(label)} in one, {shown(nearest[0])} in {other_process})" if nearest else ""
+  example = f" ({shown(label)} where the target was listed, {shown(nearest[0])} in {other_process})" if nearest else ""
   return (f"its labels differ between the processes that load it{example}: a label that holds a memory address, "
           "a process id or a random number (a default repr, id(), os.getpid()) changes from one process to the "
           "next; give each candidate a label of its own that does not")
