@@ -10,7 +10,11 @@ the parent, which attributes what a candidate prints to that candidate. The work
 * sets JAX's configuration itself (64-bit on) and re-asserts it before every candidate; a candidate
   that changes any JAX configuration value fails the check during which it did so, and the worker
   asks to be replaced (``dirty``) so that nothing it changed reaches the next candidate; so does a
-  candidate that leaves Python threads running;
+  candidate that leaves Python threads running or the floating-point control state changed (a note,
+  not a failure: :class:`State`);
+* takes the state every candidate starts from once the target is loaded: what loading set (the
+  environment, signal handlers, ...) is the module's own and stays, but for what changes the judging
+  (:meth:`State.loaded`); Python's helper processes and those loading started are no candidate's;
 * reports ``start`` before each phase (loading, sanity, each check, curves), so the parent, which
   enforces the time limit by ending the process, knows what was running when it died;
 * runs each check to compute the candidate's outputs and sends their record (:mod:`verification.core.tape`)
