@@ -456,11 +456,8 @@ double scale(double a, double b) { return a * b; }
 """
 
 
-def test_floating_point_state_a_candidate_leaves_is_charged_to_it_and_the_next_passes(tmp_path, monkeypatch):
-  """A NumPy candidate that loads a library built with -ffast-math (flush-to-zero and denormals-are-zero for the
-  thread) and one that sets the rounding mode upward, each before a plain NumPy candidate; the edge check
-  computes subnormal inputs, which a flushing worker would compute differently from the judge. All pass; the
-  two that changed the state are named, and their workers replaced."""
+def fast_math_library(tmp_path) -> str:
+  """A shared library built with -ffast-math (skipped where no C compiler is found)."""
   import shutil
 
   cc = shutil.which("cc") or shutil.which("gcc") or shutil.which("clang")
@@ -470,7 +467,15 @@ def test_floating_point_state_a_candidate_leaves_is_charged_to_it_and_the_next_p
   library = tmp_path / "fast_math.so"
   subprocess.run([cc, "-shared", "-fPIC", "-O2", "-ffast-math", str(tmp_path / "fast_math.c"), "-o", str(library)],
                  check=True, capture_output=True, timeout=120)
-  monkeypatch.setenv("HOSTILE_FAST_MATH", str(library))
+  return str(library)
+
+
+def test_floating_point_state_a_candidate_leaves_is_charged_to_it_and_the_next_passes(tmp_path, monkeypatch):
+  """A NumPy candidate that loads a library built with -ffast-math (flush-to-zero and denormals-are-zero for the
+  thread) and one that sets the rounding mode upward, each before a plain NumPy candidate; the edge check
+  computes subnormal inputs, which a flushing worker would compute differently from the judge. All pass; the
+  two that changed the state are named, and their workers replaced."""
+  monkeypatch.setenv("HOSTILE_FAST_MATH", fast_math_library(tmp_path))
   results = passed("tests.hostile:FLOATING_POINT", tmp_path, "--jobs", "1", "--checks", "forward,edge")
   for label, state in (("loads a fast-math library", "flush-to-zero, denormals-are-zero"),
                        ("rounds upward", "rounding upward")):
@@ -479,6 +484,12 @@ def test_floating_point_state_a_candidate_leaves_is_charged_to_it_and_the_next_p
   for label in ("NumPy after fast math", "NumPy after rounding"):
     assert not any("left_behind" in r.diagnosis.extra for (lab, _), r in results.items() if lab == label)
   assert json.loads((tmp_path / "run.json").read_text())["provenance"]["workers_started"] == 3
+
+
+def test_a_fast_math_library_loaded_at_import_does_not_change_the_inputs_the_checks_compute(tmp_path, monkeypatch):
+  monkeypatch.setenv("HOSTILE_FAST_MATH", fast_math_library(tmp_path))
+  results = passed("tests.hostile.fast_math_at_import:CANDIDATES", tmp_path, "--jobs", "1", "--checks", "forward,edge")
+  assert {r.status for r in results.values()} == {Status.PASS} and len(results) == 2
 
 
 def test_memory_a_candidate_keeps_is_charged_to_it_and_not_to_the_next(tmp_path, monkeypatch):
