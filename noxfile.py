@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import pathlib
+import shlex
 import shutil
 
 import nox
@@ -232,11 +233,18 @@ LIBRARIES = list(json.loads(pathlib.Path("verification/targets/builtin.json").re
 @nox.session
 @nox.parametrize("library", LIBRARIES)
 def findings(session: nox.Session, library: str) -> None:
-  """Checks one published library (each in its own environment) and rewrites the README's findings."""
-  if session.venv_backend == "none":
-    session.error("findings installs the libraries: run it without --no-venv")
+  """Checks one published library (each in its own environment) and rewrites the README's findings. With
+  ``--no-venv`` the library must be installed already (its installed version is checked); options after ``--`` go
+  to the verification (``-- --only Sigmoid --checks forward`` for a quick look)."""
   install(session)
-  version = _install_target(session, library)
+  if session.venv_backend == "none":
+    entry = json.loads(pathlib.Path("verification/targets/builtin.json").read_text())[library]
+    if entry.get("not_checkable"):
+      session.skip(f"{library} is not checkable here: {entry['not_checkable']}")
+    version = session.run("python", "-c", "import importlib.metadata as m, sys; print(m.version(sys.argv[1]))",
+                          entry["package"], silent=True).strip()
+  else:
+    version = _install_target(session, library)
   pathlib.Path("results/peers").mkdir(parents=True, exist_ok=True)
   out = f"results/peers/{library}-{version}.json"
   session.run("python", "-m", "verification", "--target", library, "--json", out, "--quiet", *session.posargs,
@@ -267,21 +275,26 @@ def bench(session: nox.Session) -> None:
 @nox.session
 def gpucheck(session: nox.Session) -> None:
   """The accelerator self-check in one command, offline where JAX with CUDA is preinstalled:
-  ``nox --no-venv -s gpucheck`` (``-- tpu`` or ``-- cpu`` for another device). Writes ``results/<device>/``:
+  ``nox --no-venv -s gpucheck`` (``-- tpu`` or ``-- cpu`` for another device; ``--quick`` checks the wiring in
+  about a minute: Sigmoid's forward and autodiff checks, short timings). Writes ``results/<device>/``:
   the reference verified on the device (``verify.json``, ``verify.xml``; every check must pass), a benchmark
   smoke with its A/A control (``bench-<device>.*``) and the layer benchmark with the peers that are installed
   (``layer-<device>.*``; a peer that cannot use the device is listed as not run)."""
   install(session, "test")
-  device = session.posargs[0] if session.posargs else "gpu"
+  quick = "--quick" in session.posargs
+  args = [a for a in session.posargs if a != "--quick"]
+  device = args[0] if args else "gpu"
   out = f"results/{device}"
   pathlib.Path(out).mkdir(parents=True, exist_ok=True)
   session.run("python", "-m", "verification", "--device", device, "--quiet", "--json", f"{out}/verify.json",
-              "--junit", f"{out}/verify.xml")
+              "--junit", f"{out}/verify.xml", *(("--only", "Sigmoid", "--checks", "forward,autodiff") if quick else ()))
   for name in ("verify.json", "verify.xml"):
-    _generated_by(f"{out}/{name}", "nox --no-venv -s gpucheck" + (f" -- {device}" if device != "gpu" else ""))
-  bench = ["pytest", "benchmarks", "-p", "no:cacheprovider", "--device", device, "--bench-out", out]
+    _generated_by(f"{out}/{name}", shlex.join(["nox", "--no-venv", "-s", "gpucheck", *(("--", *session.posargs)
+                                                                                      if session.posargs else ())]))
+  bench = ["pytest", "benchmarks", "-p", "no:cacheprovider", "--device", device, "--bench-out", out,
+           *(("--max-time", "0.02") if quick else ())]
   session.run(*bench, "--smoke")
-  session.run(*bench, "--layer", "--peers")
+  session.run(*bench, "--layer", "--peers", *(("--layer-neurons", "64", "--layer-steps", "10") if quick else ()))
 
 
 @nox.session

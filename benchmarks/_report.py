@@ -149,8 +149,8 @@ def markdown(doc: dict[str, Any], json_name: str = "its JSON") -> str:
   sb = doc.get("surrogate_bench", {})
   ops = sb.get("ops", [])
   ref = [e for e in es if e["library"] == REFERENCE]
-  lines = [generated(doc, json_name), f"# Surrogate throughput: {run.get('device', '?')} ({run.get('device_kind', '?')})",
-           ""]
+  device = f"{run.get('device', '?')} ({run.get('device_kind', '?')})"
+  lines = [generated(doc, json_name), f"# Surrogate throughput: {device}", ""]
   v = run.get("versions", {})
   lines += [
       f"{doc.get('datetime', '')}; " + ", ".join(f"{k} {val}" for k, val in v.items() if val) + ".",
@@ -365,7 +365,8 @@ def layer_markdown(doc: dict[str, Any], json_name: str = "its JSON") -> str:
   es = [b["extra_info"] for b in doc.get("benchmarks", []) if b.get("extra_info", {}).get("layer")]
   run = doc.get("bench", {})
   lines = [
-      generated(doc, json_name), f"# Layer benchmark: Linear + LIF, {run.get('device', '?')} ({run.get('device_kind', '?')})", "",
+      generated(doc, json_name),
+      f"# Layer benchmark: Linear + LIF, {run.get('device', '?')} ({run.get('device_kind', '?')})", "",
       f"{doc.get('datetime', '')}; " + ", ".join(f"{k} {v}" for k, v in run.get("versions", {}).items() if v) + ".",
       load_line(run), grid_line(run), "",
   ]

@@ -38,7 +38,8 @@ def on_config(config):
       elif isinstance(value, str) and value.startswith("results/") and value.endswith("/index.md"):
         folder = value.removesuffix("index.md")
         listed = _nav_sources(config["nav"])
-        pages = [p for p in _generated("*.md") if p.startswith(folder) and "/" not in p[len(folder):] and p not in listed]
+        pages = [p for p in _generated("*.md")
+                 if p.startswith(folder) and "/" not in p[len(folder):] and p not in listed]
         out.append({title: [value, *pages]})
       else:
         out.append(item)

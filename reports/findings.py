@@ -195,7 +195,8 @@ def write_folder(runs: Sequence[Run], out: pathlib.Path, problems: Sequence[Prob
   repro_dir.mkdir(parents=True, exist_ok=True)
   for old in repro_dir.glob("*.py"):
     old.unlink()
-  index = [f"<!-- {GENERATED} -->", "# Findings in published libraries", "", HEAD_FOLDER, *(f"Not read: {p.line}\n" for p in problems),
+  index = [f"<!-- {GENERATED} -->", "# Findings in published libraries", "", HEAD_FOLDER,
+           *(f"Not read: {p.line}\n" for p in problems),
            summary(grouped, "."), "", "| defect | library | checks | results | reproducer |", "|---|---|---|---:|---|"]
   for name, (run, defects, harness) in grouped.items():
     version = (run.library or {}).get("version", "?")
