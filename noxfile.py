@@ -202,9 +202,9 @@ def bench(session: nox.Session) -> None:
 def gpucheck(session: nox.Session) -> None:
   """The accelerator self-check in one command, offline where JAX with CUDA is preinstalled:
   ``nox --no-venv -s gpucheck`` (``-- tpu`` or ``-- cpu`` for another device; ``--quick`` checks the wiring in
-  about a minute: Sigmoid's forward and autodiff checks, short timings). Writes ``results/<device>/``:
-  the reference verified on the device (``verify.json``, ``verify.xml``; every check must pass), a benchmark
-  smoke with its A/A control (``bench-<device>.*``) and the layer benchmark with the peers that are installed
+  about a minute: Sigmoid's forward and autodiff checks in float32, short timings of small sizes). Writes
+  ``results/<device>/``: the reference verified on the device (``verify.json``, ``verify.xml``; every check must
+  pass), a benchmark smoke with its A/A control (``bench-<device>.*``) and the layer benchmark with the peers that are installed
   (``layer-<device>.*``; a peer that cannot use the device is listed as not run)."""
   install(session, "test")
   quick = "--quick" in session.posargs
@@ -212,15 +212,17 @@ def gpucheck(session: nox.Session) -> None:
   device = args[0] if args else "gpu"
   out = f"results/{device}"
   pathlib.Path(out).mkdir(parents=True, exist_ok=True)
+  small = ("--only", "Sigmoid", "--checks", "forward,autodiff", "--dtypes", "float32", "--jobs", "1")
   session.run("python", "-m", "verification", "--device", device, "--quiet", "--json", f"{out}/verify.json",
-              "--junit", f"{out}/verify.xml", *(("--only", "Sigmoid", "--checks", "forward,autodiff") if quick else ()))
+              "--junit", f"{out}/verify.xml", *(small if quick else ()))
   for name in ("verify.json", "verify.xml"):
     _generated_by(f"{out}/{name}", shlex.join(["nox", "--no-venv", "-s", "gpucheck", *(("--", *session.posargs)
                                                                                       if session.posargs else ())]))
   bench = ["pytest", "benchmarks", "-p", "no:cacheprovider", "--device", device, "--bench-out", out,
            *(("--max-time", "0.02") if quick else ())]
-  session.run(*bench, "--smoke")
-  session.run(*bench, "--layer", "--peers", *(("--layer-neurons", "64", "--layer-steps", "10") if quick else ()))
+  session.run(*bench, "--smoke", *(("--sizes", "16") if quick else ()))
+  session.run(*bench, "--layer", "--peers",
+              *(("--layer-neurons", "16", "--layer-steps", "5", "--layer-batch", "2") if quick else ()))
 
 
 @nox.session

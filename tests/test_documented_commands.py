@@ -151,10 +151,7 @@ def _nox(line: str, words: list[str], ws: Path) -> str:
 
 def probe(library: str) -> list[str]:
   """The install check's probe, run against ``library`` as this environment has it installed."""
-  code = ("import noxfile, pathlib, subprocess, sys, tempfile; d = pathlib.Path(tempfile.mkdtemp()); "
-          "(d / 'probe.py').write_text(noxfile._INSTALL_PROBE); "
-          "sys.exit(subprocess.call([sys.executable, str(d / 'probe.py'), sys.argv[1], str(d / 'imports.json')]))")
-  return ["python", "-c", code, library]
+  return ["python", "-m", "verification.targets.install_probe", library, "/dev/null"]
 
 
 def tiny(line: str, ws: Path) -> str:
