@@ -204,8 +204,8 @@ def gpucheck(session: nox.Session) -> None:
   ``nox --no-venv -s gpucheck`` (``-- tpu`` or ``-- cpu`` for another device; ``--quick`` checks the wiring in
   about a minute: Sigmoid's forward and autodiff checks in float32, short timings of small sizes). Writes
   ``results/<device>/``: the reference verified on the device (``verify.json``, ``verify.xml``; every check must
-  pass), a benchmark smoke with its A/A control (``bench-<device>.*``) and the layer benchmark with the peers that are installed
-  (``layer-<device>.*``; a peer that cannot use the device is listed as not run)."""
+  pass), a benchmark smoke with its A/A control (``bench-<device>.*``) and the layer benchmark with the peers that
+  are installed (``layer-<device>.*``; a peer that cannot use the device is listed as not run)."""
   install(session, "test")
   quick = "--quick" in session.posargs
   args = [a for a in session.posargs if a != "--quick"]
