@@ -95,6 +95,7 @@ def env(ws: Path) -> dict[str, str]:
   out["PATH"] = f"{BIN}{os.pathsep}{out.get('PATH', '')}"
   out["PYTHONPATH"] = os.pathsep.join([str(ws / "site"), str(ws / "library")])
   out["NO_MKDOCS_2_WARNING"] = "1"
+  out["PYTEST_XDIST_AUTO_NUM_WORKERS"] = "1"  # `-n auto` as written, one xdist worker: the harness's own use the cores
   out.pop("VIRTUAL_ENV", None)
   return out
 
