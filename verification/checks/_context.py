@@ -212,16 +212,32 @@ def forward_inputs(ctx: Context, dtype: np.dtype) -> np.ndarray:
 
 
 #: Input shapes beyond 1-d that the forward (and, in float64, the VJP) must handle elementwise:
-#: 0-d, size-1 axes anywhere, 2-d and 3-d. Each is filled with the first elements of a 1-d input.
-SHAPES: tuple[tuple[int, ...], ...] = ((), (1,), (1, 8), (8, 1), (4, 8), (2, 1, 4), (2, 4, 3))
+#: 0-d, size-1 axes anywhere, 2-d, 3-d, and as training has them, every axis longer than 1 and each of
+#: another length (a permutation of elements shows): 4-d (N, C, H, W) and (N, H, W, C), and 5-d
+#: (T, B, C, H, W). Each is filled with the elements of a 1-d input (repeated where it holds more).
+TRAINING_SHAPES: tuple[tuple[int, ...], ...] = ((2, 4, 3), (2, 3, 4, 5), (2, 4, 5, 3), (3, 2, 5, 2, 2))
+SHAPES: tuple[tuple[int, ...], ...] = ((), (1,), (1, 8), (8, 1), (4, 8), (2, 1, 4), *TRAINING_SHAPES)
 
 
-#: The VJP's shapes (0-d is vmap(grad)'s, in the transforms check): size-1 axes, 2-d and 3-d.
-VJP_SHAPES: tuple[tuple[int, ...], ...] = ((1,), (1, 8), (8, 1), (4, 8), (2, 1, 4))
+#: The VJP's shapes (0-d is vmap(grad)'s, in the transforms check): size-1 axes, 2-d, 3-d, 4-d and 5-d.
+VJP_SHAPES: tuple[tuple[int, ...], ...] = ((1,), (1, 8), (8, 1), (4, 8), (2, 1, 4), *TRAINING_SHAPES)
 
 
 def shaped(x: np.ndarray, shapes: tuple[tuple[int, ...], ...] = SHAPES) -> list[np.ndarray]:
-  return [x[: math.prod(s)].reshape(s) for s in shapes]
+  """x's elements in each shape (repeated where the shape holds more)."""
+  return [np.resize(x, math.prod(s)).reshape(s) for s in shapes]
+
+
+#: The training loop's number of steps (the autodiff check).
+STEPS = 4
+
+
+def loop_inputs(x: np.ndarray, ct: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+  """:data:`STEPS` different inputs (rotations of x, so every step sees other values at each position) and
+  their cotangents, as (STEPS, len(x)) arrays: a training loop's calls."""
+  xs = np.stack([np.roll(x, 7 * t) for t in range(STEPS)])
+  cts = np.stack([np.roll(ct, 3 * t) for t in range(STEPS)])
+  return xs, cts
 
 
 def shapes_dtype(ctx: Context) -> np.dtype:

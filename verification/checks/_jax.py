@@ -21,6 +21,7 @@ from verification.checks._context import (
   Context,
   cotangent,
   forward_inputs,
+  loop_inputs,
   shaped,
   shapes_dtype,
   wiring_points,
@@ -75,6 +76,23 @@ def _vjp(fn: Callable, x: jax.Array, ct: jax.Array) -> tuple[jax.Array, jax.Arra
   return primal, pullback(ct)[0]
 
 
+def _loop_grad(fn: Callable, xs: jax.Array, cts: jax.Array) -> jax.Array:
+  """The gradient of Σ_t Σ ct_t·fn(x_t) over the rows of xs, as a Python loop over the steps calls it."""
+  return jax.grad(lambda v: sum(jnp.sum(cts[t] * fn(v[t])) for t in range(v.shape[0])))(xs)
+
+
+def _scan_grad(fn: Callable, xs: jax.Array, cts: jax.Array) -> jax.Array:
+  """The same under ``lax.scan`` (how a recurrent layer runs its time steps)."""
+
+  def loss(v):
+    def step(total, pair):
+      return total + jnp.sum(pair[1] * fn(pair[0])), None
+
+    return jax.lax.scan(step, jnp.zeros((), v.dtype), (v, cts))[0]
+
+  return jax.grad(loss)(xs)
+
+
 def _value_and_grad(fn: Callable, x: jax.Array, ct: jax.Array) -> Any:
   """``jax.value_and_grad`` of sum(ct·fn(x)), with the spikes as auxiliary output."""
 
@@ -92,10 +110,13 @@ PIECES: dict[str, dict[str, Piece]] = {
         "vjp": lambda fn, a: _vjp(fn, a["x"], a["ct"]),
         "value_and_grad": lambda fn, a: _value_and_grad(fn, a["x"], a["ct"]),
         "shapes": lambda fn, a: [jax.vjp(fn, v)[1](w)[0] for v, w in zip(a["shaped_x"], a["shaped_ct"], strict=True)],
+        "loop": lambda fn, a: _loop_grad(fn, a["xs"], a["cts"]),
+        "scan": lambda fn, a: _scan_grad(fn, a["xs"], a["cts"]),
     },
     "forward_mode": {
         "jvp": lambda fn, a: jax.jvp(fn, (a["x"],), (a["t"],)),
         "jacfwd": lambda fn, a: jax.jacfwd(fn)(a["x"][:16]),
+        "jvp_special": lambda fn, a: jax.jvp(fn, (a["special"],), (jnp.ones_like(a["special"]),))[0],
     },
     "transforms": {
         "vjp": lambda fn, a: _vjp(fn, a["x"], a["ct"])[1],
@@ -117,9 +138,11 @@ def _transform_args(ctx: Context) -> dict[str, dict[str, Any]]:
   x = wiring_points(ctx, F64)
   ct = cotangent(ctx, x)
   xt = transform_points(ctx, transform_dtype(ctx))
+  xs, cts = loop_inputs(x, ct)
   return {"forward": {"xs": shaped(forward_inputs(ctx, shapes_dtype(ctx)))},
-          "autodiff": {"x": x, "ct": ct, "shaped_x": shaped(x, VJP_SHAPES), "shaped_ct": shaped(ct, VJP_SHAPES)},
-          "forward_mode": {"x": x, "t": ct},
+          "autodiff": {"x": x, "ct": ct, "shaped_x": shaped(x, VJP_SHAPES), "shaped_ct": shaped(ct, VJP_SHAPES),
+                       "xs": xs, "cts": cts},
+          "forward_mode": {"x": x, "t": ct, "special": forward_inputs(ctx, shapes_dtype(ctx))},
           "transforms": {"x": xt, "ct": cotangent(ctx, xt)}}
 
 

@@ -131,6 +131,8 @@ class Judge:
   def fail(self, message: str, **detail: Any) -> None:
     self.failures.append({"message": message, **detail})
 
+  note = fail  # the name :class:`verification.checks._context.Comparisons` gives it
+
   def error(self, what: str, exc: BaseException, capability: str | None = None) -> None:
     """An exception of a transform: a missing capability when torch says so, else a failure."""
     known = classify(exc, capability)
@@ -369,6 +371,88 @@ def torch_layouts(ctx: Any, xs: np.ndarray, cts: np.ndarray) -> dict[str, Any]:
   return {"h": h, "outputs": outputs}
 
 
+#: The inputs of the sizes, ranks and memory layouts training gives a spike function: (what, the leaf's
+#: shape, a permutation of the leaf's axes or None, an index with steps or None, whether the leaf is stored
+#: channels_last). The spike function receives the leaf permuted, then indexed; every axis longer than 1.
+TRAINING_LAYOUTS: tuple[tuple[str, tuple[int, ...], tuple[int, ...] | None, tuple[slice, ...] | None, bool], ...] = (
+    ("a contiguous (N, C, H, W) input", (2, 3, 4, 5), None, None, False),
+    ("a channels_last (N, C, H, W) input", (2, 3, 4, 5), None, None, True),
+    ("an (N, H, W, C) tensor permuted to (N, C, H, W)", (2, 4, 5, 3), (0, 3, 1, 2), None, False),
+    ("a (T, B, C, H, W) input", (3, 2, 5, 2, 2), None, None, False),
+    ("a (B, T, C, H, W) tensor transposed to (T, B, C, H, W)", (2, 3, 5, 2, 2), (1, 0, 2, 3, 4), None, False),
+    ("a 4-d input sliced with steps [::2, :, 1::2, ::3]", (4, 3, 8, 7), None,
+     (slice(None, None, 2), slice(None), slice(1, None, 2), slice(None, None, 3)), False),
+)
+
+
+def _layout_view(a: Any, perm: tuple[int, ...] | None, index: tuple[slice, ...] | None) -> Any:
+  """The leaf (a tensor, or an array of positions) as the spike function receives it."""
+  if perm is not None:
+    a = a.permute(*perm) if hasattr(a, "permute") else np.transpose(a, perm)
+  return a if index is None else a[index]
+
+
+def _layout_positions(leaf_shape: tuple[int, ...], m: int, perm: Any, index: Any) -> tuple[np.ndarray, np.ndarray]:
+  """(the leaf's elements as positions in the m points, the view's elements as flat positions in the leaf)."""
+  flat = np.arange(int(np.prod(leaf_shape))).reshape(leaf_shape)
+  return flat % m, _layout_view(flat, perm, index)
+
+
+@recorded
+def torch_training_layouts(ctx: Any, x: np.ndarray, ct: np.ndarray) -> dict[str, Any]:
+  """The spike function at x (1-d, no grad), then for each of :data:`TRAINING_LAYOUTS` (the leaf holding
+  x's points in order, repeated): the forward of the view and the leaf's gradient for a cotangent of the
+  view's shape (ct's points at other positions); each its value or what it raised."""
+  torch = import_torch()
+  fn = ctx.candidate.fn
+  with torch.no_grad():
+    out: dict[str, Any] = {"h": as_numpy(fn(torch.from_numpy(x.copy())))}
+  cases: list[Any] = []
+  for _, shape, perm, index, channels_last in TRAINING_LAYOUTS:
+    at, view = _layout_positions(shape, x.size, perm, index)
+    leaf = torch.from_numpy(x[at])
+    if channels_last:
+      leaf = leaf.contiguous(memory_format=torch.channels_last)
+    leaf.requires_grad_(True)
+    try:
+      with torch.enable_grad():
+        y = fn(_layout_view(leaf, perm, index))
+        (grad,) = torch.autograd.grad(y, leaf, grad_outputs=torch.from_numpy(ct[(7 * view + 3) % ct.size]),
+                                      allow_unused=True)
+      cases.append({"forward": as_numpy(y), "gradient": None if grad is None else as_numpy(grad)})
+    except Exception as exc:
+      cases.append(exc)
+  out["cases"] = cases
+  return out
+
+
+def shapes(j: Judge, x: np.ndarray, ct: np.ndarray, g: np.ndarray) -> None:
+  """Each of :data:`TRAINING_LAYOUTS`: its forward is the 1-d forward at the same points (exact) and the
+  leaf's gradient ct·g at each element the view reads (0 elsewhere)."""
+  out = torch_training_layouts(j.ctx, x, ct)
+  h = out["h"]
+  for (what, shape, perm, index, _), case in zip(TRAINING_LAYOUTS, out["cases"], strict=True):
+    if isinstance(case, Exception):
+      j.fail(f"{what} raised {describe(case)}", shape=list(shape))
+      continue
+    at, view = _layout_positions(shape, x.size, perm, index)
+    points = x[at.reshape(-1)[view]]
+    j.compare(f"the forward of {what} is not the 1-d forward elementwise", points, h[at.reshape(-1)[view]],
+              case["forward"] if np.shape(case["forward"]) == view.shape else np.full(view.shape, np.nan), 0.0,
+              shape=list(view.shape), dtype="float64")
+    cts = ct[(7 * view + 3) % ct.size]
+    expected, ct_leaf = np.zeros(at.size), np.zeros(at.size)
+    expected[view.reshape(-1)] = (cts * g[at.reshape(-1)[view]]).reshape(-1)
+    ct_leaf[view.reshape(-1)] = cts.reshape(-1)
+    got = np.zeros(at.size) if case["gradient"] is None else np.asarray(case["gradient"]).reshape(-1)
+    if got.size != at.size:
+      j.fail(f"the gradient of {what} has shape {np.shape(case['gradient'])} where {shape} was expected")
+      continue
+    tol = tolerances.K_WIRING * tolerances.eps(F64) * j.ctx.peak * (1 + np.abs(ct_leaf))
+    j.compare(f"the gradient of {what} is not ct·g elementwise (an axis order or memory layout mixed up)",
+              x[at.reshape(-1)], expected, got, tol, shape=list(shape), dtype="float64")
+
+
 # -------------------------------------------------------------------------------------------------
 # The judging: the candidate's recorded outputs against what the harness computes itself.
 # -------------------------------------------------------------------------------------------------
@@ -389,15 +473,22 @@ def vjp_and_mutation(j: Judge, x: np.ndarray, ct: np.ndarray, g: np.ndarray, tol
     j.fail("the spike function modifies its input in place", dtype="float64")
 
 
+#: Inputs where a threshold's form shows (x > 0 against x >= 0, the sign bit): the primal of every
+#: transform is judged at them too, appended to the off-kink points (float64).
+SIGN_CASES = np.array([0.0, -0.0, 5e-324, -5e-324, float(np.finfo(F64).tiny), -float(np.finfo(F64).tiny)])
+
+
 def forward_mode(j: Judge, x: np.ndarray, t: np.ndarray, g: np.ndarray, tol: np.ndarray) -> None:
-  """The forward_ad primal is H and its tangent g·t; no tangent where g ≠ 0 is the capability missing."""
-  out = torch_forward_ad(j.ctx, x, t)
+  """The forward_ad primal is H (at ±0 and ±tiny too) and its tangent g·t; no tangent where g ≠ 0 is the
+  capability missing."""
+  n = x.size
+  out = torch_forward_ad(j.ctx, np.concatenate([x, SIGN_CASES]), np.concatenate([t, np.ones(SIGN_CASES.size)]))
   if isinstance(out, Exception):
     j.error("forward mode (torch.autograd.forward_ad)", out, "forward")
     return
-  j.compare("the forward-mode primal is not H(x) (torch.autograd.forward_ad)", x, out["h"], out["primal"], 0.0,
-            dtype="float64")
-  tangent = out["tangent"]
+  j.compare("the forward-mode primal is not H(x) (torch.autograd.forward_ad; ±0 and ±tiny included)",
+            np.concatenate([x, SIGN_CASES]), out["h"], out["primal"], 0.0, dtype="float64")
+  tangent = None if out["tangent"] is None else out["tangent"][:n]
   if tangent is None and np.any(g * t != 0):
     ops = j.custom_ops
     what = f"the custom op {', '.join(ops)}" if ops else "an operation of the spike function"
@@ -432,8 +523,10 @@ def second_order(j: Judge, x: np.ndarray, gfun: Callable[[np.ndarray], np.ndarra
 
 
 def vmap_grad(j: Judge, x: np.ndarray, g: np.ndarray, tol: np.ndarray) -> None:
-  """``torch.func.vmap(fn)`` = fn (exact) and ``torch.func.vmap(torch.func.grad(fn))`` = g."""
-  out = torch_vmap(j.ctx, x)
+  """``torch.func.vmap(fn)`` = fn (exact, ±0 and ±tiny included) and ``torch.func.vmap(torch.func.grad(fn))`` = g."""
+  n = x.size
+  xs = np.concatenate([x, SIGN_CASES])
+  out = torch_vmap(j.ctx, xs)
   for key, what, expected, bound, of in (
       ("vmap", "torch.func.vmap(fn)", out["h"], 0.0, "fn (a wrong batching rule)"),
       ("vmap_grad", "torch.func.vmap(torch.func.grad(fn))", g, tol, "g")):
@@ -441,7 +534,10 @@ def vmap_grad(j: Judge, x: np.ndarray, g: np.ndarray, tol: np.ndarray) -> None:
     if isinstance(got, Exception):
       j.error(what, got, "vmap")
       return
-    j.compare(f"{what} is not {of}", x, expected, got, bound, dtype="float64")
+    if key == "vmap":
+      j.compare(f"{what} is not {of} (±0 and ±tiny included)", xs, expected, got, bound, dtype="float64")
+    else:
+      j.compare(f"{what} is not {of}", x, expected, np.asarray(got)[:n], bound, dtype="float64")
 
 
 def compiled(j: Judge, x: np.ndarray, mode: str) -> None:
