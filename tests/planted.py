@@ -278,6 +278,38 @@ def _non_decaying_g(a):
   return lambda x: g(x) + jnp.where(jnp.abs(x) > 45 / a, 1e-3, 0.0).astype(x.dtype)
 
 
+# ---- inputs as training has them: sizes and ranks ---------------------------------------------------
+def _chunked_g(a, chunk=1 << 16, keep_tail=True):
+  """g in chunks of 65,536 elements with lax.map (a kernel's working size); without ``keep_tail`` the
+  elements past the last whole chunk get no gradient (inputs up to one chunk are one piece)."""
+  g = sigmoid_g(a)
+
+  def chunked(x):
+    flat = x.reshape(-1)
+    full = flat.size // chunk * chunk
+    if full == 0:
+      return g(x)
+    head = jax.lax.map(g, flat[:full].reshape(-1, chunk)).reshape(-1)
+    tail = g(flat[full:]) if keep_tail else jnp.zeros(flat.size - full, x.dtype)
+    return jnp.concatenate([head, tail]).reshape(x.shape)
+
+  return chunked
+
+
+def _nhwc_kernel_g(a, transpose_back=True):
+  """g of 4-d inputs computed channels-last (N, H, W, C); without ``transpose_back`` the result is
+  reshaped to (N, C, H, W) instead of transposed back: the gradients land on other elements."""
+  g = sigmoid_g(a)
+
+  def kernel(x):
+    if x.ndim != 4:
+      return g(x)
+    y = g(jnp.transpose(x, (0, 2, 3, 1)))
+    return jnp.transpose(y, (0, 3, 1, 2)) if transpose_back else y.reshape(x.shape)
+
+  return kernel
+
+
 DEFECTIVE = [
     candidate("Sigmoid", {"alpha": 4.0}, lambda x: _sig(4 * x) * _sig(-4 * x), sigmoid_p(4.0), "derivative",
               label="missing factor alpha in g"),
@@ -342,6 +374,10 @@ DEFECTIVE = [
               label="g does not decay: a finite total mass is declared"),
     Candidate(name="Sigmoid", params={"alpha": 1e-300}, fn=spike_with(sigmoid_g(4.0)), surrogate_fun=sigmoid_p(4.0),
               label="claims alpha=1e-300", notes={"caught_by": "differential", "status": "error"}),
+    Candidate(name="Sigmoid", params={"alpha": 4.0}, fn=spike_with(_chunked_g(4.0, keep_tail=False)),
+              label="lax.map over 65,536-element chunks drops the tail", notes={"caught_by": "autodiff"}),
+    Candidate(name="Sigmoid", params={"alpha": 4.0}, fn=spike_with(_nhwc_kernel_g(4.0, transpose_back=False)),
+              label="NHWC kernel reshaped back instead of transposed", notes={"caught_by": "autodiff"}),
 ]
 
 #: The checks in two groups: the wiring checks (one compiled transformed program per candidate) and the
@@ -403,6 +439,10 @@ CORRECT = [
     Candidate(name="Sigmoid", params={"alpha": 4.0}, fn=_no_batching_rule(), surrogate_fun=sigmoid_p(4.0),
               label="correct: primitive without a batching rule or second order",
               notes={"unsupported": {"transforms": "vmap", "second_order": "second"}}),
+    Candidate(name="Sigmoid", params={"alpha": 4.0}, fn=spike_with(_chunked_g(4.0)), surrogate_fun=sigmoid_p(4.0),
+              label="correct: lax.map over 65,536-element chunks and the tail"),
+    Candidate(name="Sigmoid", params={"alpha": 4.0}, fn=spike_with(_nhwc_kernel_g(4.0)), surrogate_fun=sigmoid_p(4.0),
+              label="correct: NHWC kernel transposed back"),
 ]
 
 

@@ -232,6 +232,74 @@ def _ignoring_backward(ctx, ct):
 custom_spike_ignoring_cotangent.register_autograd(_ignoring_backward, setup_context=_custom_setup)
 
 
+class _FromModule(torch.autograd.Function):
+  """H forward; the backward reads the input the module saw last (its state), not a saved tensor."""
+
+  @staticmethod
+  def forward(ctx, x, module):
+    ctx.module = module
+    return heaviside(x)
+
+  @staticmethod
+  def backward(ctx, ct):
+    return ct * sigmoid_g(ctx.module.last), None
+
+
+class StatefulSpike(torch.nn.Module):
+  """A layer that keeps its last input (for a reset or a plot) and whose Function's backward reads it: right
+  for one call per backward, wrong for a training loop's several calls before one backward."""
+
+  def __init__(self):
+    super().__init__()
+    self.last = None
+
+  def forward(self, x):
+    self.last = x.detach()
+    return _FromModule.apply(x, self)
+
+
+def _walks_the_buffer(x, contiguous):
+  """A kernel's view of a 4-d or 5-d input as the buffer it walks: ``x.contiguous()`` first where
+  ``contiguous``, else the storage read in memory order (a channels_last, permuted or sliced tensor's
+  elements come out in another order)."""
+  if x.dim() < 4:
+    return x
+  if contiguous:
+    return x.contiguous()
+  return x.as_strided((x.numel(),), (1,)).view(x.shape)
+
+
+def buffer_kernel(contiguous):
+  class BufferKernel(NewStyle):
+    @staticmethod
+    def forward(x):
+      return heaviside(_walks_the_buffer(x, contiguous))
+
+    @staticmethod
+    def backward(ctx, ct):
+      (x,) = ctx.saved_tensors
+      return ct * sigmoid_g(_walks_the_buffer(x, contiguous))
+
+  return BufferKernel
+
+
+def chunked_backward(keep_tail):
+  class ChunkedBackward(NewStyle):
+    """The backward in chunks of 65,536 elements (torch.split); without the tail, the elements past the last
+    whole chunk get no gradient."""
+
+    @staticmethod
+    def backward(ctx, ct):
+      (x,) = ctx.saved_tensors
+      chunks = [c * sigmoid_g(v) for c, v in zip(ct.reshape(-1).split(1 << 16), x.reshape(-1).split(1 << 16),
+                                                   strict=True)]
+      if not keep_tail and x.numel() > 1 << 16 and chunks[-1].numel() < 1 << 16:
+        chunks[-1] = torch.zeros_like(chunks[-1])
+      return torch.cat(chunks).view(x.shape)
+
+  return ChunkedBackward
+
+
 def _sigmoid(fn, label, **extra):
   return Candidate(name="Sigmoid", params={"alpha": ALPHA}, fn=fn, label=label, **extra)
 
@@ -252,6 +320,8 @@ CORRECT = [
               fn=piecewise(lambda x: torch.where(x.abs() <= 1.0, 0.5, 0.0).to(x.dtype))),
     Candidate(name="SpikeRateEscape", params={"beta": 1.0, "slope": 25.0}, fn=escape_spike, surrogate_grad=_escape_g,
               label="SpikeRateEscape with its surrogate_grad (torch)"),
+    _sigmoid(buffer_kernel(contiguous=True).apply, "a kernel on x.contiguous() for 4-d and 5-d inputs"),
+    _sigmoid(chunked_backward(keep_tail=True).apply, "a backward in 65,536-element chunks and the tail"),
 ]
 
 DEFECTIVE = [
@@ -266,6 +336,9 @@ DEFECTIVE = [
     _sigmoid(OldStyleIgnoresCotangent.apply, "old-style backward drops the cotangent"),
     _sigmoid(detach_trick_in_float32, "detach trick returns float32"),
     _sigmoid(custom_spike_ignoring_cotangent, "custom_op backward drops the cotangent"),
+    _sigmoid(StatefulSpike(), "backward reads the module's last input"),
+    _sigmoid(buffer_kernel(contiguous=False).apply, "a kernel walks the buffer of 4-d and 5-d inputs"),
+    _sigmoid(chunked_backward(keep_tail=False).apply, "a backward in 65,536-element chunks drops the tail"),
 ]
 
 _CUSTOM_OP = {"forward_mode": ("unsupported", "forward", "torch.library has no forward-mode registration"),
@@ -287,6 +360,11 @@ EXPECTED = {
     "detach trick returns float32": {"autodiff": ("fail", None, "returns float32 for a float16 input"),
                                      "forward_mode": ("fail", None, "tangent is not g(x)·t")},
     "custom_op backward drops the cotangent": {**_CUSTOM_OP, "autodiff": ("fail", None, "VJP is not ct·g(x)")},
+    "backward reads the module's last input": {"autodiff": ("fail", None, "that step's own input"),
+                                               "forward_mode": _JVP_FIX, "transforms": _OLD_STYLE["transforms"],
+                                               "second_order": ("unsupported", "second", None)},
+    "a kernel walks the buffer of 4-d and 5-d inputs": {"autodiff": ("fail", None, "channels_last")},
+    "a backward in 65,536-element chunks drops the tail": {"autodiff": ("fail", None, "1,060,921-element")},
 }
 
 
