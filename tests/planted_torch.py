@@ -384,3 +384,55 @@ def numpy_escape(sg, label):
 
 NUMPY_CORRECT = numpy_escape(_np_escape_g, "NumPy bridge, surrogate_grad right")
 NUMPY_WRONG_SG = numpy_escape(lambda x: _np_escape_g(x) / 3, "NumPy bridge, surrogate_grad leaves out a factor")
+
+
+# ---- NaN inputs apart, repeatability ---------------------------------------------------------------
+def validating(fn):
+  """A layer that validates its input, as data-checking libraries do: raises on a NaN membrane potential."""
+
+  def checked(x):
+    if torch.isnan(x).any():
+      raise ValueError("the membrane potential holds NaN")
+    return fn(x)
+
+  return checked
+
+
+def _overflowing_g(x):
+  e = torch.exp(-ALPHA * x)  # overflows in float16 below x = -2.77: inf / inf = NaN
+  return ALPHA * e / (1 + e) ** 2
+
+
+VALIDATING = _sigmoid(validating(NewStyle.apply), "raises on NaN inputs, right elsewhere")
+VALIDATING_OVERFLOW = _sigmoid(validating(new_style(_overflowing_g).apply),
+                               "raises on NaN inputs, and its g overflows to NaN in float16")
+
+#: Unseeded: another draw at every call, in every run.
+_NOISE = np.random.default_rng()
+
+
+def numpy_sigmoid(noisy, label):
+  """A NumPy-bridged Sigmoid(4); where ``noisy``, its gradient carries a few ulp of noise that changes from
+  call to call (a parallel reduction's order, say)."""
+
+  def vjp(x, ct):
+    s = 1 / (1 + np.exp(-ALPHA * np.asarray(x, np.float64)))
+    g = ALPHA * s * (1 - s)
+    if noisy:
+      g = g * (1 + _NOISE.integers(-2, 3, g.shape) * np.finfo(np.float64).eps)
+    return (ct * g).astype(x.dtype)
+
+  return Candidate(name="Sigmoid", params={"alpha": ALPHA}, backend="numpy", label=label, vjp=vjp,
+                   forward=lambda x: (np.asarray(x) >= 0).astype(x.dtype))
+
+
+NUMPY_DETERMINISTIC = numpy_sigmoid(False, "NumPy Sigmoid, deterministic")
+NUMPY_NOISY = numpy_sigmoid(True, "NumPy Sigmoid, a few ulp of noise from call to call")
+
+
+def _staircase_g(x):
+  return sigmoid_g(x.half()).to(x.dtype)  # x and g rounded to float16: a step function at its resolution
+
+
+#: An honest candidate whose g is a staircase (computed in float16): adaptive quadrature cannot converge on it.
+STAIRCASE = _sigmoid(new_style(_staircase_g).apply, "g computed in float16: a staircase at float16 resolution")

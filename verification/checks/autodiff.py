@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import math
 from types import SimpleNamespace
+from typing import Any
 
 import numpy as np
 
@@ -33,6 +34,7 @@ from verification.checks._context import (
   Context,
   cotangent,
   needs_jax,
+  repeatability,
   wiring_points,
   wiring_tolerance,
 )
@@ -94,6 +96,7 @@ def check(ctx: Context) -> Outcome:
     else:
       compare_loop(ctx, c, x, g, ct, f"the gradient through {what}", out[piece], **extra)
   large_input(ctx, c)
+  _repeatable(ctx, c, x)
   _surrogate_grad(ctx, c.compare, x, g, tol)
   return c.outcome("VJP = ct·g for random cotangents; jax.vjp and jax.value_and_grad give H as the primal; the VJP "
                    f"of shapes {', '.join(map(str, VJP_SHAPES))} is the 1-d one elementwise; a training loop of "
@@ -117,6 +120,7 @@ def check_torch(ctx: Context) -> Outcome:
   T.shapes(j, x, ct, g)
   torch_loop(ctx, j, x, ct, g)
   large_input(ctx, j)
+  _repeatable(ctx, j, x)
   _surrogate_grad(ctx, j.compare, x, g, T.TOLERANCE)
   return T.outcome(j, "VJP = ct·g for random cotangents (torch.autograd.grad); dtypes kept; non-contiguous, "
                    f"expanded, 4-d (channels_last too), 5-d, permuted and step-sliced inputs; a training loop of "
@@ -141,6 +145,7 @@ def check_numpy(ctx: Context) -> Outcome:
             x, ct * g, got, tol, dtype="float64")
   _surrogate_grad(ctx, c.compare, x, g, tol)
   large_input(ctx, c)
+  _repeatable(ctx, c, x)
   return c.outcome(f"vjp(x, ct) = ct·g for random cotangents; a {LARGE:,}-element input = the same values as a block" + (", surrogate_grad = g" if _declares_sg(ctx) else "")
                    + " (float64; the candidate's own forward and vjp: no transforms to judge)",
                    tolerance=f"{tolerances.K_WIRING:g}·eps·peak·(1 + |ct|)", dtype="float64")
@@ -149,6 +154,16 @@ def check_numpy(ctx: Context) -> Outcome:
 @recorded
 def _numpy_vjp(ctx: Context, x: np.ndarray, ct: np.ndarray) -> np.ndarray:
   return np.asarray(ctx.candidate.vjp(x, ct), F64)
+
+
+def _repeatable(ctx: Context, c: Any, x: np.ndarray) -> None:
+  """Repeatability: g at the same inputs, computed twice, is bit-identical (else a failure with the spread)."""
+  first = ctx.evaluator.evaluate(x, ("g",))["g"]
+  if isinstance(first, Exception):
+    return
+  found = repeatability(ctx, x, "g", first)
+  if found is not None:
+    c.note(found.pop("message"), **found)
 
 
 def _declares_sg(ctx: Context) -> bool:
