@@ -310,6 +310,18 @@ def _nhwc_kernel_g(a, transpose_back=True):
   return kernel
 
 
+def _callback_g(a):
+  """g computed on the host with NumPy through jax.pure_callback (as wrappers of C or NumPy kernels do):
+  right at first order; JAX has no JVP of a callback, so no second derivative."""
+  np_g = _np_sigmoid_g(a)
+
+  def g(x):
+    return jax.pure_callback(lambda v: np_g(np.asarray(v)).astype(np.asarray(v).dtype),
+                             jax.ShapeDtypeStruct(x.shape, x.dtype), x, vmap_method="expand_dims")
+
+  return g
+
+
 DEFECTIVE = [
     candidate("Sigmoid", {"alpha": 4.0}, lambda x: _sig(4 * x) * _sig(-4 * x), sigmoid_p(4.0), "derivative",
               label="missing factor alpha in g"),
@@ -443,6 +455,9 @@ CORRECT = [
               label="correct: lax.map over 65,536-element chunks and the tail"),
     Candidate(name="Sigmoid", params={"alpha": 4.0}, fn=spike_with(_nhwc_kernel_g(4.0)), surrogate_fun=sigmoid_p(4.0),
               label="correct: NHWC kernel transposed back"),
+    Candidate(name="Sigmoid", params={"alpha": 4.0}, fn=spike_with(_callback_g(4.0)), surrogate_fun=sigmoid_p(4.0),
+              label="correct: gradient by jax.pure_callback (no second order)",
+              notes={"unsupported": {"second_order": "second"}}),
 ]
 
 

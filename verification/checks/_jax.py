@@ -191,8 +191,8 @@ FIXES = {
 #: Words in an exception that say a transform is not implemented (a missing capability), as opposed
 #: to a rule that exists and breaks (a defect).
 GAP_MARKERS = {
-    "forward": ("forward-mode", "differentiation rule", "not implemented"),
-    "second": ("forward-mode", "differentiation rule", "not implemented", "transpose rule"),
+    "forward": ("forward-mode", "differentiation rule", "not implemented", "do not support jvp"),
+    "second": ("forward-mode", "differentiation rule", "not implemented", "transpose rule", "do not support jvp"),
     "vmap": ("batching rule", "not implemented"),
     "jit": ("concret", "tracer", "lowering", "translation rule", "not implemented"),
 }
@@ -207,12 +207,42 @@ def built_with_custom_vjp(ctx: Context, x: np.ndarray) -> bool:
     return False
 
 
+#: Primitives of host callbacks: JAX differentiates none of them (no JVP rule), whatever the error says.
+CALLBACKS = ("pure_callback", "io_callback", "callback")
+
+
+@recorded
+def gradient_calls_back(ctx: Context, x: np.ndarray) -> bool:
+  """Whether the program of the spike function's gradient at x calls host code (``jax.pure_callback``,
+  ``io_callback``): its derivative then has no JVP rule, by construction."""
+  try:
+    eqns = str(jax.make_jaxpr(elementwise_grad(ctx.candidate.fn))(jnp.asarray(x)))
+  except Exception:
+    return False
+  return any(f" {name}[" in eqns or f" {name} " in eqns for name in CALLBACKS)
+
+
+def lacks_second_order(ctx: Context, exc: BaseException | str, x: np.ndarray) -> bool:
+  """Whether second order raised because the mechanism lacks it: by the mechanism (a gradient computed by a
+  host callback), else by the error's words (:data:`GAP_MARKERS`)."""
+  text = str(exc).lower()
+  return (isinstance(exc, NotImplementedError) or any(m in text for m in GAP_MARKERS["second"])
+          or gradient_calls_back(ctx, np.asarray(x)))
+
+
 def _gap(ctx: Context, capability: str, exc: BaseException, x: np.ndarray) -> Outcome | None:
-  """``unsupported`` where ``exc`` says the candidate's mechanism lacks the capability; None otherwise."""
+  """``unsupported`` where the candidate's mechanism lacks the capability (a host callback's derivative) or
+  ``exc`` says so (:data:`GAP_MARKERS`, the fallback); None otherwise."""
   text = f"{type(exc).__name__}: {exc}"
+  first = text.strip().splitlines()[0]
+  if capability == "second" and gradient_calls_back(ctx, np.asarray(x)):
+    return unsupported(capability, "second order (grad of grad) unsupported: the gradient is computed by a host "
+                       f"callback (jax.pure_callback), which JAX cannot differentiate ({first})",
+                       fix="compute g with jnp operations (a host callback has no derivative), or give the "
+                           "callback's function a jax.custom_jvp whose rule is another callback",
+                       mechanism="pure_callback", error=first)
   if not (isinstance(exc, NotImplementedError) or any(m in text.lower() for m in GAP_MARKERS[capability])):
     return None
-  first = text.strip().splitlines()[0]
   if capability in ("forward", "second") and built_with_custom_vjp(ctx, np.asarray(x)):
     reason, mechanism = "built with jax.custom_vjp, which has no forward mode; jax.custom_jvp gives both", "custom_vjp"
   else:

@@ -38,6 +38,7 @@ decides.
 
 from __future__ import annotations
 
+import functools
 import os
 import types
 from collections.abc import Callable
@@ -70,7 +71,27 @@ _MISSING: tuple[tuple[str, str, str, str], ...] = (
      "write the autograd.Function's jvp staticmethod (tangent times g)"),
     ("once_differentiable", "second", "the backward is marked once_differentiable",
      "compute the backward with differentiable torch operations and drop @once_differentiable"),
+    ("double backward", "second", "the mechanism does not support double backward",
+     "take second derivatives of the uncompiled spike function (torch.compile's AOTAutograd has no double backward)"),
 )
+#: What a mechanism lacks by construction, whatever its error says: mechanism -> capability -> (reason, fix).
+_MECHANISMS: dict[str, dict[str, tuple[str, str]]] = {
+    "torch.compile": {
+        "second": ("a torch.compile'd function has no double backward (AOTAutograd compiles one backward)",
+                   "take second derivatives of the uncompiled spike function"),
+        "forward": ("a torch.compile'd function does not carry forward-mode tangents",
+                    "use forward mode on the uncompiled spike function"),
+        "vmap": ("torch.func.vmap does not transform a torch.compile'd function",
+                 "vmap the uncompiled spike function (compile the vmapped one)"),
+    },
+    "TorchScript": {
+        "forward": ("TorchScript has no forward-mode AD", "use forward mode on the Python spike function"),
+        "vmap": ("torch.func does not transform TorchScript", "vmap the Python spike function"),
+        "second": ("the TorchScript function's backward is not differentiable here",
+                   "use double backward on the Python spike function"),
+        "jit": ("torch.compile does not trace TorchScript", "compile the Python spike function"),
+    },
+}
 #: Namespaces of torch's own operators; any other operator a spike function dispatches is a custom op.
 _TORCH_NAMESPACES = frozenset({"aten", "prims", "prim", "_c10d_functional", "c10d", "profiler"})
 _CUSTOM_FORWARD_FIX = "torch.library has no forward-mode registration for a custom op: call the op inside an " \
@@ -97,8 +118,13 @@ def describe(exc: BaseException) -> str:
   return f"{type(exc).__name__}: {text[0][:300] if text else ''}"
 
 
-def classify(exc: BaseException, default: str | None) -> tuple[str, str, str] | None:
-  """(capability, reason, fix) for an error that says a transform is not supported, else None."""
+def classify(exc: BaseException, default: str | None, mechanism: str = "") -> tuple[str, str, str] | None:
+  """(capability, reason, fix) for an error that says a transform is not supported, else None. Where the
+  candidate's mechanism lacks the capability by construction (``mechanism``: :func:`torch_mechanism`), that
+  decides, whatever the error's wording; the phrases of :data:`_MISSING` are the fallback."""
+  known = _MECHANISMS.get(mechanism, {}).get(default or "")
+  if known is not None:
+    return (default, *known)
   msg = str(exc).lower()
   for needle, capability, reason, fix in _MISSING:
     if needle in msg:
@@ -116,6 +142,8 @@ class Judge:
     self.ctx = ctx
     self.failures: list[dict[str, Any]] = []
     self.missing: list[dict[str, Any]] = []
+    #: Parts the candidate's mechanism cannot run by construction (noted in the result, not failed).
+    self.not_checked: list[str] = []
 
   @property
   def custom_ops(self) -> tuple[str, ...]:
@@ -133,9 +161,18 @@ class Judge:
 
   note = fail  # the name :class:`verification.checks._context.Comparisons` gives it
 
+  @property
+  def mechanism(self) -> str:
+    """What the spike function is beyond plain torch code (memoised per candidate): :func:`torch_mechanism`."""
+    memo = self.ctx.memo
+    if "torch_mechanism" not in memo:
+      memo["torch_mechanism"] = torch_mechanism(self.ctx)
+    return memo["torch_mechanism"]
+
   def error(self, what: str, exc: BaseException, capability: str | None = None) -> None:
-    """An exception of a transform: a missing capability when torch says so, else a failure."""
-    known = classify(exc, capability)
+    """An exception of a transform: a missing capability when the mechanism lacks it or torch says so, else a
+    failure."""
+    known = classify(exc, capability, self.mechanism)
     if known is not None and known[0] == "vmap" and self.custom_ops:
       # torch names setup_context for any op without a batching rule; a custom op gets one by registration.
       known = ("vmap", f"the custom op {', '.join(self.custom_ops)} has no batching rule", _CUSTOM_VMAP_FIX)
@@ -209,6 +246,31 @@ def torch_custom_ops(ctx: Any) -> tuple[str, ...]:
   except Exception:
     return ()
   return tuple(sorted(seen))
+
+
+@recorded
+def torch_mechanism(ctx: Any) -> str:
+  """"torch.compile" for a ``torch.compile``'d function or module, "TorchScript" for a scripted one (a partial
+  of either too), else ""."""
+  torch = import_torch()
+  fn = ctx.candidate.fn
+  while isinstance(fn, functools.partial):
+    fn = fn.func
+  if hasattr(fn, "_torchdynamo_orig_callable") or type(fn).__name__ == "OptimizedModule":
+    return "torch.compile"
+  if isinstance(fn, torch.jit.ScriptFunction | torch.jit.ScriptModule):
+    return "TorchScript"
+  return ""
+
+
+def fresh_compilation() -> None:
+  """Dynamo's caches emptied (where torch.compile was used in this process): a compiled candidate's verdict
+  in one check does not depend on what earlier checks compiled (its recompile limit, say)."""
+  import sys
+
+  dynamo = sys.modules.get("torch._dynamo")
+  if dynamo is not None:
+    dynamo.reset()
 
 
 @recorded
@@ -489,6 +551,10 @@ def forward_mode(j: Judge, x: np.ndarray, t: np.ndarray, g: np.ndarray, tol: np.
   j.compare("the forward-mode primal is not H(x) (torch.autograd.forward_ad; ±0 and ±tiny included)",
             np.concatenate([x, SIGN_CASES]), out["h"], out["primal"], 0.0, dtype="float64")
   tangent = None if out["tangent"] is None else out["tangent"][:n]
+  if tangent is None and np.any(g * t != 0) and j.mechanism in _MECHANISMS:
+    reason, fix = _MECHANISMS[j.mechanism]["forward"]
+    j.lacks("forward", f"forward mode (torch.autograd.forward_ad): no tangent came back: {reason}", fix)
+    return
   if tangent is None and np.any(g * t != 0):
     ops = j.custom_ops
     what = f"the custom op {', '.join(ops)}" if ops else "an operation of the spike function"
@@ -518,8 +584,14 @@ def second_order(j: Judge, x: np.ndarray, gfun: Callable[[np.ndarray], np.ndarra
               "detaches its result or uses non-differentiable operations), and g' is not 0 here",
               "compute the backward with differentiable torch operations on the saved input")
     return
+  before = len(j.failures)
   j.compare("the double backward is not g'(x) (central differences of g)", x, fd, second, tol,
             reason=G_SLOPE_REASON, dtype="float64")
+  lacking = _MECHANISMS.get(j.mechanism, {}).get("second")
+  if len(j.failures) > before and lacking is not None:  # numbers the mechanism does not promise
+    failure = j.failures.pop()
+    j.lacks("second", f"second order (double backward): {lacking[0]}; it gave {failure['got']!r} where g' is "
+            f"{failure['expected']!r} at x = {failure['worst_input']!r}", lacking[1])
 
 
 def vmap_grad(j: Judge, x: np.ndarray, g: np.ndarray, tol: np.ndarray) -> None:
@@ -611,7 +683,9 @@ def _dtype_named(name: str) -> Any:
 def prepare(ctx: Any) -> types.SimpleNamespace | Outcome:
   """What every torch form judges with (memoised per candidate): 64 float64 points x off the kinks, a
   random cotangent ct (rounded to the forward's output dtype), g at x, ``gfun`` (g at any points,
-  recorded) and the wiring tolerance; a ``fail`` outcome where the forward or the gradient raises."""
+  recorded) and the wiring tolerance; a ``fail`` outcome where the forward or the gradient raises. Every
+  torch form starts here, with Dynamo's caches emptied (:func:`fresh_compilation`)."""
+  fresh_compilation()
   if "torch" in ctx.memo:
     return ctx.memo["torch"]
   torch = import_torch()
@@ -653,4 +727,6 @@ def outcome(j: Judge, done: str, **detail: Any) -> Outcome:
     first = j.missing[0]
     return unsupported(first["capability"], first["message"], fix=first["fix"], missing=missing,
                        all_missing=j.missing)
+  if j.not_checked:
+    detail["not_checked"] = j.not_checked
   return passed(done, **detail)
