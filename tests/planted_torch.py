@@ -300,6 +300,17 @@ def chunked_backward(keep_tail):
   return ChunkedBackward
 
 
+@torch.jit.script
+def scripted_spike(x):
+  """The detach trick as a TorchScript function (a scripted kernel, as older libraries ship them)."""
+  s = torch.sigmoid(4.0 * x)
+  return (x >= 0).to(x.dtype) + (s - s.detach())
+
+
+#: The detach trick compiled (the backend that traces without generating code: cheap to compile).
+compiled_spike = torch.compile(detach_trick, backend="aot_eager")
+
+
 def _sigmoid(fn, label, **extra):
   return Candidate(name="Sigmoid", params={"alpha": ALPHA}, fn=fn, label=label, **extra)
 
@@ -322,6 +333,8 @@ CORRECT = [
               label="SpikeRateEscape with its surrogate_grad (torch)"),
     _sigmoid(buffer_kernel(contiguous=True).apply, "a kernel on x.contiguous() for 4-d and 5-d inputs"),
     _sigmoid(chunked_backward(keep_tail=True).apply, "a backward in 65,536-element chunks and the tail"),
+    _sigmoid(scripted_spike, "a TorchScript function"),
+    _sigmoid(compiled_spike, "a torch.compile'd function"),
 ]
 
 DEFECTIVE = [
@@ -364,6 +377,7 @@ EXPECTED = {
                                                "forward_mode": _JVP_FIX, "transforms": _OLD_STYLE["transforms"],
                                                "second_order": ("unsupported", "second", None)},
     "a kernel walks the buffer of 4-d and 5-d inputs": {"autodiff": ("fail", None, "channels_last")},
+    "a torch.compile'd function": {"second_order": ("unsupported", "second", "torch.compile'd function has no double")},
     "a backward in 65,536-element chunks drops the tail": {"autodiff": ("fail", None, "1,060,921-element")},
 }
 

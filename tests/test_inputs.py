@@ -163,3 +163,38 @@ def test_a_staircase_g_fails_quadrature_saying_so_and_every_check_reports():
   assert not [r.message for r in by_check.values() if "protocol" in r.message or r.status is Status.ERROR]
   quad = by_check["quadrature"]
   assert quad.status is Status.FAIL and "evaluations" in quad.message, quad.message
+
+
+# ---- capabilities by mechanism ---------------------------------------------------------------------------
+
+
+def test_torchscript_and_compiled_functions_and_their_partials_are_torch_candidates():
+  import functools
+
+  from verification.core.candidate import Candidate
+
+  for fn in (P.scripted_spike, P.compiled_spike, functools.partial(P.scripted_spike),
+             functools.partial(P.compiled_spike), torch.jit.script(P.Spike())):
+    assert Candidate(name="Sigmoid", params={"alpha": 4.0}, fn=fn).backend == "torch", fn
+
+
+def test_a_compiled_functions_capability_does_not_depend_on_the_checks_before_it(env, monkeypatch):
+  monkeypatch.setenv("SURROGATE_TORCH_COMPILE", "aot_eager")  # the transforms check compiles it again
+  c = _label(P.CORRECT, "a torch.compile'd function")
+  f64 = {**ALL_DTYPES, "dtypes": ("float64",)}
+  alone = _judged(c, ("second_order",), env, f64)["second_order"]
+  after = _judged(c, ("autodiff", "forward_mode", "transforms", "second_order"), env, f64)["second_order"]
+  assert alone.status is after.status is Status.UNSUPPORTED, (alone.message, after.message)
+  assert alone.message == after.message and alone.detail["capability"] == "second"
+
+
+def test_the_fallback_phrases_classify_a_missing_capability_and_nothing_else():
+  from verification.checks import _torch as TT
+  from verification.checks._jax import GAP_MARKERS
+
+  assert TT.classify(RuntimeError("torch.compile with aot_autograd does not currently support double backward"),
+                     "second")[0] == "second"
+  assert TT.classify(RuntimeError("expected a tensor of shape (3,)"), "second") is None
+  assert TT.classify(RuntimeError("anything"), "second", "torch.compile")[0] == "second"  # the mechanism decides
+  assert any(m in "pure callbacks do not support jvp." for m in GAP_MARKERS["second"])
+  assert not any(m in "shapes (3,) and (4,) do not match" for m in GAP_MARKERS["second"])

@@ -153,8 +153,8 @@ class Judge:
       memo["torch_custom_ops"] = tuple(torch_custom_ops(self.ctx))
     return memo["torch_custom_ops"]
 
-  def lacks(self, capability: str, message: str, fix: str) -> None:
-    self.missing.append({"capability": capability, "message": message, "fix": fix})
+  def lacks(self, capability: str, message: str, fix: str, **detail: Any) -> None:
+    self.missing.append({"capability": capability, "message": message, "fix": fix, **detail})
 
   def fail(self, message: str, **detail: Any) -> None:
     self.failures.append({"message": message, **detail})
@@ -172,6 +172,10 @@ class Judge:
   def error(self, what: str, exc: BaseException, capability: str | None = None) -> None:
     """An exception of a transform: a missing capability when the mechanism lacks it or torch says so, else a
     failure."""
+    by_mechanism = _MECHANISMS.get(self.mechanism, {}).get(capability or "")
+    if by_mechanism is not None:  # the same message whatever this run's error (it may depend on compiled state)
+      self.lacks(capability, f"{what}: {by_mechanism[0]}", by_mechanism[1], observed=describe(exc))
+      return
     known = classify(exc, capability, self.mechanism)
     if known is not None and known[0] == "vmap" and self.custom_ops:
       # torch names setup_context for any op without a batching rule; a custom op gets one by registration.
@@ -590,8 +594,8 @@ def second_order(j: Judge, x: np.ndarray, gfun: Callable[[np.ndarray], np.ndarra
   lacking = _MECHANISMS.get(j.mechanism, {}).get("second")
   if len(j.failures) > before and lacking is not None:  # numbers the mechanism does not promise
     failure = j.failures.pop()
-    j.lacks("second", f"second order (double backward): {lacking[0]}; it gave {failure['got']!r} where g' is "
-            f"{failure['expected']!r} at x = {failure['worst_input']!r}", lacking[1])
+    j.lacks("second", f"second order (double backward): {lacking[0]}", lacking[1],
+            observed=f"{failure['got']!r} where g' is {failure['expected']!r} at x = {failure['worst_input']!r}")
 
 
 def vmap_grad(j: Judge, x: np.ndarray, g: np.ndarray, tol: np.ndarray) -> None:
@@ -726,7 +730,7 @@ def outcome(j: Judge, done: str, **detail: Any) -> Outcome:
   if j.missing:
     first = j.missing[0]
     return unsupported(first["capability"], first["message"], fix=first["fix"], missing=missing,
-                       all_missing=j.missing)
+                       all_missing=j.missing, **({"observed": first["observed"]} if "observed" in first else {}))
   if j.not_checked:
     detail["not_checked"] = j.not_checked
   return passed(done, **detail)
