@@ -547,13 +547,39 @@ def _with_factory(factory, label, caught_by=None):
                    notes={"caught_by": caught_by} if caught_by else {})
 
 
+def _one_alpha_per_layer(alpha=4.0):
+  """A layer that keeps one alpha: the mean of per-neuron values (a reduction in a constructor)."""
+  return spike_with(sigmoid_g(jnp.mean(jnp.asarray(alpha))))
+
+
+def _first_alpha(alpha=4.0):
+  """alpha read as its first element (``alpha.ravel()[0]``, as code written for a scalar does)."""
+  return spike_with(sigmoid_g(jnp.ravel(jnp.asarray(alpha))[0]))
+
+
+def _flattened_alpha(alpha=4.0):
+  """alpha flattened: broadcast along the last axis whatever its shape (per channel of NCHW lands on W)."""
+  a = jnp.asarray(alpha)
+  return spike_with(sigmoid_g(jnp.ravel(a) if a.ndim else a))
+
+
+def _alpha_as_given(alpha=4.0):
+  """Correct: alpha used as given, so an array broadcasts against x by NumPy's rules."""
+  a = jnp.asarray(alpha)
+  return spike_with(lambda x: a / (2 + jnp.exp(-a * x) + jnp.exp(a * x)))
+
+
 PARAMETER_DEFECTS = [
     _with_factory(_leaks_tangent, "the output leaks the parameter's tangent", "parameters"),
     _with_factory(_wrong_parameter_sign, "the parameter gradient has the wrong sign", "parameters"),
     _with_factory(_ignored_when_traced, "the parameter is ignored when traced", "parameters"),
+    _with_factory(_one_alpha_per_layer, "per-neuron alpha reduced to its mean", "parameters"),
+    _with_factory(_first_alpha, "per-neuron alpha read as its first element", "parameters"),
+    _with_factory(_flattened_alpha, "per-channel alpha flattened onto the last axis", "parameters"),
 ]
 
 PARAMETER_CORRECT = [
+    _with_factory(_alpha_as_given, "correct: per-neuron alpha broadcast as given"),
     _with_factory(_explicit_parameter_tangent, "correct: custom_jvp with an explicit zero tangent in alpha"),
     _with_factory(_custom_vjp_with_parameter_cotangent, "correct: custom_vjp with a zero cotangent for alpha"),
 ]
