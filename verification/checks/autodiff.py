@@ -28,8 +28,8 @@ import numpy as np
 from verification.checks import _torch as T
 from verification.checks._context import (
   F64,
-  VJP_SHAPES,
   STEPS,
+  VJP_SHAPES,
   Comparisons,
   Context,
   cotangent,
@@ -146,7 +146,8 @@ def check_numpy(ctx: Context) -> Outcome:
   _surrogate_grad(ctx, c.compare, x, g, tol)
   large_input(ctx, c)
   _repeatable(ctx, c, x)
-  return c.outcome(f"vjp(x, ct) = ct·g for random cotangents; a {LARGE:,}-element input = the same values as a block" + (", surrogate_grad = g" if _declares_sg(ctx) else "")
+  return c.outcome(f"vjp(x, ct) = ct·g for random cotangents; a {LARGE:,}-element input = the same values as a "
+                   "block" + (", surrogate_grad = g" if _declares_sg(ctx) else "")
                    + " (float64; the candidate's own forward and vjp: no transforms to judge)",
                    tolerance=f"{tolerances.K_WIRING:g}·eps·peak·(1 + |ct|)", dtype="float64")
 

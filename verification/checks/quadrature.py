@@ -2,8 +2,9 @@
 
 Integration: adaptive 21-point Gauss–Kronrod (QUADPACK's rule and error estimate, vectorised), kinks as
 breakpoints, at most :data:`~verification.core.numerics.MAX_EVALS` evaluations of g per integral (a g
-rough everywhere fails, saying so, rather than being evaluated at millions of points). Tolerance: 10·the quadrature's error estimate + (1e-10 + 4·declared mismatch of the
-primitive)·(peak·(b - a) + peak·width + |P(a)| + |P(b)|). The total mass is compared with the declared
+rough everywhere fails, saying so, rather than being evaluated at millions of points). Tolerance: 10·the
+quadrature's error estimate + (1e-10 + 4·declared mismatch of the primitive)·(peak·(b - a) + peak·width
++ |P(a)| + |P(b)|). The total mass is compared with the declared
 one only after both tails are seen to decay (|g| at 10⁶·cut below 10⁻⁶·peak and falling faster than
 1/|x|); P is the candidate's ``surrogate_fun`` or, without one, the reference's × scale.
 """
