@@ -390,6 +390,9 @@ DEFECTIVE = [
               label="lax.map over 65,536-element chunks drops the tail", notes={"caught_by": "autodiff"}),
     Candidate(name="Sigmoid", params={"alpha": 4.0}, fn=spike_with(_nhwc_kernel_g(4.0, transpose_back=False)),
               label="NHWC kernel reshaped back instead of transposed", notes={"caught_by": "autodiff"}),
+    candidate("Sigmoid", {"alpha": 4.0}, sigmoid_g(4.0), sigmoid_p(4.0), "forward",
+              forward=lambda x: jnp.where(x > 1e-30, 1.0, 0.0).astype(x.dtype),
+              label="threshold at 1e-30: H is 0 at tiny positive inputs"),
 ]
 
 #: The checks in two groups: the wiring checks (one compiled transformed program per candidate) and the

@@ -109,6 +109,12 @@ def test_a_packed_array_is_restored_exactly_and_a_bomb_or_garbage_is_refused():
     T.unpacked_against(np.arange(10, dtype=np.uint8), expected)
 
 
+def test_the_diagnosis_names_the_decisive_input_not_a_neighbouring_convention_case(env):
+  r = _judged(_label(planted.DEFECTIVE, "threshold at 1e-30"), ("forward",), env)["forward"]
+  assert r.status is Status.FAIL, r.message
+  assert r.detail["worst_input"] > 0 and "H(0" not in r.message and "H(1.17549435" in r.message, r.message
+
+
 # ---- NaN inputs apart ----------------------------------------------------------------------------------
 
 

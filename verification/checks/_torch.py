@@ -7,13 +7,16 @@ check of the same name as the JAX form:
 
 - autodiff: ``autograd.grad(fn(x), x, grad_outputs=ct)`` = ct·g for a random cotangent ct; dtypes
   (forward and gradient keep float16, bfloat16, float32 and float64); layouts (a non-contiguous view,
-  a transposed matrix and an expanded scalar give the contiguous values); no in-place modification of
-  the input or of the cotangent (values and version counter);
-- forward_mode: the ``torch.autograd.forward_ad`` primal is H and its tangent g·t;
+  a transposed matrix and an expanded scalar give the contiguous values; and as training has them,
+  :data:`TRAINING_LAYOUTS`: (N, C, H, W) contiguous and channels_last, an (N, H, W, C) tensor permuted,
+  (T, B, C, H, W) contiguous and transposed, a 4-d slice with steps, forward exact and gradient
+  elementwise); no in-place modification of the input or of the cotangent (values and version counter);
+  the training loop and the large input of :mod:`verification.checks._training`;
+- forward_mode: the ``torch.autograd.forward_ad`` primal is H (at ±0 and ±tiny too) and its tangent g·t;
 - second_order: double backward (``create_graph=True``, as ``gradgradcheck`` does) = g', judged
   against central differences of g at h = 4e-3 widths (a gradient with no graph is g' = 0, right
   where g is piecewise constant);
-- transforms: ``torch.func.vmap(fn)`` = fn and ``torch.func.vmap(torch.func.grad(fn))`` = g;
+- transforms: ``torch.func.vmap(fn)`` = fn (at ±0 and ±tiny too) and ``torch.func.vmap(torch.func.grad(fn))`` = g;
   ``torch.compile(fn, fullgraph=True)`` = eager, forward and gradient (float32, 8 points, compiled
   once per candidate; ``SURROGATE_TORCH_COMPILE=0`` turns it off, ``=inductor`` uses inductor
   instead of the default ``aot_eager`` backend, which traces forward and backward without code
@@ -23,7 +26,10 @@ Wrong numbers, wrong dtypes and exceptions are ``fail``. A transform the candida
 not support (an ``autograd.Function`` with no ``jvp``, no ``setup_context`` or ``vmap`` rule for
 ``torch.func``, a ``torch.library`` custom op without ``register_vmap`` or forward-mode formula, a
 backward that is not differentiable, a graph break under ``fullgraph=True``) is ``unsupported`` with
-its capability, the reason and the fix for that mechanism; where several are missing the first is the
+its capability, the reason and the fix for that mechanism; a ``torch.compile``'d or TorchScript spike
+function lacks some by construction (:data:`_MECHANISMS`: no double backward, no forward mode or vmap), and
+that decides whatever the error's wording (the phrases of :data:`_MISSING` are the fallback); Dynamo's
+caches are emptied before every torch form, so no verdict depends on the checks before it; where several are missing the first is the
 result's capability and all are listed under ``missing``. This module imports torch only when called
 (:func:`import_torch`).
 

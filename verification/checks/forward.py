@@ -2,7 +2,9 @@
 
 Establishes: H(x) = 1 for x >= 0 (both zeros), 0 for x < 0, at 0, -0.0, ±tiny, ±subnormal, ±eps, ±max,
 ±inf and random values, in float16, bfloat16, float32 and float64, with the input's dtype; the shapes
-of :data:`~verification.checks._context.SHAPES` (0-d, size-1 axes, 2-d, 3-d) kept.
+of :data:`~verification.checks._context.SHAPES` (0-d, size-1 axes, 2-d, 3-d, and 4-d and 5-d with every
+axis longer than 1) kept. Where it fails, the input reported is the decisive one: a nonzero input that the
+platform does not flush (H(tiny) = 0 proves a defect where H(0) = 0 alone reads as the x > 0 convention).
 
 Tolerance: none (H is exact). Subnormal inputs are judged as the platform sees them in compiled code
 (flushed to a signed zero where it flushes). H(±0) = 0 (``x > 0``) is a ``convention``; H(+0) = 1
