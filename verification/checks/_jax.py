@@ -76,13 +76,9 @@ def _vjp(fn: Callable, x: jax.Array, ct: jax.Array) -> tuple[jax.Array, jax.Arra
   return primal, pullback(ct)[0]
 
 
-def _loop_grad(fn: Callable, xs: jax.Array, cts: jax.Array) -> jax.Array:
-  """The gradient of Σ_t Σ ct_t·fn(x_t) over the rows of xs, as a Python loop over the steps calls it."""
-  return jax.grad(lambda v: sum(jnp.sum(cts[t] * fn(v[t])) for t in range(v.shape[0])))(xs)
-
-
 def _scan_grad(fn: Callable, xs: jax.Array, cts: jax.Array) -> jax.Array:
-  """The same under ``lax.scan`` (how a recurrent layer runs its time steps)."""
+  """The gradient of Σ_t Σ ct_t·fn(x_t) over the rows of xs, the steps run by ``lax.scan`` (how a recurrent
+  layer runs its time steps): several calls of the spike function, one backward."""
 
   def loss(v):
     def step(total, pair):
@@ -110,7 +106,6 @@ PIECES: dict[str, dict[str, Piece]] = {
         "vjp": lambda fn, a: _vjp(fn, a["x"], a["ct"]),
         "value_and_grad": lambda fn, a: _value_and_grad(fn, a["x"], a["ct"]),
         "shapes": lambda fn, a: [jax.vjp(fn, v)[1](w)[0] for v, w in zip(a["shaped_x"], a["shaped_ct"], strict=True)],
-        "loop": lambda fn, a: _loop_grad(fn, a["xs"], a["cts"]),
         "scan": lambda fn, a: _scan_grad(fn, a["xs"], a["cts"]),
     },
     "forward_mode": {

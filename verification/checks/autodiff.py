@@ -90,7 +90,7 @@ def check(ctx: Context) -> Outcome:
       c.compare(f"the VJP of a {shape} input is not the 1-d VJP elementwise", np.resize(x, n),
                 np.resize(vjp_value, n).reshape(shape), got, np.resize(tol, n).reshape(shape), shape=list(shape),
                 **extra)
-  for piece, what in (("loop", f"a Python loop of {STEPS} calls"), ("scan", f"lax.scan over {STEPS} steps")):
+  for piece, what in (("scan", f"lax.scan over {STEPS} steps"),):
     if isinstance(out[piece], Exception):
       c.note(f"the gradient through {what} raised {describe(out[piece])}", **extra)
     else:
@@ -100,7 +100,7 @@ def check(ctx: Context) -> Outcome:
   _surrogate_grad(ctx, c.compare, x, g, tol)
   return c.outcome("VJP = ct·g for random cotangents; jax.vjp and jax.value_and_grad give H as the primal; the VJP "
                    f"of shapes {', '.join(map(str, VJP_SHAPES))} is the 1-d one elementwise; a training loop of "
-                   f"{STEPS} calls (Python loop, lax.scan) gives each step ct·g at its own input (float64); a "
+                   f"{STEPS} calls (lax.scan) gives each step ct·g at its own input (float64); a "
                    f"{LARGE:,}-element float32 input = the same values as a block",
                    tolerance=f"{tolerances.K_WIRING:g}·eps·peak·(1 + |ct|)", dtype="float64")
 
