@@ -30,8 +30,8 @@ its capability, the reason and the fix for that mechanism; a ``torch.compile``'d
 function lacks some by construction (:data:`_MECHANISMS`: no double backward, no forward mode or vmap), and
 that decides whatever the error's wording (the phrases of :data:`_MISSING` are the fallback); Dynamo's
 caches are emptied before every torch form, so no verdict depends on the checks before it; where several
-are missing the first is the result's capability and all are listed under ``missing``. This module imports torch only when called
-(:func:`import_torch`).
+are missing the first is the result's capability and all are listed under ``missing``. This module
+imports torch only when called (:func:`import_torch`).
 
 The candidate runs only in the ``torch_*`` functions, marked :func:`~verification.core.tape.recorded`:
 each takes the inputs the harness chose (NumPy arrays, numbers, strings) and returns the candidate's raw
