@@ -278,6 +278,50 @@ def _non_decaying_g(a):
   return lambda x: g(x) + jnp.where(jnp.abs(x) > 45 / a, 1e-3, 0.0).astype(x.dtype)
 
 
+# ---- inputs as training has them: sizes and ranks ---------------------------------------------------
+def _chunked_g(a, chunk=1 << 16, keep_tail=True):
+  """g in chunks of 65,536 elements with lax.map (a kernel's working size); without ``keep_tail`` the
+  elements past the last whole chunk get no gradient (inputs up to one chunk are one piece)."""
+  g = sigmoid_g(a)
+
+  def chunked(x):
+    flat = x.reshape(-1)
+    full = flat.size // chunk * chunk
+    if full == 0:
+      return g(x)
+    head = jax.lax.map(g, flat[:full].reshape(-1, chunk)).reshape(-1)
+    tail = g(flat[full:]) if keep_tail else jnp.zeros(flat.size - full, x.dtype)
+    return jnp.concatenate([head, tail]).reshape(x.shape)
+
+  return chunked
+
+
+def _nhwc_kernel_g(a, transpose_back=True):
+  """g of 4-d inputs computed channels-last (N, H, W, C); without ``transpose_back`` the result is
+  reshaped to (N, C, H, W) instead of transposed back: the gradients land on other elements."""
+  g = sigmoid_g(a)
+
+  def kernel(x):
+    if x.ndim != 4:
+      return g(x)
+    y = g(jnp.transpose(x, (0, 2, 3, 1)))
+    return jnp.transpose(y, (0, 3, 1, 2)) if transpose_back else y.reshape(x.shape)
+
+  return kernel
+
+
+def _callback_g(a):
+  """g computed on the host with NumPy through jax.pure_callback (as wrappers of C or NumPy kernels do):
+  right at first order; JAX has no JVP of a callback, so no second derivative."""
+  np_g = _np_sigmoid_g(a)
+
+  def g(x):
+    return jax.pure_callback(lambda v: np_g(np.asarray(v)).astype(np.asarray(v).dtype),
+                             jax.ShapeDtypeStruct(x.shape, x.dtype), x, vmap_method="expand_dims")
+
+  return g
+
+
 DEFECTIVE = [
     candidate("Sigmoid", {"alpha": 4.0}, lambda x: _sig(4 * x) * _sig(-4 * x), sigmoid_p(4.0), "derivative",
               label="missing factor alpha in g"),
@@ -342,6 +386,13 @@ DEFECTIVE = [
               label="g does not decay: a finite total mass is declared"),
     Candidate(name="Sigmoid", params={"alpha": 1e-300}, fn=spike_with(sigmoid_g(4.0)), surrogate_fun=sigmoid_p(4.0),
               label="claims alpha=1e-300", notes={"caught_by": "differential", "status": "error"}),
+    Candidate(name="Sigmoid", params={"alpha": 4.0}, fn=spike_with(_chunked_g(4.0, keep_tail=False)),
+              label="lax.map over 65,536-element chunks drops the tail", notes={"caught_by": "autodiff"}),
+    Candidate(name="Sigmoid", params={"alpha": 4.0}, fn=spike_with(_nhwc_kernel_g(4.0, transpose_back=False)),
+              label="NHWC kernel reshaped back instead of transposed", notes={"caught_by": "autodiff"}),
+    candidate("Sigmoid", {"alpha": 4.0}, sigmoid_g(4.0), sigmoid_p(4.0), "forward",
+              forward=lambda x: jnp.where(x > 1e-30, 1.0, 0.0).astype(x.dtype),
+              label="threshold at 1e-30: H is 0 at tiny positive inputs"),
 ]
 
 #: The checks in two groups: the wiring checks (one compiled transformed program per candidate) and the
@@ -403,6 +454,13 @@ CORRECT = [
     Candidate(name="Sigmoid", params={"alpha": 4.0}, fn=_no_batching_rule(), surrogate_fun=sigmoid_p(4.0),
               label="correct: primitive without a batching rule or second order",
               notes={"unsupported": {"transforms": "vmap", "second_order": "second"}}),
+    Candidate(name="Sigmoid", params={"alpha": 4.0}, fn=spike_with(_chunked_g(4.0)), surrogate_fun=sigmoid_p(4.0),
+              label="correct: lax.map over 65,536-element chunks and the tail"),
+    Candidate(name="Sigmoid", params={"alpha": 4.0}, fn=spike_with(_nhwc_kernel_g(4.0)), surrogate_fun=sigmoid_p(4.0),
+              label="correct: NHWC kernel transposed back"),
+    Candidate(name="Sigmoid", params={"alpha": 4.0}, fn=spike_with(_callback_g(4.0)), surrogate_fun=sigmoid_p(4.0),
+              label="correct: gradient by jax.pure_callback (no second order)",
+              notes={"unsupported": {"second_order": "second"}}),
 ]
 
 
@@ -492,13 +550,39 @@ def _with_factory(factory, label, caught_by=None):
                    notes={"caught_by": caught_by} if caught_by else {})
 
 
+def _one_alpha_per_layer(alpha=4.0):
+  """A layer that keeps one alpha: the mean of per-neuron values (a reduction in a constructor)."""
+  return spike_with(sigmoid_g(jnp.mean(jnp.asarray(alpha))))
+
+
+def _first_alpha(alpha=4.0):
+  """alpha read as its first element (``alpha.ravel()[0]``, as code written for a scalar does)."""
+  return spike_with(sigmoid_g(jnp.ravel(jnp.asarray(alpha))[0]))
+
+
+def _flattened_alpha(alpha=4.0):
+  """alpha flattened: broadcast along the last axis whatever its shape (per channel of NCHW lands on W)."""
+  a = jnp.asarray(alpha)
+  return spike_with(sigmoid_g(jnp.ravel(a) if a.ndim else a))
+
+
+def _alpha_as_given(alpha=4.0):
+  """Correct: alpha used as given, so an array broadcasts against x by NumPy's rules."""
+  a = jnp.asarray(alpha)
+  return spike_with(lambda x: a / (2 + jnp.exp(-a * x) + jnp.exp(a * x)))
+
+
 PARAMETER_DEFECTS = [
     _with_factory(_leaks_tangent, "the output leaks the parameter's tangent", "parameters"),
     _with_factory(_wrong_parameter_sign, "the parameter gradient has the wrong sign", "parameters"),
     _with_factory(_ignored_when_traced, "the parameter is ignored when traced", "parameters"),
+    _with_factory(_one_alpha_per_layer, "per-neuron alpha reduced to its mean", "parameters"),
+    _with_factory(_first_alpha, "per-neuron alpha read as its first element", "parameters"),
+    _with_factory(_flattened_alpha, "per-channel alpha flattened onto the last axis", "parameters"),
 ]
 
 PARAMETER_CORRECT = [
+    _with_factory(_alpha_as_given, "correct: per-neuron alpha broadcast as given"),
     _with_factory(_explicit_parameter_tangent, "correct: custom_jvp with an explicit zero tangent in alpha"),
     _with_factory(_custom_vjp_with_parameter_cotangent, "correct: custom_vjp with a zero cotangent for alpha"),
 ]

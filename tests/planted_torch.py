@@ -232,6 +232,85 @@ def _ignoring_backward(ctx, ct):
 custom_spike_ignoring_cotangent.register_autograd(_ignoring_backward, setup_context=_custom_setup)
 
 
+class _FromModule(torch.autograd.Function):
+  """H forward; the backward reads the input the module saw last (its state), not a saved tensor."""
+
+  @staticmethod
+  def forward(ctx, x, module):
+    ctx.module = module
+    return heaviside(x)
+
+  @staticmethod
+  def backward(ctx, ct):
+    return ct * sigmoid_g(ctx.module.last), None
+
+
+class StatefulSpike(torch.nn.Module):
+  """A layer that keeps its last input (for a reset or a plot) and whose Function's backward reads it: right
+  for one call per backward, wrong for a training loop's several calls before one backward."""
+
+  def __init__(self):
+    super().__init__()
+    self.last = None
+
+  def forward(self, x):
+    self.last = x.detach()
+    return _FromModule.apply(x, self)
+
+
+def _walks_the_buffer(x, contiguous):
+  """A kernel's view of a 4-d or 5-d input as the buffer it walks: ``x.contiguous()`` first where
+  ``contiguous``, else the storage read in memory order (a channels_last, permuted or sliced tensor's
+  elements come out in another order)."""
+  if x.dim() < 4:
+    return x
+  if contiguous:
+    return x.contiguous()
+  return x.as_strided((x.numel(),), (1,)).view(x.shape)
+
+
+def buffer_kernel(contiguous):
+  class BufferKernel(NewStyle):
+    @staticmethod
+    def forward(x):
+      return heaviside(_walks_the_buffer(x, contiguous))
+
+    @staticmethod
+    def backward(ctx, ct):
+      (x,) = ctx.saved_tensors
+      return ct * sigmoid_g(_walks_the_buffer(x, contiguous))
+
+  return BufferKernel
+
+
+def chunked_backward(keep_tail):
+  class ChunkedBackward(NewStyle):
+    """The backward in chunks of 65,536 elements (torch.split); without the tail, the elements past the last
+    whole chunk get no gradient."""
+
+    @staticmethod
+    def backward(ctx, ct):
+      (x,) = ctx.saved_tensors
+      chunks = [c * sigmoid_g(v) for c, v in zip(ct.reshape(-1).split(1 << 16), x.reshape(-1).split(1 << 16),
+                                                   strict=True)]
+      if not keep_tail and x.numel() > 1 << 16 and chunks[-1].numel() < 1 << 16:
+        chunks[-1] = torch.zeros_like(chunks[-1])
+      return torch.cat(chunks).view(x.shape)
+
+  return ChunkedBackward
+
+
+@torch.jit.script
+def scripted_spike(x):
+  """The detach trick as a TorchScript function (a scripted kernel, as older libraries ship them)."""
+  s = torch.sigmoid(4.0 * x)
+  return (x >= 0).to(x.dtype) + (s - s.detach())
+
+
+#: The detach trick compiled (the backend that traces without generating code: cheap to compile).
+compiled_spike = torch.compile(detach_trick, backend="aot_eager")
+
+
 def _sigmoid(fn, label, **extra):
   return Candidate(name="Sigmoid", params={"alpha": ALPHA}, fn=fn, label=label, **extra)
 
@@ -252,6 +331,10 @@ CORRECT = [
               fn=piecewise(lambda x: torch.where(x.abs() <= 1.0, 0.5, 0.0).to(x.dtype))),
     Candidate(name="SpikeRateEscape", params={"beta": 1.0, "slope": 25.0}, fn=escape_spike, surrogate_grad=_escape_g,
               label="SpikeRateEscape with its surrogate_grad (torch)"),
+    _sigmoid(buffer_kernel(contiguous=True).apply, "a kernel on x.contiguous() for 4-d and 5-d inputs"),
+    _sigmoid(chunked_backward(keep_tail=True).apply, "a backward in 65,536-element chunks and the tail"),
+    _sigmoid(scripted_spike, "a TorchScript function"),
+    _sigmoid(compiled_spike, "a torch.compile'd function"),
 ]
 
 DEFECTIVE = [
@@ -266,6 +349,9 @@ DEFECTIVE = [
     _sigmoid(OldStyleIgnoresCotangent.apply, "old-style backward drops the cotangent"),
     _sigmoid(detach_trick_in_float32, "detach trick returns float32"),
     _sigmoid(custom_spike_ignoring_cotangent, "custom_op backward drops the cotangent"),
+    _sigmoid(StatefulSpike(), "backward reads the module's last input"),
+    _sigmoid(buffer_kernel(contiguous=False).apply, "a kernel walks the buffer of 4-d and 5-d inputs"),
+    _sigmoid(chunked_backward(keep_tail=False).apply, "a backward in 65,536-element chunks drops the tail"),
 ]
 
 _CUSTOM_OP = {"forward_mode": ("unsupported", "forward", "torch.library has no forward-mode registration"),
@@ -287,6 +373,12 @@ EXPECTED = {
     "detach trick returns float32": {"autodiff": ("fail", None, "returns float32 for a float16 input"),
                                      "forward_mode": ("fail", None, "tangent is not g(x)·t")},
     "custom_op backward drops the cotangent": {**_CUSTOM_OP, "autodiff": ("fail", None, "VJP is not ct·g(x)")},
+    "backward reads the module's last input": {"autodiff": ("fail", None, "that step's own input"),
+                                               "forward_mode": _JVP_FIX, "transforms": _OLD_STYLE["transforms"],
+                                               "second_order": ("unsupported", "second", None)},
+    "a kernel walks the buffer of 4-d and 5-d inputs": {"autodiff": ("fail", None, "channels_last")},
+    "a torch.compile'd function": {"second_order": ("unsupported", "second", "torch.compile'd function has no double")},
+    "a backward in 65,536-element chunks drops the tail": {"autodiff": ("fail", None, "1,060,921-element")},
 }
 
 
@@ -306,3 +398,55 @@ def numpy_escape(sg, label):
 
 NUMPY_CORRECT = numpy_escape(_np_escape_g, "NumPy bridge, surrogate_grad right")
 NUMPY_WRONG_SG = numpy_escape(lambda x: _np_escape_g(x) / 3, "NumPy bridge, surrogate_grad leaves out a factor")
+
+
+# ---- NaN inputs apart, repeatability ---------------------------------------------------------------
+def validating(fn):
+  """A layer that validates its input, as data-checking libraries do: raises on a NaN membrane potential."""
+
+  def checked(x):
+    if torch.isnan(x).any():
+      raise ValueError("the membrane potential holds NaN")
+    return fn(x)
+
+  return checked
+
+
+def _overflowing_g(x):
+  e = torch.exp(-ALPHA * x)  # overflows in float16 below x = -2.77: inf / inf = NaN
+  return ALPHA * e / (1 + e) ** 2
+
+
+VALIDATING = _sigmoid(validating(NewStyle.apply), "raises on NaN inputs, right elsewhere")
+VALIDATING_OVERFLOW = _sigmoid(validating(new_style(_overflowing_g).apply),
+                               "raises on NaN inputs, and its g overflows to NaN in float16")
+
+#: Unseeded: another draw at every call, in every run.
+_NOISE = np.random.default_rng()
+
+
+def numpy_sigmoid(noisy, label):
+  """A NumPy-bridged Sigmoid(4); where ``noisy``, its gradient carries a few ulp of noise that changes from
+  call to call (a parallel reduction's order, say)."""
+
+  def vjp(x, ct):
+    s = 1 / (1 + np.exp(-ALPHA * np.asarray(x, np.float64)))
+    g = ALPHA * s * (1 - s)
+    if noisy:
+      g = g * (1 + _NOISE.integers(-2, 3, g.shape) * np.finfo(np.float64).eps)
+    return (ct * g).astype(x.dtype)
+
+  return Candidate(name="Sigmoid", params={"alpha": ALPHA}, backend="numpy", label=label, vjp=vjp,
+                   forward=lambda x: (np.asarray(x) >= 0).astype(x.dtype))
+
+
+NUMPY_DETERMINISTIC = numpy_sigmoid(False, "NumPy Sigmoid, deterministic")
+NUMPY_NOISY = numpy_sigmoid(True, "NumPy Sigmoid, a few ulp of noise from call to call")
+
+
+def _staircase_g(x):
+  return sigmoid_g(x.half()).to(x.dtype)  # x and g rounded to float16: a step function at its resolution
+
+
+#: An honest candidate whose g is a staircase (computed in float16): adaptive quadrature cannot converge on it.
+STAIRCASE = _sigmoid(new_style(_staircase_g).apply, "g computed in float16: a staircase at float16 resolution")

@@ -19,6 +19,9 @@ EXPECTED_MESSAGE = {
     "the output leaks the parameter's tangent": "H depends on 'alpha'",
     "the parameter gradient has the wrong sign": "wrong sign",
     "the parameter is ignored when traced": "is not used as traced",
+    "per-neuron alpha reduced to its mean": "per-neuron values (per neuron",
+    "per-neuron alpha read as its first element": "per-neuron values (per neuron",
+    "per-channel alpha flattened onto the last axis": "per-neuron values (per channel",
 }
 
 

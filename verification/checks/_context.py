@@ -212,16 +212,32 @@ def forward_inputs(ctx: Context, dtype: np.dtype) -> np.ndarray:
 
 
 #: Input shapes beyond 1-d that the forward (and, in float64, the VJP) must handle elementwise:
-#: 0-d, size-1 axes anywhere, 2-d and 3-d. Each is filled with the first elements of a 1-d input.
-SHAPES: tuple[tuple[int, ...], ...] = ((), (1,), (1, 8), (8, 1), (4, 8), (2, 1, 4), (2, 4, 3))
+#: 0-d, size-1 axes anywhere, 2-d, 3-d, and as training has them, every axis longer than 1 and each of
+#: another length (a permutation of elements shows): 4-d (N, C, H, W) and (N, H, W, C), and 5-d
+#: (T, B, C, H, W). Each is filled with the elements of a 1-d input (repeated where it holds more).
+TRAINING_SHAPES: tuple[tuple[int, ...], ...] = ((2, 4, 3), (2, 3, 4, 5), (2, 4, 5, 3), (3, 2, 5, 2, 2))
+SHAPES: tuple[tuple[int, ...], ...] = ((), (1,), (1, 8), (8, 1), (4, 8), (2, 1, 4), *TRAINING_SHAPES)
 
 
-#: The VJP's shapes (0-d is vmap(grad)'s, in the transforms check): size-1 axes, 2-d and 3-d.
-VJP_SHAPES: tuple[tuple[int, ...], ...] = ((1,), (1, 8), (8, 1), (4, 8), (2, 1, 4))
+#: The VJP's shapes (0-d is vmap(grad)'s, in the transforms check): size-1 axes, 2-d, 3-d, 4-d and 5-d.
+VJP_SHAPES: tuple[tuple[int, ...], ...] = ((1,), (1, 8), (8, 1), (4, 8), (2, 1, 4), *TRAINING_SHAPES)
 
 
 def shaped(x: np.ndarray, shapes: tuple[tuple[int, ...], ...] = SHAPES) -> list[np.ndarray]:
-  return [x[: math.prod(s)].reshape(s) for s in shapes]
+  """x's elements in each shape (repeated where the shape holds more)."""
+  return [np.resize(x, math.prod(s)).reshape(s) for s in shapes]
+
+
+#: The training loop's number of steps (the autodiff check).
+STEPS = 4
+
+
+def loop_inputs(x: np.ndarray, ct: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+  """:data:`STEPS` different inputs (rotations of x, so every step sees other values at each position) and
+  their cotangents, as (STEPS, len(x)) arrays: a training loop's calls."""
+  xs = np.stack([np.roll(x, 7 * t) for t in range(STEPS)])
+  cts = np.stack([np.roll(ct, 3 * t) for t in range(STEPS)])
+  return xs, cts
 
 
 def shapes_dtype(ctx: Context) -> np.dtype:
@@ -288,6 +304,34 @@ def needs_jax(ctx: Context) -> Outcome | None:
   return skipped(f"needs JAX transforms: {c.label} is evaluated through its own forward and VJP")
 
 
+def repeatability(ctx: Context, x: np.ndarray, name: str, first: np.ndarray) -> dict[str, Any] | None:
+  """None where ``name`` at x computed a second time is bit-identical to ``first`` (the first evaluation);
+  else a failure saying the candidate is nondeterministic, with the spread (a verdict at a tolerance
+  would otherwise change from run to run). Values in messages are printed in full (``repr``)."""
+  again = ctx.evaluator.again(x, name, first)
+  if isinstance(again, Exception):
+    return {"message": f"{name} computed a second time at the same inputs raised {again}"}
+  a, b = np.asarray(first), np.asarray(again)
+  if a.size == 0:
+    return None
+  same = np.all(a.view(np.uint8).reshape(a.size, -1) == b.view(np.uint8).reshape(b.size, -1), axis=1)
+  if same.all():
+    return None
+  af, bf = a.reshape(-1).astype(F64), b.reshape(-1).astype(F64)
+  spread = np.where(same, 0.0, np.abs(af - bf))
+  spread = np.where(np.isnan(spread), np.inf, spread)
+  i = int(np.argmax(np.where(same, -1.0, spread)))
+  ulp = float(np.spacing(np.abs(a.reshape(-1)[i]))) if a.dtype.kind == "f" else math.nan
+  xi = float(np.asarray(x, F64).reshape(-1)[i])
+  return {"message": f"nondeterministic: {name} at the same {a.size} inputs ({a.dtype}), computed twice, differs at "
+                     f"{int((~same).sum())} of them, by up to {float(spread[i])!r} ({float(spread[i]) / ulp:.3g} ulp) "
+                     f"at x = {xi!r}: {float(af[i])!r}, then {float(bf[i])!r}; a verdict at a tolerance would "
+                     "change from run to run",
+          "worst_input": xi, "expected": float(af[i]), "got": float(bf[i]), "spread": float(spread[i]),
+          "failing_points": int((~same).sum()), "points": int(a.size), "quantity": name,
+          "dtype": str(a.dtype)}
+
+
 def low_precision_rows(ctx: Context, dtype: np.dtype, compare_to_reference: bool, name: str = "g") -> dict:
   """g (or ``surrogate_grad``: name "sg") in a dtype against float64: the reference's × scale, or the
   candidate's own at the same rounded input."""
@@ -295,7 +339,9 @@ def low_precision_rows(ctx: Context, dtype: np.dtype, compare_to_reference: bool
   near_jump = _near_jumps(ctx, x, dtype)
   x = x[~near_jump]
   xf = x.astype(F64)
-  got = ctx.quantity(x, name).astype(F64)
+  raw = ctx.quantity(x, name)
+  got = raw.astype(F64)
+  nondeterministic = repeatability(ctx, x, name, raw)
   dg = ctx.ref(xf, "d2H")
   if compare_to_reference:
     expected = ctx.ref(xf, "g")
@@ -312,6 +358,8 @@ def low_precision_rows(ctx: Context, dtype: np.dtype, compare_to_reference: bool
                   reason=f"{k:g}·eps({dtype.name})·(peak + |x·g'(x)|): rounding relative to the size of g, plus "
                          "the condition of g under rounding of its argument"
                          + ("" if declared is None else " (declared per-term condition of the sum)"))
+  if nondeterministic is not None:
+    detail["nondeterministic"] = nondeterministic
   return detail
 
 

@@ -21,6 +21,7 @@ from verification.checks._context import (
   Context,
   cotangent,
   forward_inputs,
+  loop_inputs,
   shaped,
   shapes_dtype,
   wiring_points,
@@ -75,6 +76,19 @@ def _vjp(fn: Callable, x: jax.Array, ct: jax.Array) -> tuple[jax.Array, jax.Arra
   return primal, pullback(ct)[0]
 
 
+def _scan_grad(fn: Callable, xs: jax.Array, cts: jax.Array) -> jax.Array:
+  """The gradient of Σ_t Σ ct_t·fn(x_t) over the rows of xs, the steps run by ``lax.scan`` (how a recurrent
+  layer runs its time steps): several calls of the spike function, one backward."""
+
+  def loss(v):
+    def step(total, pair):
+      return total + jnp.sum(pair[1] * fn(pair[0])), None
+
+    return jax.lax.scan(step, jnp.zeros((), v.dtype), (v, cts))[0]
+
+  return jax.grad(loss)(xs)
+
+
 def _value_and_grad(fn: Callable, x: jax.Array, ct: jax.Array) -> Any:
   """``jax.value_and_grad`` of sum(ct·fn(x)), with the spikes as auxiliary output."""
 
@@ -92,10 +106,12 @@ PIECES: dict[str, dict[str, Piece]] = {
         "vjp": lambda fn, a: _vjp(fn, a["x"], a["ct"]),
         "value_and_grad": lambda fn, a: _value_and_grad(fn, a["x"], a["ct"]),
         "shapes": lambda fn, a: [jax.vjp(fn, v)[1](w)[0] for v, w in zip(a["shaped_x"], a["shaped_ct"], strict=True)],
+        "scan": lambda fn, a: _scan_grad(fn, a["xs"], a["cts"]),
     },
     "forward_mode": {
         "jvp": lambda fn, a: jax.jvp(fn, (a["x"],), (a["t"],)),
         "jacfwd": lambda fn, a: jax.jacfwd(fn)(a["x"][:16]),
+        "jvp_special": lambda fn, a: jax.jvp(fn, (a["special"],), (jnp.ones_like(a["special"]),))[0],
     },
     "transforms": {
         "vjp": lambda fn, a: _vjp(fn, a["x"], a["ct"])[1],
@@ -117,9 +133,11 @@ def _transform_args(ctx: Context) -> dict[str, dict[str, Any]]:
   x = wiring_points(ctx, F64)
   ct = cotangent(ctx, x)
   xt = transform_points(ctx, transform_dtype(ctx))
+  xs, cts = loop_inputs(x, ct)
   return {"forward": {"xs": shaped(forward_inputs(ctx, shapes_dtype(ctx)))},
-          "autodiff": {"x": x, "ct": ct, "shaped_x": shaped(x, VJP_SHAPES), "shaped_ct": shaped(ct, VJP_SHAPES)},
-          "forward_mode": {"x": x, "t": ct},
+          "autodiff": {"x": x, "ct": ct, "shaped_x": shaped(x, VJP_SHAPES), "shaped_ct": shaped(ct, VJP_SHAPES),
+                       "xs": xs, "cts": cts},
+          "forward_mode": {"x": x, "t": ct, "special": forward_inputs(ctx, shapes_dtype(ctx))},
           "transforms": {"x": xt, "ct": cotangent(ctx, xt)}}
 
 
@@ -168,8 +186,8 @@ FIXES = {
 #: Words in an exception that say a transform is not implemented (a missing capability), as opposed
 #: to a rule that exists and breaks (a defect).
 GAP_MARKERS = {
-    "forward": ("forward-mode", "differentiation rule", "not implemented"),
-    "second": ("forward-mode", "differentiation rule", "not implemented", "transpose rule"),
+    "forward": ("forward-mode", "differentiation rule", "not implemented", "do not support jvp"),
+    "second": ("forward-mode", "differentiation rule", "not implemented", "transpose rule", "do not support jvp"),
     "vmap": ("batching rule", "not implemented"),
     "jit": ("concret", "tracer", "lowering", "translation rule", "not implemented"),
 }
@@ -184,12 +202,42 @@ def built_with_custom_vjp(ctx: Context, x: np.ndarray) -> bool:
     return False
 
 
+#: Primitives of host callbacks: JAX differentiates none of them (no JVP rule), whatever the error says.
+CALLBACKS = ("pure_callback", "io_callback", "callback")
+
+
+@recorded
+def gradient_calls_back(ctx: Context, x: np.ndarray) -> bool:
+  """Whether the program of the spike function's gradient at x calls host code (``jax.pure_callback``,
+  ``io_callback``): its derivative then has no JVP rule, by construction."""
+  try:
+    eqns = str(jax.make_jaxpr(elementwise_grad(ctx.candidate.fn))(jnp.asarray(x)))
+  except Exception:
+    return False
+  return any(f" {name}[" in eqns or f" {name} " in eqns for name in CALLBACKS)
+
+
+def lacks_second_order(ctx: Context, exc: BaseException | str, x: np.ndarray) -> bool:
+  """Whether second order raised because the mechanism lacks it: by the mechanism (a gradient computed by a
+  host callback), else by the error's words (:data:`GAP_MARKERS`)."""
+  text = str(exc).lower()
+  return (isinstance(exc, NotImplementedError) or any(m in text for m in GAP_MARKERS["second"])
+          or gradient_calls_back(ctx, np.asarray(x)))
+
+
 def _gap(ctx: Context, capability: str, exc: BaseException, x: np.ndarray) -> Outcome | None:
-  """``unsupported`` where ``exc`` says the candidate's mechanism lacks the capability; None otherwise."""
+  """``unsupported`` where the candidate's mechanism lacks the capability (a host callback's derivative) or
+  ``exc`` says so (:data:`GAP_MARKERS`, the fallback); None otherwise."""
   text = f"{type(exc).__name__}: {exc}"
+  first = text.strip().splitlines()[0]
+  if capability == "second" and gradient_calls_back(ctx, np.asarray(x)):
+    return unsupported(capability, "second order (grad of grad) unsupported: the gradient is computed by a host "
+                       f"callback (jax.pure_callback), which JAX cannot differentiate ({first})",
+                       fix="compute g with jnp operations (a host callback has no derivative), or give the "
+                           "callback's function a jax.custom_jvp whose rule is another callback",
+                       mechanism="pure_callback", error=first)
   if not (isinstance(exc, NotImplementedError) or any(m in text.lower() for m in GAP_MARKERS[capability])):
     return None
-  first = text.strip().splitlines()[0]
   if capability in ("forward", "second") and built_with_custom_vjp(ctx, np.asarray(x)):
     reason, mechanism = "built with jax.custom_vjp, which has no forward mode; jax.custom_jvp gives both", "custom_vjp"
   else:

@@ -7,13 +7,16 @@ check of the same name as the JAX form:
 
 - autodiff: ``autograd.grad(fn(x), x, grad_outputs=ct)`` = ct·g for a random cotangent ct; dtypes
   (forward and gradient keep float16, bfloat16, float32 and float64); layouts (a non-contiguous view,
-  a transposed matrix and an expanded scalar give the contiguous values); no in-place modification of
-  the input or of the cotangent (values and version counter);
-- forward_mode: the ``torch.autograd.forward_ad`` primal is H and its tangent g·t;
+  a transposed matrix and an expanded scalar give the contiguous values; and as training has them,
+  :data:`TRAINING_LAYOUTS`: (N, C, H, W) contiguous and channels_last, an (N, H, W, C) tensor permuted,
+  (T, B, C, H, W) contiguous and transposed, a 4-d slice with steps, forward exact and gradient
+  elementwise); no in-place modification of the input or of the cotangent (values and version counter);
+  the training loop and the large input of :mod:`verification.checks._training`;
+- forward_mode: the ``torch.autograd.forward_ad`` primal is H (at ±0 and ±tiny too) and its tangent g·t;
 - second_order: double backward (``create_graph=True``, as ``gradgradcheck`` does) = g', judged
   against central differences of g at h = 4e-3 widths (a gradient with no graph is g' = 0, right
   where g is piecewise constant);
-- transforms: ``torch.func.vmap(fn)`` = fn and ``torch.func.vmap(torch.func.grad(fn))`` = g;
+- transforms: ``torch.func.vmap(fn)`` = fn (at ±0 and ±tiny too) and ``torch.func.vmap(torch.func.grad(fn))`` = g;
   ``torch.compile(fn, fullgraph=True)`` = eager, forward and gradient (float32, 8 points, compiled
   once per candidate; ``SURROGATE_TORCH_COMPILE=0`` turns it off, ``=inductor`` uses inductor
   instead of the default ``aot_eager`` backend, which traces forward and backward without code
@@ -23,9 +26,12 @@ Wrong numbers, wrong dtypes and exceptions are ``fail``. A transform the candida
 not support (an ``autograd.Function`` with no ``jvp``, no ``setup_context`` or ``vmap`` rule for
 ``torch.func``, a ``torch.library`` custom op without ``register_vmap`` or forward-mode formula, a
 backward that is not differentiable, a graph break under ``fullgraph=True``) is ``unsupported`` with
-its capability, the reason and the fix for that mechanism; where several are missing the first is the
-result's capability and all are listed under ``missing``. This module imports torch only when called
-(:func:`import_torch`).
+its capability, the reason and the fix for that mechanism; a ``torch.compile``'d or TorchScript spike
+function lacks some by construction (:data:`_MECHANISMS`: no double backward, no forward mode or vmap), and
+that decides whatever the error's wording (the phrases of :data:`_MISSING` are the fallback); Dynamo's
+caches are emptied before every torch form, so no verdict depends on the checks before it; where several
+are missing the first is the result's capability and all are listed under ``missing``. This module
+imports torch only when called (:func:`import_torch`).
 
 The candidate runs only in the ``torch_*`` functions, marked :func:`~verification.core.tape.recorded`:
 each takes the inputs the harness chose (NumPy arrays, numbers, strings) and returns the candidate's raw
@@ -38,6 +44,7 @@ decides.
 
 from __future__ import annotations
 
+import functools
 import os
 import types
 from collections.abc import Callable
@@ -70,7 +77,27 @@ _MISSING: tuple[tuple[str, str, str, str], ...] = (
      "write the autograd.Function's jvp staticmethod (tangent times g)"),
     ("once_differentiable", "second", "the backward is marked once_differentiable",
      "compute the backward with differentiable torch operations and drop @once_differentiable"),
+    ("double backward", "second", "the mechanism does not support double backward",
+     "take second derivatives of the uncompiled spike function (torch.compile's AOTAutograd has no double backward)"),
 )
+#: What a mechanism lacks by construction, whatever its error says: mechanism -> capability -> (reason, fix).
+_MECHANISMS: dict[str, dict[str, tuple[str, str]]] = {
+    "torch.compile": {
+        "second": ("a torch.compile'd function has no double backward (AOTAutograd compiles one backward)",
+                   "take second derivatives of the uncompiled spike function"),
+        "forward": ("a torch.compile'd function does not carry forward-mode tangents",
+                    "use forward mode on the uncompiled spike function"),
+        "vmap": ("torch.func.vmap does not transform a torch.compile'd function",
+                 "vmap the uncompiled spike function (compile the vmapped one)"),
+    },
+    "TorchScript": {
+        "forward": ("TorchScript has no forward-mode AD", "use forward mode on the Python spike function"),
+        "vmap": ("torch.func does not transform TorchScript", "vmap the Python spike function"),
+        "second": ("the TorchScript function's backward is not differentiable here",
+                   "use double backward on the Python spike function"),
+        "jit": ("torch.compile does not trace TorchScript", "compile the Python spike function"),
+    },
+}
 #: Namespaces of torch's own operators; any other operator a spike function dispatches is a custom op.
 _TORCH_NAMESPACES = frozenset({"aten", "prims", "prim", "_c10d_functional", "c10d", "profiler"})
 _CUSTOM_FORWARD_FIX = "torch.library has no forward-mode registration for a custom op: call the op inside an " \
@@ -97,8 +124,13 @@ def describe(exc: BaseException) -> str:
   return f"{type(exc).__name__}: {text[0][:300] if text else ''}"
 
 
-def classify(exc: BaseException, default: str | None) -> tuple[str, str, str] | None:
-  """(capability, reason, fix) for an error that says a transform is not supported, else None."""
+def classify(exc: BaseException, default: str | None, mechanism: str = "") -> tuple[str, str, str] | None:
+  """(capability, reason, fix) for an error that says a transform is not supported, else None. Where the
+  candidate's mechanism lacks the capability by construction (``mechanism``: :func:`torch_mechanism`), that
+  decides, whatever the error's wording; the phrases of :data:`_MISSING` are the fallback."""
+  known = _MECHANISMS.get(mechanism, {}).get(default or "")
+  if known is not None:
+    return (default, *known)
   msg = str(exc).lower()
   for needle, capability, reason, fix in _MISSING:
     if needle in msg:
@@ -116,6 +148,8 @@ class Judge:
     self.ctx = ctx
     self.failures: list[dict[str, Any]] = []
     self.missing: list[dict[str, Any]] = []
+    #: Parts the candidate's mechanism cannot run by construction (noted in the result, not failed).
+    self.not_checked: list[str] = []
 
   @property
   def custom_ops(self) -> tuple[str, ...]:
@@ -125,15 +159,30 @@ class Judge:
       memo["torch_custom_ops"] = tuple(torch_custom_ops(self.ctx))
     return memo["torch_custom_ops"]
 
-  def lacks(self, capability: str, message: str, fix: str) -> None:
-    self.missing.append({"capability": capability, "message": message, "fix": fix})
+  def lacks(self, capability: str, message: str, fix: str, **detail: Any) -> None:
+    self.missing.append({"capability": capability, "message": message, "fix": fix, **detail})
 
   def fail(self, message: str, **detail: Any) -> None:
     self.failures.append({"message": message, **detail})
 
+  note = fail  # the name :class:`verification.checks._context.Comparisons` gives it
+
+  @property
+  def mechanism(self) -> str:
+    """What the spike function is beyond plain torch code (memoised per candidate): :func:`torch_mechanism`."""
+    memo = self.ctx.memo
+    if "torch_mechanism" not in memo:
+      memo["torch_mechanism"] = torch_mechanism(self.ctx)
+    return memo["torch_mechanism"]
+
   def error(self, what: str, exc: BaseException, capability: str | None = None) -> None:
-    """An exception of a transform: a missing capability when torch says so, else a failure."""
-    known = classify(exc, capability)
+    """An exception of a transform: a missing capability when the mechanism lacks it or torch says so, else a
+    failure."""
+    by_mechanism = _MECHANISMS.get(self.mechanism, {}).get(capability or "")
+    if by_mechanism is not None:  # the same message whatever this run's error (it may depend on compiled state)
+      self.lacks(capability, f"{what}: {by_mechanism[0]}", by_mechanism[1], observed=describe(exc))
+      return
+    known = classify(exc, capability, self.mechanism)
     if known is not None and known[0] == "vmap" and self.custom_ops:
       # torch names setup_context for any op without a batching rule; a custom op gets one by registration.
       known = ("vmap", f"the custom op {', '.join(self.custom_ops)} has no batching rule", _CUSTOM_VMAP_FIX)
@@ -207,6 +256,31 @@ def torch_custom_ops(ctx: Any) -> tuple[str, ...]:
   except Exception:
     return ()
   return tuple(sorted(seen))
+
+
+@recorded
+def torch_mechanism(ctx: Any) -> str:
+  """"torch.compile" for a ``torch.compile``'d function or module, "TorchScript" for a scripted one (a partial
+  of either too), else ""."""
+  torch = import_torch()
+  fn = ctx.candidate.fn
+  while isinstance(fn, functools.partial):
+    fn = fn.func
+  if hasattr(fn, "_torchdynamo_orig_callable") or type(fn).__name__ == "OptimizedModule":
+    return "torch.compile"
+  if isinstance(fn, torch.jit.ScriptFunction | torch.jit.ScriptModule):
+    return "TorchScript"
+  return ""
+
+
+def fresh_compilation() -> None:
+  """Dynamo's caches emptied (where torch.compile was used in this process): a compiled candidate's verdict
+  in one check does not depend on what earlier checks compiled (its recompile limit, say)."""
+  import sys
+
+  dynamo = sys.modules.get("torch._dynamo")
+  if dynamo is not None:
+    dynamo.reset()
 
 
 @recorded
@@ -369,6 +443,88 @@ def torch_layouts(ctx: Any, xs: np.ndarray, cts: np.ndarray) -> dict[str, Any]:
   return {"h": h, "outputs": outputs}
 
 
+#: The inputs of the sizes, ranks and memory layouts training gives a spike function: (what, the leaf's
+#: shape, a permutation of the leaf's axes or None, an index with steps or None, whether the leaf is stored
+#: channels_last). The spike function receives the leaf permuted, then indexed; every axis longer than 1.
+TRAINING_LAYOUTS: tuple[tuple[str, tuple[int, ...], tuple[int, ...] | None, tuple[slice, ...] | None, bool], ...] = (
+    ("a contiguous (N, C, H, W) input", (2, 3, 4, 5), None, None, False),
+    ("a channels_last (N, C, H, W) input", (2, 3, 4, 5), None, None, True),
+    ("an (N, H, W, C) tensor permuted to (N, C, H, W)", (2, 4, 5, 3), (0, 3, 1, 2), None, False),
+    ("a (T, B, C, H, W) input", (3, 2, 5, 2, 2), None, None, False),
+    ("a (B, T, C, H, W) tensor transposed to (T, B, C, H, W)", (2, 3, 5, 2, 2), (1, 0, 2, 3, 4), None, False),
+    ("a 4-d input sliced with steps [::2, :, 1::2, ::3]", (4, 3, 8, 7), None,
+     (slice(None, None, 2), slice(None), slice(1, None, 2), slice(None, None, 3)), False),
+)
+
+
+def _layout_view(a: Any, perm: tuple[int, ...] | None, index: tuple[slice, ...] | None) -> Any:
+  """The leaf (a tensor, or an array of positions) as the spike function receives it."""
+  if perm is not None:
+    a = a.permute(*perm) if hasattr(a, "permute") else np.transpose(a, perm)
+  return a if index is None else a[index]
+
+
+def _layout_positions(leaf_shape: tuple[int, ...], m: int, perm: Any, index: Any) -> tuple[np.ndarray, np.ndarray]:
+  """(the leaf's elements as positions in the m points, the view's elements as flat positions in the leaf)."""
+  flat = np.arange(int(np.prod(leaf_shape))).reshape(leaf_shape)
+  return flat % m, _layout_view(flat, perm, index)
+
+
+@recorded
+def torch_training_layouts(ctx: Any, x: np.ndarray, ct: np.ndarray) -> dict[str, Any]:
+  """The spike function at x (1-d, no grad), then for each of :data:`TRAINING_LAYOUTS` (the leaf holding
+  x's points in order, repeated): the forward of the view and the leaf's gradient for a cotangent of the
+  view's shape (ct's points at other positions); each its value or what it raised."""
+  torch = import_torch()
+  fn = ctx.candidate.fn
+  with torch.no_grad():
+    out: dict[str, Any] = {"h": as_numpy(fn(torch.from_numpy(x.copy())))}
+  cases: list[Any] = []
+  for _, shape, perm, index, channels_last in TRAINING_LAYOUTS:
+    at, view = _layout_positions(shape, x.size, perm, index)
+    leaf = torch.from_numpy(x[at])
+    if channels_last:
+      leaf = leaf.contiguous(memory_format=torch.channels_last)
+    leaf.requires_grad_(True)
+    try:
+      with torch.enable_grad():
+        y = fn(_layout_view(leaf, perm, index))
+        (grad,) = torch.autograd.grad(y, leaf, grad_outputs=torch.from_numpy(ct[(7 * view + 3) % ct.size]),
+                                      allow_unused=True)
+      cases.append({"forward": as_numpy(y), "gradient": None if grad is None else as_numpy(grad)})
+    except Exception as exc:
+      cases.append(exc)
+  out["cases"] = cases
+  return out
+
+
+def shapes(j: Judge, x: np.ndarray, ct: np.ndarray, g: np.ndarray) -> None:
+  """Each of :data:`TRAINING_LAYOUTS`: its forward is the 1-d forward at the same points (exact) and the
+  leaf's gradient ct·g at each element the view reads (0 elsewhere)."""
+  out = torch_training_layouts(j.ctx, x, ct)
+  h = out["h"]
+  for (what, shape, perm, index, _), case in zip(TRAINING_LAYOUTS, out["cases"], strict=True):
+    if isinstance(case, Exception):
+      j.fail(f"{what} raised {describe(case)}", shape=list(shape))
+      continue
+    at, view = _layout_positions(shape, x.size, perm, index)
+    points = x[at.reshape(-1)[view]]
+    j.compare(f"the forward of {what} is not the 1-d forward elementwise", points, h[at.reshape(-1)[view]],
+              case["forward"] if np.shape(case["forward"]) == view.shape else np.full(view.shape, np.nan), 0.0,
+              shape=list(view.shape), dtype="float64")
+    cts = ct[(7 * view + 3) % ct.size]
+    expected, ct_leaf = np.zeros(at.size), np.zeros(at.size)
+    expected[view.reshape(-1)] = (cts * g[at.reshape(-1)[view]]).reshape(-1)
+    ct_leaf[view.reshape(-1)] = cts.reshape(-1)
+    got = np.zeros(at.size) if case["gradient"] is None else np.asarray(case["gradient"]).reshape(-1)
+    if got.size != at.size:
+      j.fail(f"the gradient of {what} has shape {np.shape(case['gradient'])} where {shape} was expected")
+      continue
+    tol = tolerances.K_WIRING * tolerances.eps(F64) * j.ctx.peak * (1 + np.abs(ct_leaf))
+    j.compare(f"the gradient of {what} is not ct·g elementwise (an axis order or memory layout mixed up)",
+              x[at.reshape(-1)], expected, got, tol, shape=list(shape), dtype="float64")
+
+
 # -------------------------------------------------------------------------------------------------
 # The judging: the candidate's recorded outputs against what the harness computes itself.
 # -------------------------------------------------------------------------------------------------
@@ -389,15 +545,26 @@ def vjp_and_mutation(j: Judge, x: np.ndarray, ct: np.ndarray, g: np.ndarray, tol
     j.fail("the spike function modifies its input in place", dtype="float64")
 
 
+#: Inputs where a threshold's form shows (x > 0 against x >= 0, the sign bit): the primal of every
+#: transform is judged at them too, appended to the off-kink points (float64).
+SIGN_CASES = np.array([0.0, -0.0, 5e-324, -5e-324, float(np.finfo(F64).tiny), -float(np.finfo(F64).tiny)])
+
+
 def forward_mode(j: Judge, x: np.ndarray, t: np.ndarray, g: np.ndarray, tol: np.ndarray) -> None:
-  """The forward_ad primal is H and its tangent g·t; no tangent where g ≠ 0 is the capability missing."""
-  out = torch_forward_ad(j.ctx, x, t)
+  """The forward_ad primal is H (at ±0 and ±tiny too) and its tangent g·t; no tangent where g ≠ 0 is the
+  capability missing."""
+  n = x.size
+  out = torch_forward_ad(j.ctx, np.concatenate([x, SIGN_CASES]), np.concatenate([t, np.ones(SIGN_CASES.size)]))
   if isinstance(out, Exception):
     j.error("forward mode (torch.autograd.forward_ad)", out, "forward")
     return
-  j.compare("the forward-mode primal is not H(x) (torch.autograd.forward_ad)", x, out["h"], out["primal"], 0.0,
-            dtype="float64")
-  tangent = out["tangent"]
+  j.compare("the forward-mode primal is not H(x) (torch.autograd.forward_ad; ±0 and ±tiny included)",
+            np.concatenate([x, SIGN_CASES]), out["h"], out["primal"], 0.0, dtype="float64")
+  tangent = None if out["tangent"] is None else out["tangent"][:n]
+  if tangent is None and np.any(g * t != 0) and j.mechanism in _MECHANISMS:
+    reason, fix = _MECHANISMS[j.mechanism]["forward"]
+    j.lacks("forward", f"forward mode (torch.autograd.forward_ad): no tangent came back: {reason}", fix)
+    return
   if tangent is None and np.any(g * t != 0):
     ops = j.custom_ops
     what = f"the custom op {', '.join(ops)}" if ops else "an operation of the spike function"
@@ -427,13 +594,21 @@ def second_order(j: Judge, x: np.ndarray, gfun: Callable[[np.ndarray], np.ndarra
               "detaches its result or uses non-differentiable operations), and g' is not 0 here",
               "compute the backward with differentiable torch operations on the saved input")
     return
+  before = len(j.failures)
   j.compare("the double backward is not g'(x) (central differences of g)", x, fd, second, tol,
             reason=G_SLOPE_REASON, dtype="float64")
+  lacking = _MECHANISMS.get(j.mechanism, {}).get("second")
+  if len(j.failures) > before and lacking is not None:  # numbers the mechanism does not promise
+    failure = j.failures.pop()
+    j.lacks("second", f"second order (double backward): {lacking[0]}", lacking[1],
+            observed=f"{failure['got']!r} where g' is {failure['expected']!r} at x = {failure['worst_input']!r}")
 
 
 def vmap_grad(j: Judge, x: np.ndarray, g: np.ndarray, tol: np.ndarray) -> None:
-  """``torch.func.vmap(fn)`` = fn (exact) and ``torch.func.vmap(torch.func.grad(fn))`` = g."""
-  out = torch_vmap(j.ctx, x)
+  """``torch.func.vmap(fn)`` = fn (exact, ±0 and ±tiny included) and ``torch.func.vmap(torch.func.grad(fn))`` = g."""
+  n = x.size
+  xs = np.concatenate([x, SIGN_CASES])
+  out = torch_vmap(j.ctx, xs)
   for key, what, expected, bound, of in (
       ("vmap", "torch.func.vmap(fn)", out["h"], 0.0, "fn (a wrong batching rule)"),
       ("vmap_grad", "torch.func.vmap(torch.func.grad(fn))", g, tol, "g")):
@@ -441,7 +616,10 @@ def vmap_grad(j: Judge, x: np.ndarray, g: np.ndarray, tol: np.ndarray) -> None:
     if isinstance(got, Exception):
       j.error(what, got, "vmap")
       return
-    j.compare(f"{what} is not {of}", x, expected, got, bound, dtype="float64")
+    if key == "vmap":
+      j.compare(f"{what} is not {of} (±0 and ±tiny included)", xs, expected, got, bound, dtype="float64")
+    else:
+      j.compare(f"{what} is not {of}", x, expected, np.asarray(got)[:n], bound, dtype="float64")
 
 
 def compiled(j: Judge, x: np.ndarray, mode: str) -> None:
@@ -515,7 +693,9 @@ def _dtype_named(name: str) -> Any:
 def prepare(ctx: Any) -> types.SimpleNamespace | Outcome:
   """What every torch form judges with (memoised per candidate): 64 float64 points x off the kinks, a
   random cotangent ct (rounded to the forward's output dtype), g at x, ``gfun`` (g at any points,
-  recorded) and the wiring tolerance; a ``fail`` outcome where the forward or the gradient raises."""
+  recorded) and the wiring tolerance; a ``fail`` outcome where the forward or the gradient raises. Every
+  torch form starts here, with Dynamo's caches emptied (:func:`fresh_compilation`)."""
+  fresh_compilation()
   if "torch" in ctx.memo:
     return ctx.memo["torch"]
   torch = import_torch()
@@ -556,5 +736,7 @@ def outcome(j: Judge, done: str, **detail: Any) -> Outcome:
   if j.missing:
     first = j.missing[0]
     return unsupported(first["capability"], first["message"], fix=first["fix"], missing=missing,
-                       all_missing=j.missing)
+                       all_missing=j.missing, **({"observed": first["observed"]} if "observed" in first else {}))
+  if j.not_checked:
+    detail["not_checked"] = j.not_checked
   return passed(done, **detail)

@@ -1,8 +1,12 @@
 """The autodiff check: reverse mode, as a training loop uses it (required).
 
 Establishes, in float64 on points kept off the kinks: the VJP with a random cotangent is ct·g; the
-primal outputs of ``jax.vjp`` and ``jax.value_and_grad`` are H; the VJP of 0-d to 3-d inputs (size-1
-axes too) is the 1-d VJP elementwise; ``surrogate_grad``, where declared, is the spike function's g.
+primal outputs of ``jax.vjp`` and ``jax.value_and_grad`` are H; the VJP of 1-d to 5-d inputs (size-1
+axes, and (N, C, H, W), (N, H, W, C), (T, B, C, H, W) with every axis longer than 1) is the 1-d VJP
+elementwise; a training loop (several calls on different inputs, one backward of their sum) gives each
+step ct·g at its own input; ``surrogate_grad``, where declared, is the spike function's g. And a float32
+input of more than 2^20 elements gives the spikes and gradient of the same values evaluated as a small
+block (:mod:`verification.checks._training`).
 
 Tolerance: ``K_WIRING·eps(float64)·peak·(1 + |ct|)`` (:mod:`verification.core.tolerances`): the same
 computation in the same dtype, only the final products round differently.
@@ -17,21 +21,25 @@ from __future__ import annotations
 
 import math
 from types import SimpleNamespace
+from typing import Any
 
 import numpy as np
 
 from verification.checks import _torch as T
 from verification.checks._context import (
   F64,
+  STEPS,
   VJP_SHAPES,
   Comparisons,
   Context,
   cotangent,
   needs_jax,
+  repeatability,
   wiring_points,
   wiring_tolerance,
 )
 from verification.checks._jax import run_eagerly, transformed
+from verification.checks._training import LARGE, compare_loop, large_input, torch_loop
 from verification.core import tolerances
 from verification.core.evaluate import describe
 from verification.core.tape import recorded
@@ -79,11 +87,21 @@ def check(ctx: Context) -> Outcome:
   elif vjp_value is not None:
     for shape, got in zip(VJP_SHAPES, out["shapes"], strict=True):
       n = math.prod(shape)
-      c.compare(f"the VJP of a {shape} input is not the 1-d VJP elementwise", x[:n], vjp_value[:n].reshape(shape),
-                got, tol[:n].reshape(shape), shape=list(shape), **extra)
+      c.compare(f"the VJP of a {shape} input is not the 1-d VJP elementwise", np.resize(x, n),
+                np.resize(vjp_value, n).reshape(shape), got, np.resize(tol, n).reshape(shape), shape=list(shape),
+                **extra)
+  for piece, what in (("scan", f"lax.scan over {STEPS} steps"),):
+    if isinstance(out[piece], Exception):
+      c.note(f"the gradient through {what} raised {describe(out[piece])}", **extra)
+    else:
+      compare_loop(ctx, c, x, g, ct, f"the gradient through {what}", out[piece], **extra)
+  large_input(ctx, c)
+  _repeatable(ctx, c, x)
   _surrogate_grad(ctx, c.compare, x, g, tol)
   return c.outcome("VJP = ct·g for random cotangents; jax.vjp and jax.value_and_grad give H as the primal; the VJP "
-                   f"of shapes {', '.join(map(str, VJP_SHAPES))} is the 1-d one elementwise (float64)",
+                   f"of shapes {', '.join(map(str, VJP_SHAPES))} is the 1-d one elementwise; a training loop of "
+                   f"{STEPS} calls (lax.scan) gives each step ct·g at its own input (float64); a "
+                   f"{LARGE:,}-element float32 input = the same values as a block",
                    tolerance=f"{tolerances.K_WIRING:g}·eps·peak·(1 + |ct|)", dtype="float64")
 
 
@@ -99,9 +117,15 @@ def check_torch(ctx: Context) -> Outcome:
   T.dtypes(j, x)
   T.vjp_and_mutation(j, x, ct, g, tol)
   T.layouts(j, x, ct, g, 4 * tol)
+  T.shapes(j, x, ct, g)
+  torch_loop(ctx, j, x, ct, g)
+  large_input(ctx, j)
+  _repeatable(ctx, j, x)
   _surrogate_grad(ctx, j.compare, x, g, T.TOLERANCE)
-  return T.outcome(j, "VJP = ct·g for random cotangents (torch.autograd.grad); dtypes kept; non-contiguous and "
-                   "expanded inputs; no in-place writes" + (", surrogate_grad = g" if _declares_sg(ctx) else "")
+  return T.outcome(j, "VJP = ct·g for random cotangents (torch.autograd.grad); dtypes kept; non-contiguous, "
+                   f"expanded, 4-d (channels_last too), 5-d, permuted and step-sliced inputs; a training loop of "
+                   f"{STEPS} calls, the graph retained, twice; a {LARGE:,}-element input = the same values as a "
+                   "block; no in-place writes" + (", surrogate_grad = g" if _declares_sg(ctx) else "")
                    + " (float64)", tolerance=T.TOLERANCE)
 
 
@@ -120,7 +144,10 @@ def check_numpy(ctx: Context) -> Outcome:
   c.compare("vjp(x, ct) is not ct·g(x) for a random cotangent (the gradient ignores or misuses the cotangent)",
             x, ct * g, got, tol, dtype="float64")
   _surrogate_grad(ctx, c.compare, x, g, tol)
-  return c.outcome("vjp(x, ct) = ct·g for random cotangents" + (", surrogate_grad = g" if _declares_sg(ctx) else "")
+  large_input(ctx, c)
+  _repeatable(ctx, c, x)
+  return c.outcome(f"vjp(x, ct) = ct·g for random cotangents; a {LARGE:,}-element input = the same values as a "
+                   "block" + (", surrogate_grad = g" if _declares_sg(ctx) else "")
                    + " (float64; the candidate's own forward and vjp: no transforms to judge)",
                    tolerance=f"{tolerances.K_WIRING:g}·eps·peak·(1 + |ct|)", dtype="float64")
 
@@ -128,6 +155,16 @@ def check_numpy(ctx: Context) -> Outcome:
 @recorded
 def _numpy_vjp(ctx: Context, x: np.ndarray, ct: np.ndarray) -> np.ndarray:
   return np.asarray(ctx.candidate.vjp(x, ct), F64)
+
+
+def _repeatable(ctx: Context, c: Any, x: np.ndarray) -> None:
+  """Repeatability: g at the same inputs, computed twice, is bit-identical (else a failure with the spread)."""
+  first = ctx.evaluator.evaluate(x, ("g",))["g"]
+  if isinstance(first, Exception):
+    return
+  found = repeatability(ctx, x, "g", first)
+  if found is not None:
+    c.note(found.pop("message"), **found)
 
 
 def _declares_sg(ctx: Context) -> bool:

@@ -2,7 +2,9 @@
 
 Establishes: H(x) = 1 for x >= 0 (both zeros), 0 for x < 0, at 0, -0.0, ±tiny, ±subnormal, ±eps, ±max,
 ±inf and random values, in float16, bfloat16, float32 and float64, with the input's dtype; the shapes
-of :data:`~verification.checks._context.SHAPES` (0-d, size-1 axes, 2-d, 3-d) kept.
+of :data:`~verification.checks._context.SHAPES` (0-d, size-1 axes, 2-d, 3-d, and 4-d and 5-d with every
+axis longer than 1) kept. Where it fails, the input reported is the decisive one: a nonzero input that the
+platform does not flush (H(tiny) = 0 proves a defect where H(0) = 0 alone reads as the x > 0 convention).
 
 Tolerance: none (H is exact). Subnormal inputs are judged as the platform sees them in compiled code
 (flushed to a signed zero where it flushes). H(±0) = 0 (``x > 0``) is a ``convention``; H(+0) = 1
@@ -77,16 +79,20 @@ def check(ctx: Context) -> Outcome:
                          f"for input shape {np.shape(xs)} dtype {dtype.name}"})
         continue
       got = out.reshape(-1).astype(F64)
-      n = got.size
-      bad = (got != exact[:n]) & (got != as_flushed[:n])
+      n = got.size  # a shape holding more elements than x repeats them (:func:`shaped`)
+      xn, xfn, exact_n, flushed_n, seen_n = (np.resize(a, n) for a in (x, xf, exact, as_flushed, seen))
+      bad = (got != exact_n) & (got != flushed_n)
       if bad.any():
-        i = int(np.argmax(bad))
-        entry = {"dtype": dtype.name, "shape": list(np.shape(xs)), "worst_input": float(x[i]),
-                 "expected": float(exact[i]), "got": float(got[i]), "tolerance": 0.0,
+        # the decisive input: one the platform does not see as a zero (H(tiny) = 0 proves a defect, where
+        # H(0) = 0 alone reads as the x > 0 convention)
+        decisive = bad & (seen_n != 0)
+        i = int(np.argmax(decisive if decisive.any() else bad))
+        entry = {"dtype": dtype.name, "shape": list(np.shape(xs)), "worst_input": float(xn[i]),
+                 "expected": float(exact_n[i]), "got": float(got[i]), "tolerance": 0.0,
                  "failing_points": int(bad.sum())}
         if ctx.candidate.input_offset:
-          entry["received_input"] = float(xf[i])
-        (zeros if np.all(seen[:n][bad] == 0) else problems).append(entry)
+          entry["received_input"] = float(xfn[i])
+        (problems if decisive.any() else zeros).append(entry)
     if zeros and isinstance(one_d, np.ndarray) and one_d.shape == x.shape:
       # x > 0 everywhere means both zeros give 0; H(+0) != H(-0) is a sign test, not a convention
       h = one_d.astype(F64)
@@ -101,7 +107,9 @@ def check(ctx: Context) -> Outcome:
     conventions += zeros
   if problems:
     p = problems[0]
-    msg = p.get("message") or f"H({p['worst_input']:g}) = {p['got']:g} in {p['dtype']}, expected {p['expected']:g}"
+    msg = p.get("message") or f"H({p['worst_input']!r}) = {p['got']:g} in {p['dtype']}, expected {p['expected']:g}"
+    if "message" not in p and len(p.get("shape", [0])) != 1:
+      msg += f" (an input of shape {tuple(p['shape'])}, {p['failing_points']} elements wrong)"
     if "received_input" in p and "message" not in p:
       msg += (f" (the library receives x = {p['received_input']:g}: v = x + {ctx.candidate.input_offset:g} in "
               f"{p['dtype']})")

@@ -1,6 +1,8 @@
 """The forward_mode check (a capability): ``jax.jvp`` gives H as the primal and g·t as the tangent;
 ``jax.jacfwd`` is diag(g), in float64.
 
+The primal of ``jax.jvp`` is the forward also at ±0, ±subnormal, ±tiny, ±eps, ±max and ±inf (exact).
+
 Tolerance: ``K_WIRING·eps(float64)·peak·(1 + |t|)``, as for the VJP. A mechanism without forward mode
 (``jax.custom_vjp``, a primitive without a JVP rule) is ``unsupported`` with the fix; a rule that gives
 wrong numbers is a ``fail``.
@@ -50,6 +52,11 @@ def check(ctx: Context) -> Outcome:
   primal, tangent = out["jvp"]
   c.compare("the primal output of jax.jvp is not H(x)", x, H, primal, 0.0, dtype="float64")
   c.compare("the JVP is not g(x)·t", x, g * t, tangent, tol, dtype="float64")
+  special = ctx.memo["transform_args"]["forward_mode"]["special"]
+  if not isinstance(out["jvp_special"], Exception):  # ±0, ±subnormal, ±tiny, ±eps, ±max, ±inf: the primal is H
+    c.compare("the primal output of jax.jvp is not the spike function's forward at ±0, ±tiny, ±subnormal, ±inf "
+              "(the primal of a transform tests another threshold)", special, ctx.quantity(special, "H"),
+              out["jvp_special"], 0.0, dtype=special.dtype.name)
   if isinstance(out["jacfwd"], Exception):
     c.note(f"jax.jacfwd raised {describe(out['jacfwd'])}", dtype="float64")
   else:

@@ -10,7 +10,11 @@ as a number of terms, are left out), in float64:
    g (tolerance derived as in the derivative check);
 3. the same quantities under ``jit`` and under ``vmap`` over a batch of θ values agree;
 4. g built at a traced θ equals g built at the same θ given as a Python number, at θ and at a
-   value a quarter away (a parameter read with ``float()`` and a fallback is ignored when traced).
+   value a quarter away (a parameter read with ``float()`` and a fallback is ignored when traced);
+5. per neuron: θ an array of four values broadcast against x (one per neuron of a (B, C) input, one per
+   channel of an (N, C, H, W) input) gives at each element the reference's g (× scale) at that element's
+   own value, within the differential check's float64 tolerance (a candidate that reduces the array, takes
+   one element or broadcasts it along another axis fails).
 
 Reverse mode only (``jax.grad``), so candidates with ``jax.custom_vjp`` or ``custom_gradient`` (no
 forward mode) are checked too. Candidates without a factory are skipped.
@@ -230,6 +234,123 @@ def _off_moving_kinks(ctx: Any, name: str, x: np.ndarray, margin: float) -> np.n
   return keep
 
 
+#: Per-neuron parameter values, as factors of the claimed θ (the first four valid ones are used), and the two
+#: layouts they are broadcast in: one value per neuron of a (B, C) input (shape (C,)), and one per channel
+#: of an (N, C, H, W) input (shape (C, 1, 1)).
+_NEURON_FACTORS = (0.5, 1.0, 1.5, 2.0, 0.75, 1.25, 3.0)
+NEURONS = 4
+_LAYOUTS = {"per_neuron": ((24, NEURONS), (NEURONS,)), "per_channel": ((2, NEURONS, 3, 4), (NEURONS, 1, 1))}
+
+
+def _per_neuron_program(factory: Callable[..., Any], fixed: dict[str, Any], name: str) -> Callable:
+  """(free, values, x per layout) -> g per layout, the parameter ``name`` an array broadcast against x."""
+
+  def at(free: dict[str, Any], values: Any, xs: dict[str, Any]) -> dict[str, Any]:
+    out = {}
+    for layout, (_, shape) in _LAYOUTS.items():
+      fn = factory(**{**fixed, **free, name: values.reshape(shape)})
+      out[layout] = jax.grad(lambda v, f=fn: f(v).sum())(xs[layout])
+    return out
+
+  return jax.jit(at)
+
+
+@functools.lru_cache(maxsize=256)
+def _shared_per_neuron(factory: type, static: tuple, name: str) -> Callable:
+  return _per_neuron_program(factory, dict(static), name)
+
+
+@recorded
+def _per_neuron_g(ctx: Any, name: str, values: np.ndarray, xs: dict[str, np.ndarray]) -> dict[str, Any] | str:
+  """g of the factory built with ``name`` an array of per-neuron ``values``, in each layout; or why it cannot
+  be computed."""
+  c = ctx.candidate
+  params = dict(c.params)
+  dynamic = set(type(ctx.reference).dynamic_parameters())
+  program, free = None, {}
+  if c.factory is type(ctx.reference) and c.factory in evaluate.REGISTERED:
+    free = {k: float(v) for k, v in params.items() if k in dynamic and k != name}
+    static = tuple(sorted((k, v) for k, v in params.items() if k not in dynamic))
+    with contextlib.suppress(TypeError):
+      program = _shared_per_neuron(c.factory, static, name)
+  if program is None:
+    program = _per_neuron_program(c.factory, {k: v for k, v in params.items() if k != name}, name)
+  try:
+    return {k: np.asarray(v, F64) for k, v in program(free, values, xs).items()}
+  except Exception as exc:
+    return f"the spike function built with '{name}' an array of {values.size} per-neuron values raised {describe(exc)}"
+
+
+@functools.lru_cache(maxsize=256)
+def _reference_takes_arrays(cls: type, params: tuple, name: str) -> bool:
+  """Whether the reference surrogate itself accepts ``name`` as an array broadcast against x in both layouts
+  (traced only: nothing is computed). Where it does not, per-neuron values are not judged for it."""
+  try:
+    for xshape, pshape in _LAYOUTS.values():
+      s = cls(**{**dict(params), name: np.full(pshape, float(dict(params)[name]))})
+      jax.eval_shape(jax.grad(lambda v, s=s: s(v).sum()), jax.ShapeDtypeStruct(xshape, F64))
+  except Exception:
+    return False
+  return True
+
+
+def _per_neuron(ctx: Any, name: str, x: np.ndarray) -> tuple[str, dict[str, Any]] | None:
+  """The parameter as an array broadcast against x (per neuron, per channel): g at each element against the
+  reference's × scale at that element's own value; None where it matches (or cannot be posed)."""
+  from verification.checks._context import reference_evaluator
+
+  theta = float(ctx.reference.params[name])
+  with contextlib.suppress(TypeError):  # unhashable parameters: judged
+    if not _reference_takes_arrays(type(ctx.reference), tuple(sorted(ctx.reference.params.items())), name):
+      return None
+  refs: list[Any] = []
+  for f in _NEURON_FACTORS:
+    with contextlib.suppress(ValueError, TypeError):
+      refs.append((theta * f, type(ctx.reference)(**{**ctx.reference.params, name: theta * f})))
+    if len(refs) == NEURONS:
+      break
+  if len(refs) < NEURONS or len({v for v, _ in refs}) < 2:
+    return None  # fewer than four distinct valid values (θ = 0, say): nothing per neuron to tell apart
+  margin = 8 * ctx.step
+  keep = np.ones(x.shape, bool)
+  for _, r in refs:
+    for k in r.kinks():
+      keep &= np.abs(x - k) >= margin
+  pool = x[keep]
+  if pool.size < 8:
+    return None
+  values = np.array([v for v, _ in refs])
+  xs = {layout: np.resize(pool, math.prod(shape)).reshape(shape) for layout, (shape, _) in _LAYOUTS.items()}
+  got = _per_neuron_g(ctx, name, values, xs)
+  if isinstance(got, str):
+    return got, {}
+  for layout, (shape, pshape) in _LAYOUTS.items():
+    v = xs[layout]
+    which = np.broadcast_to(np.arange(NEURONS).reshape(pshape), shape)
+    expected, cond = np.zeros(shape), np.zeros(shape)
+    for j, (_, r) in enumerate(refs):
+      at = which == j
+      ev = reference_evaluator(r).evaluate(v[at], ("g", "d2H"), record=False)
+      expected[at] = ctx.scale * np.asarray(ev["g"], F64)
+      cond[at] = np.abs(v[at] * ctx.scale * np.asarray(ev["d2H"], F64))
+    g = np.asarray(got.get(layout), F64)
+    if g.shape != shape:
+      return (f"with '{name}' an array of per-neuron values ({layout.replace('_', ' ')}, shape {pshape}), g came "
+              f"back with shape {g.shape} for an input of shape {shape}", {})
+    size = max(ctx.peak, float(np.max(np.abs(expected))))
+    tol = tolerances.g_tolerance(F64, tolerances.K_DIFFERENTIAL["float64"], size, cond)
+    d = _worst(v.reshape(-1), expected.reshape(-1), g.reshape(-1), tol.reshape(-1))
+    if d["failing_points"]:
+      j = int(which.reshape(-1)[np.argmin(np.abs(v.reshape(-1) - d["worst_input"]))])
+      return (f"'{name}' as an array of per-neuron values ({layout.replace('_', ' ')}: shape {pshape} against an "
+              f"input of shape {shape}) is not applied elementwise: at x = {d['worst_input']!r} with {name} = "
+              f"{values[j]!r}, g = {d['got']!r} where the reference gives {d['expected']!r} (the parameter is "
+              "reduced, taken from one neuron, or broadcast along another axis)",
+              {**d, "layout": layout, "values": values.tolist(),
+               "reason": "as the differential check: K·eps·(peak + |x·g'(x)|) in float64"})
+  return None
+
+
 def check(ctx: Any) -> Outcome:
   """For candidates with a factory: H flat in θ, d(VJP)/dθ = ct·dg/dθ against central differences in
   θ, jit = vmap over a batch of θ, traced θ = θ as a number (float64)."""
@@ -247,10 +368,11 @@ def check(ctx: Any) -> Outcome:
   ct = rng.normal(size=x.shape) * 2.0 + 0.5
   for name in names:
     keep = _off_moving_kinks(ctx, name, x, margin)
-    problem = _check_one(ctx, name, x[keep], ct[keep])
+    problem = _check_one(ctx, name, x[keep], ct[keep]) or _per_neuron(ctx, name, x)
     if problem is not None:
       message, detail = problem
       return failed(message, dtype="float64", parameter=name, parameters=names, **detail)
   return passed(f"H flat in {', '.join(names)}; d(VJP)/dθ = ct·dg/dθ against central differences in θ; jit = vmap "
-                "over a batch of θ; traced θ = θ as a number (float64)", dtype="float64", parameters=names,
+                "over a batch of θ; traced θ = θ as a number; an array of per-neuron (per-channel) values broadcast "
+                "against x = the reference elementwise (float64)", dtype="float64", parameters=names,
                 points=int(x.size))

@@ -36,7 +36,7 @@ import surrogates
 from verification.core import cache, torch_bridge
 from verification.core.candidate import Candidate
 from verification.core.errors import CandidateError, describe
-from verification.core.tape import Tape, recorded
+from verification.core.tape import Tape, packed_against, recorded, unpacked_against
 
 #: Inputs are evaluated in blocks of this many points (padded): every evaluation of a dtype, the
 #: quadrature's few hundred nodes included, runs the same compiled bundle.
@@ -202,6 +202,29 @@ class Evaluator:
 
   #: :meth:`_outputs` on the candidate's record (:mod:`verification.core.tape`).
   _recorded_outputs = recorded(_outputs)
+
+  def again(self, x: np.ndarray, quantity: str, first: np.ndarray) -> np.ndarray | Exception:
+    """``quantity`` at x computed a second time, afresh (not from the evaluations kept), for a repeatability
+    comparison with ``first`` (the first evaluation's output): bit-identical for a deterministic candidate.
+    On the record packed against ``first`` (a few bytes where they agree)."""
+    out = self._again(np.asarray(x), quantity, np.asarray(first))
+    if isinstance(out, Exception) or not isinstance(out, np.ndarray) or out.dtype != np.uint8:
+      return out if isinstance(out, Exception) else CandidateError(f"{quantity} computed again gave no array")
+    return unpacked_against(out, np.asarray(first))
+
+  @recorded
+  def _again(self, x: np.ndarray, quantity: str, first: np.ndarray) -> np.ndarray | Exception:
+    if self.candidate.backend == "jax":
+      out = self._evaluate_jax(x, self.available)[quantity]
+    else:
+      out = self._outputs(x, (quantity,))[quantity]
+    if isinstance(out, Exception):
+      return out
+    out = np.asarray(out)
+    if out.dtype != first.dtype or out.shape != first.shape:
+      return CandidateError(f"{quantity} computed again came back as {out.dtype} of shape {out.shape}, the first "
+                            f"time as {first.dtype} of shape {first.shape}")
+    return packed_against(out, first)
 
   def _bundle_at(self, x: np.ndarray) -> dict[str, Any]:
     """Always the whole bundle: one compilation per dtype serves every check, and the checks that ask for

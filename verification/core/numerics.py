@@ -94,6 +94,12 @@ XGK21 = np.concatenate([-_XGK[:-1], _XGK[::-1]])  # ascending, 21 nodes
 WGK21 = np.concatenate([_WGK[:-1], _WGK[::-1]])
 WG10 = np.concatenate([_WG, _WG[::-1]])  # at XGK21[1::2]
 EPSABS, EPSREL = 1e-13, 1e-10
+#: The most evaluations of the integrand one integral may take (2^17 nodes: 1 MiB of float64 on the record).
+MAX_EVALS = 1 << 17
+
+
+class QuadratureLimit(Exception):
+  """An adaptive integral that did not reach its target within :data:`MAX_EVALS` evaluations."""
 
 
 def gauss_kronrod(f: Callable[[np.ndarray], np.ndarray], lo: np.ndarray,
@@ -120,20 +126,28 @@ def gauss_kronrod(f: Callable[[np.ndarray], np.ndarray], lo: np.ndarray,
 
 
 def adaptive_quad(f: Callable[[np.ndarray], np.ndarray], edges: Sequence[float], epsabs: float = EPSABS,
-                  epsrel: float = EPSREL, max_rounds: int = 60, max_panels: int = 1 << 14) -> tuple[float, float]:
+                  epsrel: float = EPSREL, max_rounds: int = 60, max_panels: int = 1 << 14,
+                  max_evals: int = MAX_EVALS) -> tuple[float, float]:
   """∫ f from edges[0] to edges[-1] (finite, ascending; the inner edges are breakpoints).
 
   Each round evaluates every open panel at once; a panel whose error estimate is within its share of
   the target max(epsabs, epsrel·|I|) (in proportion to its width) or at the rounding floor is closed,
   the others are bisected. Returns (value, error estimate): the estimate is the sum of the panels'
-  estimates, also when the target is not reached (after max_rounds or max_panels).
+  estimates, also when the target is not reached (after max_rounds or max_panels). Raises
+  :class:`QuadratureLimit` where the next round would take the evaluations past ``max_evals`` (an integrand
+  rough everywhere, a step function at some resolution, would otherwise be evaluated at millions of points).
   """
   edges = np.asarray(edges, np.float64)
   grid = np.concatenate([np.linspace(a, b, 5)[:-1] for a, b in itertools.pairwise(edges)] + [edges[-1:]])
   lo, hi = grid[:-1], grid[1:]  # four panels between breakpoints to start with
   width = edges[-1] - edges[0]
   closed_value = closed_err = 0.0
+  evals = 0
   for _ in range(max_rounds):
+    evals += 21 * len(lo)
+    if evals > max_evals:
+      raise QuadratureLimit(f"the adaptive quadrature over [{edges[0]!r}, {edges[-1]!r}] did not reach its target "
+                            f"within {max_evals:,} evaluations of the integrand ({len(lo):,} panels still open)")
     value, err, floor = gauss_kronrod(f, lo, hi)
     total, total_err = closed_value + value.sum(), closed_err + err.sum()
     target = max(epsabs, epsrel * abs(total))
@@ -145,6 +159,9 @@ def adaptive_quad(f: Callable[[np.ndarray], np.ndarray], edges: Sequence[float],
     lo, hi = lo[~done], hi[~done]
     mid = (lo + hi) / 2
     lo, hi = np.concatenate([lo, mid]), np.concatenate([mid, hi])
+  if evals + 21 * len(lo) > max_evals:
+    raise QuadratureLimit(f"the adaptive quadrature over [{edges[0]!r}, {edges[-1]!r}] did not reach its target "
+                          f"within {max_evals:,} evaluations of the integrand ({len(lo):,} panels still open)")
   value, err, _ = gauss_kronrod(f, lo, hi)
   return float(closed_value + value.sum()), float(closed_err + err.sum())
 

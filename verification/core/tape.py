@@ -30,6 +30,7 @@ import base64
 import functools
 import hashlib
 import struct
+import zlib
 from collections.abc import Callable
 from typing import Any
 
@@ -174,6 +175,32 @@ def decode(data: Any) -> Any:
   except Exception as exc:
     raise TapeError(f"a malformed value on the record ({type(exc).__name__}: {exc})") from None
   raise TapeError(f"a value with the unknown tag {str(tag)[:20]!r}")
+
+
+def packed_against(values: np.ndarray, expected: np.ndarray) -> np.ndarray:
+  """``values`` (an output of the candidate) on the record in few bytes, losslessly: the bytes of ``values``
+  XOR those of ``expected`` (an array the judge has too, of the same dtype and shape), zlib-compressed, as
+  uint8. Where the two agree the bytes are zeros and the record holds a few kilobytes for a million
+  elements; where they do not the differing bytes are all there (at most the size of ``values``), so the
+  judge restores ``values`` exactly (:func:`unpacked_against`) and decides itself."""
+  v = np.ascontiguousarray(values)
+  e = np.ascontiguousarray(expected)
+  if v.dtype != e.dtype or v.shape != e.shape:
+    raise ValueError(f"packed against an array of dtype {e.dtype} and shape {e.shape}: got {v.dtype} {v.shape}")
+  raw = np.bitwise_xor(v.view(np.uint8), e.view(np.uint8))
+  return np.frombuffer(zlib.compress(raw.tobytes(), 1), np.uint8)
+
+
+def unpacked_against(packed: np.ndarray, expected: np.ndarray) -> np.ndarray:
+  """The array :func:`packed_against` packed against ``expected`` (raises :class:`TapeError` on anything else)."""
+  e = np.ascontiguousarray(expected)
+  try:
+    raw = zlib.decompressobj().decompress(np.asarray(packed, np.uint8).tobytes(), e.nbytes + 1)
+  except zlib.error as exc:
+    raise TapeError(f"a packed array that cannot be unpacked ({exc})") from None
+  if len(raw) != e.nbytes:
+    raise TapeError(f"a packed array of {len(raw)} bytes where {e.nbytes} were expected")
+  return np.bitwise_xor(np.frombuffer(raw, np.uint8), e.view(np.uint8)).view(e.dtype).reshape(e.shape)
 
 
 # -------------------------------------------------------------------------------------------------

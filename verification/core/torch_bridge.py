@@ -137,7 +137,8 @@ def _filled(cell: Any) -> bool:
 
 
 def is_torch_callable(fn: Any) -> bool:
-  """Whether ``fn`` is torch code, without calling it: an ``nn.Module``, an ``autograd.Function`` (the
+  """Whether ``fn`` is torch code, without calling it: an ``nn.Module`` (TorchScript and ``torch.compile``'d
+  modules too), a TorchScript function, a ``torch.compile``'d function, an ``autograd.Function`` (the
   class or its ``apply``), a ``torch.library`` op, a partial of one, or a Python function whose code
   names torch and not JAX. False whenever torch is not imported."""
   torch = sys.modules.get("torch")
@@ -145,7 +146,10 @@ def is_torch_callable(fn: Any) -> bool:
     return False
   if isinstance(fn, functools.partial):
     return is_torch_callable(fn.func)
-  if isinstance(fn, torch.nn.Module):
+  if isinstance(fn, torch.nn.Module | torch.jit.ScriptFunction):  # modules: scripted and compiled ones too
+    return True
+  compiled = getattr(fn, "_torchdynamo_orig_callable", None)  # a torch.compile'd function
+  if compiled is not None:
     return True
   owner = getattr(fn, "__self__", None)
   if isinstance(fn, type) and issubclass(fn, torch.autograd.Function):

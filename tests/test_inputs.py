@@ -1,0 +1,206 @@
+"""Judged as it is used: inputs of training's sizes, ranks and layouts, a training loop's calls, NaN inputs
+apart from finite ones, repeatability, and records bounded by design.
+
+Each planted defect (tests/planted.py, tests/planted_torch.py, written as outside authors write them) is
+caught by the check meant for it and its correct twin passes; every verdict here is the judge's, from the
+worker's record (:func:`verification.engine.judge.replayed`), and agrees with the verdict made next to the
+candidate.
+"""
+
+from __future__ import annotations
+
+import json
+import zlib
+
+import numpy as np
+import pytest
+
+from tests import planted
+from verification.checks import _training
+from verification.core import tape as T
+from verification.engine.judge import replayed
+from verification.engine.platform import environment
+from verification.results import Status
+
+torch = pytest.importorskip("torch", reason="torch is not installed (the torch plants need it)")
+P = pytest.importorskip("tests.planted_torch")
+
+ALL_DTYPES = {"dtypes": ("float16", "bfloat16", "float32", "float64"), "is_reference": False,
+              "hypothesis_examples": 3}
+
+
+@pytest.fixture(scope="module")
+def env():
+  return environment()
+
+
+@pytest.fixture(autouse=True)
+def _no_compile(monkeypatch):
+  monkeypatch.setenv("SURROGATE_TORCH_COMPILE", "0")
+
+
+def _judged(candidate, checks, env, opts=ALL_DTYPES):
+  """The judge's results by check, after asserting they are those made next to the candidate."""
+  direct, judged = replayed(candidate, tuple(checks), opts, env)
+  for d, j in zip(direct, judged, strict=True):
+    assert (j.check, j.status, j.message) == (d.check, d.status, d.message), (d.check, d.message, j.message)
+  return {r.check: r for r in judged}
+
+
+def _label(group, text):
+  (c,) = [c for c in group if c.label.startswith(text)]
+  return c
+
+
+# ---- sizes, ranks, layouts, the training loop --------------------------------------------------------------
+
+
+@pytest.mark.parametrize("defect, twin, words", [
+    ("lax.map over 65,536-element chunks drops the tail", "correct: lax.map over 65,536-element chunks",
+     "first at index 1,048,576"),
+    ("NHWC kernel reshaped back instead of transposed", "correct: NHWC kernel transposed back", "(2, 3, 4, 5) input"),
+])
+def test_jax_sizes_and_ranks_as_training_has_them(defect, twin, words, env):
+  bad = _judged(_label(planted.DEFECTIVE, defect), ("forward", "autodiff"), env)
+  assert bad["autodiff"].status is Status.FAIL and words in bad["autodiff"].message, bad["autodiff"].message
+  good = _judged(_label(planted.CORRECT, twin), ("forward", "autodiff"), env)
+  assert {r.status for r in good.values()} == {Status.PASS}, {k: r.message for k, r in good.items()}
+
+
+@pytest.mark.parametrize("defect, twin, words", [
+    ("a backward in 65,536-element chunks drops the tail", "a backward in 65,536-element chunks and the tail",
+     "first at index 1,048,576"),
+    ("a kernel walks the buffer", "a kernel on x.contiguous()", "channels_last"),
+    ("backward reads the module's last input", "autograd.Function with forward(ctx, x)", "that step's own input"),
+])
+def test_torch_sizes_layouts_and_the_training_loop(defect, twin, words, env):
+  bad = _judged(_label(P.DEFECTIVE, defect), ("autodiff",), env)["autodiff"]
+  assert bad.status is Status.FAIL and words in bad.message, bad.message
+  good = _judged(_label(P.CORRECT, twin), ("autodiff",), env)["autodiff"]
+  assert good.status is Status.PASS, good.message
+
+
+def test_the_large_input_is_recorded_in_few_bytes_where_it_agrees_and_whole_where_it_does_not(env):
+  from verification.checks import context
+  from verification.checks._context import Comparisons
+
+  sizes = {}
+  for c in (_label(planted.CORRECT, "correct: lax.map over"), _label(planted.DEFECTIVE, "lax.map over")):
+    tape = T.Tape("record")
+    ctx = context(c, ALL_DTYPES, tape)
+    _training.large_input(ctx, Comparisons())
+    entries = [e for e in tape.take() if e[0].startswith("_large_outputs")]
+    sizes[c.label[:7]] = len(json.dumps(entries))
+  assert sizes["correct"] < 200_000, sizes  # 1,060,921 float32 outputs twice, agreeing: kilobytes
+  assert sizes["correct"] < sizes["lax.map"] < 64 << 20, sizes  # the differing tail's bytes are all there
+
+
+def test_a_packed_array_is_restored_exactly_and_a_bomb_or_garbage_is_refused():
+  rng = np.random.default_rng(0)
+  expected = rng.normal(size=1000).astype(np.float32)
+  values = expected.copy()
+  values[[3, 999]] = [np.nan, -0.0]
+  back = T.unpacked_against(T.packed_against(values, expected), expected)
+  assert back.tobytes() == values.tobytes()
+  bomb = np.frombuffer(zlib.compress(bytes(1 << 24)), np.uint8)  # 16 MiB of zeros for a 4 kB array
+  with pytest.raises(T.TapeError):
+    T.unpacked_against(bomb, expected)
+  with pytest.raises(T.TapeError):
+    T.unpacked_against(np.arange(10, dtype=np.uint8), expected)
+
+
+def test_the_diagnosis_names_the_decisive_input_not_a_neighbouring_convention_case(env):
+  r = _judged(_label(planted.DEFECTIVE, "threshold at 1e-30"), ("forward",), env)["forward"]
+  assert r.status is Status.FAIL, r.message
+  assert r.detail["worst_input"] > 0 and "H(0" not in r.message and "H(1.17549435" in r.message, r.message
+
+
+# ---- NaN inputs apart ----------------------------------------------------------------------------------
+
+
+def test_a_candidate_that_raises_on_nan_is_judged_on_its_finite_inputs(env):
+  good = _judged(P.VALIDATING, ("edge",), env)["edge"]
+  assert good.status is Status.PASS, good.message
+  assert "NaN inputs" in good.message and "membrane potential holds NaN" in good.message
+  assert any("raised" in n for n in good.detail["nan_inputs"])
+  bad = _judged(P.VALIDATING_OVERFLOW, ("edge",), env)["edge"]  # the finite defect is still found
+  assert bad.status is Status.FAIL and "g (the VJP) is nan at x = -" in bad.message, bad.message
+
+
+# ---- repeatability -------------------------------------------------------------------------------------
+
+
+def test_a_nondeterministic_candidate_is_named_so_with_its_spread_in_every_run(env):
+  for _ in range(2):  # the same verdict each run
+    got = _judged(P.NUMPY_NOISY, ("autodiff", "differential"), env)
+    for check, r in got.items():
+      assert r.status is Status.FAIL and r.message.startswith("nondeterministic"), (check, r.message)
+      assert r.detail["spread"] > 0 and r.detail["expected"] != r.detail["got"]
+      assert repr(r.detail["expected"]) in r.message and repr(r.detail["got"]) in r.message
+  twin = _judged(P.NUMPY_DETERMINISTIC, ("autodiff", "differential"), env)
+  assert {r.status for r in twin.values()} == {Status.PASS}, {k: r.message for k, r in twin.items()}
+
+
+def test_values_in_a_failing_message_are_printed_in_full(env):
+  """Two values that differ in the 9th digit are told apart in the message (not both printed as "1")."""
+  from verification.core.candidate import Candidate
+
+  slightly = Candidate(name="Sigmoid", params={"alpha": 4.0}, backend="numpy", label="g × (1 + 1e-9)",
+                       forward=lambda x: (np.asarray(x) >= 0).astype(x.dtype),
+                       vjp=lambda x, ct: (ct * 4 * (1 + 1e-9) / (2 + np.exp(-4 * x.astype(np.float64))
+                                                                   + np.exp(4 * x.astype(np.float64)))).astype(x.dtype))
+  r = _judged(slightly, ("differential",), env, {**ALL_DTYPES, "dtypes": ("float64",)})["differential"]
+  assert r.status is Status.FAIL
+  assert repr(r.detail["expected"]) in r.message and repr(r.detail["got"]) in r.message
+  assert r.detail["expected"] != r.detail["got"]
+
+
+# ---- bounded records -----------------------------------------------------------------------------------
+
+
+def test_a_staircase_g_fails_quadrature_saying_so_and_every_check_reports():
+  from verification.engine.runner import Options, run
+
+  got = run("tests.planted_torch:STAIRCASE", Options(jobs=1, timeout=300, hypothesis_examples=3))
+  by_check = {r.check: r for r in got.results}
+  from verification.checks import CHECKS
+
+  assert set(by_check) == set(CHECKS)
+  assert not [r.message for r in by_check.values() if "protocol" in r.message or r.status is Status.ERROR]
+  quad = by_check["quadrature"]
+  assert quad.status is Status.FAIL and "evaluations" in quad.message, quad.message
+
+
+# ---- capabilities by mechanism ---------------------------------------------------------------------------
+
+
+def test_torchscript_and_compiled_functions_and_their_partials_are_torch_candidates():
+  import functools
+
+  from verification.core.candidate import Candidate
+
+  for fn in (P.scripted_spike, P.compiled_spike, functools.partial(P.scripted_spike),
+             functools.partial(P.compiled_spike), torch.jit.script(P.Spike())):
+    assert Candidate(name="Sigmoid", params={"alpha": 4.0}, fn=fn).backend == "torch", fn
+
+
+def test_a_compiled_functions_capability_does_not_depend_on_the_checks_before_it(env, monkeypatch):
+  monkeypatch.setenv("SURROGATE_TORCH_COMPILE", "aot_eager")  # the transforms check compiles it again
+  c = _label(P.CORRECT, "a torch.compile'd function")
+  f64 = {**ALL_DTYPES, "dtypes": ("float64",)}
+  alone = _judged(c, ("second_order",), env, f64)["second_order"]
+  after = _judged(c, ("autodiff", "forward_mode", "transforms", "second_order"), env, f64)["second_order"]
+  assert alone.status is after.status is Status.UNSUPPORTED, (alone.message, after.message)
+  assert alone.message == after.message and alone.detail["capability"] == "second"
+
+
+def test_the_fallback_phrases_classify_a_missing_capability_and_nothing_else():
+  from verification.checks import _torch as TT
+  from verification.checks._jax import GAP_MARKERS
+
+  assert TT.classify(RuntimeError("torch.compile with aot_autograd does not currently support double backward"),
+                     "second")[0] == "second"
+  assert TT.classify(RuntimeError("expected a tensor of shape (3,)"), "second") is None
+  assert TT.classify(RuntimeError("anything"), "second", "torch.compile")[0] == "second"  # the mechanism decides
+  assert any(m in "pure callbacks do not support jvp." for m in GAP_MARKERS["second"])
+  assert not any(m in "shapes (3,) and (4,) do not match" for m in GAP_MARKERS["second"])
