@@ -331,7 +331,7 @@ class SquarewaveFourierSeries(Surrogate):
   def _harmonics(self, x: Array) -> list[tuple[int, Array, Array]]:
     """(k, cos kθ, sin kθ) for k = 1, 3, ..., 2n-1, θ = ωx: one cos and one sin of θ, then
     rotations by 2θ (cos and sin dominate the cost; the rotations add an ulp or so per step)."""
-    xr = lax.rem(x, jnp.asarray(self.t_period, x.dtype))
+    xr = jnp.fmod(x, jnp.asarray(self.t_period, x.dtype))  # lax.rem, broadcast (a per-neuron period)
     theta = (2 * math.pi / self.t_period) * xr
     c, s = jnp.cos(theta), jnp.sin(theta)
     c2, s2 = 1.0 - 2.0 * s * s, 2.0 * s * c
@@ -1066,7 +1066,7 @@ class PeriodicExponential(Surrogate):
     # the overflowing z/w² of the width's derivative at huge |x|); u by a remainder of the positive
     # max(x, 0) + θ/2, so no sign correction.
     half = 0.5 * self.threshold
-    u = lax.rem(jnp.maximum(x, 0.0) + half, jnp.asarray(self.threshold, x.dtype)) - half
+    u = jnp.fmod(jnp.maximum(x, 0.0) + half, jnp.asarray(self.threshold, x.dtype)) - half
     return exp_product(1.0 / self.width, jnp.where(x < 0, x, -2.0 * jnp.abs(u)))
 
   def _below(self, x: Array) -> Array:

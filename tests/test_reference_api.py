@@ -392,6 +392,30 @@ def test_a_batch_of_parameters_is_one_pytree_and_metadata_needs_concrete_values(
   assert leaves == [2.0]
 
 
+@pytest.mark.parametrize("cls", list(surrogates.REGISTRY.values()), ids=list(surrogates.REGISTRY))
+def test_per_neuron_parameters_give_each_neuron_its_own_surrogate(cls):
+  """Every float parameter as one value per neuron (an array broadcast against a (batch, neuron) input): g and P
+  at each neuron equal those of the surrogate built with that neuron's scalar values, in float64 and float32, to
+  8 ulp of the dtype relative to the largest value: a scalar parameter's constants (α², 1/α, ...) are computed on
+  the host in float64 and rounded once, an array's in the dtype, a few roundings apart."""
+  base = cls.examples[-1]
+  specs = cls.parameter_specs()
+  scales = np.array([0.5, 1.0, 2.0])
+  per = {n: float(base.get(n, specs[n].default)) * scales for n in cls.dynamic_parameters()}
+  x64 = np.linspace(-3.0, 3.0, 4 * 3).reshape(4, 3)
+  for dtype in (jnp.float64, jnp.float32):
+    x = jnp.asarray(x64, dtype)
+    batch = cls(**{**base, **{n: jnp.asarray(v, dtype) for n, v in per.items()}})
+    for q in ("surrogate_grad", "surrogate_fun"):
+      got = np.asarray(getattr(batch, q)(x))
+      for j in range(len(scales)):
+        one = cls(**{**base, **{n: float(v[j]) for n, v in per.items()}})
+        want = np.asarray(getattr(one, q)(x[:, j]))
+        eps = float(jnp.finfo(dtype).eps)
+        np.testing.assert_allclose(got[:, j], want, rtol=8 * eps, atol=8 * eps * float(np.max(np.abs(want))),
+                                   err_msg=f"{cls.__name__}.{q} neuron {j} ({dtype.__name__})")
+
+
 def test_float32_parameters_do_not_promote_a_float16_input():
   s = surrogates.Sigmoid(alpha=jnp.float32(4.0))
   assert s.alpha == 4.0
