@@ -4,6 +4,7 @@ hypothesis draws, the vectorised quadrature and parameters passed as jit argumen
 
 from __future__ import annotations
 
+import hashlib
 import math
 
 import jax
@@ -39,6 +40,13 @@ def test_source_hash_changes_with_the_code(monkeypatch, tmp_path):
   assert cache.source_hash() == before
   (tmp_path / "surrogates" / "a.py").write_text("x = 2\n")
   assert cache.source_hash() != before
+
+
+def test_source_hash_reads_the_project_sources():
+  # the key covers the code that compiles the programs: a hash of no files at all would reuse a program
+  # compiled by other code
+  assert (cache._ROOT / "surrogates" / "__init__.py").is_file() and (cache._ROOT / "verification" / "core").is_dir()
+  assert cache.source_hash() != hashlib.sha256().hexdigest()[:12]
 
 
 @pytest.mark.parametrize("value", ["off", "0", ""])
@@ -255,3 +263,43 @@ def test_recent_evaluations_are_keyed_by_bytes_and_read_only():
   assert again["H"] is plus  # the same evaluation, not a second one
   with pytest.raises(ValueError):
     again["g"][0] = 5.0
+
+
+# ---------------------------------------------------------------------------------------------
+# The profile's clock (--profile)
+# ---------------------------------------------------------------------------------------------
+
+
+def test_the_clock_gives_each_moment_to_one_part():
+  import time
+
+  from verification.engine.profile import Clock
+
+  clock = Clock()
+  with clock.span("checks"):
+    time.sleep(0.05)
+    with clock.span("candidate code"):
+      time.sleep(0.05)
+      clock.jax_event("tracing", 0.02)  # an inner function traced inside an outer one: counted once
+      clock.jax_event("tracing", 0.03)
+    report = clock.report()  # a span still running counts up to now
+  assert report["candidate code"] == pytest.approx(0.05 - 0.03 + 0.0, abs=0.03)
+  assert report["tracing"] == pytest.approx(0.03, abs=1e-3)
+  spans = report["checks"] + report["candidate code"] + report["tracing"]
+  assert spans == pytest.approx(0.10, abs=0.03)
+  assert report["lifetime"] - sum(report[k] for k in ("start", "checks", "candidate code", "tracing")) < 0.01
+
+
+def test_a_planted_gap_in_the_timers_shows_as_unaccounted():
+  # the add-up test of the run's profile can fail: a part no timer measured is a gap of that size
+  import time
+
+  from verification.engine import profile
+
+  clock = profile.Clock()
+  with clock.span("judging"):
+    time.sleep(0.02)
+  time.sleep(0.2)  # no span
+  report = clock.report()
+  assert profile.unaccounted(report) == pytest.approx(0.2, abs=0.05)
+  assert profile.usable({**report, "cpu": float("nan")}) is None and profile.usable(report) == report

@@ -89,6 +89,9 @@ def parser() -> argparse.ArgumentParser:
                  help="capabilities that must be present (forward, second, vmap, jit): unsupported ones fail")
   p.add_argument("--shard", type=_shard, metavar="K/N", help="only the K-th of N deterministic shards (by label)")
   p.add_argument("--quiet", action="store_true", help="no progress lines")
+  p.add_argument("--profile", action="store_true",
+                 help="print where the time went at the end, per worker and judge process: start, JAX import, "
+                      "compilation, tracing, candidate code, checks, judging, waiting (also in the JSON's provenance)")
   p.add_argument("--debug", action="store_true", help="tracebacks for loading and internal errors")
   return p
 
@@ -102,7 +105,8 @@ def main(argv: list[str] | None = None) -> int:
                            dtypes=tuple(args.dtypes), jobs=args.jobs, timeout=args.timeout,
                            memory_limit=args.memory_limit, device=args.device, hypothesis_examples=args.examples,
                            require=tuple(c for c in args.require if c), shard=args.shard,
-                           only=tuple(n.strip() for item in args.only for n in item.split(",")))
+                           only=tuple(n.strip() for item in args.only for n in item.split(",")),
+                           profile=args.profile)
   try:
     if any(not n for n in options.only):
       raise runner.UsageError("--only: empty name")
@@ -150,6 +154,10 @@ def main(argv: list[str] | None = None) -> int:
         f"{run.provenance.get('workers', '?')} workers)")
   if run.provenance.get("dtypes_not_available"):
     print(f"not checked: {', '.join(run.provenance['dtypes_not_available'])} (not available on {platform})")
+  if "profile" in run.provenance:
+    from verification.engine import profile
+
+    print(profile.table(run.provenance["profile"]))
   lost = False
   for path, write in ((args.json, output.write_json), (args.junit, output.write_junit)):
     if path:  # a failure writing one output never loses the others

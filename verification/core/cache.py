@@ -30,7 +30,7 @@ import time
 import jax
 
 ENV = "SURROGATE_HARNESS_CACHE"
-_ROOT = pathlib.Path(__file__).resolve().parent.parent
+_ROOT = pathlib.Path(__file__).resolve().parents[2]  # the project: surrogates/ and verification/ beside each other
 _SOURCES = ("surrogates", "verification")
 _STALE_DAYS = 14
 _LOCK = threading.Lock()
