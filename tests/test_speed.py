@@ -314,6 +314,7 @@ def test_a_planted_gap_in_the_timers_shows_as_unaccounted():
 def values_cache(monkeypatch, tmp_path):
   """A fresh keyed cache directory for this test (the process's own is put back after)."""
   monkeypatch.setattr(cache, "_enabled", tmp_path)
+  monkeypatch.setattr(cache, "_SAVING", True)  # as in a judge process
   return tmp_path
 
 
@@ -347,7 +348,7 @@ def test_saved_values_are_keyed_by_parameters_inputs_and_machine(values_cache, m
   assert cache.values_key("Sigmoid(alpha=4.0)", x) != key
 
 
-def test_a_torn_entry_is_computed_again_and_candidates_are_not_saved(values_cache):
+def test_a_torn_entry_is_computed_again_and_candidates_are_not_saved(values_cache, monkeypatch):
   ref = surrogates.Sigmoid(alpha=4.0)
   cand = Candidate(name=ref.name, params=ref.params, fn=ref, surrogate_fun=ref.surrogate_fun,
                    surrogate_grad=ref.surrogate_grad)
@@ -360,4 +361,8 @@ def test_a_torn_entry_is_computed_again_and_candidates_are_not_saved(values_cach
   entry.unlink()
   Evaluator(cand).evaluate(x, record=False)
   Evaluator(Candidate(name="Sigmoid", params={"alpha": 4.0}, fn=lambda v: ref(v)), saved=True).evaluate(x, record=False)
+  assert not list((values_cache / cache.VALUES).rglob("*.npz"))
+  # a worker process (where candidate code runs) saves nothing: only a judge's values are kept
+  monkeypatch.setattr(cache, "_SAVING", False)
+  Evaluator(cand, saved=True).evaluate(x, record=False)
   assert not list((values_cache / cache.VALUES).rglob("*.npz"))

@@ -16,7 +16,8 @@ The reference's values are kept there too (``reference-values/``): an evaluation
 judge's reference (its class and exact parameters, the input's dtype, shape and bytes, the backend, device and
 CPU flags, under the same keyed directory: code, JAX and jaxlib) is read back instead of traced, compiled and
 run again (:func:`load_values`, :func:`save_values`). A candidate's outputs are never kept: only the
-reference's, whose code is the project's own and part of the key.
+reference's, whose code is the project's own and part of the key, and only as a judge process computed them
+(a worker, where candidate code runs, reads them and saves none).
 
 A directory set by the user (``jax_compilation_cache_dir`` or ``JAX_COMPILATION_CACHE_DIR``) is left
 as it is. Every compilation is cached (``jax_persistent_cache_min_compile_time_secs = 0``): most of
@@ -161,9 +162,18 @@ class CompileCounter:
 # The reference's values
 # ---------------------------------------------------------------------------------------------
 
-#: Where a process keeps the reference's values (a subdirectory of the keyed directory), or None.
+#: The subdirectory of the keyed directory that holds the reference's values.
 VALUES = "reference-values"
+#: Whether this process saves the reference's values: a judge process does (:func:`save_values_here`); a worker,
+#: where candidate code runs and could have changed how the reference computes, only reads them.
+_SAVING = False
 _WRITE_FAILED = False
+
+
+def save_values_here() -> None:
+  """This process computes the reference where no candidate code runs (a judge): its values may be saved."""
+  global _SAVING
+  _SAVING = True
 
 
 @functools.cache
@@ -223,7 +233,7 @@ def save_values(key: str, values: dict[str, Any]) -> None:
   global _WRITE_FAILED
   import numpy as np
 
-  if _enabled is None or _WRITE_FAILED:
+  if _enabled is None or _WRITE_FAILED or not _SAVING:
     return
   folder = _enabled / VALUES / key[:2]
   try:
