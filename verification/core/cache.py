@@ -17,7 +17,9 @@ judge's reference (its class and exact parameters, the input's dtype, shape and 
 CPU flags, under the same keyed directory: code, JAX and jaxlib) is read back instead of traced, compiled and
 run again (:func:`load_values`, :func:`save_values`). A candidate's outputs are never kept: only the
 reference's, whose code is the project's own and part of the key, and only as a judge process computed them
-(a worker, where candidate code runs, reads them and saves none).
+(a worker, where candidate code runs, reads them and saves none). They take disk: 314 MB in 746 files for
+the reference target (the 16-bit sweeps' reference in float64, every quantity), against 5 MB of compiled
+programs; the whole keyed directory goes when the code or JAX changes (and after 14 days unused).
 
 A directory set by the user (``jax_compilation_cache_dir`` or ``JAX_COMPILATION_CACHE_DIR``) is left
 as it is. Every compilation is cached (``jax_persistent_cache_min_compile_time_secs = 0``): most of
