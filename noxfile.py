@@ -11,6 +11,7 @@ import os
 import pathlib
 import shlex
 import shutil
+import time
 
 import nox
 
@@ -50,8 +51,12 @@ def tests(session: nox.Session) -> None:
     for library in ("snntorch", "spikingjelly"):  # torch libraries: their adapter tests run too
       _install_target(session, library)
   _ensure_chromium(session)
-  # two test processes, each file on one of them (so the session's one reference run is made once)
-  session.run("pytest", *(session.posargs or ["-n", "2", "--dist", "loadfile"]))
+  # two test processes, each file on one of them (so the session's one reference run is made once); the
+  # slowest tests are listed at the end, and the suite's own time is the last line (a budget to watch, not a test)
+  start = time.monotonic()
+  session.run("pytest", *(session.posargs or ["-n", "2", "--dist", "loadfile", "--durations=25"]))
+  session.log(f"pytest took {time.monotonic() - start:.0f} s ({os.cpu_count()} cores; budget: 180 s on 2 cores "
+              "with a warm compilation cache)")
 
 
 @nox.session

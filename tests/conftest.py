@@ -14,12 +14,12 @@ cache.enable()
 @pytest.fixture(scope="session")
 def reference_results():
   """The reference verified once per test session with the command line's defaults (all checks, all
-  dtypes, its hypothesis draw count): a :class:`verification.results.Run`. Every test that needs a run
+  dtypes, its hypothesis draw count), profiled: a :class:`verification.results.Run`. Every test that needs a run
   of the reference shares this one; its compiled programs are the ones ``python -m verification`` puts
   in the persistent compilation cache, so either warms the other."""
   from verification.engine.runner import Options, run
 
-  return run("reference", Options(jobs=2))
+  return run("reference", Options(jobs=2, profile=True))
 
 
 @pytest.fixture(autouse=True)

@@ -203,3 +203,23 @@ def test_a_malformed_candidate_is_a_usage_error_naming_the_field():
   with pytest.raises(TargetError, match="scale='two'"):
     verification.check([CORRECT | {"scale": "two", "label": "scale two"}], checks=["forward"],
                        dtypes=["float64"])
+
+
+def test_a_surrogate_registered_after_a_lookup_is_found(monkeypatch):
+  # the name index is kept between lookups; it must follow the registry
+  import dataclasses
+
+  import surrogates
+  from verification.core import names
+
+  names.lookup("Sigmoid")
+
+  @dataclasses.dataclass(frozen=True, repr=False)
+  class LateArrival(surrogates.Sigmoid):
+    pass
+
+  monkeypatch.setitem(surrogates.REGISTRY, "LateArrival", LateArrival)
+  assert names.lookup("late_arrival").build is LateArrival
+  monkeypatch.delitem(surrogates.REGISTRY, "LateArrival")
+  with pytest.raises(names.UnknownName):
+    names.lookup("late_arrival")

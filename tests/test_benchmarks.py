@@ -497,3 +497,22 @@ def test_parse_threshold_and_lists() -> None:
     _options.parse_list("backward", _options.OPS, "ops")
   with pytest.raises(ValueError, match="power of two"):
     _options.parse_exponents("1000", (), ())
+
+
+def test_the_scaling_estimate_pays_a_surrogates_first_candidate_in_each_worker_that_meets_it():
+  # a surrogate's first candidate costs its premium (tracing, compiling) in every worker that takes one of its
+  # candidates; the estimate is never below the costliest first candidate
+  from benchmarks import scaling
+
+  seconds = {"a1": 10.0, "a2": 1.0, "a3": 1.0, "b1": 4.0, "b2": 1.0, "c1": 2.0}
+  surrogate = {k: k[0] for k in seconds}
+  kw = {"start": 0.0, "serial": 0.0, "judge": 0.0, "cores": 64}
+  # 16 workers start together: a1, b1, c1, and a2, a3, b2 in fresh workers, each paying its surrogate's premium
+  assert scaling.estimate(seconds, surrogate, 16, **kw) == pytest.approx(10.0)
+  # 2 workers: a1 | b1, b2 (same surrogate: 2.5), c1, then a2 (a is new to this worker: 1 + 9) ; a3 after a1
+  assert scaling.estimate(seconds, surrogate, 2, **kw) == pytest.approx(4.0 + 2.5 + 2.0 + 10.0)
+  # 11, not 10: a planted free reuse (a4 at its median in the worker that had not met a) would read 10
+  crowded = {"a1": 10.0, "a2": 1.0, "a3": 1.0, "a4": 1.0}
+  assert scaling.estimate(crowded, {k: "a" for k in crowded}, 2, **kw) == pytest.approx(11.0)
+  # more slots than cores run slower
+  assert scaling.estimate(seconds, surrogate, 16, **{**kw, "cores": 8}) == pytest.approx(20.0)

@@ -522,3 +522,41 @@ def test_long_labels_stay_whole_in_json_and_junit_and_unique_on_the_terminal(tmp
   assert "8 candidates" in proc.stdout
   rows = [line for line in proc.stdout.splitlines() if line.startswith("xxxx")]
   assert len(rows) == 2 and rows[0].split()[0] != rows[1].split()[0] and max(map(len, rows)) < 300
+
+
+def test_a_record_crosses_the_parent_as_bytes_and_a_wrong_size_is_refused():
+  """The worker's record goes to the judge as the bytes it sent, unread by the parent (in pieces or whole); a
+  record whose entries are not the size it announced, or that announces no size, breaks the protocol."""
+  import contextlib
+  import socket
+
+  from verification.core.tape import Tape
+  from verification.engine.protocol import Channel, ProtocolError
+
+  entries = [["key:1", ["ok", ["i", 3]]]]
+  a, b = socket.socketpair()
+  worker, parent = Channel(a, "t"), Channel(b, "t")
+  worker.put_record("c", "forward", entries, None, 0.5)
+  worker.put("start", "c", "edge")
+  got = parent.messages()
+  assert got[0][:3] == ["record", "c", "forward"] and isinstance(got[0][3], bytes) and got[0][4:] == [None, 0.5]
+  assert got[1] == ["start", "c", "edge"]
+  tape = Tape("replay")
+  tape.add(got[0][3])  # the judge reads the bytes
+  assert tape._held == {"key:1": [["ok", ["i", 3]]]}
+  # the entries split across two reads: the record waits for them
+  body = b'[["key:2", ["ok", ["i", 4]]]]'
+  worker.put("record", "c", "edge", len(body), None, 0.1)
+  a.sendall(len(body).to_bytes(8, "big") + body[:5])
+  assert parent.messages() == []
+  a.sendall(body[5:])
+  assert parent.messages()[0][3] == body
+  for wrong in (len(body) + 1, "many"):
+    worker.put("record", "c", "edge", wrong, None, 0.1)
+    a.sendall(len(body).to_bytes(8, "big") + body)
+    with pytest.raises(ProtocolError, match="record"):
+      Channel(b, "t").messages()  # a fresh reader each time: what is left of a refused message is not read on
+    with contextlib.suppress(BlockingIOError):
+      b.recv(1 << 16, socket.MSG_DONTWAIT)
+  with pytest.raises(Exception, match="not JSON"):
+    Tape("replay").add(b"[not json")

@@ -67,14 +67,16 @@ GRAPH = {name: _imports(path, name) - {name} for name, path in MODULES.items()}
 ENGINE = {
   "protocol": set(),
   "platform": set(),
+  "profile": set(),
+  "proctree": set(),
   "devices": set(),
   "options": {"devices"},
-  "processes": {"devices", "options", "protocol"},
-  "loading": {"devices", "options", "processes", "protocol"},
-  "scheduling": {"devices", "options", "processes", "loading", "protocol"},
-  "runner": {"devices", "options", "processes", "loading", "scheduling", "protocol"},
-  "worker": {"platform", "protocol"},
-  "judge": {"platform", "protocol"},
+  "processes": {"devices", "options", "proctree", "protocol"},
+  "loading": {"devices", "options", "processes", "proctree", "protocol"},
+  "scheduling": {"devices", "options", "processes", "loading", "profile", "proctree", "protocol"},
+  "runner": {"devices", "options", "processes", "loading", "scheduling", "profile", "proctree", "protocol"},
+  "worker": {"platform", "profile", "proctree", "protocol"},
+  "judge": {"platform", "profile", "protocol"},
 }
 
 

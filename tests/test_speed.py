@@ -4,6 +4,7 @@ hypothesis draws, the vectorised quadrature and parameters passed as jit argumen
 
 from __future__ import annotations
 
+import hashlib
 import math
 
 import jax
@@ -39,6 +40,13 @@ def test_source_hash_changes_with_the_code(monkeypatch, tmp_path):
   assert cache.source_hash() == before
   (tmp_path / "surrogates" / "a.py").write_text("x = 2\n")
   assert cache.source_hash() != before
+
+
+def test_source_hash_reads_the_project_sources():
+  # the key covers the code that compiles the programs: a hash of no files at all would reuse a program
+  # compiled by other code
+  assert (cache._ROOT / "surrogates" / "__init__.py").is_file() and (cache._ROOT / "verification" / "core").is_dir()
+  assert cache.source_hash() != hashlib.sha256().hexdigest()[:12]
 
 
 @pytest.mark.parametrize("value", ["off", "0", ""])
@@ -255,3 +263,106 @@ def test_recent_evaluations_are_keyed_by_bytes_and_read_only():
   assert again["H"] is plus  # the same evaluation, not a second one
   with pytest.raises(ValueError):
     again["g"][0] = 5.0
+
+
+# ---------------------------------------------------------------------------------------------
+# The profile's clock (--profile)
+# ---------------------------------------------------------------------------------------------
+
+
+def test_the_clock_gives_each_moment_to_one_part():
+  import time
+
+  from verification.engine.profile import Clock
+
+  clock = Clock()
+  with clock.span("checks"):
+    time.sleep(0.05)
+    with clock.span("candidate code"):
+      time.sleep(0.05)
+      clock.jax_event("tracing", 0.02)  # an inner function traced inside an outer one: counted once
+      clock.jax_event("tracing", 0.03)
+    report = clock.report()  # a span still running counts up to now
+  assert report["candidate code"] == pytest.approx(0.05 - 0.03 + 0.0, abs=0.03)
+  assert report["tracing"] == pytest.approx(0.03, abs=1e-3)
+  spans = report["checks"] + report["candidate code"] + report["tracing"]
+  assert spans == pytest.approx(0.10, abs=0.03)
+  assert report["lifetime"] - sum(report[k] for k in ("start", "checks", "candidate code", "tracing")) < 0.01
+
+
+def test_a_planted_gap_in_the_timers_shows_as_unaccounted():
+  # the add-up test of the run's profile can fail: a part no timer measured is a gap of that size
+  import time
+
+  from verification.engine import profile
+
+  clock = profile.Clock()
+  with clock.span("judging"):
+    time.sleep(0.02)
+  time.sleep(0.2)  # no span
+  report = clock.report()
+  assert profile.unaccounted(report) == pytest.approx(0.2, abs=0.05)
+  assert profile.usable({**report, "cpu": float("nan")}) is None and profile.usable(report) == report
+
+
+# ---------------------------------------------------------------------------------------------
+# The reference's values kept across runs
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def values_cache(monkeypatch, tmp_path):
+  """A fresh keyed cache directory for this test (the process's own is put back after)."""
+  monkeypatch.setattr(cache, "_enabled", tmp_path)
+  monkeypatch.setattr(cache, "_SAVING", True)  # as in a judge process
+  return tmp_path
+
+
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16", "float32", "float64"])
+def test_the_reference_values_are_read_back_bit_exact_without_computing(values_cache, monkeypatch, dtype):
+  import ml_dtypes
+
+  ref = surrogates.Sigmoid(alpha=4.0)
+  x = np.linspace(-3, 3, 101).astype(ml_dtypes.bfloat16 if dtype == "bfloat16" else dtype)
+  x[7] = np.nan
+  first = Evaluator(Candidate(name=ref.name, params=ref.params, fn=ref, surrogate_fun=ref.surrogate_fun,
+                              surrogate_grad=ref.surrogate_grad), saved=True).evaluate(x, record=False)
+  assert list((values_cache / cache.VALUES).rglob("*.npz"))
+  again = Evaluator(Candidate(name=ref.name, params=ref.params, fn=ref, surrogate_fun=ref.surrogate_fun,
+                              surrogate_grad=ref.surrogate_grad), saved=True)
+  monkeypatch.setattr(again, "_evaluate_jax", lambda *a, **k: pytest.fail("computed, not read back"))
+  second = again.evaluate(x, record=False)
+  assert set(first) == set(second)
+  for q in first:
+    assert second[q].dtype == first[q].dtype and second[q].tobytes() == first[q].tobytes(), q
+
+
+def test_saved_values_are_keyed_by_parameters_inputs_and_machine(values_cache, monkeypatch):
+  # a planted reuse: values saved for alpha=4 must not serve alpha=4.000000000000001, another input, or -0.0
+  x = np.array([0.0, 0.5, 1.0], np.float32)
+  keys = {cache.values_key(repr(surrogates.Sigmoid(alpha=a)), v)
+          for a in (4.0, 4.000000000000001) for v in (x, x * 2, np.array([-0.0, 0.5, 1.0], np.float32))}
+  assert len(keys) == 6
+  key = cache.values_key("Sigmoid(alpha=4.0)", x)
+  monkeypatch.setattr(cache, "_machine", lambda: "gpu|H200|x86_64|")
+  assert cache.values_key("Sigmoid(alpha=4.0)", x) != key
+
+
+def test_a_torn_entry_is_computed_again_and_candidates_are_not_saved(values_cache, monkeypatch):
+  ref = surrogates.Sigmoid(alpha=4.0)
+  cand = Candidate(name=ref.name, params=ref.params, fn=ref, surrogate_fun=ref.surrogate_fun,
+                   surrogate_grad=ref.surrogate_grad)
+  x = np.linspace(-1, 1, 9)
+  good = Evaluator(cand, saved=True).evaluate(x, record=False)
+  (entry,) = (values_cache / cache.VALUES).rglob("*.npz")
+  entry.write_bytes(b"torn")
+  assert np.array_equal(Evaluator(cand, saved=True).evaluate(x, record=False)["g"], good["g"])
+  # a candidate's own evaluator (saved=False), and any candidate that is not a registry surrogate as-is, saves nothing
+  entry.unlink()
+  Evaluator(cand).evaluate(x, record=False)
+  Evaluator(Candidate(name="Sigmoid", params={"alpha": 4.0}, fn=lambda v: ref(v)), saved=True).evaluate(x, record=False)
+  assert not list((values_cache / cache.VALUES).rglob("*.npz"))
+  # a worker process (where candidate code runs) saves nothing: only a judge's values are kept
+  monkeypatch.setattr(cache, "_SAVING", False)
+  Evaluator(cand, saved=True).evaluate(x, record=False)
+  assert not list((values_cache / cache.VALUES).rglob("*.npz"))

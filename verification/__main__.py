@@ -90,6 +90,9 @@ def parser() -> argparse.ArgumentParser:
                  help="capabilities that must be present (forward, second, vmap, jit): unsupported ones fail")
   p.add_argument("--shard", type=_shard, metavar="K/N", help="only the K-th of N deterministic shards (by label)")
   p.add_argument("--quiet", action="store_true", help="no progress lines")
+  p.add_argument("--profile", action="store_true",
+                 help="print where the time went at the end, per worker and judge process: start, JAX import, "
+                      "compilation, tracing, candidate code, checks, judging, waiting (also in the JSON's provenance)")
   p.add_argument("--debug", action="store_true", help="tracebacks for loading and internal errors")
   return p
 
@@ -103,7 +106,8 @@ def main(argv: list[str] | None = None) -> int:
                            dtypes=tuple(args.dtypes), jobs=args.jobs, timeout=args.timeout,
                            memory_limit=args.memory_limit, device=args.device, hypothesis_examples=args.examples,
                            require=tuple(c for c in args.require if c), shard=args.shard,
-                           only=tuple(n.strip() for item in args.only for n in item.split(",")))
+                           only=tuple(n.strip() for item in args.only for n in item.split(",")),
+                           profile=args.profile)
   try:
     if len(args.target) > 1:  # one run checks one target: a second would otherwise silently replace the first
       raise runner.UsageError(f"--target given more than once ({', '.join(map(safe_text, args.target))}): a run checks "
@@ -155,6 +159,10 @@ def main(argv: list[str] | None = None) -> int:
         f"{run.provenance.get('workers', '?')} workers)")
   if run.provenance.get("dtypes_not_available"):
     print(f"not checked: {', '.join(run.provenance['dtypes_not_available'])} (not available on {platform})")
+  if "profile" in run.provenance:
+    from verification.engine import profile
+
+    print(profile.table(run.provenance["profile"]))
   lost = False
   for path, write in ((args.json, output.write_json), (args.junit, output.write_junit)):
     if path:  # a failure writing one output never loses the others

@@ -39,14 +39,14 @@ _REFERENCE_LOCK = threading.Lock()
 
 
 def reference_evaluator(ref: surrogates.Surrogate) -> Evaluator:
-  """One evaluator per reference surrogate, shared (its compiled bundles are reused)."""
+  """One evaluator per reference surrogate, shared (its compiled bundles are reused); its values are kept on
+  disk across runs (:meth:`Evaluator._saved_outputs`)."""
   with _REFERENCE_LOCK:
     key = repr(ref)
     if key not in _REFERENCE_EVALUATORS:
       _REFERENCE_EVALUATORS[key] = Evaluator(  # the fields of the reference target's candidates: the same programs
           Candidate(name=ref.name, params=ref.params, fn=ref, surrogate_fun=ref.surrogate_fun,
-                    surrogate_grad=ref.surrogate_grad)
-      )
+                    surrogate_grad=ref.surrogate_grad), saved=True)
     return _REFERENCE_EVALUATORS[key]
 
 

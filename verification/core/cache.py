@@ -12,6 +12,15 @@ directory also makes stale entries easy to see and delete). Everything there is 
 any time: a missing entry is compiled again. ``SURROGATE_HARNESS_CACHE=off`` (or ``0``, or empty)
 disables it. Directories of other keys that have not been used for 14 days are removed.
 
+The reference's values are kept there too (``reference-values/``): an evaluation of a registry surrogate as the
+judge's reference (its class and exact parameters, the input's dtype, shape and bytes, the backend, device and
+CPU flags, under the same keyed directory: code, JAX and jaxlib) is read back instead of traced, compiled and
+run again (:func:`load_values`, :func:`save_values`). A candidate's outputs are never kept: only the
+reference's, whose code is the project's own and part of the key, and only as a judge process computed them
+(a worker, where candidate code runs, reads them and saves none). They take disk: 314 MB in 746 files for
+the reference target (the 16-bit sweeps' reference in float64, every quantity), against 5 MB of compiled
+programs; the whole keyed directory goes when the code or JAX changes (and after 14 days unused).
+
 A directory set by the user (``jax_compilation_cache_dir`` or ``JAX_COMPILATION_CACHE_DIR``) is left
 as it is. Every compilation is cached (``jax_persistent_cache_min_compile_time_secs = 0``): most of
 the harness's programs compile in 10-100 ms, far above the ~1 ms it takes to read one back.
@@ -19,18 +28,21 @@ the harness's programs compile in 10-100 ms, far above the ~1 ms it takes to rea
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import functools
 import hashlib
 import os
 import pathlib
 import shutil
 import threading
 import time
+from typing import Any
 
 import jax
 
 ENV = "SURROGATE_HARNESS_CACHE"
-_ROOT = pathlib.Path(__file__).resolve().parent.parent
+_ROOT = pathlib.Path(__file__).resolve().parents[2]  # the project: surrogates/ and verification/ beside each other
 _SOURCES = ("surrogates", "verification")
 _STALE_DAYS = 14
 _LOCK = threading.Lock()
@@ -146,3 +158,92 @@ class CompileCounter:
   def __exit__(self, *exc: object) -> None:
     jax.monitoring.unregister_event_duration_listener(self._on_duration)
     jax.monitoring.unregister_event_listener(self._on_event)
+
+
+# ---------------------------------------------------------------------------------------------
+# The reference's values
+# ---------------------------------------------------------------------------------------------
+
+#: The subdirectory of the keyed directory that holds the reference's values.
+VALUES = "reference-values"
+#: Whether this process saves the reference's values: a judge process does (:func:`save_values_here`); a worker,
+#: where candidate code runs and could have changed how the reference computes, only reads them.
+_SAVING = False
+_WRITE_FAILED = False
+
+
+def save_values_here() -> None:
+  """This process computes the reference where no candidate code runs (a judge): its values may be saved."""
+  global _SAVING
+  _SAVING = True
+
+
+@functools.cache
+def _machine() -> str:
+  """What the reference's values may depend on beyond the code and JAX: the backend, the device, and on the
+  CPU its instruction-set flags (XLA compiles for the host's features)."""
+  import platform
+
+  device = jax.devices()[0]
+  flags = ""
+  if device.platform == "cpu":
+    with contextlib.suppress(OSError):
+      flags = next((line for line in pathlib.Path("/proc/cpuinfo").read_text().splitlines()
+                    if line.startswith("flags")), "")
+  return f"{device.platform}|{device.device_kind}|{platform.machine()}|{flags}"
+
+
+def values_key(owner: str, x: Any) -> str:
+  """The key of an evaluation of ``owner`` (the reference surrogate's repr: class and parameters) at the array
+  ``x`` (dtype, shape and bytes exact): a SHA-256 in hex, with the machine (:func:`_machine`) in it."""
+  h = hashlib.sha256()
+  for part in (owner, _machine(), str(x.dtype), repr(x.shape)):
+    h.update(part.encode() + b"\0")
+  h.update(x.tobytes())
+  return h.hexdigest()
+
+
+def load_values(key: str) -> dict[str, Any] | None:
+  """The reference's values saved under ``key`` (NumPy arrays by quantity), or None (none saved, the cache
+  off, an entry that cannot be read)."""
+  import numpy as np
+
+  path = _enabled / VALUES / f"{key[:2]}/{key}.npz" if _enabled is not None else None
+  if path is None or not path.is_file():
+    return None
+  try:
+    with np.load(path, allow_pickle=False) as data:
+      out = {}
+      for entry in data["__index__"].tolist():  # "quantity dtype shape...": the raw bytes are under the quantity
+        q, dtype, *shape = entry.split(" ")
+        out[q] = data[q].view(_dtype(dtype)).reshape([int(n) for n in shape])
+      return out
+  except Exception:  # a torn or foreign file: computed again (and rewritten)
+    return None
+
+
+def _dtype(name: str) -> Any:
+  import ml_dtypes
+  import numpy as np
+
+  return np.dtype(ml_dtypes.bfloat16) if name == "bfloat16" else np.dtype(name)
+
+
+def save_values(key: str, values: dict[str, Any]) -> None:
+  """Saves the reference's values under ``key`` (written to a temporary file, then renamed: a reader sees the
+  whole entry or none). Nothing is saved where the cache is off or its directory cannot be written."""
+  global _WRITE_FAILED
+  import numpy as np
+
+  if _enabled is None or _WRITE_FAILED or not _SAVING:
+    return
+  folder = _enabled / VALUES / key[:2]
+  try:
+    folder.mkdir(parents=True, exist_ok=True)
+    tmp = folder / f".{key}.{os.getpid()}.{threading.get_ident()}.tmp"
+    index = np.array([" ".join([q, str(v.dtype), *map(str, v.shape)]) for q, v in values.items()])
+    with open(tmp, "wb") as f:  # bytes and dtype names: bfloat16 has no dtype code of NumPy's own
+      np.savez(f, __index__=index, **{q: np.ascontiguousarray(v).reshape(-1).view(np.uint8) for q, v in values.items()})
+    os.replace(tmp, folder / f"{key}.npz")
+  except OSError:
+    _WRITE_FAILED = True  # a full or read-only disk: run on without saving

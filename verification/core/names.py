@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import functools
 import inspect
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
@@ -39,10 +40,17 @@ class Entry:
 
 
 def _entries() -> dict[str, Entry]:
+  """The registry's and the aliases' entries, as they are now (a surrogate registered later is seen)."""
+  return _entries_of(tuple(surrogates.REGISTRY.items()), tuple(surrogates.ALIASES.items()))
+
+
+@functools.lru_cache(maxsize=4)
+def _entries_of(registry: tuple, aliases: tuple) -> dict[str, Entry]:
+  """The entries of these registry and alias items (kept: a run looks names up thousands of times)."""
   out = {}
-  for key, cls in surrogates.REGISTRY.items():
+  for key, cls in registry:
     out[key] = Entry(key, cls, tuple(f.name for f in dataclasses.fields(cls)), False)
-  for key, fn in surrogates.ALIASES.items():
+  for key, fn in aliases:
     out[key] = Entry(key, fn, tuple(inspect.signature(fn).parameters), True)
   return out
 
@@ -53,12 +61,23 @@ def _loose(name: str) -> str:
 
 def _spellings() -> dict[str, str]:
   """Every accepted spelling -> registry/alias key. Exact keys first, so an alias never shadows a class."""
-  entries = _entries()
+  return _spellings_of(_entries())
+
+
+def _spellings_of(entries: dict[str, Entry]) -> dict[str, str]:
+  cached = _SPELLINGS.get(id(entries))
+  if cached is not None and cached[0] is entries:
+    return cached[1]
   out: dict[str, str] = {}
   for key in entries:
     for spelling in (key, snake_case(key), _loose(key)):
       out.setdefault(spelling, key)
+  _SPELLINGS.clear()
+  _SPELLINGS[id(entries)] = (entries, out)
   return out
+
+
+_SPELLINGS: dict[int, tuple[dict[str, Entry], dict[str, str]]] = {}
 
 
 def lookup(name: str) -> Entry:

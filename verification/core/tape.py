@@ -27,8 +27,10 @@ a dtype from a fixed list, exceptions as their type's name, kind and message. No
 from __future__ import annotations
 
 import base64
+import contextlib
 import functools
 import hashlib
+import json
 import struct
 import zlib
 from collections.abc import Callable
@@ -259,6 +261,8 @@ class Tape:
     if mode not in ("record", "replay"):
       raise ValueError(f"mode {mode!r}: expected 'record' or 'replay'")
     self.mode = mode
+    #: Recording: a context manager around each call of the candidate's code (the worker's clock), or None.
+    self.timer: Callable[[], contextlib.AbstractContextManager] | None = None
     self._segment: list[list[Any]] = []
     self._held: dict[str, list[list[Any]]] = {}
 
@@ -266,7 +270,8 @@ class Tape:
     k = key(name, args, kwargs)
     if self.mode == "record":
       try:
-        value = fn(owner, *args, **kwargs)
+        with self.timer() if self.timer is not None else contextlib.nullcontext():
+          value = fn(owner, *args, **kwargs)
       except BaseException as exc:  # the candidate's (SystemExit, KeyboardInterrupt too): raised as replayed
         entry = ["raised", encode(exc)]
         self._segment.append([k, entry])
@@ -292,7 +297,13 @@ class Tape:
     return segment
 
   def add(self, segment: Any) -> None:
-    """Replaying: entries from the worker (checked for shape; the values are decoded when asked for)."""
+    """Replaying: entries from the worker, as JSON values or the bytes of their JSON (checked for shape; the
+    values are decoded when asked for)."""
+    if isinstance(segment, bytes | bytearray):
+      try:
+        segment = json.loads(segment)
+      except (ValueError, RecursionError) as exc:
+        raise TapeError(f"a record that is not JSON ({type(exc).__name__}: {str(exc)[:80]})") from None
     if not isinstance(segment, list):
       raise TapeError("a record that is not a list of entries")
     for item in segment:

@@ -11,10 +11,12 @@ recorded calls replay the record: inputs, reference values, tolerances and compa
 Messages (the parent's pickled, this process's JSON with the run's token):
 
 * parent to judge: ``init`` (a dict: ``sys_path``, ``token``, ``backend``), then ``("begin", label,
-  fields, options)``, ``("record", label, check, entries, spoiled, seconds)`` per check, ``("end",
-  label)``, ``("stop",)``; a judge that takes over a candidate from one that ended gets the earlier
-  checks' records after ``begin``, as ``("entries", label, entries)`` (added to its record, not judged);
-* judge to parent: ``("ready", environment)``, then ``("result", label, record)`` per ``record``.
+  fields, options)``, ``("record", label, check, entries, spoiled, seconds)`` per check (``entries`` the
+  bytes of JSON the worker sent), ``("end", label)``, ``("stop",)``; a judge that takes over a candidate from
+  one that ended gets the earlier checks' records after ``begin``, as ``("entries", label, [entries, ...])``
+  (added to its record, not judged);
+* judge to parent: ``("ready", environment)``, then ``("result", label, record, profile)`` per ``record``
+  (``profile``: where its time went so far, :mod:`verification.engine.profile`).
 
 A reader thread takes the parent's messages as they come, so the parent's writes never wait on a
 check being judged. This module runs only in the judge process.
@@ -29,6 +31,8 @@ import traceback
 import types
 from collections.abc import Mapping
 from typing import Any
+
+from verification.engine.profile import Clock
 
 
 class Judging:
@@ -87,23 +91,29 @@ def replayed(candidate: Any, checks: tuple[str, ...], opts: Mapping[str, Any], e
 
 
 def main(argv: list[str]) -> int:
-  import socket
+  clock = Clock()
+  with clock.span("start"):
+    import socket
 
-  from verification.engine.platform import environment
-  from verification.engine.protocol import Channel
+    from verification.engine.platform import environment
+    from verification.engine.protocol import Channel
 
-  conn = Channel(socket.socket(fileno=int(argv[0])))
-  init = conn.receive()
-  conn.token = init.get("token", "")
-  sys.path[:] = list(dict.fromkeys([*init.get("sys_path", []), *sys.path]))
-  import jax
+    conn = Channel(socket.socket(fileno=int(argv[0])))
+    init = conn.receive()
+    conn.token = init.get("token", "")
+    sys.path[:] = list(dict.fromkeys([*init.get("sys_path", []), *sys.path]))
+  with clock.span("jax import"):
+    import jax
 
-  from verification.core import cache
+    from verification.core import cache
 
-  jax.config.update("jax_enable_x64", True)
-  cache.enable()
+    jax.config.update("jax_enable_x64", True)
+    cache.enable()
+    cache.save_values_here()  # no candidate code runs here: the reference's values it computes are kept
+  clock.listen_to_jax()
   try:
-    env = environment()
+    with clock.span("judging"):
+      env = environment()
   except Exception as exc:
     conn.put("ready", {"device_error": f"--device {init.get('backend')}: JAX could not start it in the judge "
                                        f"process: {type(exc).__name__}: {str(exc).strip()[:300]}"})
@@ -122,41 +132,44 @@ def main(argv: list[str]) -> int:
   threading.Thread(target=read, name="judge-reader", daemon=True).start()
   current: dict[str, Judging | str] = {}
   while True:
-    message = inbox.get()
-    kind = message[0]
-    if kind == "stop":
+    with clock.span("waiting"):
+      message = inbox.get()
+    if message[0] == "stop":
       return 0
-    if kind == "begin":
-      _, label, fields, opts = message
-      try:
-        current = {label: Judging(fields, opts, env)}
-      except Exception as exc:  # a stand-in the harness cannot build from the listing: errors, named
-        current = {label: f"the judge could not take the candidate: {type(exc).__name__}: {exc}"}
-    elif kind == "record":
-      _, label, check, entries, spoiled, seconds = message
-      judging = current.get(label)
-      try:
-        if not isinstance(judging, Judging):
-          raise RuntimeError(judging or "the judge was not told of this candidate")
-        result = judging.judge(check, entries, spoiled, seconds)
-      except Exception:
-        from verification.engine import protocol
-        from verification.results import Status
-
-        who = types.SimpleNamespace(label=label, name="?", params={}, notes={})
-        result = protocol.failed_result(who, check, "internal error of the judge:\n" + traceback.format_exc()[-3000:],
-                                        Status.ERROR)
-      conn.put("result", label, result.to_json())
-    elif kind == "entries":  # what an earlier judge was given for this candidate, before it ended
-      _, label, entries = message
-      judging = current.get(label)
-      if isinstance(judging, Judging):
+    kind = message[0]
+    with clock.span("judging"):
+      if kind == "begin":
+        _, label, fields, opts = message
         try:
-          judging.tape.add(entries)
-        except Exception as exc:
-          current[label] = f"the records of the earlier checks cannot be read: {exc}"
-    elif kind == "end":
-      current = {}
+          current = {label: Judging(fields, opts, env)}
+        except Exception as exc:  # a stand-in the harness cannot build from the listing: errors, named
+          current = {label: f"the judge could not take the candidate: {type(exc).__name__}: {exc}"}
+      elif kind == "record":
+        _, label, check, entries, spoiled, seconds = message
+        judging = current.get(label)
+        try:
+          if not isinstance(judging, Judging):
+            raise RuntimeError(judging or "the judge was not told of this candidate")
+          result = judging.judge(check, entries, spoiled, seconds)
+        except Exception:
+          from verification.engine import protocol
+          from verification.results import Status
+
+          who = types.SimpleNamespace(label=label, name="?", params={}, notes={})
+          result = protocol.failed_result(who, check, "internal error of the judge:\n" + traceback.format_exc()[-3000:],
+                                          Status.ERROR)
+        conn.put("result", label, result.to_json(), clock.report())
+      elif kind == "entries":  # what an earlier judge was given for this candidate, before it ended
+        _, label, entries = message
+        judging = current.get(label)
+        if isinstance(judging, Judging):
+          try:
+            for segment in entries:
+              judging.tape.add(segment)
+          except Exception as exc:
+            current[label] = f"the records of the earlier checks cannot be read: {exc}"
+      elif kind == "end":
+        current = {}
 
 
 if __name__ == "__main__":

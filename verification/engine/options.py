@@ -39,6 +39,7 @@ class Options:
   shard: tuple[int, int] | None = None  # (k, n), 1 <= k <= n: a deterministic 1/n of candidates by label
   only: tuple[str, ...] = ()
   labels: tuple[str, ...] = ()  # () = every selected candidate; else those with exactly these labels
+  profile: bool = False  # where the time goes, per process, in the run's provenance (``profile``)
 
 
 def all_checks() -> tuple[str, ...]:

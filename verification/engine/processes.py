@@ -14,7 +14,7 @@ import time
 from collections import deque
 from typing import Any
 
-from verification.engine import devices, protocol
+from verification.engine import devices, proctree, protocol
 from verification.engine.options import GiB, Options, UsageError
 
 #: Seconds between two looks at a worker's resident memory (a candidate filling memory at ~5 GB/s is
@@ -52,15 +52,10 @@ def resident_memory(pid: int) -> int:
   """Resident memory of a process and all its descendants, in bytes (0 once it has ended)."""
   import psutil
 
-  try:
-    proc = psutil.Process(pid)
-    procs = [proc, *proc.children(recursive=True)]
-  except psutil.Error:
-    return 0
   total = 0
-  for p in procs:
+  for p in [pid, *proctree.descendants(pid)]:
     with contextlib.suppress(psutil.Error):
-      total += p.memory_info().rss
+      total += psutil.Process(p).memory_info().rss
   return total
 
 
@@ -112,7 +107,9 @@ class Process:
     self.capture = Capture()
     self.env: dict[str, Any] | None = None
     self.killed_for: str | None = None
-
+    #: Its last report of where its time went (:mod:`verification.engine.profile`), or None.
+    self.report: dict[str, float] | None = None
+    self.asked_to_stop = False
 
   def over_memory(self) -> bool:
     """Ends the worker (and says so) where its resident memory, with its descendants', is past the limit."""
@@ -139,8 +136,9 @@ class Process:
 
     descendants = []
     if self.proc.poll() is None:  # (a reaped worker's pid may belong to another process by now)
-      with contextlib.suppress(psutil.Error):
-        descendants = psutil.Process(self.proc.pid).children(recursive=True)
+      for pid in proctree.descendants(self.proc.pid):
+        with contextlib.suppress(psutil.Error):
+          descendants.append(psutil.Process(pid))
     with contextlib.suppress(ProcessLookupError, OSError):
       os.killpg(self.proc.pid, signal.SIGKILL)
     for p in descendants:
@@ -149,9 +147,15 @@ class Process:
     with contextlib.suppress(Exception):
       self.proc.wait(timeout=30)
 
+  def ask_to_stop(self) -> None:
+    """Tells the process to end (:meth:`stop` then waits for it): several are stopped at once."""
+    if not self.asked_to_stop:
+      self.asked_to_stop = True
+      with contextlib.suppress(Exception):
+        self.conn.send(("stop",))
+
   def stop(self) -> None:
-    with contextlib.suppress(Exception):
-      self.conn.send(("stop",))
+    self.ask_to_stop()
     try:
       self.proc.wait(timeout=10)
     except subprocess.TimeoutExpired:
@@ -213,8 +217,11 @@ class Judge(Process):
         return
       self.outbox.popleft()
 
-  def stop(self) -> None:
+  def ask_to_stop(self) -> None:
     """A judge keeps nothing worth a clean exit (and a message half in its outbox would garble one)."""
+    self.kill()
+
+  def stop(self) -> None:
     self.kill()
     self.close()
 

@@ -14,10 +14,12 @@ deliberate forgery). The parent checks the order of the messages too (:class:`Se
   ``("check", label, payload, options)`` or ``("stop",)``;
 * worker to parent: ``("ready", environment)``, ``("catalogue", data)`` in answer to ``list``,
   ``("start", label, phase)`` before each phase (loading, sanity, each check, curves), then per check
-  ``("record", label, check, entries, spoiled, seconds)`` (the candidate's outputs for the judge:
-  :mod:`verification.core.tape`) or ``("result", label, record)`` (a failure the worker saw itself; any
-  verdict only for a candidate judged in its worker), ``("curve", label, curve)``, and ``("done", label,
-  dirty_reason)``, or ``("refused", label, reason)``.
+  ``("record", label, check, size, spoiled, seconds)`` followed by a frame of ``size`` bytes, the record's
+  entries as JSON (the candidate's outputs for the judge: :mod:`verification.core.tape`; the parent passes
+  these bytes on to the judge as they came, without reading them), or ``("result", label, record)`` (a
+  failure the worker saw itself; any verdict only for a candidate judged in its worker), ``("curve", label,
+  curve)``, and ``("done", label, dirty_reason, profile)`` (:mod:`verification.engine.profile`), or
+  ``("refused", label, reason)``.
 
 The judge process (:mod:`verification.engine.judge`) uses the same frames: the parent's messages pickled
 (queued and sent as the judge reads them: :func:`frame`, :meth:`Channel.send_some`), the judge's JSON.
@@ -57,6 +59,8 @@ class Channel:
 
   def __init__(self, sock: socket.socket, token: str = ""):
     self.sock, self.token, self.buffer = sock, token, bytearray()
+    #: A 'record' message whose entries (the next frame) have not fully arrived.
+    self.pending: list[Any] | None = None
 
   def fileno(self) -> int:
     return self.sock.fileno()
@@ -119,7 +123,20 @@ class Channel:
         break
       body = bytes(self.buffer[_HEADER.size:_HEADER.size + size])
       del self.buffer[:_HEADER.size + size]
-      out.append(self._decode(body))
+      if self.pending is not None:  # a record's entries: bytes for the judge, not read here
+        message, self.pending = self.pending, None
+        if size != message[3]:
+          raise ProtocolError(f"a record's entries of {size:,} bytes, announced as {message[3]!r}")
+        message[3] = body
+        out.append(message)
+        continue
+      message = self._decode(body)
+      if message[0] == "record":
+        if len(message) < 4 or isinstance(message[3], bool) or not isinstance(message[3], int):
+          raise ProtocolError("a 'record' message without the size of its entries")
+        self.pending = message
+        continue
+      out.append(message)
     if closed and not out:
       raise EOFError
     return out
@@ -141,6 +158,12 @@ class Channel:
   def put(self, *message: Any) -> None:
     """Sends ``[token, *message]`` as JSON to the parent (blocking)."""
     self._send_frame(json.dumps([self.token, *message], default=repr).encode(), None)
+
+  def put_record(self, label: str, check: str, entries: list[Any], spoiled: str | None, seconds: float) -> None:
+    """Sends a ``record`` message, then its entries as a frame of JSON (blocking)."""
+    body = json.dumps(entries, default=repr).encode()
+    self.put("record", label, check, len(body), spoiled, seconds)
+    self._send_frame(body, None)
 
   def receive(self) -> Any:
     """The parent's next message (blocking); EOFError once it has closed the channel."""

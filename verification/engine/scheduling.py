@@ -13,7 +13,7 @@ from multiprocessing.connection import wait
 from typing import Any
 
 from verification import results as R
-from verification.engine import processes, protocol
+from verification.engine import processes, profile, protocol
 from verification.engine.loading import loaded, provenance
 from verification.engine.options import DTYPES, Options, all_checks, jobs_for, validate
 from verification.engine.processes import MEMORY_POLL, Capture, Judge, Worker, last_words, late, usable
@@ -31,6 +31,7 @@ def run(source: str | Sequence[Any] | None = "reference", options: Options = Opt
   from verification.core.candidate import Unbuilt
 
   validate(options)
+  t0, before = time.perf_counter(), time.time() - profile.created()
   target, loaders = loaded(source, options, workers=True)  # the loaders then check the candidates
   checks = tuple(options.checks) or all_checks()
   spec = source if source is None or isinstance(source, str) else None
@@ -62,10 +63,17 @@ def run(source: str | Sequence[Any] | None = "reference", options: Options = Opt
     todo.append((c.label, payload))
 
   pool = _Pool(spec, options, opts, candidates, finish, jobs_for(options, len(todo)), loaders)
+  t1 = time.perf_counter()
   try:
     pool.run(todo)
   finally:
+    t2 = time.perf_counter()
     pool.close()
+  t3 = time.perf_counter()
+  profiled = {} if not options.profile else {"profile": profile.summary(
+      {name: p.report for name, p in pool.processes if p.report is not None},
+      {"before the run": before, "loading": t1 - t0, "checking": t2 - t1, "stopping": t3 - t2,
+       "cpu": profile.cpu_seconds()}, t3 - t0)}
   ordered = tuple(r for c in target.candidates for r in by_label.get(c.label, []))
   return Run(target=target.name, results=ordered, checks=checks, library=target.library,
              environment=pool.environment, provenance={**provenance(target.name, options),
@@ -73,7 +81,8 @@ def run(source: str | Sequence[Any] | None = "reference", options: Options = Opt
                                                        "judges_started": pool.judges_started,
                                                        "dtypes_not_available": [
                                                            d for d in options.dtypes
-                                                           if d not in pool.environment.get("dtypes", DTYPES)]},
+                                                           if d not in pool.environment.get("dtypes", DTYPES)],
+                                                       **profiled},
              curves=pool.curves)
 
 
@@ -88,7 +97,7 @@ class _Job:
   awaiting: dict[str, float] = dataclasses.field(default_factory=dict)
   #: The worker's records so far: a fresh judge taking over gets them first (a later check may replay an
   #: output recorded during an earlier one).
-  history: list[list] = dataclasses.field(default_factory=list)
+  history: list[bytes] = dataclasses.field(default_factory=list)
   worker_done: bool = False
   capture: Capture | None = None
   #: What the candidate left in its worker, which was replaced after it (a note in each of its results).
@@ -127,10 +136,13 @@ class _Pool:
     self.environment: dict[str, Any] = {}
     self.started = 0
     self.judges_started = 0
+    #: Every worker and judge started, by name (``worker 1``, ``judge 1``, ...): their profiles.
+    self.processes: list[tuple[str, processes.Process]] = []
     for k, w in enumerate(loaders):  # the workers that loaded the target (loading.catalogue)
       if k < n:
         self.slots[k] = w
         self.started += 1
+        self.processes.append((f"worker {self.started}", w))
         self.environment = self.environment or dict(w.env or {})
       else:
         w.stop()
@@ -189,6 +201,7 @@ class _Pool:
     if w is None:
       w = self.slots[i] = Worker(self.spec, self.options)
       self.started += 1
+      self.processes.append((f"worker {self.started}", w))
     if not job.judged_here:
       self.judge_for(i, job)
     w.label, w.capture = label, Capture()
@@ -244,7 +257,7 @@ class _Pool:
                                          "the judge; a worker may only report a failure)")
         if kind == "record":
           check, entries, spoiled, seconds = rest[1:5]
-          if job.judged_here or not isinstance(entries, list) or not isinstance(spoiled, str | None) \
+          if job.judged_here or not isinstance(entries, bytes) or not isinstance(spoiled, str | None) \
               or isinstance(seconds, bool) or not isinstance(seconds, int | float):
             raise protocol.ProtocolError(f"a malformed 'record' message for {str(check)[:40]!r}")
         if kind == "refused" and not isinstance(rest[1], str):
@@ -269,6 +282,8 @@ class _Pool:
           self.curves[rest[0]] = Curve.from_json(rest[1])
       elif kind in ("done", "refused"):
         w.drain()
+        if kind == "done" and len(rest) > 2:  # where its time went so far
+          w.report = profile.usable(rest[2]) or w.report
         if kind == "refused":
           self.forget(i, job)
           job.results = [protocol.failed_result(self.candidates[w.label], chk, rest[1], Status.ERROR)
@@ -289,7 +304,7 @@ class _Pool:
       return self.bury(i, w, job)
     return None
 
-  def to_judge(self, i: int, job: _Job, check: str, entries: list, spoiled: str | None, seconds: float) -> None:
+  def to_judge(self, i: int, job: _Job, check: str, entries: bytes, spoiled: str | None, seconds: float) -> None:
     j = self.judge_for(i, job)
     if not job.awaiting:
       j.deadline = time.monotonic() + (self.limit("check") if j.env is not None else self.limit("start-up"))
@@ -307,11 +322,12 @@ class _Pool:
     if j is None:
       j = self.judges[i] = Judge(self.options)
       self.judges_started += 1
+      self.processes.append((f"judge {self.judges_started}", j))
     if j.label != job.label:
       j.label = job.label
       j.post(("begin", job.label, dict(job.fields), self.opts))
       if job.history:
-        j.post(("entries", job.label, [e for entries in job.history for e in entries]))
+        j.post(("entries", job.label, list(job.history)))
     return j
 
   def forget(self, i: int, job: _Job) -> None:
@@ -333,7 +349,9 @@ class _Pool:
         j.env = usable(rest[0])
         if job.awaiting:
           j.deadline = time.monotonic() + self.limit("check")
-      elif kind == "result" and len(rest) == 2 and rest[0] == job.label:
+      elif kind == "result" and len(rest) in (2, 3) and rest[0] == job.label:
+        if len(rest) == 3:  # where its time went so far
+          j.report = profile.usable(rest[2]) or j.report
         record = Result.from_json(rest[1])
         if job.awaiting.pop(record.check, None) is not None:
           job.results.append(record)
@@ -379,9 +397,11 @@ class _Pool:
     self.slots[i] = None
 
   def close(self) -> None:
-    for p in [*self.slots, *self.judges]:
-      if p is not None:
-        p.stop()
+    alive = [p for p in [*self.slots, *self.judges] if p is not None]
+    for p in alive:  # all told first: they end at the same time
+      p.ask_to_stop()
+    for p in alive:
+      p.stop()
 
 
 

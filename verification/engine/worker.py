@@ -41,6 +41,9 @@ import traceback
 import types
 from typing import Any
 
+from verification.engine.proctree import descendants
+from verification.engine.profile import Clock
+
 HARNESS_CONFIG = {"jax_enable_x64": True}
 
 
@@ -62,32 +65,6 @@ def _become_subreaper() -> None:
     ctypes.CDLL(None, use_errno=True).prctl(36, 1)  # PR_SET_CHILD_SUBREAPER
 
 
-def _children(pid: int) -> list[int]:
-  """The children of ``pid`` (Linux's /proc/PID/task/*/children; psutil elsewhere)."""
-  try:
-    found = []
-    for task in os.listdir(f"/proc/{pid}/task"):
-      with open(f"/proc/{pid}/task/{task}/children") as f:
-        found += [int(c) for c in f.read().split()]
-    return found
-  except OSError:
-    import psutil
-
-    with contextlib.suppress(psutil.Error):
-      return [c.pid for c in psutil.Process(pid).children()]
-    return []
-
-
-def _descendants(pid: int) -> list[int]:
-  """Every process below ``pid``."""
-  pids, queue = [], _children(pid)
-  while queue:
-    p = queue.pop()
-    pids.append(p)
-    queue += _children(p)
-  return pids
-
-
 def end_descendants(owned: Any = None) -> list[str]:
   """Ends every process this worker's candidates started (and reaps those that ended); returns the ones
   that were still running, as ``pid command``. ``owned(pid)`` says which processes belong to no candidate
@@ -95,7 +72,7 @@ def end_descendants(owned: Any = None) -> list[str]:
   children are not: a process a candidate had the forkserver start is the candidate's)."""
   import psutil
 
-  pids = [pid for pid in _descendants(os.getpid()) if owned is None or not owned(pid)]
+  pids = [pid for pid in descendants(os.getpid()) if owned is None or not owned(pid)]
   if not pids:
     return []
   left = []
@@ -272,7 +249,7 @@ class State:
           self.handlers[sig] = handler
     self.float_control = float_control()
     self.float_env = self.fenv.save()
-    self.processes = {pid: _started(pid) for pid in _descendants(os.getpid())}
+    self.processes = {pid: _started(pid) for pid in descendants(os.getpid())}
 
   def loaded(self) -> str | None:
     """After the target is loaded: JAX's configuration is the harness's again but for the options in
@@ -446,10 +423,11 @@ def sanity(candidate: Any) -> str | None:
 
 
 class Worker:
-  def __init__(self, conn, spec: str | None, state: State | None = None):
+  def __init__(self, conn, spec: str | None, state: State | None = None, clock: Clock | None = None):
     self.conn = conn
     self.spec = spec
     self.state = state or State()
+    self.clock = clock or Clock()
     self._target: dict[str, Any] | None = None
     self.env: dict[str, Any] = {"dtypes": ["float16", "bfloat16", "float32", "float64"], "platform": "cpu"}
 
@@ -457,6 +435,15 @@ class Worker:
     sys.stdout.flush()
     sys.stderr.flush()
     self.conn.put(*message)
+
+  def send_record(self, label: str, check: str, entries: list[Any], spoiled: str | None, seconds: float) -> None:
+    sys.stdout.flush()
+    sys.stderr.flush()
+    self.conn.put_record(label, check, entries, spoiled, seconds)
+
+  def done(self, label: str, dirty: list[str]) -> None:
+    """The candidate is finished: why the worker must be replaced (or None), and where its time went so far."""
+    self.send("done", label, "; ".join(dirty) or None, self.clock.report())
 
   def spoiled(self, label: str) -> list[str]:
     """What the candidate changed that decides verdicts (JAX's configuration, the watched modules' attributes)
@@ -482,7 +469,8 @@ class Worker:
 
       self.state.watch()
       try:
-        target = targets.resolve_target(self.spec)
+        with self.clock.span("candidate code"):  # the target's modules and libraries, imported
+          target = targets.resolve_target(self.spec)
       finally:
         self.loaded()
       self._target = types.SimpleNamespace(target=target, candidates_by_label={c.label: c for c in target.candidates})
@@ -579,14 +567,15 @@ class Worker:
         if judged_here:
           self.send("result", label, protocol.failed_result(candidate, check, gap, Status.SKIP).to_json())
         else:
-          self.send("record", label, check, [], None, 0.0)
-      self.send("done", label, "; ".join(dirty) or None)
+          self.send_record(label, check, [], None, 0.0)
+      self.done(label, dirty)
       return
     opts = {**opts, "dtypes": tuple(dtypes)}  # the run's provenance names a dtype the platform lacks
     threads = set(threading.enumerate())
     self.state.watch()
     self.send("start", label, "sanity")
-    problem = sanity(candidate)
+    with self.clock.span("candidate code"):
+      problem = sanity(candidate)
     changed = self.spoiled(label)
     self.float_state(dirty)
     dirty += self.state.reset()  # (a timer its first call armed must not go off while the checks are prepared)
@@ -596,9 +585,11 @@ class Worker:
     if problem is not None:
       for check in opts["checks"]:
         self.send("result", label, protocol.failed_result(candidate, check, f"sanity: {problem}").to_json())
-      self.send("done", label, "; ".join(dirty) or None)
+      self.done(label, dirty)
       return
     tape = None if judged_here else Tape("record")
+    if tape is not None:
+      tape.timer = lambda: self.clock.span("candidate code")
     ctx = context(candidate, opts, tape)
     for check in opts["checks"]:
       self.send("start", label, check)
@@ -608,7 +599,7 @@ class Worker:
       dirty += changed
       self.float_state(dirty)
       if tape is not None:
-        self.send("record", label, check, tape.take(), "; ".join(changed) or None, result.seconds)
+        self.send_record(label, check, tape.take(), "; ".join(changed) or None, result.seconds)
         continue
       if changed and not result.failing:
         result = result.with_status(Status.FAIL, f"{'; '.join(changed)} (was: {result.message})")
@@ -629,7 +620,7 @@ class Worker:
     left = [t for t in threading.enumerate() if t not in threads and t.is_alive()]
     if left:
       dirty.append(f"left {len(left)} thread(s) running: {', '.join(t.name for t in left[:4])}")
-    self.send("done", label, "; ".join(dirty) or None)
+    self.done(label, dirty)
 
 
 #: Why a candidate's verdicts are made in its worker (README, Bring your own surrogate).
@@ -646,24 +637,29 @@ def judged_in_worker(result: Any) -> Any:
 
 
 def main(argv: list[str]) -> int:
-  import socket
+  clock = Clock()
+  with clock.span("start"):
+    import socket
 
-  from verification.engine.platform import environment
-  from verification.engine.protocol import Channel
+    from verification.engine.platform import environment
+    from verification.engine.protocol import Channel
 
-  _die_with_parent()
-  _become_subreaper()
-  conn = Channel(socket.socket(fileno=int(argv[0])))
-  init = conn.receive()
-  conn.token = init.get("token", "")
-  _set_memory_limit(init.get("memory_limit"))
-  sys.path[:] = list(dict.fromkeys([*init.get("sys_path", []), *sys.path]))
-  faulthandler.enable()  # a crash prints the Python stack into the candidate's captured output
-  _configure()
-  worker = Worker(conn, init.get("spec"), State())
+    _die_with_parent()
+    _become_subreaper()
+    conn = Channel(socket.socket(fileno=int(argv[0])))
+    init = conn.receive()
+    conn.token = init.get("token", "")
+    _set_memory_limit(init.get("memory_limit"))
+    sys.path[:] = list(dict.fromkeys([*init.get("sys_path", []), *sys.path]))
+    faulthandler.enable()  # a crash prints the Python stack into the candidate's captured output
+  with clock.span("jax import"):
+    _configure()
+  clock.listen_to_jax()
+  worker = Worker(conn, init.get("spec"), State(), clock)
   wanted = init.get("backend")
   try:
-    worker.env = environment()
+    with clock.span("checks"):
+      worker.env = environment()
   except Exception as exc:  # JAX_PLATFORMS names a platform that cannot start here
     if not wanted:
       raise
@@ -678,20 +674,24 @@ def main(argv: list[str]) -> int:
   worker.send("ready", worker.env)
   while True:
     try:
-      message = conn.receive()
+      with clock.span("waiting"):
+        message = conn.receive()
     except (EOFError, OSError):
       return 0
-    if message[0] == "stop":
+    if message[0] == "stop":  # nothing is left to save (the compilation cache is written as it compiles)
       end_descendants()
-      return 0
-    if message[0] == "list":
-      worker.catalogue()
-      continue
-    _, label, payload, opts = message
-    try:
-      worker.run(label, payload, opts)
-    except BaseException:  # the harness's own failure; the parent reports it for this candidate
-      worker.send("refused", label, "internal error of the worker:\n" + traceback.format_exc()[-4000:])
+      sys.stdout.flush()
+      sys.stderr.flush()
+      os._exit(0)  # without the interpreter's teardown of JAX and the libraries loaded (a second or more)
+    with clock.span("checks"):
+      if message[0] == "list":
+        worker.catalogue()
+        continue
+      _, label, payload, opts = message
+      try:
+        worker.run(label, payload, opts)
+      except BaseException:  # the harness's own failure; the parent reports it for this candidate
+        worker.send("refused", label, "internal error of the worker:\n" + traceback.format_exc()[-4000:])
 
 
 if __name__ == "__main__":
