@@ -42,6 +42,7 @@ from surrogates.lif import LIFConfig, LIFParams, LIFState, lif_scan, reset_gain
 jax.config.update("jax_enable_x64", True)
 
 SURROGATE = surrogates.Sigmoid(alpha=4.0)
+ORDER = 2  # first and second derivatives (rev of rev)
 T, SHAPE = 6, (2, 3)
 
 #: A raw decay inside each map's smooth range (β ≈ 0.8), and the synapse's (≈ 0.6).
@@ -105,11 +106,12 @@ def test_smooth_reference_autodiff_matches_finite_differences(config):
   x, state = _inputs(1)
   params = _params(config)
 
+  @jax.jit
   def f(x, v0, i0, params):
     s, v, final = lif_scan(x, LIFState(v0, i0), params, config, SURROGATE, smooth=True)
     return jnp.concatenate([s.ravel(), v.ravel(), final.v.ravel(), final.i.ravel()])
 
-  check_grads(f, (x, state.v, state.i, params), order=2, modes=("rev",), eps=1e-4, atol=1e-5, rtol=1e-5)
+  check_grads(f, (x, state.v, state.i, params), order=ORDER, modes=("rev",), eps=1e-4, atol=1e-5, rtol=1e-5)
 
 
 def test_the_smooth_check_sees_a_wrong_wiring():
