@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import itertools
 
 import jax
@@ -304,3 +305,29 @@ def test_reset_gain_is_beta_detached_and_beta_times_one_minus_theta_g_attached()
   want = 0.8 * (1 - 0.9 * SURROGATE.surrogate_grad(v - 0.9))
   np.testing.assert_allclose(attached, want, rtol=1e-14)
   assert float(jnp.max(jnp.abs(attached))) != pytest.approx(0.8)
+
+
+# ---------------------------------------------------------------------------------------------
+# The coded settings (one program for the grid) give the static settings' values and gradients
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("config", _smooth_configs()[::2] + list(_adjoint_configs())[::3], ids=_label)
+def test_coded_settings_give_the_static_values_and_gradients(config):
+  from surrogates.lif import config_codes
+
+  x, state = _inputs(5)
+  params = _params(config)
+
+  def loss(cfg, x, state, params):
+    s, v, final = lif_scan(x, state, params, cfg, SURROGATE)
+    return jnp.sum(s * jnp.cos(v)) + jnp.sum(v) + jnp.sum(final.v) + jnp.sum(final.i), (s, v)
+
+  static = jax.jit(jax.grad(functools.partial(loss, config), argnums=(0, 1, 2), has_aux=True))
+  coded = jax.jit(jax.grad(loss, argnums=(1, 2, 3), has_aux=True))
+  (gs, (s1, v1)), (gc, (s2, v2)) = static(x, state, params), coded(config_codes(config), x, state, params)
+  np.testing.assert_array_equal(s1, s2)
+  # the same operations for the selected option; XLA may fuse the two programs differently: a few ulp
+  np.testing.assert_allclose(v1, v2, rtol=1e-14, atol=1e-14)
+  for a, b in zip(jax.tree_util.tree_leaves(gs), jax.tree_util.tree_leaves(gc)):
+    np.testing.assert_allclose(a, b, rtol=1e-13, atol=1e-13)

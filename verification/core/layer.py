@@ -88,6 +88,8 @@ class LayerCandidate:
   learnable: frozenset[str] = frozenset()
   #: The ``LIFParams`` names the checks may vary (θ and v_reset over the grid) where the layer takes them.
   varies: frozenset[str] = frozenset({"theta", "v_reset"})
+  #: The parts of the initial state the layer accepts ("v", "i"); the others are held at 0 in the checks.
+  takes_state: frozenset[str] = frozenset({"v", "i"})
   backend: Backend | None = None
   #: The dtype the layer computes in: "float64" where it allows, "float32" where it computes spikes in
   #: float32 (judged at float32 tolerances, and the results say so).
@@ -110,6 +112,10 @@ class LayerCandidate:
       raise TypeError(f"{self.name}: surrogate={self.surrogate!r}: expected a reference surrogate instance")
     if not isinstance(self.params, LIFParams):
       object.__setattr__(self, "params", LIFParams(**dict(self.params)))
+    state = frozenset(self.takes_state)
+    if state - {"v", "i"}:
+      raise ValueError(f"{self.name}: takes_state={sorted(state)}: expected a subset of {{'v', 'i'}}")
+    object.__setattr__(self, "takes_state", state)
     for field in ("learnable", "varies"):
       names = frozenset(getattr(self, field))
       unknown = sorted(names - set(LIFParams._fields))
