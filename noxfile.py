@@ -78,79 +78,6 @@ def _install_target(session: nox.Session, spec: str) -> str | None:
   return version
 
 
-#: Run by ``install_check`` inside a library's environment: builds the adapter's candidates as ``verify`` does
-#: (and imports the modules its tests cover), then writes to argv[2] the top-level modules loaded, each with the
-#: distribution that provides it and the requirement roots it is installed through ("via"). Exits non-zero on a
-#: target that fails to load or a candidate that cannot be built.
-_INSTALL_PROBE = r"""
-import sys
-startup = set(sys.modules)  # the interpreter's own and what .pth files load (setuptools' _distutils_hack)
-import json
-from verification import targets
-from verification.candidate import Unbuilt
-
-name, out = sys.argv[1], sys.argv[2]
-target = targets.resolve_target(name)  # a TargetError (an import error among them) ends this with a traceback
-adapter = targets.load(name)
-if hasattr(adapter, "modules"):
-  adapter.modules()
-unbuilt = [c for c in target.candidates if isinstance(c, Unbuilt)]
-for c in target.candidates:
-  print(f"UNBUILT {c.label}: {c.message}" if isinstance(c, Unbuilt) else f"  {c.label}")
-print(f"{name} {target.library['version']}: {len(target.candidates) - len(unbuilt)} candidates, {len(unbuilt)} unbuilt")
-
-loaded = dict(sys.modules)  # before the tools below are imported
-import importlib.metadata as md, pathlib, re, site
-try:
-  from packaging.requirements import Requirement
-except ImportError:
-  from pip._vendor.packaging.requirements import Requirement
-
-canon = lambda n: re.sub(r"[-_.]+", "-", n).lower()
-def requires(dist):
-  try:
-    lines = md.requires(dist) or []
-  except md.PackageNotFoundError:
-    return []
-  reqs = [Requirement(line) for line in lines]
-  return [canon(r.name) for r in reqs if r.marker is None or r.marker.evaluate({"extra": ""})]
-
-spec = targets.builtin()[name]
-roots = {canon(Requirement(r).name): None for r in spec["extra_requirements"]}  # installed with their dependencies
-roots.update(dict.fromkeys(requires("surrogate-harness")))  # the project's own dependencies
-roots = {root: requires(root) for root in roots}
-roots[canon(spec["package"])] = [] if "--no-deps" in spec.get("pip_args", []) else requires(spec["package"])
-reach = {}
-for root, first in roots.items():
-  seen, todo = {root}, list(first)
-  while todo:
-    d = todo.pop()
-    if d not in seen:
-      seen.add(d)
-      todo.extend(requires(d))
-  for d in seen:
-    reach.setdefault(d, set()).add(root)
-providers = md.packages_distributions()
-sites = [pathlib.Path(p).resolve() for p in site.getsitepackages()]
-def top_level(module):  # the name it is installed under in site-packages (scipy for scipy's _csparsetools), or None
-  file = getattr(module, "__file__", None)
-  if not file:
-    return None
-  path = pathlib.Path(file).resolve()
-  for sp in sites:
-    if path.is_relative_to(sp):
-      top = path.relative_to(sp).parts[0]
-      return None if top.startswith("__editable__") else top.removesuffix(".py").partition(".")[0]
-  return None
-modules = {}
-for top in sorted({top_level(m) for n, m in loaded.items() if n not in startup} - {None}):
-  dists = sorted({canon(d) for d in providers.get(top, [])})
-  modules[top] = {"distribution": dists[0] if dists else None,
-                  "via": sorted(set().union(*(reach.get(d, set()) for d in dists))) if dists else []}
-json.dump({"version": target.library["version"], "modules": modules}, open(out, "w"), indent=1)
-sys.exit(1 if unbuilt else 0)
-"""
-
 IMPORTS_JSON = "verification/targets/imports.json"
 
 
@@ -165,10 +92,9 @@ def install_check(session: nox.Session, library: str) -> None:
     session.error("install_check installs the libraries: run it without --no-venv")
   install(session)
   _install_target(session, library)
-  tmp = pathlib.Path(session.create_tmp())
-  (tmp / "probe.py").write_text(_INSTALL_PROBE)
-  probe = tmp / "imports.json"
-  session.run("python", str(tmp / "probe.py"), library, str(probe))
+  probe = pathlib.Path(session.create_tmp()) / "imports.json"
+  # builds the candidates and lists the modules loaded (verification/targets/install_probe.py)
+  session.run("python", "-m", "verification.targets.install_probe", library, str(probe))
   found = json.loads(probe.read_text())
   path = pathlib.Path(IMPORTS_JSON)
   recorded = json.loads(path.read_text()) if path.exists() else {}

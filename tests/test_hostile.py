@@ -184,10 +184,10 @@ def test_a_module_that_ends_its_process_at_import_is_a_loading_error(module, cau
 
 
 def test_a_module_that_hangs_at_import_is_ended_by_the_loading_limit(monkeypatch):
-  from verification.engine import runner
+  from verification.engine import processes
   from verification.targets import TargetError
 
-  monkeypatch.setattr(runner, "STARTUP_LIMIT", 4.0)
+  monkeypatch.setattr(processes, "STARTUP_LIMIT", 4.0)
   start = time.monotonic()
   with pytest.raises(TargetError, match="not loaded within 4 s"):
     run("tests.hostile.hangs_at_import:CANDIDATES", Options(checks=("forward",), dtypes=("float32",), timeout=1.0))

@@ -67,7 +67,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                   help="capabilities (forward, second, vmap, jit) whose absence fails instead of skipping")
   group.addoption("--surrogate-timeout", type=float, metavar="SECONDS", help="time limit per check (default 120)")
   group.addoption("--surrogate-json", metavar="PATH",
-                  help="write the verification JSON of the checks run (python -m reports reads it); an xdist "
+                  help="write the verification JSON of the checks run (surrogate-report reads it); an xdist "
                   "worker writes PATH with its id before the suffix (verify.gw0.json)")
   group.addoption("--surrogate-device", choices=("cpu", "gpu", "tpu"),
                   help="where the candidates run (default: the device JAX finds)")

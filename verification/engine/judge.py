@@ -1,6 +1,6 @@
 """The judge process: decides the verdicts from the worker's record of a candidate's outputs.
 
-Started as ``python -m verification.engine.judge FD`` by :mod:`verification.engine.runner`, one beside
+Started as ``python -m verification.engine.judge FD`` by :mod:`verification.engine.processes`, one beside
 each worker, on the same device; FD is one end of a socket pair (:class:`verification.engine.protocol.Channel`).
 It never imports a target module and never receives candidate code: it gets each candidate as data
 (:func:`verification.core.candidate.judged_fields`, from the harness process's listing), the run's

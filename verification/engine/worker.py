@@ -19,7 +19,7 @@ the parent, which attributes what a candidate prints to that candidate. The work
   that declares its own, unregistered surrogate.
 
 The messages are listed in :mod:`verification.engine.protocol`; ``catalogue`` gives the target's
-candidates as plain data (the parent never imports a target module; see ``runner.catalogue``). This
+candidates as plain data (the parent never imports a target module; see ``loading.catalogue``). This
 module runs only in the worker process: the parent starts it by name and never imports it.
 """
 
