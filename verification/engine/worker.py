@@ -334,7 +334,7 @@ class Worker:
 
     try:
       target = self._load().target
-      items = [{"label": c.label, "name": c.name, "params": dict(c.params),
+      items = [{"label": c.label, "name": c.name, "params": getattr(c, "params_json", None) or dict(c.params),
                 "notes": dict(getattr(c, "notes", None) or {}),
                 "unbuilt": c.message if isinstance(c, Unbuilt) else None,
                 "fields": None if isinstance(c, Unbuilt) else judged_fields(c)} for c in target.candidates]
@@ -385,6 +385,9 @@ class Worker:
       return
     self.state.restore_config()  # what loading the target changed is set back
     dirty = self.state.reset()
+    if getattr(candidate, "kind", "spike") == "layer":
+      self.run_layer(candidate, opts, dirty)
+      return
     # The checks run here to compute the candidate's outputs; the judge process decides the verdicts from
     # the record, except for a candidate whose own declaration is code (judged here: README, Isolation).
     judged_here = self_judged(judged_fields(candidate))
@@ -437,6 +440,38 @@ class Worker:
       except BaseException:
         pass  # a curve is for the plots; its absence never fails the run
       dirty += self.spoiled(label)
+    left = [t for t in threading.enumerate() if t not in threads and t.is_alive()]
+    if left:
+      dirty.append(f"left {len(left)} thread(s) running: {', '.join(t.name for t in left[:4])}")
+    self.send("done", label, "; ".join(dirty) or None)
+
+
+  def run_layer(self, candidate: Any, opts: dict[str, Any], dirty: list[str]) -> None:
+    """A layer candidate's checks (:mod:`verification.checks.layers`): recorded here, judged in the judge
+    (or judged here where its surrogate is not a registered class), as for a spike function."""
+    from verification.checks.layers import layer_context, run_layer_check
+    from verification.core.candidate import judged_fields, self_judged
+    from verification.core.tape import Tape
+    from verification.results import Status
+
+    label = candidate.label
+    judged_here = self_judged(judged_fields(candidate))
+    threads = set(threading.enumerate())
+    self.state.watch()
+    tape = None if judged_here else Tape("record")
+    ctx = layer_context(candidate, tape)
+    for check in opts["checks"]:
+      self.send("start", label, check)
+      dirty += self.state.reset()
+      result = run_layer_check(ctx, check)
+      changed = self.spoiled(label)
+      dirty += changed
+      if tape is not None:
+        self.send("record", label, check, tape.take(), "; ".join(changed) or None, result.seconds)
+        continue
+      if changed and not result.failing:
+        result = result.with_status(Status.FAIL, f"{'; '.join(changed)} (was: {result.message})")
+      self.send("result", label, judged_in_worker(result).to_json())
     left = [t for t in threading.enumerate() if t not in threads and t.is_alive()]
     if left:
       dirty.append(f"left {len(left)} thread(s) running: {', '.join(t.name for t in left[:4])}")
