@@ -649,7 +649,8 @@ def layer_forward(ctx: LayerContext) -> Outcome:
         return _verdict(ctx, "forward", mismatch)
       count += 1
   return passed(f"{ctx.candidate.label}: spikes equal and membrane within 16·T·eps·G^T on {count} cases"
-                f"{' (tie case included)' if ctx.tie is not None else ' (no exact tie input found)'}",
+                f"{' (tie case included)' if ctx.tie is not None else ' (no exact tie input found)'}; "
+                f"eps of {ctx.candidate.dtype}",
                 **_detail(ctx, search=False))
 
 
@@ -663,7 +664,8 @@ def layer_gradient(ctx: LayerContext) -> Outcome:
       if mismatch is not None:
         return _verdict(ctx, "gradient", mismatch)
       count += 1
-  return passed(f"{ctx.candidate.label}: the VJP matches the reference's on {count} cases", **_detail(ctx, False))
+  return passed(f"{ctx.candidate.label}: the VJP matches the reference's on {count} cases; eps of "
+                f"{ctx.candidate.dtype}", **_detail(ctx, False))
 
 
 def layer_learnable(ctx: LayerContext) -> Outcome:
