@@ -18,7 +18,8 @@ from typing import Any
 
 from verification.engine import processes, protocol
 from verification.engine.options import Options, UsageError, close_matches, jobs_for
-from verification.engine.processes import Capture, Worker, last_words, usable
+from verification.engine.processes import TIMEOUT_OPTIONS, Capture, Worker, last_words, usable
+from verification.results import safe_text, written_label
 
 
 def in_shard(label: str, shard: tuple[int, int] | None) -> bool:
@@ -112,10 +113,15 @@ def _deterministic(target: Any, others: Sequence[dict[str, Any]]) -> Any:
   from verification.core.candidate import Unbuilt
 
   labels = [{i["label"] for i in d["items"] if i["unbuilt"] is None} for d in others]
+
+  def why(label: str) -> str:
+    lacking = next(ls for ls in labels if label not in ls)
+    return ("the target is not deterministic: another worker process that loaded it built no candidate labelled "
+            f"so; {protocol.unstable_labels(label, sorted(lacking), 'the other')}")
+
   return dataclasses.replace(target, candidates=tuple(
       c if isinstance(c, Unbuilt) or all(c.label in ls for ls in labels) else
-      Unbuilt(c.label, f"the target is not deterministic: another worker process that loaded it built no candidate "
-                       f"labelled {c.label!r}", c.name, c.params) for c in target.candidates))
+      Unbuilt(c.label, why(c.label), c.name, c.params) for c in target.candidates))
 
 
 def _listed(spec: str, options: Options, n: int) -> tuple[list[dict[str, Any]], list[Worker]]:
@@ -155,7 +161,8 @@ def _listed(spec: str, options: Options, n: int) -> tuple[list[dict[str, Any]], 
         if found[k] is None and (w.over_memory() or w.proc.poll() is not None):
           raise _LoadingEnded(w)
         if found[k] is None and time.monotonic() > deadline:
-          w.killed_for = f"it was not loaded within {limit:g} s; the worker process was ended"
+          w.killed_for = (f"it was not loaded within {limit:g} s (the longer of {processes.STARTUP_LIMIT:g} s and "
+                          f"the time limit per check: {TIMEOUT_OPTIONS}); the worker process was ended")
           w.kill()
           raise _LoadingEnded(w)
       wait([w.conn for k, w in enumerate(started) if found[k] is None], timeout=0.1)
@@ -195,10 +202,10 @@ def _chosen(target: Any, options: Options) -> Any:
   """``target`` with the candidates ``options`` select (--only, --shard); raises UsageError."""
   from verification import targets
 
-  dup = targets.duplicates(target.labels)
+  dup = targets.duplicates(map(written_label, target.labels))  # unique as written in the results, not only here
   if dup:
     raise UsageError(f"target {target.name}: candidates are identified by label and these occur more than once: "
-                     f"{', '.join(map(repr, dup[:10]))}; give each candidate its own label")
+                     f"{', '.join(repr(safe_text(d, 200)) for d in dup[:10])}; give each candidate its own label")
   only = [n for item in options.only for n in item.split(",") if n]
   if only:
     names = {c.name for c in target.candidates} | set(target.labels)

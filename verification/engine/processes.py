@@ -20,10 +20,32 @@ from verification.engine.options import GiB, Options, UsageError
 #: Seconds between two looks at a worker's resident memory (a candidate filling memory at ~5 GB/s is
 #: ended within about 1 GB of the limit).
 MEMORY_POLL = 0.1
+#: The share of the memory limit by which a worker's resident memory may grow over what it held when its first
+#: candidate began (after loading the target) before it is replaced, after the candidate that made it so:
+#: what one candidate keeps (a cache in a module list) must not leave the next too little. Over the whole
+#: reference run (2 workers) a worker's resident memory grew from 0.27 GiB by at most 0.77 GiB (its programs
+#: compiled and cached; at most 0.17 GiB during one candidate): under the default limit of 8 GiB no worker is
+#: replaced for that; under a limit of about 3 GiB or less some are, which costs time, never a verdict.
+MEMORY_GROWTH = 0.25
 #: Time to start a worker (import JAX) and load a target in it, at least.
 STARTUP_LIMIT = 120.0
 #: Captured output kept per candidate: the first and the last half of this many characters.
 OUTPUT_LIMIT = 2000
+
+
+#: Where a user sets the time limit per check, in each way of running the harness.
+TIMEOUT_OPTIONS = "--timeout SECONDS (command line), Options(timeout=...) (API), --surrogate-timeout (pytest plugin)"
+
+
+def late(phase: str, limit: float) -> str:
+  """Why a worker was ended for taking longer than ``limit`` seconds in ``phase``, and how to allow more."""
+  if phase == "sanity":
+    where = ("during its first call ('sanity': each of its callables once, on four float32 values), which is "
+             "where a warm-up happens (imports, compilation at the first call)")
+  else:
+    where = f"during {phase!r}"
+  return (f"did not return within the time limit of {limit:g} s {where}; the worker process was ended (a longer "
+          f"limit per check: {TIMEOUT_OPTIONS})")
 
 
 def resident_memory(pid: int) -> int:
@@ -206,6 +228,30 @@ class Worker(Process):
     address_space = options.memory_limit if devices.cpu_only(options.device) else None
     super().__init__(options, {"memory_limit": address_space, "spec": spec})
     self.sequence: protocol.Sequence | None = None
+    #: Resident memory (bytes, with descendants) when its first candidate began, and when this one began.
+    self.memory_start: int | None = None
+    self.memory_before = 0
+
+  def candidate_begins(self) -> None:
+    """Notes the resident memory as a candidate's first call begins (the target is loaded by then)."""
+    if self.memory_limit is not None:
+      self.memory_before = resident_memory(self.proc.pid)
+      if self.memory_start is None:
+        self.memory_start = self.memory_before
+
+  def grown(self) -> str | None:
+    """Why the worker must be replaced after its candidate for the memory it holds now, or None: its resident
+    memory grew by more than MEMORY_GROWTH of the limit since its first candidate began."""
+    if self.memory_limit is None or self.memory_start is None:
+      return None
+    now = resident_memory(self.proc.pid)
+    if now - self.memory_start <= MEMORY_GROWTH * self.memory_limit:
+      return None
+    return (f"the worker's resident memory grew by {(now - self.memory_before) / GiB:.2f} GiB while checking it, to "
+            f"{now / GiB:.2f} GiB ({(now - self.memory_start) / GiB:.2f} GiB over the {self.memory_start / GiB:.2f} "
+            f"GiB it held when its first candidate began: more than {MEMORY_GROWTH:.0%} of the memory limit of "
+            f"{self.memory_limit / GiB:.1f} GiB, --memory-limit); what a candidate keeps (a cache, a module-level "
+            "list) would leave the next too little, so the worker was replaced after it")
 
 
 def usable(environment: dict[str, Any]) -> dict[str, Any]:

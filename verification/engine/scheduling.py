@@ -16,7 +16,7 @@ from verification import results as R
 from verification.engine import processes, protocol
 from verification.engine.loading import loaded, provenance
 from verification.engine.options import DTYPES, Options, all_checks, jobs_for, validate
-from verification.engine.processes import MEMORY_POLL, Capture, Judge, Worker, last_words, usable
+from verification.engine.processes import MEMORY_POLL, Capture, Judge, Worker, last_words, late, usable
 from verification.results import Curve, Result, Run, Status
 
 
@@ -101,6 +101,8 @@ class _Job:
   history: list[list] = dataclasses.field(default_factory=list)
   worker_done: bool = False
   capture: Capture | None = None
+  #: What the candidate left in its worker, which was replaced after it (a note in each of its results).
+  left: list[str] = dataclasses.field(default_factory=list)
   #: The run's checks that apply to this candidate's kind (spike function or layer).
   checks: tuple[str, ...] = ()
 
@@ -225,7 +227,7 @@ class _Pool:
       del self.jobs[i]
       order = {c: k for k, c in enumerate(job.checks)}
       rs = sorted(job.results, key=lambda r: order.get(r.check, len(order)))
-      self.finish(job.label, _with_output(rs, job.capture or Capture()))
+      self.finish(job.label, _with_output(rs, job.capture or Capture(), job.left))
 
   def step_worker(self, i: int, w: Worker, job: _Job) -> None:
     """Reads what worker i said; ends it if it is late; buries it if it died."""
@@ -268,6 +270,8 @@ class _Pool:
       if kind in ("ready", "start"):
         w.phase = "loading" if kind == "ready" else rest[1]
         w.deadline = time.monotonic() + self.limit(w.phase)
+        if w.phase == "sanity":
+          w.candidate_begins()
         if kind == "ready":
           w.env = usable(rest[0])
           self.environment = self.environment or dict(rest[0])
@@ -285,16 +289,17 @@ class _Pool:
           job.results = [protocol.failed_result(self.candidates[w.label], chk, rest[1], Status.ERROR)
                          for chk in job.checks]
         job.worker_done, job.capture, w.label = True, w.capture, None
-        if kind == "done" and rest[1]:  # the candidate changed global state: a fresh worker next
-          w.stop()
-          self.slots[i] = None
+        if kind == "done":  # a candidate that changed the worker's state or grew its memory: a fresh one next
+          job.left = [m for m in (rest[1], w.grown()) if m]
+          if job.left:
+            w.stop()
+            self.slots[i] = None
     if job.worker_done:
       return None
     if w.over_memory() or w.proc.poll() is not None:
       return self.bury(i, w, job)
     if time.monotonic() > w.deadline:
-      w.killed_for = (f"did not return within the time limit of {self.limit(w.phase):g} s during {w.phase!r}; "
-                      "the worker process was ended")
+      w.killed_for = late(w.phase, self.limit(w.phase))
       w.kill()
       return self.bury(i, w, job)
     return None
@@ -352,7 +357,8 @@ class _Pool:
       return self.judge_failed(i, j, job, j.cause() if j.proc.poll() is not None else j.broken)
     if job.awaiting and time.monotonic() > j.deadline:
       j.kill()
-      return self.judge_failed(i, j, job, f"it did not judge within the time limit of {self.limit('check'):g} s")
+      return self.judge_failed(i, j, job, f"it did not judge within the time limit of {self.limit('check'):g} s "
+                               f"(a longer limit per check: {processes.TIMEOUT_OPTIONS})")
     if job.worker_done and not job.awaiting:
       j.post(("end", job.label))
     return None
@@ -417,13 +423,18 @@ def _died(candidate: Any, checks: Sequence[str], done: list[Result], judging: se
 
 
 
-def _with_output(rs: list[Result], capture: Capture) -> list[Result]:
-  """The candidate's captured output (truncated) in each of its results' diagnosis."""
-  if not capture.size:
+def _with_output(rs: list[Result], capture: Capture, left: Sequence[str] = ()) -> list[Result]:
+  """The candidate's captured output (truncated) and what it left in its worker (``left_behind``: the worker
+  was replaced after it) in each of its results' diagnosis."""
+  extra: dict[str, Any] = {}
+  if capture.size:
+    extra.update(output=capture.text(), output_bytes=capture.size)
+  if left:
+    extra["left_behind"] = "; ".join(left)
+  if not extra:
     return rs
-  text = capture.text()
-  return [dataclasses.replace(r, diagnosis=dataclasses.replace(
-      r.diagnosis, extra={**r.diagnosis.extra, "output": text, "output_bytes": capture.size})) for r in rs]
+  return [dataclasses.replace(r, diagnosis=dataclasses.replace(r.diagnosis, extra={**r.diagnosis.extra, **extra}))
+          for r in rs]
 
 
 # ---------------------------------------------------------------------------------------------
