@@ -43,9 +43,10 @@ class Options:
 
 
 def all_checks() -> tuple[str, ...]:
-  from verification.checks import CHECKS
+  """Every check: the spike-function checks, then the layer checks (each candidate runs its kind's)."""
+  from verification.checks import CHECKS, LAYER_CHECK_NAMES
 
-  return tuple(CHECKS)
+  return (*CHECKS, *LAYER_CHECK_NAMES)
 
 
 def validate(options: Options) -> None:

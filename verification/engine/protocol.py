@@ -238,7 +238,8 @@ def unstable_labels(label: str, others: Seq[str], other_process: str) -> str:
 
 
 def failed_result(candidate: Any, check: str, message: str, status: Status = Status.FAIL) -> Result:
-  return Result(candidate.label, candidate.name, dict(candidate.params), check, status, Diagnosis(message),
+  params = getattr(candidate, "params_json", None) or dict(candidate.params)  # a layer's LIFParams as a dict
+  return Result(candidate.label, candidate.name, params, check, status, Diagnosis(message),
                 0.0, dict(getattr(candidate, "notes", {}) or {}))
 
 

@@ -33,7 +33,7 @@ def run(source: str | Sequence[Any] | None = "reference", options: Options = Opt
   validate(options)
   t0, before = time.perf_counter(), time.time() - profile.created()
   target, loaders = loaded(source, options, workers=True)  # the loaders then check the candidates
-  checks = tuple(options.checks) or all_checks()
+  checks = _applicable(tuple(options.checks) or all_checks(), target.candidates)
   spec = source if source is None or isinstance(source, str) else None
   opts = {"checks": checks, "dtypes": tuple(options.dtypes), "is_reference": target.is_reference,
           "hypothesis_examples": options.hypothesis_examples}
@@ -86,6 +86,16 @@ def run(source: str | Sequence[Any] | None = "reference", options: Options = Opt
              curves=pool.curves)
 
 
+def _applicable(checks: tuple[str, ...], candidates: Sequence[Any]) -> tuple[str, ...]:
+  """The checks that apply to a kind of candidate the target has (spike functions, layers)."""
+  from verification.checks import checks_for
+  from verification.core.candidate import Listed, Unbuilt
+
+  kinds = {(c.fields.get("kind") if isinstance(c, Listed) else getattr(c, "kind", None)) or "spike"
+           for c in candidates if not isinstance(c, Unbuilt)} or {"spike"}
+  return tuple(c for c in checks if any(checks_for(k, (c,)) for k in kinds))
+
+
 @dataclasses.dataclass
 class _Job:
   """One candidate in a slot: its results so far, the checks whose records the judge has not answered
@@ -102,6 +112,8 @@ class _Job:
   capture: Capture | None = None
   #: What the candidate left in its worker, which was replaced after it (a note in each of its results).
   left: list[str] = dataclasses.field(default_factory=list)
+  #: The run's checks that apply to this candidate's kind (spike function or layer).
+  checks: tuple[str, ...] = ()
 
   @property
   def judged_here(self) -> bool:
@@ -197,6 +209,9 @@ class _Pool:
 
     c = self.candidates[label]
     job = self.jobs[i] = _Job(label, c.fields if isinstance(c, Listed) else judged_fields(c))
+    from verification.checks import checks_for
+
+    job.checks = checks_for(job.fields.get("kind") or "spike", self.opts["checks"])
     w = self.slots[i]
     if w is None:
       w = self.slots[i] = Worker(self.spec, self.options)
@@ -205,9 +220,9 @@ class _Pool:
     if not job.judged_here:
       self.judge_for(i, job)
     w.label, w.capture = label, Capture()
-    w.sequence = protocol.Sequence(label, self.opts["checks"])
+    w.sequence = protocol.Sequence(label, job.checks)
     try:
-      w.conn.send(("check", label, payload, self.opts))
+      w.conn.send(("check", label, payload, {**self.opts, "checks": job.checks}))
     except (OSError, TimeoutError):
       pass  # a worker that cannot take it has died or hangs: step() buries it
     if w.env is not None:
@@ -223,7 +238,7 @@ class _Pool:
       self.step_judge(i, j, job)
     if job.worker_done and not job.awaiting:
       del self.jobs[i]
-      order = {c: k for k, c in enumerate(self.opts["checks"])}
+      order = {c: k for k, c in enumerate(job.checks)}
       rs = sorted(job.results, key=lambda r: order.get(r.check, len(order)))
       self.finish(job.label, _with_output(rs, job.capture or Capture(), job.left))
 
@@ -287,7 +302,7 @@ class _Pool:
         if kind == "refused":
           self.forget(i, job)
           job.results = [protocol.failed_result(self.candidates[w.label], chk, rest[1], Status.ERROR)
-                         for chk in self.opts["checks"]]
+                         for chk in job.checks]
         job.worker_done, job.capture, w.label = True, w.capture, None
         if kind == "done":  # a candidate that changed the worker's state or grew its memory: a fresh one next
           job.left = [m for m in (rest[1], w.grown()) if m]
@@ -390,7 +405,7 @@ class _Pool:
     w.drain()
     cause = w.cause()
     if w.phase != "curves":  # a missing curve is not a failure
-      job.results = _died(self.candidates[w.label], self.opts["checks"], job.results, set(job.awaiting), w.phase,
+      job.results = _died(self.candidates[w.label], job.checks, job.results, set(job.awaiting), w.phase,
                           cause, w.capture, w.killed_for is not None)
     job.worker_done, job.capture = True, w.capture
     w.close()

@@ -500,7 +500,7 @@ class Worker:
 
     try:
       target = self._load().target
-      items = [{"label": c.label, "name": c.name, "params": dict(c.params),
+      items = [{"label": c.label, "name": c.name, "params": getattr(c, "params_json", None) or dict(c.params),
                 "notes": dict(getattr(c, "notes", None) or {}),
                 "unbuilt": c.message if isinstance(c, Unbuilt) else None,
                 "fields": None if isinstance(c, Unbuilt) else judged_fields(c)} for c in target.candidates]
@@ -558,6 +558,9 @@ class Worker:
       self.send("refused", label, f"asked for {label!r}, the worker has {candidate.label!r}")
       return
     self.state.restore_config()
+    if getattr(candidate, "kind", "spike") == "layer":
+      self.run_layer(candidate, opts, dirty)
+      return
     # The checks run here to compute the candidate's outputs; the judge process decides the verdicts from
     # the record, except for a candidate whose own declaration is code (judged here: README, Isolation).
     judged_here = self_judged(judged_fields(candidate))
@@ -591,19 +594,7 @@ class Worker:
     if tape is not None:
       tape.timer = lambda: self.clock.span("candidate code")
     ctx = context(candidate, opts, tape)
-    for check in opts["checks"]:
-      self.send("start", label, check)
-      dirty += self.state.reset()
-      result = run_check(candidate, ctx, check)
-      changed = self.spoiled(label)
-      dirty += changed
-      self.float_state(dirty)
-      if tape is not None:
-        self.send_record(label, check, tape.take(), "; ".join(changed) or None, result.seconds)
-        continue
-      if changed and not result.failing:
-        result = result.with_status(Status.FAIL, f"{'; '.join(changed)} (was: {result.message})")
-      self.send("result", label, judged_in_worker(result).to_json())
+    self.record_checks(label, opts["checks"], tape, lambda check: run_check(candidate, ctx, check), dirty)
     if not isinstance(ctx, str):
       ctx.evaluator.tape = None  # the curves are for the plots: not recorded
       self.send("start", label, "curves")
@@ -621,6 +612,46 @@ class Worker:
     if left:
       dirty.append(f"left {len(left)} thread(s) running: {', '.join(t.name for t in left[:4])}")
     self.done(label, dirty)
+
+
+  def record_checks(self, label: str, checks: Any, tape: Any, check_one: Any, dirty: list[str]) -> None:
+    """Each check run next to the candidate: its record sent to the judge, or (judged here) its result."""
+    from verification.results import Status
+
+    for check in checks:
+      self.send("start", label, check)
+      dirty += self.state.reset()
+      result = check_one(check)
+      changed = self.spoiled(label)
+      dirty += changed
+      self.float_state(dirty)
+      if tape is not None:
+        self.send_record(label, check, tape.take(), "; ".join(changed) or None, result.seconds)
+        continue
+      if changed and not result.failing:
+        result = result.with_status(Status.FAIL, f"{'; '.join(changed)} (was: {result.message})")
+      self.send("result", label, judged_in_worker(result).to_json())
+
+  def run_layer(self, candidate: Any, opts: dict[str, Any], dirty: list[str]) -> None:
+    """A layer candidate's checks (:mod:`verification.checks.layers`): recorded here, judged in the judge
+    (or judged here where its surrogate is not a registered class), as for a spike function."""
+    from verification.checks.layers import layer_context, run_layer_check
+    from verification.core.candidate import judged_fields, self_judged
+    from verification.core.tape import Tape
+
+    label = candidate.label
+    judged_here = self_judged(judged_fields(candidate))
+    threads = set(threading.enumerate())
+    self.state.watch()
+    tape = None if judged_here else Tape("record")
+    if tape is not None:
+      tape.timer = lambda: self.clock.span("candidate code")
+    ctx = layer_context(candidate, tape)
+    self.record_checks(label, opts["checks"], tape, lambda check: run_layer_check(ctx, check), dirty)
+    left = [t for t in threading.enumerate() if t not in threads and t.is_alive()]
+    if left:
+      dirty.append(f"left {len(left)} thread(s) running: {', '.join(t.name for t in left[:4])}")
+    self.send("done", label, "; ".join(dirty) or None)
 
 
 #: Why a candidate's verdicts are made in its worker (README, Bring your own surrogate).
