@@ -32,6 +32,7 @@ from surrogates._core import (
 )
 from surrogates._library import *  # noqa: F403  (the classes and their functional forms; explicit __all__)
 from surrogates._registry import ALIASES, REGISTRY, UnknownSurrogateError, functional, get, instances, register
+from surrogates.lif import LIFConfig, LIFParams, LIFState, lif_scan, lif_step, reset_gain
 
 __version__ = "0.1.0"
 
@@ -42,6 +43,9 @@ __all__ = [
     "ALIASES",
     "FLOAT_DTYPES",
     "FUNCTIONAL",
+    "LIFConfig",
+    "LIFParams",
+    "LIFState",
     "NON_NEGATIVE",
     "POSITIVE",
     "POSITIVE_INT",
@@ -58,8 +62,11 @@ __all__ = [
     "get",
     "heaviside",
     "instances",
+    "lif_scan",
+    "lif_step",
     "param",
     "register",
+    "reset_gain",
     "snake_case",
 ]
 __all__ += _aliases.__all__

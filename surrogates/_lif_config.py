@@ -54,6 +54,7 @@ class Gain(enum.Enum):
   ONE = "one"
   PARAM = "param"                # the `gain` parameter (R, 1/τ, dt/τ given explicitly)
   ONE_MINUS_BETA = "one_minus_beta"  # 1 − β  (sinabs norm_input, spikingjelly decay_input)
+  PARAM_ONE_MINUS_BETA = "param_one_minus_beta"  # gain·(1 − β): R(1 − β)  (brainpy exponential Euler)
 
 
 class FireFrom(enum.Enum):

@@ -1,0 +1,736 @@
+"""The layer checks: a spiking layer through time against the reference LIF at its documented settings.
+
+A layer candidate (:mod:`verification.core.layer`) declares the point of the settings grid
+(:class:`surrogates.LIFConfig`) its documentation states; the checks run it and the reference
+(:func:`surrogates.lif_scan`, mirrored at that config) on the same problems and compare:
+
+* ``layer_forward``: spikes exactly equal at every step; membrane within ``rtol = 16·T·eps·G^T`` and
+  ``atol = rtol·‖ref‖∞`` per tensor, with a global ``‖Δ‖₂/‖ref‖₂ ≤ rtol`` (G = max(1, the per-step gain
+  max|∂v_t/∂v_{t−1}|): rounding of the two op orders, ε·|v| a step, carried by the gain). The inputs are
+  resampled until every pre-activation of the reference keeps a margin ``δ = 100·eps·max|v|/(1 − β)``
+  from the threshold (and from every multiple of θ for a multi-spike forward), so rounding cannot flip a
+  spike; a separate one-step case puts the membrane exactly on θ and pins ≥ against >.
+* ``layer_gradient``: one VJP of ``L = Σ a·spikes + b·membrane`` (a, b fixed random) with respect to the
+  input, the initial state and every parameter the layer returns a gradient for, against the reference's
+  (β raw: in the library's parametrisation), within the membrane's rtol times the surrogate's condition
+  ``1 + max|v|/(ℓ·min(1, θ))`` (ℓ its width: rounding v by ε|v| moves g by ε|v|·|g'| ≲ ε|v|·g/ℓ).
+* ``layer_learnable``: the parameters the layer declares learnable receive a nonzero gradient wherever the
+  reference's is nonzero; with ``gradients`` (the layer reads its own module's gradients) a parameter that
+  receives one without being declared is reported too.
+* ``layer_probes``: where the layer accepts a custom surrogate: g ≡ 0, g ≡ 0.37, g ≡ 0.61 and the asymmetric
+  g = exp(−u²)(1 + 0.3u), the layer's VJP against the reference's with the same g (this separates wiring
+  from the surrogate's shape: no catalogue mapping involved); and at g ≡ 0 the layer's gradient against
+  central finite differences of its own hard forward with the spike pattern frozen (h = 1e-3 relative in
+  float64, the pattern at ±h checked unchanged; the forward is then piecewise smooth, so the error is
+  O(h²)·|L'''| plus rounding ε·|L|/h: rtol 1e-5), which measures the library without the reference.
+
+On a mismatch the settings grid is searched (each field varied alone, then pairs) for the configurations
+that reproduce the layer's forward and gradients; every result's detail says ``documented`` (config),
+``implemented`` (the nearest matching config, or None: "matches no setting"), ``differs`` (field ->
+[documented, implemented]), ``reset_gain`` (max |∂v_t/∂v_{t−1}| of the reference at the implemented, else
+documented, config) and ``dtype``.
+
+Sizes: batch 3 × 5 neurons, T in {1, 2, 3, 20, 100}, θ in {0.5, 1, 2}, v_reset in {0, −0.3} (where the
+layer takes them: ``varies``), three seeds; the reference is compiled once per (config, T) and vmapped
+over the cases.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import itertools
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+import surrogates
+from surrogates._core import make_spike_function
+from surrogates._lif_config import (
+  FireFrom,
+  Gain,
+  Leak,
+  LIFConfig,
+  MembraneOut,
+  ResetWhen,
+  SpikeForward,
+  Synapse,
+)
+from surrogates.lif import LIFParams, LIFState, decay, lif_scan, reset_gain
+from verification.core.errors import describe
+from verification.core.layer import GRADIENT_NAMES, PROBES, LayerCandidate, LayerEvaluator
+from verification.core.tape import Unrecorded
+from verification.results import Outcome, Result, errored, failed, passed, skipped
+
+T_VALUES = (1, 2, 3, 20, 100)
+THETAS = (0.5, 1.0, 2.0)
+V_RESETS = (0.0, -0.3)
+SEEDS = (0, 1, 2)
+SHAPE = (3, 5)
+#: The cases the settings search compares on (the forward and gradient of each).
+SEARCH_T = (3, 20)
+FD_STEP = 1e-3
+FD_RTOL = 1e-5
+PROBE_NAMES = tuple(PROBES)
+
+
+# -------------------------------------------------------------------------------------------------
+# The reference, compiled once per (config, surrogate, T), vmapped over cases
+# -------------------------------------------------------------------------------------------------
+
+
+class _Probe:
+  """A surrogate given only by its derivative (g ≡ c, asymmetric): the spike H(u) ≥ with derivative g."""
+
+  def __init__(self, name: str):
+    g = PROBES[name]
+    self.name = name
+    self._spike = make_spike_function(lambda u: g(u, jnp))
+
+  def __call__(self, u):
+    return self._spike(u)
+
+  def __hash__(self) -> int:
+    return hash(("probe", self.name))
+
+  def __eq__(self, other: object) -> bool:
+    return isinstance(other, _Probe) and other.name == self.name
+
+
+@functools.lru_cache(maxsize=4096)
+def _probe(name: str) -> _Probe:
+  return _Probe(name)
+
+
+@functools.lru_cache(maxsize=2048)
+def _compiled(config: LIFConfig, surrogate: Any) -> Callable[..., Any]:
+  """x[C,T,...], v[C,...], i[C,...], params (each [C,...]), a, b -> spikes, membrane, grads dict, gain[C]."""
+
+  def one(x, v, i, params, a, b):
+    def loss(x, state, params):
+      s, m, _ = lif_scan(x, state, params, config, surrogate)
+      return jnp.sum(a * s) + jnp.sum(b * m), (s, m)
+
+    (gx, gs, gp), (s, m) = jax.grad(loss, argnums=(0, 1, 2), has_aux=True)(x, LIFState(v, i), params)
+    grads = {"x": gx, "v": gs.v, "i": gs.i, **gp._asdict()}
+    gain = jnp.max(jnp.abs(reset_gain(x, LIFState(v, i), params, config, surrogate)))
+    return s, m, grads, gain
+
+  return jax.jit(jax.vmap(one))
+
+
+@functools.lru_cache(maxsize=512)
+def _compiled_pre(config: LIFConfig, surrogate: Any) -> Callable[..., Any]:
+  """The reference's pre-reset membrane and the membrane each spike is computed from (for margins)."""
+  pre = dataclasses.replace(config, membrane_out=MembraneOut.PRE_RESET)
+
+  def one(x, v, i, params):
+    _, m, _ = lif_scan(x, LIFState(v, i), params, pre, surrogate)
+    return m
+
+  return jax.jit(jax.vmap(one))
+
+
+# -------------------------------------------------------------------------------------------------
+# The cases
+# -------------------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class Batch:
+  """Cases of one length T, stacked on a leading axis (float64, already rounded to the layer's dtype)."""
+
+  T: int
+  x: np.ndarray
+  v: np.ndarray
+  i: np.ndarray
+  params: dict[str, np.ndarray]  # each [C, *SHAPE]
+  a: np.ndarray
+  b: np.ndarray
+  labels: tuple[str, ...]
+
+  def case(self, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[str, np.ndarray], np.ndarray, np.ndarray]:
+    return self.x[k], self.v[k], self.i[k], {n: p[k] for n, p in self.params.items()}, self.a[k], self.b[k]
+
+  @property
+  def size(self) -> int:
+    return self.x.shape[0]
+
+
+def _round(a: np.ndarray, dtype: str) -> np.ndarray:
+  return np.asarray(a, np.float64).astype(dtype).astype(np.float64)
+
+
+def _steady_input(config: LIFConfig, p: Mapping[str, float]) -> float:
+  """The constant input whose steady-state membrane (no reset) is θ: the calibration of the inputs."""
+  beta = float(np.mean(decay(np.asarray(p["beta"]), config.beta_map, np.asarray(p["dt"]))))
+  alpha = float(np.mean(decay(np.asarray(p["alpha_syn"]), config.beta_map, np.asarray(p["dt"]))))
+  syn = {Synapse.NONE: 1.0, Synapse.ADD_THEN_DECAY: 1.0 / max(1e-3, 1.0 - alpha),
+         Synapse.DECAY_SUM: alpha / max(1e-3, 1.0 - alpha), Synapse.LAGGED: 1.0}[config.synapse]
+  gain = {Gain.ONE: 1.0, Gain.PARAM: float(np.mean(p["gain"])), Gain.ONE_MINUS_BETA: 1.0 - beta,
+          Gain.PARAM_ONE_MINUS_BETA: float(np.mean(p["gain"])) * (1.0 - beta)}[config.gain]
+  target = {Leak.MULTIPLY: 0.0, Leak.TOWARD_RESET: float(np.mean(p["v_reset"])),
+            Leak.TOWARD_LEAK: float(np.mean(p["v_leak"]))}[config.leak]
+  leak = max(1e-3, 1.0 - beta)
+  mu = ((float(np.mean(p["theta"])) - target) * leak - float(np.mean(p["bias"]))) / max(1e-6, abs(gain * syn))
+  return mu if np.isfinite(mu) and mu != 0 else 1.0
+
+
+def _margin(config: LIFConfig, pre: np.ndarray, v0: np.ndarray, theta: np.ndarray) -> np.ndarray:
+  """The distance of every membrane a spike is computed from to the nearest point where the spike
+  changes (θ; every kθ for a multi-spike forward), per case: the minimum over steps and neurons."""
+  vs = np.concatenate([v0[:, None], pre], axis=1)
+  th = theta[:, None]
+  d = np.abs(vs - th)
+  if config.spike_forward in (SpikeForward.MULTI_GE, SpikeForward.MULTI_POSITIVE):
+    k = np.maximum(1.0, np.round(vs / th))
+    d = np.minimum(d, np.abs(vs - k * th))
+  return d.reshape(d.shape[0], -1).min(axis=1)
+
+
+def make_batches(candidate: LayerCandidate, config: LIFConfig | None = None,
+                 t_values: Sequence[int] = T_VALUES, seeds: Sequence[int] = SEEDS) -> list[Batch]:
+  """The problems of every T: θ × v_reset × seeds cases each (θ and v_reset where the layer varies them),
+  inputs resampled until the reference keeps its margin from the threshold."""
+  config = config or candidate.config
+  dtype = candidate.dtype
+  eps = float(np.finfo(dtype).eps)
+  base = {k: np.asarray(v, np.float64) for k, v in candidate.params._asdict().items()}
+  thetas = THETAS if "theta" in candidate.varies else (float(np.mean(base["theta"])),)
+  resets = V_RESETS if "v_reset" in candidate.varies else (float(np.mean(base["v_reset"])),)
+  batches = []
+  for T in t_values:
+    rows = []
+    for (ti, theta), (ri, v_reset), seed in itertools.product(enumerate(thetas), enumerate(resets), seeds):
+      p = {**base, "theta": np.asarray(theta), "v_reset": np.asarray(v_reset)}
+      rows.append((f"T={T} θ={theta} v_reset={v_reset} seed={seed}", p, np.random.default_rng([seed, T, ti, ri])))
+    batches.append(_sample(candidate, config, T, rows, dtype, eps))
+  return batches
+
+
+def _sample(candidate, config, T, rows, dtype, eps) -> Batch:
+  labels, xs, vs, is_, ps, as_, bs = [], [], [], [], [], [], []
+  for label, p, rng in rows:
+    mu = _steady_input(config, p)
+    theta = float(np.mean(p["theta"]))
+    floor = float(np.mean(p["v_reset"])) if config.leak is Leak.TOWARD_RESET else 0.0
+    labels.append(label)
+    xs.append(lambda rng=rng, mu=mu: mu + 0.8 * abs(mu) * rng.standard_normal((T, *SHAPE)))
+    vs.append(lambda rng=rng, theta=theta, floor=floor: floor + (theta - floor) * 0.8 * rng.random(SHAPE)
+              if "v" in candidate.takes_state else np.zeros(SHAPE))
+    is_.append(lambda rng=rng, mu=mu: 0.3 * abs(mu) * rng.standard_normal(SHAPE)
+               if config.synapse is not Synapse.NONE and "i" in candidate.takes_state else np.zeros(SHAPE))
+    ps.append({k: np.broadcast_to(_round(v, dtype), SHAPE) for k, v in p.items()})
+    as_.append(rng.standard_normal((T, *SHAPE)))
+    bs.append(rng.standard_normal((T, *SHAPE)))
+  C = len(rows)
+  params = {k: np.stack([p[k] for p in ps]) for k in LIFParams._fields}
+  x = np.stack([_round(f(), dtype) for f in xs])
+  v = np.stack([_round(f(), dtype) for f in vs])
+  i = np.stack([_round(f(), dtype) for f in is_])
+  pre_fn = _compiled_pre(config, candidate.surrogate)
+  theta = params["theta"]
+  beta = np.asarray(decay(jnp.asarray(params["beta"]), config.beta_map, jnp.asarray(params["dt"])))
+  for _ in range(30):  # resample the cases whose membrane comes too close to a threshold
+    pre = np.asarray(pre_fn(jnp.asarray(x), jnp.asarray(v), jnp.asarray(i), LIFParams(**{
+      k: jnp.asarray(params[k]) for k in LIFParams._fields})))
+    vmax = np.max(np.abs(pre.reshape(C, -1)), axis=1)
+    leak = np.maximum(1e-3, 1.0 - np.max(np.abs(beta.reshape(C, -1)), axis=1))
+    delta = 100 * eps * np.maximum(1.0, vmax) / leak
+    bad = _margin(config, pre, v, theta) <= delta
+    if not bad.any():
+      break
+    for k in np.flatnonzero(bad):
+      x[k] = _round(xs[k](), dtype)
+      v[k] = _round(vs[k](), dtype)
+  a, b = np.stack(as_), np.stack(bs)
+  return Batch(T, x, v, i, params, a, b, tuple(labels))
+
+
+def tie_batch(candidate: LayerCandidate, config: LIFConfig | None = None) -> Batch | None:
+  """One step with the reference's membrane exactly on θ = 1 (v_reset 0): the input found by stepping x
+  one ulp at a time from the calibrated value until the reference's pre-activation is exactly θ
+  (fire-from-previous layers: the initial membrane is θ itself). None where no such input is found."""
+  config = config or candidate.config
+  dtype = candidate.dtype
+  base = {k: np.broadcast_to(_round(np.asarray(v, np.float64), dtype), SHAPE) for k, v in
+          candidate.params._asdict().items()}
+  if "theta" in candidate.varies:
+    base["theta"] = np.ones(SHAPE)
+  if "v_reset" in candidate.varies:
+    base["v_reset"] = np.zeros(SHAPE)
+  params = {k: v[None] for k, v in base.items()}
+  theta = float(base["theta"].flat[0])
+  zeros = np.zeros((1, *SHAPE))
+  if config.fire_from is FireFrom.PREVIOUS or config.reset_when is not ResetWhen.IMMEDIATE:
+    if "v" not in candidate.takes_state:
+      return None
+    v = np.full((1, *SHAPE), theta)
+    return Batch(1, np.zeros((1, 1, *SHAPE)), v, zeros, params, np.ones((1, 1, *SHAPE)), np.ones((1, 1, *SHAPE)),
+                 ("tie: v0 = θ",)) if config.fire_from is FireFrom.PREVIOUS else None
+  pre_fn = _compiled_pre(config, candidate.surrogate)
+  p = LIFParams(**{k: jnp.asarray(v) for k, v in params.items()})
+  x0 = float(_steady_input(config, {k: v for k, v in base.items()}))
+  beta = float(np.mean(decay(jnp.asarray(base["beta"]), config.beta_map, jnp.asarray(base["dt"]))))
+  x = np.full((1, 1, *SHAPE), _round(x0 / max(1e-3, 1.0 - beta), dtype))  # one step from v0 = 0
+  for _ in range(3):  # a secant step in float64, then ulps
+    pre = float(np.asarray(pre_fn(jnp.asarray(x), jnp.asarray(zeros), jnp.asarray(zeros), p)).flat[0])
+    hi = float(np.asarray(pre_fn(jnp.asarray(x * 2), jnp.asarray(zeros), jnp.asarray(zeros), p)).flat[0])
+    slope = (hi - pre) / float(x.flat[0]) if x.flat[0] else 0.0
+    if slope == 0 or not np.isfinite(slope):
+      return None
+    x = _round(x + (theta - pre) / slope, dtype)
+  for _ in range(64):
+    pre = float(np.asarray(pre_fn(jnp.asarray(x), jnp.asarray(zeros), jnp.asarray(zeros), p)).flat[0])
+    if pre == theta:
+      return Batch(1, x, zeros, zeros, params, np.ones((1, 1, *SHAPE)), np.ones((1, 1, *SHAPE)),
+                   ("tie: membrane exactly θ",))
+    x = np.nextafter(x.astype(dtype), np.asarray(np.inf if pre < theta else -np.inf, dtype)).astype(np.float64)
+  return None
+
+
+# -------------------------------------------------------------------------------------------------
+# The context: the candidate's outputs (recorded), the reference's (computed here)
+# -------------------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class LayerContext:
+  candidate: LayerCandidate
+  evaluator: LayerEvaluator
+  memo: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+  @property
+  def config(self) -> LIFConfig:
+    return self.candidate.config
+
+  @functools.cached_property
+  def batches(self) -> list[Batch]:
+    return make_batches(self.candidate)
+
+  @functools.cached_property
+  def tie(self) -> Batch | None:
+    return tie_batch(self.candidate)
+
+  def reference(self, batch: Batch, config: LIFConfig | None = None, probe: str = "own") -> dict[str, Any]:
+    config = config or self.config
+    key = ("ref", id(batch), config, probe)
+    if key not in self.memo:
+      surrogate = self.candidate.surrogate if probe == "own" else _probe(probe)
+      s, m, grads, gain = _compiled(config, surrogate)(
+        jnp.asarray(batch.x), jnp.asarray(batch.v), jnp.asarray(batch.i),
+        LIFParams(**{k: jnp.asarray(v) for k, v in batch.params.items()}), jnp.asarray(batch.a), jnp.asarray(batch.b))
+      self.memo[key] = {"s": np.asarray(s), "m": np.asarray(m), "grads": {k: np.asarray(v) for k, v in grads.items()},
+                        "gain": np.asarray(gain)}
+    return self.memo[key]
+
+  def layer_params(self, batch: Batch, k: int) -> dict[str, np.ndarray]:
+    """The parameters as the layer receives them: the candidate's shapes (scalars stay scalars)."""
+    out = {}
+    for name, value in self.candidate.params._asdict().items():
+      shape = np.shape(value)
+      out[name] = np.ascontiguousarray(np.reshape(batch.params[name][k], SHAPE)[(0,) * (len(SHAPE) - len(shape))]
+                                       if len(shape) < len(SHAPE) else batch.params[name][k])
+      if shape == ():
+        out[name] = np.asarray(batch.params[name][k].flat[0])
+    return out
+
+  def layer(self, batch: Batch, k: int, probe: str = "own") -> tuple[np.ndarray, np.ndarray, str] | BaseException:
+    key = ("fwd", id(batch), k, probe)
+    if key not in self.memo:
+      x, v, i, _, _, _ = batch.case(k)
+      try:
+        self.memo[key] = self.evaluator.forward(probe, x, v, i, self.layer_params(batch, k))
+      except Unrecorded:
+        raise
+      except BaseException as exc:  # the candidate's exception is its result
+        self.memo[key] = exc
+    return self.memo[key]
+
+  def layer_vjp(self, batch: Batch, k: int, probe: str = "own") -> dict[str, np.ndarray] | BaseException:
+    key = ("vjp", id(batch), k, probe)
+    if key not in self.memo:
+      x, v, i, _, a, b = batch.case(k)
+      try:
+        self.memo[key] = self.evaluator.vjp(probe, x, v, i, self.layer_params(batch, k), a, b)
+      except Unrecorded:
+        raise
+      except BaseException as exc:
+        self.memo[key] = exc
+    return self.memo[key]
+
+  @property
+  def eps(self) -> float:
+    return float(np.finfo(self.candidate.dtype).eps)
+
+  # -- the settings search, shared by the checks -----------------------------------------------
+  def fingerprint(self) -> dict[str, Any]:
+    if "fingerprint" not in self.memo:
+      self.memo["fingerprint"] = _fingerprint(self)
+    return self.memo["fingerprint"]
+
+
+# -------------------------------------------------------------------------------------------------
+# Comparisons
+# -------------------------------------------------------------------------------------------------
+
+
+def _growth(gain: float, T: int) -> float:
+  return float(min(1e6, max(1.0, gain) ** T))
+
+
+def membrane_rtol(eps: float, T: int, gain: float) -> float:
+  return 16.0 * T * eps * _growth(gain, T)
+
+
+def _close(got: np.ndarray, ref: np.ndarray, rtol: float) -> tuple[bool, float, int]:
+  """|Δ| ≤ rtol·‖ref‖∞ + rtol·|ref| everywhere and ‖Δ‖₂ ≤ rtol·‖ref‖₂: (ok, worst |Δ|/bound, its flat index)."""
+  got = np.asarray(got, np.float64)
+  ref = np.asarray(ref, np.float64)
+  if got.shape != ref.shape:
+    return False, np.inf, 0
+  delta = np.abs(got - ref)
+  bound = rtol * np.max(np.abs(ref), initial=0.0) + rtol * np.abs(ref) + 1e-300
+  ratio = np.where(np.isfinite(delta), delta / bound, np.inf)
+  worst = int(np.argmax(ratio)) if ratio.size else 0
+  norm = np.linalg.norm(ref)
+  global_ok = not np.isfinite(norm) or norm == 0 or np.linalg.norm(np.nan_to_num(delta, nan=np.inf)) <= rtol * norm
+  ok = bool(np.all(ratio <= 1.0)) and global_ok
+  return ok, float(ratio.flat[worst]) if ratio.size else 0.0, worst
+
+
+def _reduce_to(g: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+  """A per-neuron reference gradient summed over the axes a scalar (or per-neuron) parameter broadcast over."""
+  g = np.asarray(g)
+  while g.ndim > len(shape):
+    g = g.sum(axis=0)
+  for ax, (n, m) in enumerate(zip(g.shape, shape, strict=True)):
+    if m == 1 and n != 1:
+      g = g.sum(axis=ax, keepdims=True)
+  return g
+
+
+def _cond(ctx: LayerContext, m: np.ndarray, theta: float, probe: str) -> float:
+  width = ctx.candidate.surrogate.length_scale() if probe == "own" else 1.0
+  return 1.0 + (float(np.max(np.abs(m), initial=0.0)) + theta) / (width * min(1.0, theta))
+
+
+@dataclasses.dataclass
+class Mismatch:
+  case: str
+  what: str
+  message: str
+  worst: float = 0.0
+
+
+def _compare_forward(ctx: LayerContext, batch: Batch, k: int, ref: Mapping[str, Any], config: LIFConfig,
+                     probe: str = "own") -> Mismatch | None:
+  got = ctx.layer(batch, k, probe)
+  label = batch.labels[k]
+  if isinstance(got, BaseException):
+    return Mismatch(label, "error", f"the layer raised {describe(got)}", np.inf)
+  s, m, _ = got
+  rs, rm = ref["s"][k], ref["m"][k]
+  if not np.array_equal(s, rs):
+    t, *idx = np.argwhere(s != rs)[0]
+    return Mismatch(label, "spikes", f"spikes differ at step {t} neuron {tuple(idx)}: expected {rs[(t, *idx)]!r}, "
+                    f"got {s[(t, *idx)]!r} ({int(np.sum(s != rs))} of {s.size} differ)", np.inf)
+  rtol = membrane_rtol(ctx.eps, batch.T, float(ref["gain"][k]))
+  ok, worst, at = _close(m, rm, rtol)
+  if not ok:
+    t, *idx = np.unravel_index(at, m.shape)
+    return Mismatch(label, "membrane", f"membrane differs at step {t} neuron {tuple(idx)}: expected "
+                    f"{rm[(t, *idx)]!r}, got {m[(t, *idx)]!r}; tolerance rtol {rtol:.3g} (16·T·eps·G^T)", worst)
+  return None
+
+
+def _compare_gradient(ctx: LayerContext, batch: Batch, k: int, ref: Mapping[str, Any], probe: str = "own",
+                      names: Sequence[str] | None = None) -> Mismatch | None:
+  got = ctx.layer_vjp(batch, k, probe)
+  label = batch.labels[k]
+  if isinstance(got, BaseException):
+    return Mismatch(label, "error", f"the layer's gradient raised {describe(got)}", np.inf)
+  theta = float(np.mean(batch.params["theta"][k]))
+  rtol = membrane_rtol(ctx.eps, batch.T, float(ref["gain"][k])) * _cond(ctx, ref["m"][k], theta, probe)
+  for name in names or GRADIENT_NAMES:
+    if name not in got:
+      if name in ("x", "v") and np.any(ref["grads"][name][k] != 0):
+        return Mismatch(label, name, f"no gradient with respect to {name}", np.inf)
+      continue
+    want = _reduce_to(ref["grads"][name][k], np.shape(got[name]))
+    if np.shape(got[name]) != np.shape(want):
+      return Mismatch(label, name, f"dL/d{name} has shape {np.shape(got[name])}, expected {np.shape(want)}", np.inf)
+    ok, worst, at = _close(got[name], want, rtol)
+    if not ok:
+      g, w = np.ravel(got[name]), np.ravel(want)
+      return Mismatch(label, name, f"dL/d{name} differs: expected {w[at]!r}, got {g[at]!r} (element {at}); "
+                      f"tolerance rtol {rtol:.3g} (16·T·eps·G^T times the surrogate's condition)", worst)
+  return None
+
+
+# -------------------------------------------------------------------------------------------------
+# The settings search
+# -------------------------------------------------------------------------------------------------
+
+#: The fields a second variation is tried on (those a reset or firing difference involves).
+_PAIR_FIELDS = ("reset", "reset_when", "reset_grad", "membrane_out", "fire_from", "surrogate_arg", "spike_forward",
+                "theta_grad", "synapse", "gain", "leak")
+SEARCH_LIMIT = 400
+
+
+def _variants(config: LIFConfig) -> list[LIFConfig]:
+  fields = [f.name for f in dataclasses.fields(LIFConfig)]
+  singles = [dataclasses.replace(config, **{f: v}) for f in fields for v in type(getattr(config, f))
+             if v != getattr(config, f)]
+  pairs = [dataclasses.replace(config, **{f1: v1, f2: v2})
+           for f1, f2 in itertools.combinations(_PAIR_FIELDS, 2)
+           for v1 in type(getattr(config, f1)) if v1 != getattr(config, f1)
+           for v2 in type(getattr(config, f2)) if v2 != getattr(config, f2)]
+  return singles + pairs[:SEARCH_LIMIT - len(singles)]
+
+
+def _matches(ctx: LayerContext, config: LIFConfig, batches: Sequence[Batch], gradient: bool) -> bool:
+  for batch in batches:
+    try:
+      ref = ctx.reference(batch, config)
+    except Exception:  # a setting the reference cannot run at these parameters
+      return False
+    for k in range(batch.size):
+      if _compare_forward(ctx, batch, k, ref, config) is not None:
+        return False
+      if gradient and batch.T > 1 and _compare_gradient(ctx, batch, k, ref) is not None:
+        return False
+  return True
+
+
+def _fingerprint(ctx: LayerContext) -> dict[str, Any]:
+  """The config nearest the documented one that reproduces the layer (forward and gradient)."""
+  documented = ctx.config
+  batches = [b for b in ctx.batches if b.T in SEARCH_T]
+  if ctx.tie is not None:
+    batches = [*batches, ctx.tie]
+  if _matches(ctx, documented, batches, gradient=True):
+    return {"implemented": documented, "matching": [documented], "searched": 1}
+  start = time.perf_counter()
+  found: list[LIFConfig] = []
+  searched = 0
+  for config in _variants(documented):
+    if found and len(documented.differs(config)) > len(documented.differs(found[0])):
+      break
+    searched += 1
+    if _matches(ctx, config, batches, gradient=True):
+      found.append(config)
+  return {"implemented": found[0] if found else None, "matching": found, "searched": searched,
+          "search_seconds": round(time.perf_counter() - start, 2)}
+
+
+def _config_json(config: LIFConfig | None) -> dict[str, str] | None:
+  if config is None:
+    return None
+  return {f.name: getattr(config, f.name).value for f in dataclasses.fields(config)}
+
+
+def _detail(ctx: LayerContext, search: bool) -> dict[str, Any]:
+  """The fields every layer result carries: documented, implemented, differs, reset_gain, dtype."""
+  documented = ctx.config
+  out: dict[str, Any] = {"documented": _config_json(documented), "dtype": ctx.candidate.dtype,
+                         "citations": dict(ctx.candidate.citations)}
+  implemented: LIFConfig | None = documented
+  if search:
+    fp = ctx.fingerprint()
+    implemented = fp["implemented"]
+    out["implemented"] = _config_json(implemented)
+    out["matching"] = [_config_json(c) for c in fp["matching"]]
+    out["searched"] = fp["searched"]
+    out["differs"] = {k: list(v) for k, v in documented.differs(implemented).items()} if implemented else None
+  else:
+    out["implemented"] = out["documented"]
+    out["differs"] = {}
+  gains = [float(np.max(ctx.reference(b, implemented or documented)["gain"])) for b in ctx.batches]
+  out["reset_gain"] = max(gains) if gains else None
+  return out
+
+
+def _verdict(ctx: LayerContext, what: str, mismatch: Mismatch) -> Outcome:
+  detail = _detail(ctx, search=mismatch.what != "error")
+  if mismatch.what == "error":
+    return failed(f"{ctx.candidate.label}: {what}: {mismatch.case}: {mismatch.message}", **detail)
+  implemented, differs = detail["implemented"], detail["differs"]
+  if implemented is None:
+    finding = "matches no setting of the grid (searched " + str(detail["searched"]) + ")"
+  else:
+    finding = "implements " + ", ".join(f"{k}={v[1]}" for k, v in differs.items()) + "; documented " + \
+        ", ".join(f"{k}={v[0]}" for k, v in differs.items())
+  return failed(f"{ctx.candidate.label}: {what}: {finding}. First difference at {mismatch.case}: {mismatch.message}",
+                **detail)
+
+
+# -------------------------------------------------------------------------------------------------
+# The checks
+# -------------------------------------------------------------------------------------------------
+
+
+def layer_forward(ctx: LayerContext) -> Outcome:
+  """Spikes exact and membrane within 16·T·eps·G^T of the reference at the documented settings."""
+  cases = [*ctx.batches, *([ctx.tie] if ctx.tie is not None else [])]
+  count = 0
+  for batch in cases:
+    ref = ctx.reference(batch)
+    for k in range(batch.size):
+      mismatch = _compare_forward(ctx, batch, k, ref, ctx.config)
+      if mismatch is not None:
+        return _verdict(ctx, "forward", mismatch)
+      count += 1
+  return passed(f"{ctx.candidate.label}: spikes equal and membrane within 16·T·eps·G^T on {count} cases"
+                f"{' (tie case included)' if ctx.tie is not None else ' (no exact tie input found)'}",
+                **_detail(ctx, search=False))
+
+
+def layer_gradient(ctx: LayerContext) -> Outcome:
+  """One VJP of Σ a·spikes + b·membrane against the reference's, in x, the initial state and every parameter."""
+  count = 0
+  for batch in ctx.batches:
+    ref = ctx.reference(batch)
+    for k in range(batch.size):
+      mismatch = _compare_forward(ctx, batch, k, ref, ctx.config) or _compare_gradient(ctx, batch, k, ref)
+      if mismatch is not None:
+        return _verdict(ctx, "gradient", mismatch)
+      count += 1
+  return passed(f"{ctx.candidate.label}: the VJP matches the reference's on {count} cases", **_detail(ctx, False))
+
+
+def layer_learnable(ctx: LayerContext) -> Outcome:
+  """The declared-learnable parameters receive a gradient (nonzero where the reference's is)."""
+  batch = next(b for b in ctx.batches if b.T == 20)
+  ref = ctx.reference(batch)
+  declared = set(ctx.candidate.learnable)
+  received: set[str] = set()
+  missing: list[str] = []
+  for k in range(batch.size):
+    got = ctx.layer_vjp(batch, k)
+    if isinstance(got, BaseException):
+      return failed(f"{ctx.candidate.label}: learnable: the layer's gradient raised {describe(got)}",
+                    **_detail(ctx, False))
+    for name in LIFParams._fields:
+      g = got.get(name)
+      if g is not None and np.any(np.asarray(g) != 0):
+        received.add(name)
+    for name in declared:
+      if np.any(ref["grads"][name][k] != 0) and (got.get(name) is None or not np.any(np.asarray(got[name]) != 0)):
+        missing.append(name)
+  detail = {**_detail(ctx, False), "declared": sorted(declared), "received": sorted(received)}
+  if missing:
+    return failed(f"{ctx.candidate.label}: declared learnable but no gradient: {sorted(set(missing))}", **detail)
+  if ctx.candidate.gradients is not None and received - declared:
+    return failed(f"{ctx.candidate.label}: receives a gradient but is not declared learnable: "
+                  f"{sorted(received - declared)}", **detail)
+  return passed(f"{ctx.candidate.label}: learnable {sorted(declared)}; gradients received {sorted(received)}", **detail)
+
+
+def layer_probes(ctx: LayerContext) -> Outcome:
+  """Probe surrogates (g ≡ 0, g ≡ c twice, asymmetric g) against the reference, and FD of the hard forward at g ≡ 0."""
+  if ctx.candidate.with_surrogate is None:
+    return skipped(f"{ctx.candidate.label}: the layer takes no custom surrogate (no with_surrogate)",
+                   **_detail(ctx, False))
+  batches = [b for b in ctx.batches if b.T in (1, 2, 3, 20)]
+  for probe in PROBE_NAMES:
+    for batch in batches:
+      ref = ctx.reference(batch, probe=probe)
+      for k in range(batch.size):
+        mismatch = _compare_forward(ctx, batch, k, ref, ctx.config, probe) or \
+            _compare_gradient(ctx, batch, k, ref, probe)
+        if mismatch is not None:
+          mismatch.case += f" probe g={probe}"
+          return _verdict(ctx, f"probe g={probe}", mismatch)
+  fd = _frozen_fd(ctx, next(b for b in ctx.batches if b.T == 20))
+  if fd is not None:
+    return failed(f"{ctx.candidate.label}: probe g=zero: the layer's gradient is not the derivative of its own hard "
+                  f"forward: {fd}", **_detail(ctx, False))
+  return passed(f"{ctx.candidate.label}: probes {', '.join(PROBE_NAMES)} match the reference; at g ≡ 0 the gradient "
+                f"is the finite difference of the layer's own forward (h = {FD_STEP}, rtol {FD_RTOL})",
+                **_detail(ctx, False))
+
+
+def _frozen_fd(ctx: LayerContext, batch: Batch) -> str | None:
+  """Central differences of the layer's own loss (g ≡ 0) along one random direction per argument."""
+  if ctx.candidate.dtype != "float64":
+    return None
+  for k in range(min(batch.size, 3)):
+    x, v, i, _, a, b = batch.case(k)
+    params = ctx.layer_params(batch, k)
+    grads = ctx.layer_vjp(batch, k, "zero")
+    if isinstance(grads, BaseException):
+      return f"the gradient raised {describe(grads)}"
+    base = ctx.evaluator.forward("zero", x, v, i, params)
+    rng = np.random.default_rng(k)
+    for name in ("x", "v", *sorted(set(grads) & set(LIFParams._fields))):
+      value = {"x": x, "v": v, "i": i}.get(name, params.get(name))
+      d = rng.standard_normal(np.shape(value))
+      h = FD_STEP * max(1.0, float(np.max(np.abs(value))))
+
+      def at(sign: float, name=name, value=value, d=d, h=h):
+        moved = value + sign * h * d
+        xs = moved if name == "x" else x
+        vs = moved if name == "v" else v
+        ps = {**params, name: moved} if name in params else params
+        return ctx.evaluator.forward("zero", xs, vs, i, ps)
+
+      plus, minus = at(1.0), at(-1.0)
+      if not (np.array_equal(plus[0], base[0]) and np.array_equal(minus[0], base[0])):
+        continue  # the pattern moved: no derivative to compare along this direction
+      loss = lambda out: float(np.sum(a * out[0]) + np.sum(b * out[1]))  # noqa: E731
+      fd = (loss(plus) - loss(minus)) / (2 * h)
+      got = float(np.sum(np.asarray(grads.get(name, 0.0)) * d))
+      scale = max(abs(fd), abs(got), abs(loss(base)) * 1e-3, 1e-12)
+      if abs(fd - got) > FD_RTOL * scale * 10 + 1e-8:
+        return f"{batch.labels[k]}: d/d{name} along a random direction: gradient {got!r}, finite difference {fd!r}"
+  return None
+
+
+#: The layer checks in the order they run.
+LAYER_CHECKS: dict[str, Callable[[LayerContext], Outcome]] = {
+  "layer_forward": layer_forward,
+  "layer_gradient": layer_gradient,
+  "layer_learnable": layer_learnable,
+  "layer_probes": layer_probes,
+}
+
+
+def layer_context(candidate: LayerCandidate, tape: Any = None) -> LayerContext:
+  return LayerContext(candidate, LayerEvaluator(candidate, tape))
+
+
+def run_layer_check(ctx: LayerContext, check: str) -> Result:
+  """One layer check as a Result: what the candidate does (raise, garbage) is a failing result."""
+  c = ctx.candidate
+  start = time.perf_counter()
+  try:
+    with np.errstate(all="ignore"):
+      outcome = LAYER_CHECKS[check](ctx)
+  except Unrecorded as exc:
+    outcome = errored(str(exc))
+  except BaseException as exc:  # the harness's own failure on this candidate: an error, never a crash
+    outcome = errored(f"{c.label}: {check} could not be carried out: {describe(exc)}")
+  params = {**c.params_json}
+  return outcome.result(c.label, c.surrogate.name, params, check, time.perf_counter() - start,
+                        {**dict(c.notes), "kind": "layer"})
+
+
+def check_layers(candidates: Sequence[Any], checks: Sequence[str] | None = None) -> list[Result]:
+  """Every layer check on every candidate, in this process (the API's and tests' in-process form)."""
+  from verification.core.layer import as_layer
+
+  out = []
+  for obj in candidates:
+    c = as_layer(obj)
+    ctx = layer_context(c)
+    for check in checks or LAYER_CHECKS:
+      out.append(run_layer_check(ctx, check))
+  return out
+
+
+__all__ = ["LAYER_CHECKS", "LayerContext", "check_layers", "layer_context", "make_batches", "run_layer_check"]
