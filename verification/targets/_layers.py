@@ -1,18 +1,19 @@
-"""What every library's layer adapter shares: a layer option as data, and its run on NumPy arrays.
+"""What every library's layer adapter shares: a layer option as data, turned into a layer candidate.
 
 A :class:`LayerOption` is one setting of a published LIF layer (its defaults, or one option changed):
-the call a reader can paste, the configuration its DOCUMENTATION states (an
-:class:`~surrogates._lif_config.LIFConfig`, each field that is stated cited by file and line of the
-installed version, each field that is not stated marked as read from the code), the reference
-parameters it runs at, the surrogate it mirrors, and what the documentation calls learnable.
+the configuration its DOCUMENTATION states (a :class:`surrogates.LIFConfig`, each stated field cited by
+file and line of the installed version, each field the documentation does not state marked
+:data:`CODE`, read from the code), the reference parameters it runs at, the reference surrogate its
+default spike function mirrors, and what the documentation calls learnable. :func:`layer_candidate`
+makes it a :class:`verification.core.layer.LayerCandidate` (the protocol the layer checks judge) from
+the adapter's run.
 
-A :class:`LayerCandidate` adds the run: ``forward(x, v0, params) -> (spikes, membrane)`` and
-``vjp(x, v0, params, ct_s, ct_v) -> {"x", "v0", <parameter>: gradient}`` on NumPy arrays, time first
-(``x`` of shape [T, batch, neurons], ``v0`` of shape [batch, neurons]). Every run builds a fresh layer
-and feeds ``v0`` explicitly, so no state is carried between runs. ``probe`` replaces the library's
-surrogate by a function ``g(u)`` given as a torch or JAX callable, through the library's own hook
-(None where the library has none). ``received()`` lists the parameters the built layer registers as
-trainable (an ``nn.Parameter`` with ``requires_grad``, an ``nnx.Param``), in the reference's names.
+An adapter's run is ``run(x, v0, params, g) -> (spikes, membrane, leaves)`` in the library's framework:
+``params`` a dict in the reference's names, ``g`` None (the library's own surrogate) or a probe
+derivative ``g(u)`` to install through the library's own custom-surrogate hook, and ``leaves`` the
+tensors whose gradient is a parameter's (a module's ``nn.Parameter``, or the tensor passed in), in the
+reference's names. Every run builds a fresh layer and feeds ``v0`` explicitly, so no state is carried
+between runs (stateful modules are never reused).
 """
 
 from __future__ import annotations
@@ -21,14 +22,11 @@ import dataclasses
 from collections.abc import Callable, Mapping
 from typing import Any, Literal
 
-import numpy as np
-
 from surrogates._lif_config import LIFConfig
 
 Framework = Literal["torch", "jax"]
-Arrays = dict[str, np.ndarray]
 
-#: The fields a layer's documentation is asked about; a field it does not state is read from the code.
+#: The citation of a setting the documentation does not state: it is read from the code.
 CODE = "not stated in the documentation; read from the code"
 
 
@@ -37,21 +35,22 @@ class LayerOption:
   """One setting of a library's layer and the configuration its documentation states."""
 
   library: str
+  version: str
   layer: str
   #: The option set, as the library's keyword arguments that differ from its defaults ({} = defaults).
   option: Mapping[str, Any]
   #: The configuration the documentation states, with the fields it does not state filled from the code.
   documented: LIFConfig
-  #: field name -> "file:line: quoted documentation" (or :data:`CODE`).
+  #: field name (or "learnable NAME") -> "file:line: 'quoted documentation'" (or :data:`CODE`).
   cites: Mapping[str, str]
   #: The reference parameters this option runs at (β's raw value in the library's parametrisation, θ, ...).
   params: Mapping[str, float]
-  #: The reference surrogate the library's default surrogate mirrors: (name, params, scale).
-  surrogate: tuple[str, Mapping[str, float], float]
+  #: The reference surrogate the library's default spike function mirrors: (name, params).
+  surrogate: tuple[str, Mapping[str, float]]
   #: Reference parameter names the documentation calls learnable for this option.
   learnable: tuple[str, ...] = ()
-  #: Reference parameter names the run passes as differentiable tensors (learnable or not).
-  differentiable: tuple[str, ...] = ()
+  #: Reference parameter names the checks may vary (θ, v_reset) where the layer takes them as values.
+  varies: tuple[str, ...] = ("theta", "v_reset")
   framework: Framework = "torch"
   #: The dtype the layer computes in ("float64" where the library allows it).
   dtype: str = "float64"
@@ -64,110 +63,52 @@ class LayerOption:
     return f"{self.library}.{self.layer}({args})"
 
 
-#: ``run(x, v0, params, probe) -> (spikes, membrane, leaves)`` in the library's framework: ``leaves`` maps
-#: reference parameter names to the tensors whose gradient is that parameter's (a module's parameter, or
-#: the tensor passed in).
 Run = Callable[..., tuple[Any, Any, Mapping[str, Any]]]
 
 
-@dataclasses.dataclass(frozen=True)
-class LayerCandidate:
-  """A layer option with its run on NumPy arrays."""
+def layer_candidate(option: LayerOption, run: Run, accepts_probe: bool = True) -> Any:
+  """The option as a :class:`~verification.core.layer.LayerCandidate`: ``run`` feeds the initial membrane,
+  ``gradients`` reads the module's own parameters' gradients, ``with_surrogate`` installs a probe g."""
+  import surrogates
+  from verification.core.layer import LayerCandidate
 
-  option: LayerOption
-  run: Run
-  #: Whether ``probe`` surrogates are accepted (the library takes a custom surrogate).
-  accepts_probe: bool = True
-  #: ``received(params) -> names`` of the parameters the built layer registers as trainable.
-  received: Callable[[Mapping[str, float]], tuple[str, ...]] | None = None
+  def outputs(g):
+    return lambda x, state0, params: run(x, state0.v, params._asdict(), g)[:2]
 
-  @property
-  def label(self) -> str:
-    return self.option.label
-
-  def forward(self, x: np.ndarray, v0: np.ndarray, params: Mapping[str, float] | None = None,
-              probe: Any = None) -> tuple[np.ndarray, np.ndarray]:
-    if self.option.framework == "torch":
-      return _torch_forward(self, x, v0, params, probe)
-    return _jax_forward(self, x, v0, params, probe)
-
-  def vjp(self, x: np.ndarray, v0: np.ndarray, ct_s: np.ndarray, ct_v: np.ndarray,
-          params: Mapping[str, float] | None = None, probe: Any = None) -> Arrays:
-    if self.option.framework == "torch":
-      return _torch_vjp(self, x, v0, ct_s, ct_v, params, probe)
-    return _jax_vjp(self, x, v0, ct_s, ct_v, params, probe)
-
-  def _params(self, params: Mapping[str, float] | None) -> dict[str, float]:
-    return {**self.option.params, **(params or {})}
+  name, sparams = option.surrogate
+  return LayerCandidate(
+      name=f"{option.library}.{option.layer}", label=option.label, run=outputs(None), config=option.documented,
+      surrogate=surrogates.REGISTRY[name](**sparams), params=dict(option.params), citations=dict(option.cites),
+      learnable=frozenset(option.learnable), varies=frozenset(option.varies), takes_state=frozenset({"v"}),
+      backend=option.framework, dtype=option.dtype,
+      gradients=_torch_gradients(run) if option.framework == "torch" else None,
+      with_surrogate=outputs if accepts_probe else None,
+      notes={"library": option.library, "version": option.version, "layer": option.layer,
+             "option": {k: repr(v) for k, v in option.option.items()},
+             **({"note": option.note} if option.note else {})},
+  )
 
 
-def _torch_inputs(cand: LayerCandidate, x: np.ndarray, v0: np.ndarray, params: Mapping[str, float] | None):
-  import torch
+def _torch_gradients(run: Run) -> Callable[..., dict[str, Any]]:
+  """dL/d(x, v, each parameter the layer holds) for L = Σ a·spikes + b·membrane, through the module's leaves."""
 
-  dtype = getattr(torch, cand.option.dtype)
-  xt = torch.tensor(np.asarray(x), dtype=dtype, requires_grad=True)
-  vt = torch.tensor(np.asarray(v0), dtype=dtype, requires_grad=True)
-  values = cand._params(params)
-  pt = {k: (torch.tensor(float(v), dtype=dtype, requires_grad=True) if k in cand.option.differentiable else float(v))
-        for k, v in values.items()}
-  return xt, vt, pt
+  def gradients(x, state0, params, a, b):
+    import torch
 
+    x = x.detach().requires_grad_(True)
+    v = state0.v.detach().requires_grad_(True)
+    p = {k: t.detach().requires_grad_(True) for k, t in params._asdict().items()}
+    with torch.enable_grad():
+      s, m, leaves = run(x, v, p, None)
+      loss = (s * a.to(s.dtype)).sum() + (m * b.to(m.dtype)).sum()
+      wrt = {"x": x, "v": v, **leaves}
+      grads = torch.autograd.grad(loss, list(wrt.values()), allow_unused=True)
+    return {k: g for k, g in zip(wrt, grads, strict=True) if g is not None}
 
-def _torch_forward(cand, x, v0, params, probe):
-  import torch
-
-  xt, vt, pt = _torch_inputs(cand, x, v0, params)
-  with torch.no_grad():
-    s, v, _ = cand.run(xt, vt, pt, probe)
-  return s.detach().double().numpy(), v.detach().double().numpy()
+  return gradients
 
 
-def _torch_vjp(cand, x, v0, ct_s, ct_v, params, probe):
-  import torch
-
-  xt, vt, pt = _torch_inputs(cand, x, v0, params)
-  s, v, leaves = cand.run(xt, vt, pt, probe)
-  loss = (s * torch.as_tensor(ct_s, dtype=s.dtype)).sum() + (v * torch.as_tensor(ct_v, dtype=v.dtype)).sum()
-  names = ["x", "v0", *leaves]
-  wrt = [xt, vt, *leaves.values()]
-  grads = torch.autograd.grad(loss, wrt, allow_unused=True)
-  return {n: (np.zeros(np.shape(w.detach())) if g is None else g.detach().double().numpy())
-          for n, w, g in zip(names, wrt, grads, strict=True)}
-
-
-def _jax_inputs(cand, x, v0, params):
-  import jax.numpy as jnp
-
-  dtype = getattr(jnp, cand.option.dtype)
-  values = cand._params(params)
-  diff = {k: jnp.asarray(v, dtype) for k, v in values.items() if k in cand.option.differentiable}
-  fixed = {k: float(v) for k, v in values.items() if k not in cand.option.differentiable}
-  return jnp.asarray(x, dtype), jnp.asarray(v0, dtype), diff, fixed
-
-
-def _jax_forward(cand, x, v0, params, probe):
-  xj, vj, diff, fixed = _jax_inputs(cand, x, v0, params)
-  s, v, _ = cand.run(xj, vj, {**fixed, **diff}, probe)
-  return np.asarray(s, np.float64), np.asarray(v, np.float64)
-
-
-def _jax_vjp(cand, x, v0, ct_s, ct_v, params, probe):
-  import jax
-  import jax.numpy as jnp
-
-  xj, vj, diff, fixed = _jax_inputs(cand, x, v0, params)
-
-  def loss(xj, vj, diff):
-    s, v, leaves = cand.run(xj, vj, {**fixed, **diff}, probe)
-    return jnp.sum(s * ct_s) + jnp.sum(v * ct_v)
-
-  gx, gv, gp = jax.grad(loss, argnums=(0, 1, 2))(xj, vj, diff)
-  out = {"x": np.asarray(gx, np.float64), "v0": np.asarray(gv, np.float64)}
-  out.update({k: np.asarray(g, np.float64) for k, g in gp.items()})
-  return out
-
-
-def torch_probe(g: Callable[[Any], Any], ge: bool) -> Any:
+def torch_spike(g: Callable[[Any], Any], ge: bool) -> Any:
   """A torch spike function: forward H(u) (H(0) = 1 where ``ge``, else 0) in u's dtype, backward ``g(u)``."""
   import torch
 
@@ -185,7 +126,7 @@ def torch_probe(g: Callable[[Any], Any], ge: bool) -> Any:
   return Probe.apply
 
 
-def jax_probe(g: Callable[[Any], Any], ge: bool) -> Any:
+def jax_spike(g: Callable[[Any], Any], ge: bool) -> Any:
   """A JAX spike function: forward H(u) (H(0) = 1 where ``ge``), backward ``g(u)`` (``jax.custom_vjp``)."""
   import jax
   import jax.numpy as jnp
@@ -194,13 +135,7 @@ def jax_probe(g: Callable[[Any], Any], ge: bool) -> Any:
   def spike(u):
     return jnp.where(u >= 0 if ge else u > 0, 1.0, 0.0).astype(u.dtype)
 
-  def fwd(u):
-    return spike(u), u
-
-  def bwd(u, ct):
-    return (ct * g(u),)
-
-  spike.defvjp(fwd, bwd)
+  spike.defvjp(lambda u: (spike(u), u), lambda u, ct: (ct * g(u),))
   return spike
 
 

@@ -41,33 +41,32 @@ from types import ModuleType
 from typing import Any
 
 from surrogates._lif_config import (
-    BetaMap,
-    FireFrom,
-    Gain,
-    Leak,
-    LIFConfig,
-    MembraneOut,
-    Reset,
-    ResetGrad,
-    ResetWhen,
-    SpikeForward,
-    SurrogateArg,
-    Synapse,
-    ThetaGrad,
+  BetaMap,
+  FireFrom,
+  Gain,
+  Leak,
+  LIFConfig,
+  MembraneOut,
+  Reset,
+  ResetGrad,
+  ResetWhen,
+  SpikeForward,
+  SurrogateArg,
+  Synapse,
+  ThetaGrad,
 )
-
 from verification.core import torch_bridge
 from verification.core.candidate import Candidate
 from verification.targets._common import (
-    Mapping,
-    Params,
-    call_string,
-    installed_version,
-    mapped_candidates,
-    renamed,
-    same,
+  Mapping,
+  Params,
+  call_string,
+  installed_version,
+  mapped_candidates,
+  renamed,
+  same,
 )
-from verification.targets._layers import LayerCandidate, LayerOption, layer_cites
+from verification.targets._layers import LayerOption, layer_candidate, layer_cites
 
 PACKAGE = "snntorch"
 MODULE = "snntorch.surrogate"
@@ -215,35 +214,22 @@ def _leaky_run(option: dict[str, Any]):
   snn = importlib.import_module("snntorch")
   surrogate = importlib.import_module("snntorch.surrogate")
 
-  def run(x, v0, p, probe=None):
-    spike_grad = surrogate.atan(alpha=2.0) if probe is None else surrogate.custom_surrogate(
-        lambda u, grad, out: grad * probe(u))
-    layer = snn.Leaky(beta=p["beta"], threshold=p["theta"], spike_grad=spike_grad,
-                      graded_spikes_factor=p["g_s"], **{k: v for k, v in option.items() if k != "graded_spikes_factor"})
-    mem = v0
-    spikes, mems = [], []
+  def run(x, v0, p, g=None):
+    spike_grad = surrogate.atan(alpha=2.0) if g is None else surrogate.custom_surrogate(
+        lambda u, grad, out: grad * g(u))
+    layer = snn.Leaky(beta=p["beta"], threshold=p["theta"], spike_grad=spike_grad, graded_spikes_factor=p["g_s"],
+                      **{k: v for k, v in option.items() if k != "graded_spikes_factor"})
+    mem, spikes, mems = v0, [], []
     for t in range(x.shape[0]):
       spk, mem = layer(x[t], mem)
       spikes.append(spk)
       mems.append(mem)
-    leaves = {name: getattr(layer, attr) for name, attr in (("beta", "beta"), ("theta", "threshold"))
-              if isinstance(getattr(layer, attr), torch.nn.Parameter) or torch.is_tensor(p[name])}
+    leaves = {name: getattr(layer, attr) for name, attr in (("beta", "beta"), ("theta", "threshold"),
+                                                            ("g_s", "graded_spikes_factor"))
+              if torch.is_tensor(getattr(layer, attr)) and getattr(layer, attr).requires_grad}
     return torch.stack(spikes), torch.stack(mems), leaves
 
   return run
-
-
-def _leaky_received(option: dict[str, Any]):
-  def received(params):
-    import torch
-
-    snn = importlib.import_module("snntorch")
-    layer = snn.Leaky(beta=params["beta"], threshold=params["theta"], **option)
-    names = {"beta": "beta", "threshold": "theta", "graded_spikes_factor": "g_s"}
-    return tuple(names.get(n, n) for n, q in layer.named_parameters() if isinstance(q, torch.nn.Parameter)
-                 and q.requires_grad)
-
-  return received
 
 
 def layer_options() -> list[LayerOption]:
@@ -252,18 +238,17 @@ def layer_options() -> list[LayerOption]:
   for option, changes, option_cites in LEAKY_OPTIONS:
     learnable = tuple(n for n, flag in (("beta", "learn_beta"), ("theta", "learn_threshold")) if option.get(flag))
     out.append(LayerOption(
-        library=PACKAGE, layer="Leaky", option=option,
+        library=PACKAGE, version=version(), layer="Leaky", option=option,
         documented=dataclasses.replace(LEAKY_DEFAULT, **changes),
         cites=layer_cites({**LEAKY_DOCS, **option_cites, **{f"learnable {n}": _LEARN_DOC[n] for n in learnable}}),
         params={"beta": 0.8, "theta": 1.0, "g_s": float(option.get("graded_spikes_factor", 1.0))},
-        surrogate=("Arctan", {"alpha": 2.0}, 1.0), learnable=learnable, differentiable=("beta", "theta"),
-        dtype="float64",
-        note="spikes are (x > 0).float(): float32 whatever the membrane's dtype (judged at float32 tolerances)",
+        surrogate=("Arctan", {"alpha": 2.0}), learnable=learnable, varies=("theta",), dtype="float32",
+        note="spikes are (x > 0).float(): float32 whatever the membrane's dtype, so the layer is run and judged "
+             "in float32",
     ))
   return out
 
 
-def layer_candidates() -> list[LayerCandidate]:
+def layer_candidates() -> list[Any]:
   """One layer candidate per documented option set of ``snntorch.Leaky``."""
-  return [LayerCandidate(o, _leaky_run(dict(o.option)), received=_leaky_received(dict(o.option)))
-          for o in layer_options()]
+  return [layer_candidate(o, _leaky_run(dict(o.option))) for o in layer_options()]

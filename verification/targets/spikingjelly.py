@@ -82,7 +82,7 @@ from verification.targets._common import (
     renamed,
     same,
 )
-from verification.targets._layers import LayerCandidate, LayerOption, layer_cites, torch_probe
+from verification.targets._layers import LayerOption, layer_candidate, layer_cites, torch_spike
 
 PACKAGE = "spikingjelly"
 MODULE = "spikingjelly.activation_based.surrogate"
@@ -287,20 +287,19 @@ def _node_run(layer: str, option: dict[str, Any]):
   neuron = importlib.import_module("spikingjelly.activation_based.neuron")
   surrogate = _module()
 
-  def run(x, v0, p, probe=None):
+  def run(x, v0, p, g=None):
     kwargs = {k: v for k, v in option.items() if k != "v_reset"}
-    v_reset = option.get("v_reset", p["v_reset"])
-    fn = surrogate.Sigmoid(alpha=4.0) if probe is None else torch_probe(probe, ge=True)
+    v_reset = None if "v_reset" in option and option["v_reset"] is None else float(p["v_reset"])
+    fn = surrogate.Sigmoid(alpha=4.0) if g is None else torch_spike(g, ge=True)
     if layer == "LIFNode":
       node = neuron.LIFNode(tau=float(p["beta"]), v_threshold=float(p["theta"]), v_reset=v_reset,
                             surrogate_function=fn, step_mode="m", store_v_seq=True, **kwargs)
       leaves = {}
     else:
-      w = p["beta"]
       node = neuron.ParametricLIFNode(init_tau=2.0, v_threshold=float(p["theta"]), v_reset=v_reset,
                                       surrogate_function=fn, step_mode="m", store_v_seq=True, **kwargs).to(x.dtype)
       with torch.no_grad():
-        node.w.copy_(torch.as_tensor(float(w)))
+        node.w.copy_(torch.as_tensor(float(p["beta"])))
       leaves = {"beta": node.w}
     node.reset()
     node.v = v0
@@ -308,15 +307,6 @@ def _node_run(layer: str, option: dict[str, Any]):
     return spikes, node.v_seq, leaves
 
   return run
-
-
-def _node_received(layer: str, option: dict[str, Any]):
-  def received(params):
-    neuron = importlib.import_module("spikingjelly.activation_based.neuron")
-    node = getattr(neuron, layer)(**option)
-    return tuple("beta" if n == "w" else n for n, q in node.named_parameters() if q.requires_grad)
-
-  return received
 
 
 def layer_options() -> list[LayerOption]:
@@ -328,18 +318,18 @@ def layer_options() -> list[LayerOption]:
       v_reset = option.get("v_reset", 0.0)
       plif = layer == "ParametricLIFNode"
       out.append(LayerOption(
-          library=PACKAGE, layer=layer, option=option, documented=documented,
-          cites=layer_cites({**docs, **({"learnable beta": f"{_PLIF}:95: 'w is a learnable parameter'"} if plif else {})}),
+          library=PACKAGE, version=version(), layer=layer, option=option, documented=documented,
+          cites=layer_cites({**docs, **({"learnable beta": f"{_PLIF}:95: 'w is a learnable parameter'"}
+                                        if plif else {})}),
           params={"beta": 0.0 if plif else 2.0, "theta": 1.0, "v_reset": 0.0 if v_reset is None else v_reset},
-          surrogate=("Sigmoid", {"alpha": 4.0}, 1.0), learnable=("beta",) if plif else (),
-          differentiable=(), dtype="float64",
+          surrogate=("Sigmoid", {"alpha": 4.0}), learnable=("beta",) if plif else (),
+          varies=("theta",) if v_reset is None else ("theta", "v_reset"), dtype="float64",
           note="tau, v_threshold and v_reset are Python floats (asserted): no gradient reaches them"
                + ("; w = -ln(init_tau - 1), so w = 0 is tau = 2" if plif else ""),
       ))
   return out
 
 
-def layer_candidates() -> list[LayerCandidate]:
+def layer_candidates() -> list[Any]:
   """One layer candidate per documented option set of LIFNode and ParametricLIFNode (the CPU's torch path)."""
-  return [LayerCandidate(o, _node_run(o.layer, dict(o.option)), received=_node_received(o.layer, dict(o.option)))
-          for o in layer_options()]
+  return [layer_candidate(o, _node_run(o.layer, dict(o.option))) for o in layer_options()]
