@@ -31,8 +31,9 @@ Layers ``LIFCell``, ``LIFRecurrentCell`` and ``LIFBoxCell`` (``norse/torch/modul
 
 The returned membrane is the state's v, after the reset. Custom surrogates are chosen by name only
 (``LIFParameters.method``), so the layers take no probe surrogate. SuperSpike in 1.1.0 ignores alpha
-(g = 1/(|u| + 1)²: alpha = 1 whatever is asked), so each cell is also measured with ``method="triangle"``
-(g = α·relu(1 - |u|), mirrored exactly), which separates the wiring from the surrogate.
+(g = 1/(|u| + 1)²: alpha = 1 whatever is asked), so each cell is also measured at ``alpha=1`` (where the
+two agree) and with ``method="triangle"`` (g = α·relu(1 - |u|) at α = 0.25, mirrored exactly: alpha is
+stored as a float32 tensor whatever the dtype), which separates the wiring from the surrogate.
 """
 
 from __future__ import annotations
@@ -173,12 +174,15 @@ _CELL_DEFAULT = LIFConfig(
     spike_forward=SpikeForward.GT, reset=Reset.TO_VALUE, reset_when=ResetWhen.IMMEDIATE,
     reset_grad=ResetGrad.ATTACHED, membrane_out=MembraneOut.POST_RESET, theta_grad=ThetaGrad.AUTODIFF,
 )
-_TRIANGLE = {"method": "triangle", "alpha": 0.3}
+#: alpha 0.25: norse stores alpha as a float32 tensor (``torch.as_tensor(p.alpha)``), exact only for such values
+_TRIANGLE = {"method": "triangle", "alpha": 0.25}
+#: SuperSpike at alpha = 1, where 1.1.0's backward (which ignores alpha) and the documented one agree
+_SUPER_1 = {"alpha": 1.0}
 #: layer -> (documentation lines: euler, ODE, jump, transition), its options
 _CELLS: dict[str, tuple[str, tuple[int, int, int, int], tuple[dict[str, Any], ...]]] = {
-    "LIFCell": (_MOD, (30, 38, 45, 51), ({}, _TRIANGLE)),
-    "LIFRecurrentCell": (_MOD, (104, 111, 118, 124), ({}, _TRIANGLE)),
-    "LIFBoxCell": (_BOX, (17, 24, 29, 34), ({}, _TRIANGLE, {"reset_method": "reset_subtract", **_TRIANGLE})),
+    "LIFCell": (_MOD, (30, 38, 45, 51), ({}, _SUPER_1, _TRIANGLE)),
+    "LIFRecurrentCell": (_MOD, (104, 111, 118, 124), ({}, _SUPER_1, _TRIANGLE)),
+    "LIFBoxCell": (_BOX, (17, 24, 29, 34), ({}, _SUPER_1, _TRIANGLE, {"reset_method": "reset_subtract", **_TRIANGLE})),
 }
 
 
@@ -196,7 +200,7 @@ def _cell_config(layer: str, option: dict[str, Any]) -> tuple[LIFConfig, dict[st
 def _cell_surrogate(option: dict[str, Any]) -> tuple[str, dict[str, float]]:
   if option.get("method") == "triangle":
     return "ReluGrad", {"alpha": float(option["alpha"]), "width": 1.0}
-  return "InvSquareGrad", {"alpha": LIF_ALPHA}
+  return "InvSquareGrad", {"alpha": float(option.get("alpha", LIF_ALPHA))}
 
 
 def _cell_run(layer: str, option: dict[str, Any]):
