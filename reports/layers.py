@@ -32,14 +32,16 @@ custom surrogate is accepted, the frozen-pattern check (g ≡ 0: the layer's VJP
 differences of its own hard forward, the spike pattern unchanged at x ± h).
 
 Writes ``results/layers/<library>.json`` per library measured (``--library``, repeatable; each in the
-environment where it is installed), and, with ``--render``, a Markdown page per library layer, the
-cross-library table ``results/layers/index.md`` and the reproducers (``results/layers/repro/``) from
-every JSON there. Exit status: 0 written; 1 a library could not be measured (named on stderr).
+environment where it is installed) and a standalone reproducer per finding (``results/layers/repro/``:
+one per layer and set of differing settings, run here, its exit status recorded in the JSON); with
+``--render``, a Markdown page per library layer and the cross-library table ``results/layers/index.md``
+from every JSON there. Exit status: 0 written; 1 a library could not be measured (named on stderr).
 """
 
 from __future__ import annotations
 
 import argparse
+import ast
 import dataclasses
 import importlib
 import itertools
@@ -430,29 +432,123 @@ def main(argv: list[str] | None = None) -> int:
   parser = argparse.ArgumentParser(prog="python -m reports.layers", description=__doc__.splitlines()[0])
   parser.add_argument("--library", action="append", default=[], help="measure this library (repeatable)")
   parser.add_argument("--only", action="append", default=[], help="only the options whose label contains this")
-  parser.add_argument("--render", action="store_true", help="write the Markdown pages and reproducers")
+  parser.add_argument("--render", action="store_true", help="write the Markdown pages")
+  parser.add_argument("--reproducers-only", action="store_true",
+                      help="rewrite the reproducers from the library's JSON, measuring nothing")
   parser.add_argument("--out", default=str(OUT))
   args = parser.parse_args(argv)
   out = Path(args.out)
   out.mkdir(parents=True, exist_ok=True)
   status = 0
   for library in args.library:
+    path = out / f"{library}.json"
     try:
-      data = measure(library, args.only)
+      data = json.loads(path.read_text()) if args.reproducers_only else measure(library, args.only)
     except Exception as exc:
       print(f"{library}: not measured: {type(exc).__name__}: {exc}", file=sys.stderr)
       status = 1
       continue
-    path = out / f"{library}.json"
     if args.only and path.exists():  # a partial run updates the options it measured
       old = json.loads(path.read_text())
       fresh = {rec["label"] for rec in data["layers"]}
       data["layers"] = [r for r in old["layers"] if r["label"] not in fresh] + data["layers"]
+    from verification.targets import load
+
+    write_reproducers(load(library), data, out)
     path.write_text(json.dumps(data, indent=1, sort_keys=False, default=str) + "\n")
   if args.render:
     render = importlib.import_module("reports.layer_pages")
     render.write(out)
   return status
+
+
+
+REPRO = '''"""{title}
+
+{finding}
+
+Documented: {documented}
+The script runs the layer on a fixed input (T = {T}, one row of 5 neurons) and compares its spikes, membrane and
+the gradient dL/dx of L = sum(A * spikes) + sum(B * membrane) with the values of the DOCUMENTED configuration,
+computed by surrogate-harness's reference LIF (surrogates.lif.lif_scan, mirrored surrogate {surrogate}) and
+written below. Exit status: 1 while the layer differs from its documentation, 0 once it follows it.
+"""
+
+import sys
+
+{snippet}
+X = {x}
+V0 = {v0}
+A = {a}
+B = {b}
+WANT_SPIKES = {s}
+WANT_MEMBRANE = {m}
+WANT_DX = {dx}
+RTOL = 1000 * {T} * torch.finfo(DTYPE).eps  # rounding of a {T}-step recurrence is ~T·eps; a wiring difference is O(1)
+
+x = torch.tensor(X, dtype=DTYPE, requires_grad=True)
+spikes, membrane = run(x, torch.tensor(V0, dtype=DTYPE))
+loss = (spikes * torch.tensor(A, dtype=spikes.dtype)).sum() + (membrane * torch.tensor(B, dtype=membrane.dtype)).sum()
+(dx,) = torch.autograd.grad(loss, x)
+bad = []
+for name, got, want in (("spikes", spikes, WANT_SPIKES), ("membrane", membrane, WANT_MEMBRANE), ("dL/dx", dx, WANT_DX)):
+  want = torch.tensor(want, dtype=torch.float64)
+  err = float((got.detach().double() - want).abs().max())
+  tol = 0.0 if name == "spikes" else float(RTOL) * max(1.0, float(want.abs().max()))
+  print(f"{{name}}: max |got - documented| = {{err:.3g}} (tolerance {{tol:.3g}})")
+  if err > tol:
+    bad.append(name)
+print("differs from the documented configuration in: " + ", ".join(bad) if bad else "follows the documentation")
+sys.exit(1 if bad else 0)
+'''
+
+
+def _finding_text(rec: dict[str, Any]) -> str:
+  if not rec.get("matches"):
+    return "Matches no configuration one or two settings from the documented one (" + _summary(rec) + ")."
+  return "Measured: " + "; ".join(f"{k} is {v[1]}, documented {v[0]}" for k, v in rec["differs"].items()) + "."
+
+
+def write_reproducers(module, library: dict[str, Any], out: Path) -> list[Path]:
+  """One standalone script per finding (grouped by cause: the layer and the settings that differ, or "no
+  setting"), at the group's first option; each is run here and its exit status recorded."""
+  import subprocess
+
+  from verification.core.layer import LayerEvaluator
+
+  if not hasattr(module, "layer_snippet"):
+    return []
+  cands = {c.label: c for c in module.layer_candidates()}
+  groups: dict[tuple, dict[str, Any]] = {}
+  for rec in library["layers"]:
+    if "error" in rec or rec["documented_verdict"]["gradient"]:
+      continue
+    key = (rec["layer"], tuple(sorted((k, tuple(v)) for k, v in rec["differs"].items())) if rec["matches"] else "none")
+    groups.setdefault(key, rec)
+  (out / "repro").mkdir(parents=True, exist_ok=True)
+  written = []
+  ref = Reference()
+  for n, rec in enumerate(groups.values(), 1):
+    cand = cands[rec["label"]]
+    ev = LayerEvaluator(cand)
+    prob = problems(cand, ev, "own")[0]
+    row = Problem("repro", prob.x[:, :1], prob.v0[:1], prob.params, prob.ct_s[:, :1], prob.ct_v[:, :1])
+    s, m, grads = ref.run(cand.config, cand.surrogate, [row], True)
+    option = {k: ast.literal_eval(v) for k, v in cand.notes.get("option", {}).items()}  # the adapter's reprs
+    documented = "; ".join(f"{k} = {rec['documented'][k]} ({rec['cites'].get(k, '')})"
+                           for k in (rec["differs"] or {"reset_grad": 0, "surrogate_arg": 0}))
+    text = REPRO.format(
+        title=f"{rec['label']} ({library['library']} {library['version']}): documented against implemented.",
+        finding=_finding_text(rec), documented=documented, T=row.x.shape[0], surrogate=repr(cand.surrogate),
+        snippet=module.layer_snippet(rec["layer"], option), x=row.x.tolist(), v0=row.v0.tolist(),
+        a=row.ct_s.tolist(), b=row.ct_v.tolist(), s=np.asarray(s).tolist(), m=np.asarray(m).tolist(),
+        dx=np.asarray(grads["x"]).tolist())
+    path = out / "repro" / f"{library['library']}_{n:03d}.py"
+    path.write_text(text)
+    code = subprocess.run([sys.executable, str(path)], capture_output=True, text=True, timeout=300).returncode
+    rec["reproducer"] = {"path": str(path), "exit": code}
+    written.append(path)
+  return written
 
 
 if __name__ == "__main__":

@@ -264,3 +264,42 @@ def layer_options() -> list[LayerOption]:
 def layer_candidates() -> list[Any]:
   """One layer candidate per documented option set of the cells (no probe surrogate: norse names its surrogates)."""
   return [layer_candidate(o, _cell_run(o.layer, dict(o.option)), accepts_probe=False) for o in layer_options()]
+
+
+def layer_snippet(layer: str, option: dict[str, Any]) -> str:
+  """Standalone code defining ``run(x, v0) -> (spikes, membrane)`` for one cell and option set (the reproducers')."""
+  method, alpha = option.get("method", "super"), float(option.get("alpha", LIF_ALPHA))
+  if layer == "LIFBoxCell":
+    reset = option.get("reset_method", "reset_value")
+    build = (f"cell = norse.torch.LIFBoxCell(lif_box.LIFBoxParameters(**BOX, method={method!r}, "
+             f"alpha=torch.as_tensor({alpha}), reset_method=norse.torch.functional.reset.{reset}), dt=0.001)\n"
+             "  state = lif_box.LIFBoxFeedForwardState(v=v0)")
+  elif layer == "LIFCell":
+    build = (f"cell = norse.torch.LIFCell(lif.LIFParameters(**P, method={method!r}, alpha={alpha}), dt=0.001)\n"
+             "  state = lif.LIFFeedForwardState(v=v0, i=torch.zeros_like(v0))")
+  else:
+    build = ("eye = torch.eye(x.shape[-1], dtype=x.dtype)\n"
+             "  cell = norse.torch.LIFRecurrentCell(x.shape[-1], x.shape[-1], "
+             f"lif.LIFParameters(**P, method={method!r}, alpha={alpha}), input_weights=eye, "
+             "recurrent_weights=0 * eye, dt=0.001).to(x.dtype)\n"
+             "  state = lif.LIFState(z=torch.zeros_like(v0), v=v0, i=torch.zeros_like(v0))")
+  return f'''import torch
+import norse.torch
+import norse.torch.functional.reset
+from norse.torch.functional import lif, lif_box
+
+DTYPE = torch.float64
+# the defaults, as float64 tensors (LIFParameters' own defaults are float32)
+BOX = {{k: torch.tensor(v, dtype=DTYPE) for k, v in dict(tau_mem_inv=100.0, v_leak=0.0, v_th=1.0, v_reset=0.0).items()}}
+P = {{**BOX, "tau_syn_inv": torch.tensor(200.0, dtype=DTYPE)}}
+
+
+def run(x, v0):
+  {build}
+  spikes, membrane = [], []
+  for t in range(x.shape[0]):
+    z, state = cell(x[t], state)
+    spikes.append(z)
+    membrane.append(state.v)
+  return torch.stack(spikes), torch.stack(membrane)
+'''

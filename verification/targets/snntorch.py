@@ -252,3 +252,23 @@ def layer_options() -> list[LayerOption]:
 def layer_candidates() -> list[Any]:
   """One layer candidate per documented option set of ``snntorch.Leaky``."""
   return [layer_candidate(o, _leaky_run(dict(o.option))) for o in layer_options()]
+
+
+def layer_snippet(layer: str, option: dict[str, Any]) -> str:
+  """Standalone code defining ``run(x, v0) -> (spikes, membrane)`` for one option set (the reproducers' call)."""
+  kwargs = "".join(f", {k}={v!r}" for k, v in option.items())
+  return f'''import torch
+import snntorch
+
+DTYPE = torch.float32  # spikes are (x > 0).float() whatever the membrane's dtype
+
+
+def run(x, v0):
+  layer = snntorch.Leaky(beta=0.8, threshold=1.0, spike_grad=snntorch.surrogate.atan(alpha=2.0){kwargs})
+  mem, spikes, membrane = v0, [], []
+  for t in range(x.shape[0]):
+    spk, mem = layer(x[t], mem)
+    spikes.append(spk)
+    membrane.append(mem)
+  return torch.stack(spikes), torch.stack(membrane)
+'''
