@@ -108,6 +108,11 @@ def _torch_gradients(run: Run) -> Callable[..., dict[str, Any]]:
   return gradients
 
 
+def value(t: Any) -> float:
+  """A parameter the library takes as a Python float (its gradient is then none, as the library gives)."""
+  return float(t.detach()) if hasattr(t, "detach") else float(t)
+
+
 def torch_spike(g: Callable[[Any], Any], ge: bool) -> Any:
   """A torch spike function: forward H(u) (H(0) = 1 where ``ge``, else 0) in u's dtype, backward ``g(u)``."""
   import torch

@@ -61,7 +61,7 @@ from surrogates._lif_config import (
 from verification.core import torch_bridge
 from verification.core.candidate import Candidate
 from verification.targets._common import Mapping, Params, call_string, installed_version, mapped_candidates, same
-from verification.targets._layers import LayerOption, layer_candidate, layer_cites
+from verification.targets._layers import LayerOption, layer_candidate, layer_cites, value
 
 PACKAGE = "norse"
 MODULE = "norse.torch.functional"
@@ -220,16 +220,16 @@ def _cell_run(layer: str, option: dict[str, Any]):
       params = box.LIFBoxParameters(tau_mem_inv=p["beta"], v_leak=p["v_leak"], v_th=p["theta"],
                                            v_reset=p["v_reset"], method=method, alpha=torch.as_tensor(alpha),
                                            reset_method=reset)
-      cell, state = module.LIFBoxCell(params, dt=float(p["dt"])), box.LIFBoxFeedForwardState(v=v0)
+      cell, state = module.LIFBoxCell(params, dt=value(p["dt"])), box.LIFBoxFeedForwardState(v=v0)
     else:
       params = lif.LIFParameters(tau_syn_inv=p["alpha_syn"], tau_mem_inv=p["beta"], v_leak=p["v_leak"],
                                         v_th=p["theta"], v_reset=p["v_reset"], method=method, alpha=alpha)
       if layer == "LIFCell":
-        cell, state = module.LIFCell(params, dt=float(p["dt"])), lif.LIFFeedForwardState(v=v0, i=i0)
+        cell, state = module.LIFCell(params, dt=value(p["dt"])), lif.LIFFeedForwardState(v=v0, i=i0)
       else:
         eye = torch.eye(n, dtype=x.dtype)
         cell = module.LIFRecurrentCell(n, n, params, input_weights=eye, recurrent_weights=torch.zeros_like(eye),
-                                       dt=float(p["dt"])).to(x.dtype)
+                                       dt=value(p["dt"])).to(x.dtype)
         state = lif.LIFState(z=torch.zeros_like(v0), v=v0, i=i0)
     spikes, mems = [], []
     for t in range(x.shape[0]):

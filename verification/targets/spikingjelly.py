@@ -82,7 +82,7 @@ from verification.targets._common import (
     renamed,
     same,
 )
-from verification.targets._layers import LayerOption, layer_candidate, layer_cites, torch_spike
+from verification.targets._layers import LayerOption, layer_candidate, layer_cites, torch_spike, value
 
 PACKAGE = "spikingjelly"
 MODULE = "spikingjelly.activation_based.surrogate"
@@ -289,17 +289,17 @@ def _node_run(layer: str, option: dict[str, Any]):
 
   def run(x, v0, p, g=None):
     kwargs = {k: v for k, v in option.items() if k != "v_reset"}
-    v_reset = None if "v_reset" in option and option["v_reset"] is None else float(p["v_reset"])
+    v_reset = None if "v_reset" in option and option["v_reset"] is None else value(p["v_reset"])
     fn = surrogate.Sigmoid(alpha=4.0) if g is None else torch_spike(g, ge=True)
     if layer == "LIFNode":
-      node = neuron.LIFNode(tau=float(p["beta"]), v_threshold=float(p["theta"]), v_reset=v_reset,
+      node = neuron.LIFNode(tau=value(p["beta"]), v_threshold=value(p["theta"]), v_reset=v_reset,
                             surrogate_function=fn, step_mode="m", store_v_seq=True, **kwargs)
       leaves = {}
     else:
-      node = neuron.ParametricLIFNode(init_tau=2.0, v_threshold=float(p["theta"]), v_reset=v_reset,
+      node = neuron.ParametricLIFNode(init_tau=2.0, v_threshold=value(p["theta"]), v_reset=v_reset,
                                       surrogate_function=fn, step_mode="m", store_v_seq=True, **kwargs).to(x.dtype)
       with torch.no_grad():
-        node.w.copy_(torch.as_tensor(float(p["beta"])))
+        node.w.copy_(torch.as_tensor(value(p["beta"])))
       leaves = {"beta": node.w}
     node.reset()
     node.v = v0
