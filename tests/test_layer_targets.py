@@ -1,6 +1,8 @@
 """The library layer adapters: each builds its layer candidates, declares a cited documented configuration,
 runs with the initial membrane fed and no state carried, and (snntorch, spikingjelly: installed with the
-tests) measures as recorded in ``results/layers/``.
+tests) measures as recorded in ``results/layers/``. norse runs on the installed library where there is
+one, else on the stand-in in ``tests/stubs`` (its 1.1.0 step functions and minimal cells): the stub proves
+the adapter's code path, not the install.
 
 The measured verdicts are the proof the measurement can fail: snntorch's Leaky is found to differ from its
 documentation (the spike of the current membrane, the reset after the next leak; reset_delay=False attaches
@@ -26,6 +28,9 @@ from verification import targets
 from verification.core.layer import LayerCandidate, LayerEvaluator
 
 ROOT = Path(__file__).resolve().parents[1]
+STUBS = Path(__file__).with_name("stubs")
+if str(STUBS) not in sys.path:
+  sys.path.append(str(STUBS))  # after the installed packages: an installed library wins (norse's cells are stubbed)
 RESULTS = ROOT / "results" / "layers"
 LAYER_LIBRARIES = ["snntorch", "spikingjelly", "norse"]
 
@@ -142,3 +147,10 @@ def test_documented_settings_of_the_options():
   assert by_label["snntorch.Leaky()"].fire_from is FireFrom.PREVIOUS  # "U[T] > U_thr ⇒ S[T+1] = 1"
   assert by_label["snntorch.Leaky(reset_delay=False)"].fire_from is FireFrom.CURRENT
   assert by_label["snntorch.Leaky()"].reset_when is ResetWhen.IMMEDIATE
+
+
+def test_norse_recurrent_cell_detaches_the_reset_its_docstring_attaches():
+  rec = _measure("norse", "norse.LIFRecurrentCell(method='triangle', alpha=0.25)")
+  assert rec["differs"] == {"reset_grad": ["attached", "detached"]}
+  twin = _measure("norse", "norse.LIFCell(method='triangle', alpha=0.25)")
+  assert twin["differs"] == {} and twin["documented_verdict"]["gradient"]
