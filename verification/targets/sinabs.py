@@ -32,7 +32,8 @@ step as the code runs it (``lif_forward_single``)::
 
 g is SingleExponential: grad_scale/(θ·w)·exp(-|v - θ|/(θ·w)), a function of (v - θ)/θ scaled by 1/θ
 (PiecewiseExp(alpha = 1/w) on (v - θ)/θ with κ = 1/θ, times 2·grad_scale: the layer protocol has no
-scale, so the own-surrogate comparison shows that factor 2; the probe runs do not depend on it). ``tau_mem`` is an ``nn.Parameter``
+scale, so the own-surrogate comparison shows that factor 2; the probe runs do not depend on it).
+``tau_mem`` is an ``nn.Parameter``
 (float32: the layer is converted to the run's dtype), ``spike_threshold`` a parameter with
 ``requires_grad=False``. Spikes are ``.float()``: float32, so the layer is run in float32. The membrane is
 the recorded ``v_mem`` (after the reset). The probe surrogate is
