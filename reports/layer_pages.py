@@ -10,6 +10,15 @@ import json
 from pathlib import Path
 from typing import Any
 
+#: Libraries of the layer survey without a measured JSON here, with the reason.
+NOT_MEASURED = {
+    "rockpool": "LIFTorch/LIFJax: no layer adapter yet",
+    "spyx": "nn.LIF: no layer adapter yet",
+    "snnax": "LIF: no layer adapter yet",
+    "brainpy": "brainpy.state LIF / brainpy.dyn Lif: no layer adapter yet",
+    "jaxsnn": "lif_step: no layer adapter yet",
+}
+
 
 def _fmt(x: Any) -> str:
   if isinstance(x, float):
@@ -104,6 +113,8 @@ def index(libraries: list[dict[str, Any]]) -> str:
           lines.append(f"{where} {field} | {doc} | {got} | {_fmt(rec.get('gain_library'))} |")
   lines += ["", "Implement the documented configuration: " + ("; ".join(agree) or "none") + ".", ""]
   not_run = [f"{lib['library']}: {k} ({v})" for lib in libraries for k, v in lib.get("not_run", {}).items()]
+  measured = {lib["library"] for lib in libraries}
+  not_run += [f"{name} ({why})" for name, why in NOT_MEASURED.items() if name not in measured]
   if not_run:
     lines += ["Not run: " + "; ".join(not_run) + ".", ""]
   return "\n".join(lines)

@@ -229,6 +229,12 @@ def candidates() -> list[Candidate]:
 
 # --- the layers: LIFNode and ParametricLIFNode --------------------------------------------------------
 
+#: Layer paths not run here, with the reason (listed with the measured results).
+LAYERS_NOT_RUN = {
+    "CUDA and Triton kernels of LIFNode/ParametricLIFNode": "selected on a CUDA device only (2.0.0 has no backend "
+    "argument: the device picks the kernel); no GPU here, so only the CPU's torch path is measured",
+}
+
 _LIF = "spikingjelly/activation_based/neuron/lif.py"
 _PLIF = "spikingjelly/activation_based/neuron/plif.py"
 _SUR = "spikingjelly/activation_based/surrogate.py"
