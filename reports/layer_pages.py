@@ -110,6 +110,8 @@ def index(libraries: list[dict[str, Any]]) -> str:
         lines.append(f"{where} (none found) | | matches no setting | {_fmt(rec.get('gain_library'))} |")
       else:
         for field, (doc, got) in rec["differs"].items():
+          if rec["cites"].get(field, "").startswith("not stated"):
+            doc = f"{doc} (not stated in the docs; the defaults' code)"
           lines.append(f"{where} {field} | {doc} | {got} | {_fmt(rec.get('gain_library'))} |")
   lines += ["", "Implement the documented configuration: " + ("; ".join(agree) or "none") + ".", ""]
   not_run = [f"{lib['library']}: {k} ({v})" for lib in libraries for k, v in lib.get("not_run", {}).items()]

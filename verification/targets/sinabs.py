@@ -247,3 +247,23 @@ def layer_options() -> list[LayerOption]:
 def layer_candidates() -> list[Any]:
   """One layer candidate per documented option set of ``sinabs.layers.LIF``."""
   return [layer_candidate(o, _lif_run(dict(o.option))) for o in layer_options()]
+
+
+def layer_snippet(layer: str, option: dict[str, Any]) -> str:
+  """Standalone code defining ``run(x, v0) -> (spikes, membrane)`` for one option set (the reproducers' call)."""
+  kwargs = "".join(f", {k}=sinabs.activation.{v}" if k in ("spike_fn", "reset_fn") else f", {k}={v!r}"
+                   for k, v in option.items())
+  return f'''import torch
+import sinabs.activation
+import sinabs.layers
+
+DTYPE = torch.float32  # spikes are .float() whatever the membrane's dtype
+
+
+def run(x, v0):
+  layer = sinabs.layers.LIF(tau_mem=5.0, spike_threshold=torch.as_tensor(1.0), record_states=True{kwargs})
+  layer.init_state_with_shape(tuple(v0.shape))
+  layer.v_mem = v0
+  spikes = layer(x.transpose(0, 1)).transpose(0, 1)
+  return spikes, layer.recordings["v_mem"].transpose(0, 1)
+'''
