@@ -1,4 +1,4 @@
-"""Sessions: tests, lint, verify, bench, gpucheck, report, findings, install_check.
+"""Sessions: tests, lint, docs, verify, bench, gpucheck, report, findings, install_check, demo.
 
 Every session also runs inside an existing environment without installing anything:
 ``nox --no-venv -s NAME`` (the GPU machine is offline with JAX preinstalled).
@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import pathlib
+import shlex
 import shutil
 
 import nox
@@ -44,13 +45,24 @@ def _ensure_chromium(session: nox.Session) -> None:
 @nox.session
 def tests(session: nox.Session) -> None:
   """The harness's own tests, including the self-tests and a verification of the reference."""
-  install(session, "test")
+  install(session, "test", "docs")  # the docs group: the site is built by tests/test_docs.py
   if session.venv_backend != "none":
     for library in ("snntorch", "spikingjelly"):  # torch libraries: their adapter tests run too
       _install_target(session, library)
   _ensure_chromium(session)
   # two test processes, each file on one of them (so the session's one reference run is made once)
   session.run("pytest", *(session.posargs or ["-n", "2", "--dist", "loadfile"]))
+
+
+@nox.session
+def docs(session: nox.Session) -> None:
+  """The documentation site (mkdocs-material, the API reference by mkdocstrings) in strict mode: a broken link or
+  reference fails. Builds into ``site/`` offline; ``-- serve`` previews it instead."""
+  install(session, "docs", project=False)  # mkdocstrings reads the sources, it imports nothing
+  if session.posargs[:1] == ["serve"]:
+    session.run("mkdocs", "serve", *session.posargs[1:])
+  else:
+    session.run("mkdocs", "build", "--strict", *session.posargs)
 
 
 @nox.session
@@ -78,79 +90,6 @@ def _install_target(session: nox.Session, spec: str) -> str | None:
   return version
 
 
-#: Run by ``install_check`` inside a library's environment: builds the adapter's candidates as ``verify`` does
-#: (and imports the modules its tests cover), then writes to argv[2] the top-level modules loaded, each with the
-#: distribution that provides it and the requirement roots it is installed through ("via"). Exits non-zero on a
-#: target that fails to load or a candidate that cannot be built.
-_INSTALL_PROBE = r"""
-import sys
-startup = set(sys.modules)  # the interpreter's own and what .pth files load (setuptools' _distutils_hack)
-import json
-from verification import targets
-from verification.candidate import Unbuilt
-
-name, out = sys.argv[1], sys.argv[2]
-target = targets.resolve_target(name)  # a TargetError (an import error among them) ends this with a traceback
-adapter = targets.load(name)
-if hasattr(adapter, "modules"):
-  adapter.modules()
-unbuilt = [c for c in target.candidates if isinstance(c, Unbuilt)]
-for c in target.candidates:
-  print(f"UNBUILT {c.label}: {c.message}" if isinstance(c, Unbuilt) else f"  {c.label}")
-print(f"{name} {target.library['version']}: {len(target.candidates) - len(unbuilt)} candidates, {len(unbuilt)} unbuilt")
-
-loaded = dict(sys.modules)  # before the tools below are imported
-import importlib.metadata as md, pathlib, re, site
-try:
-  from packaging.requirements import Requirement
-except ImportError:
-  from pip._vendor.packaging.requirements import Requirement
-
-canon = lambda n: re.sub(r"[-_.]+", "-", n).lower()
-def requires(dist):
-  try:
-    lines = md.requires(dist) or []
-  except md.PackageNotFoundError:
-    return []
-  reqs = [Requirement(line) for line in lines]
-  return [canon(r.name) for r in reqs if r.marker is None or r.marker.evaluate({"extra": ""})]
-
-spec = targets.builtin()[name]
-roots = {canon(Requirement(r).name): None for r in spec["extra_requirements"]}  # installed with their dependencies
-roots.update(dict.fromkeys(requires("surrogate-harness")))  # the project's own dependencies
-roots = {root: requires(root) for root in roots}
-roots[canon(spec["package"])] = [] if "--no-deps" in spec.get("pip_args", []) else requires(spec["package"])
-reach = {}
-for root, first in roots.items():
-  seen, todo = {root}, list(first)
-  while todo:
-    d = todo.pop()
-    if d not in seen:
-      seen.add(d)
-      todo.extend(requires(d))
-  for d in seen:
-    reach.setdefault(d, set()).add(root)
-providers = md.packages_distributions()
-sites = [pathlib.Path(p).resolve() for p in site.getsitepackages()]
-def top_level(module):  # the name it is installed under in site-packages (scipy for scipy's _csparsetools), or None
-  file = getattr(module, "__file__", None)
-  if not file:
-    return None
-  path = pathlib.Path(file).resolve()
-  for sp in sites:
-    if path.is_relative_to(sp):
-      top = path.relative_to(sp).parts[0]
-      return None if top.startswith("__editable__") else top.removesuffix(".py").partition(".")[0]
-  return None
-modules = {}
-for top in sorted({top_level(m) for n, m in loaded.items() if n not in startup} - {None}):
-  dists = sorted({canon(d) for d in providers.get(top, [])})
-  modules[top] = {"distribution": dists[0] if dists else None,
-                  "via": sorted(set().union(*(reach.get(d, set()) for d in dists))) if dists else []}
-json.dump({"version": target.library["version"], "modules": modules}, open(out, "w"), indent=1)
-sys.exit(1 if unbuilt else 0)
-"""
-
 IMPORTS_JSON = "verification/targets/imports.json"
 
 
@@ -165,10 +104,9 @@ def install_check(session: nox.Session, library: str) -> None:
     session.error("install_check installs the libraries: run it without --no-venv")
   install(session)
   _install_target(session, library)
-  tmp = pathlib.Path(session.create_tmp())
-  (tmp / "probe.py").write_text(_INSTALL_PROBE)
-  probe = tmp / "imports.json"
-  session.run("python", str(tmp / "probe.py"), library, str(probe))
+  probe = pathlib.Path(session.create_tmp()) / "imports.json"
+  # builds the candidates and lists the modules loaded (verification/targets/install_probe.py)
+  session.run("python", "-m", "verification.targets.install_probe", library, str(probe))
   found = json.loads(probe.read_text())
   path = pathlib.Path(IMPORTS_JSON)
   recorded = json.loads(path.read_text()) if path.exists() else {}
@@ -185,13 +123,13 @@ def install_check(session: nox.Session, library: str) -> None:
 
 
 #: Where ``nox -s verify`` writes its JSON unless ``--json`` is given; ``nox -s report`` reads it first.
-VERIFY_JSON = "reports/out/verify.json"
+VERIFY_JSON = "results/out/verify.json"
 
 
 @nox.session
 def verify(session: nox.Session) -> None:
   """Checks the reference (default) or ``-- --target NAME|MODULE:ATTR``; see ``-- --help``. Writes
-  ``reports/out/verify.json`` unless ``--json`` is given, so ``nox -s report`` shows this run."""
+  ``results/out/verify.json`` unless ``--json`` is given, so ``nox -s report`` shows this run."""
   install(session)
   if "--target" in session.posargs and session.venv_backend != "none":
     _install_target(session, session.posargs[session.posargs.index("--target") + 1])
@@ -202,25 +140,46 @@ def verify(session: nox.Session) -> None:
   session.run("python", "-m", "verification", *args)
 
 
+def _generated_by(path: str, command: str) -> None:
+  """Heads a verification JSON with ``generated_by``, the command that regenerates it (its readers ignore the key;
+  written as ``verification.output.write_json`` writes), or a JUnit XML with a comment saying so."""
+  file = pathlib.Path(path)
+  if file.suffix == ".xml":
+    declaration, _, rest = file.read_text().partition("\n")
+    file.write_text(f"{declaration}\n<!-- Generated by `{command}`; do not edit. -->\n{rest}")
+    return
+  doc = json.loads(file.read_text())
+  doc = {"generated_by": command, **{k: v for k, v in doc.items() if k != "generated_by"}}
+  file.write_text(json.dumps(doc, indent=1, ensure_ascii=False) + "\n")
+
+
 LIBRARIES = list(json.loads(pathlib.Path("verification/targets/builtin.json").read_text()))
 
 
 @nox.session
 @nox.parametrize("library", LIBRARIES)
 def findings(session: nox.Session, library: str) -> None:
-  """Checks one published library (each in its own environment) and rewrites the README's findings."""
-  if session.venv_backend == "none":
-    session.error("findings installs the libraries: run it without --no-venv")
+  """Checks one published library (each in its own environment) and rewrites the README's findings. With
+  ``--no-venv`` the library must be installed already (its installed version is checked); options after ``--`` go
+  to the verification (``-- --only Sigmoid --checks forward`` for a quick look)."""
   install(session)
-  version = _install_target(session, library)
-  pathlib.Path("reports/peers").mkdir(parents=True, exist_ok=True)
-  out = f"reports/peers/{library}-{version}.json"
+  if session.venv_backend == "none":
+    entry = json.loads(pathlib.Path("verification/targets/builtin.json").read_text())[library]
+    if entry.get("not_checkable"):
+      session.skip(f"{library} is not checkable here: {entry['not_checkable']}")
+    version = session.run("python", "-c", "import importlib.metadata as m, sys; print(m.version(sys.argv[1]))",
+                          entry["package"], silent=True).strip()
+  else:
+    version = _install_target(session, library)
+  pathlib.Path("results/peers").mkdir(parents=True, exist_ok=True)
+  out = f"results/peers/{library}-{version}.json"
   session.run("python", "-m", "verification", "--target", library, "--json", out, "--quiet", *session.posargs,
               success_codes=[0, 1])
-  session.run("python", "-m", "reports.findings", "--out", "reports/findings", "--shapes", "reports/shapes",
+  _generated_by(out, f"nox -s \"findings(library='{library}')\"")
+  session.run("python", "-m", "reports.findings", "--out", "results/findings", "--shapes", "results/shapes",
               "--readme", "README.md")
   # every reproducer of this library, against the real library: each must still show its defect (exit 1)
-  for script in sorted(pathlib.Path("reports/findings/repro").glob(f"{library}_*.py")):
+  for script in sorted(pathlib.Path("results/findings/repro").glob(f"{library}_*.py")):
     session.run("python", str(script), success_codes=[1])
 
 
@@ -242,19 +201,28 @@ def bench(session: nox.Session) -> None:
 @nox.session
 def gpucheck(session: nox.Session) -> None:
   """The accelerator self-check in one command, offline where JAX with CUDA is preinstalled:
-  ``nox --no-venv -s gpucheck`` (``-- tpu`` or ``-- cpu`` for another device). Writes ``reports/<device>/``:
-  the reference verified on the device (``verify.json``, ``verify.xml``; every check must pass), a benchmark
-  smoke with its A/A control (``bench-<device>.*``) and the layer benchmark with the peers that are installed
-  (``layer-<device>.*``; a peer that cannot use the device is listed as not run)."""
+  ``nox --no-venv -s gpucheck`` (``-- tpu`` or ``-- cpu`` for another device; ``--quick`` checks the wiring in
+  about a minute: Sigmoid's forward and autodiff checks in float32, short timings of small sizes). Writes
+  ``results/<device>/``: the reference verified on the device (``verify.json``, ``verify.xml``; every check must
+  pass), a benchmark smoke with its A/A control (``bench-<device>.*``) and the layer benchmark with the peers that
+  are installed (``layer-<device>.*``; a peer that cannot use the device is listed as not run)."""
   install(session, "test")
-  device = session.posargs[0] if session.posargs else "gpu"
-  out = f"reports/{device}"
+  quick = "--quick" in session.posargs
+  args = [a for a in session.posargs if a != "--quick"]
+  device = args[0] if args else "gpu"
+  out = f"results/{device}"
   pathlib.Path(out).mkdir(parents=True, exist_ok=True)
+  small = ("--only", "Sigmoid", "--checks", "forward,autodiff", "--dtypes", "float32", "--jobs", "1")
   session.run("python", "-m", "verification", "--device", device, "--quiet", "--json", f"{out}/verify.json",
-              "--junit", f"{out}/verify.xml")
-  bench = ["pytest", "benchmarks", "-p", "no:cacheprovider", "--device", device, "--bench-out", out]
-  session.run(*bench, "--smoke")
-  session.run(*bench, "--layer", "--peers")
+              "--junit", f"{out}/verify.xml", *(small if quick else ()))
+  for name in ("verify.json", "verify.xml"):
+    _generated_by(f"{out}/{name}", shlex.join(["nox", "--no-venv", "-s", "gpucheck", *(("--", *session.posargs)
+                                                                                      if session.posargs else ())]))
+  bench = ["pytest", "benchmarks", "-p", "no:cacheprovider", "--device", device, "--bench-out", out,
+           *(("--max-time", "0.02") if quick else ())]
+  session.run(*bench, "--smoke", *(("--sizes", "16") if quick else ()))
+  session.run(*bench, "--layer", "--peers",
+              *(("--layer-neurons", "16", "--layer-steps", "5", "--layer-batch", "2") if quick else ()))
 
 
 @nox.session

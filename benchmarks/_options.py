@@ -45,7 +45,7 @@ class BenchConfig:
   max_time: float = 0.3
   compare: str | None = None
   threshold: float = 0.05
-  out_dir: str = "reports"
+  out_dir: str = "results"
   #: The layer benchmark (Linear + LIF) instead of the kernels: neurons, time steps, batch.
   layer: bool = False
   layer_neurons: tuple[int, ...] = (1024,)

@@ -2,7 +2,7 @@
 
     pytest benchmarks [--device cpu|gpu|tpu] [--smoke|--full] [--sizes 10,16,24|10-24|all]
                       [--dtypes float32,bfloat16] [--ops fwd,vjp,jvp,vmap_grad,vjp_alpha] [--only Sigmoid,Tanh]
-                      [--peers] [--compare reports/baseline-cpu.json] [--threshold 5%] [--bench-out reports]
+                      [--peers] [--compare results/baseline-cpu.json] [--threshold 5%] [--bench-out results]
     pytest benchmarks --layer [--smoke] [--layer-neurons 1024] [--layer-steps 100,500] [--layer-batch 16] [--peers]
 
 The default grid is the VJP in float32 at 2^24 (2^24 and 2^26 on gpu/tpu; ``_options.DEFAULT_SIZES``);
@@ -57,7 +57,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
       help="fail if a ratio to the baseline kernel regressed against this report (see benchmarks/_gate.py)")
   add("--threshold", dest="bench_threshold", default="0.05",
       help="least growth of a median ratio that counts, beyond both IQRs: 0.05 or 5%% (default)")
-  add("--bench-out", dest="bench_out", default="reports", help="folder of the reports (default reports)")
+  add("--bench-out", dest="bench_out", default="results", help="folder of the reports (default results)")
   add("--layer", dest="bench_layer", action="store_true", help="the Linear + LIF layer benchmark instead")
   add("--layer-neurons", dest="bench_layer_neurons", default=None, help="neurons of the layer (default 1024)")
   add("--layer-steps", dest="bench_layer_steps", default=None, help="time steps (default 100,500)")

@@ -1,8 +1,11 @@
-"""``python -m reports``: the HTML page, its Markdown twin and the plots, from the JSON that exists.
+"""``surrogate-report``: the HTML page, its Markdown twin and the plots, from the JSON that exists.
+
+Installed with the harness as the console script ``surrogate-report`` (module ``surrogate_reports``); in a
+checkout, ``python -m reports`` runs the same.
 
 Verification results are read from ``--verify`` (repeat it to merge the shards of one run), by
-default ``reports/out/verify.json`` (what ``nox -s verify`` writes), else the committed
-``reports/verify.json`` with a visible note. An input that cannot be read is named with its problem
+default ``results/out/verify.json`` (what ``nox -s verify`` writes), else the committed
+``results/verify.json`` with a visible note. An input that cannot be read is named with its problem
 on stderr and on the page, and the rest is rendered.
 
 Exit status: 0 the report was written from every input; 1 it was written, but some input was left
@@ -21,14 +24,21 @@ from . import data
 from .build import generate
 
 
+def prog() -> str:
+  """How this command was run, for its usage line: the console script (``surrogate-report``) where it was
+  run as one, else ``python -m`` and the package's name where it is installed or checked out."""
+  script = Path(sys.argv[0]).name if sys.argv and sys.argv[0] else ""
+  return script.removesuffix(".exe") if script.startswith("surrogate-report") else f"python -m {__package__}"
+
+
 def main(argv: list[str] | None = None) -> int:
-  parser = argparse.ArgumentParser(prog="python -m reports", description=__doc__.splitlines()[0])
+  parser = argparse.ArgumentParser(prog=prog(), description=__doc__.splitlines()[0])
   parser.add_argument("--verify", action="append", default=[], metavar="PATH",
                       help=f"verification JSON; repeat to merge shards (default: {data.DEFAULT_VERIFY}, "
                            f"else {data.COMMITTED_VERIFY})")
-  parser.add_argument("--peers", default="reports/peers", help="folder of peer-library JSON (default: %(default)s)")
-  parser.add_argument("--bench", default="reports/bench-*.json", help="glob of benchmark JSON (default: %(default)s)")
-  parser.add_argument("--out", default="reports", help="output folder (default: %(default)s)")
+  parser.add_argument("--peers", default="results/peers", help="folder of peer-library JSON (default: %(default)s)")
+  parser.add_argument("--bench", default="results/bench-*.json", help="glob of benchmark JSON (default: %(default)s)")
+  parser.add_argument("--out", default="results/report", help="output folder (default: %(default)s)")
   parser.add_argument("--only", action="append", default=[], metavar="NAME",
                       help="plot only these surrogates (repeat or comma-separate)")
   parser.add_argument("--no-plots", action="store_true", help="tables only, no PNGs")

@@ -23,8 +23,8 @@ from verification.results import Curve, Result, Run
 #: The repository root (where ``git`` is asked how old the code is).
 ROOT = Path(__file__).resolve().parent.parent
 #: What ``nox -s verify`` writes, read first; then the committed results.
-DEFAULT_VERIFY = Path("reports/out/verify.json")
-COMMITTED_VERIFY = Path("reports/verify.json")
+DEFAULT_VERIFY = Path("results/out/verify.json")
+COMMITTED_VERIFY = Path("results/verify.json")
 #: The code an input of each kind was made by: an input older than the newest of it is stale.
 CODE = {"verify": ("surrogates", "verification"), "bench": ("surrogates", "benchmarks")}
 #: Fields a benchmark's ``extra_info`` must have to be tabulated.

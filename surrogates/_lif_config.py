@@ -102,7 +102,8 @@ class ResetGrad(enum.Enum):
   """Whether the reset carries the surrogate gradient."""
   ATTACHED = "attached"
   DETACHED = "detached"                  # the spike in the reset term is stop_gradient
-  HARD_IDENTITY = "hard_identity"        # forward a reset to v_reset, gradient 1 + surrogate term (brainpy.state 'hard')
+  # forward a reset to v_reset, gradient 1 + surrogate term (brainpy.state 'hard')
+  HARD_IDENTITY = "hard_identity"
   OUTPUT_DETACHED = "output_detached"    # the returned spike itself is stop_gradient (brainpy.dyn detach_spk)
 
 

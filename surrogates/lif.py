@@ -206,7 +206,8 @@ def _synapse(i: Array, x: Array, alpha: Array, synapse: Any) -> tuple[Array, Arr
 
 def _gain(beta: Array, p: LIFParams, gain: Any) -> Any:
   return _choose(gain, {Gain.ONE: lambda: jnp.ones_like(beta), Gain.PARAM: lambda: p.gain + 0.0 * beta,
-                        Gain.ONE_MINUS_BETA: lambda: 1.0 - beta, Gain.PARAM_ONE_MINUS_BETA: lambda: p.gain * (1.0 - beta)})
+                        Gain.ONE_MINUS_BETA: lambda: 1.0 - beta,
+                        Gain.PARAM_ONE_MINUS_BETA: lambda: p.gain * (1.0 - beta)})
 
 
 def _leak(v: Array, beta: Array, p: LIFParams, leak: Any) -> Array:
@@ -269,7 +270,7 @@ def lif_scan(
   """
   x = jnp.asarray(x)
   shape, dtype = x.shape[1:], x.dtype
-  cast = lambda a: jnp.broadcast_to(jnp.asarray(a, dtype), shape)  # noqa: E731
+  cast = lambda a: jnp.broadcast_to(jnp.asarray(a, dtype), shape)
   state0 = LIFState(cast(state0.v), cast(state0.i))
   params = LIFParams(*(jnp.asarray(a, dtype) for a in params))
 
@@ -294,7 +295,7 @@ def reset_gain(
   params = LIFParams(*(jnp.asarray(a, dtype) for a in params))
 
   def body(state, xt):
-    step = lambda v: lif_step(LIFState(v, state.i), xt, params, config, surrogate)[0].v  # noqa: E731
+    step = lambda v: lif_step(LIFState(v, state.i), xt, params, config, surrogate)[0].v
     _, dv = jax.jvp(step, (state.v,), (jnp.ones_like(state.v),))
     nxt, _ = lif_step(state, xt, params, config, surrogate)
     return nxt, dv

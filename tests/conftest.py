@@ -31,3 +31,16 @@ def _jax_configuration_kept():
   for key, value in before.items():
     if jax.config.values.get(key) != value:
       jax.config.update(key, value)
+
+
+def pytest_addoption(parser):
+  parser.addoption("--slow", action="store_true", help="also run the tests marked slow (network installs)")
+
+
+def pytest_collection_modifyitems(config, items):
+  if config.getoption("--slow"):
+    return
+  skip = pytest.mark.skip(reason="slow (installs from the network): run with --slow")
+  for item in items:
+    if "slow" in item.keywords:
+      item.add_marker(skip)

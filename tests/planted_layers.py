@@ -334,7 +334,7 @@ def params_for(config: LIFConfig) -> surrogates.LIFParams:
   raw = {BetaMap.IDENTITY: 0.8, BetaMap.CLAMP_0_1: 1.2, BetaMap.CLAMP_HALF_1: 0.8, BetaMap.ONE_MINUS_INV_TAU: 5.0,
          BetaMap.SIGMOID: -1.4, BetaMap.ONE_MINUS_DT_OVER_TAU: 0.2, BetaMap.EXP_MINUS_INV_TAU: 4.5,
          BetaMap.EXP_MINUS_DT_OVER_TAU: 4.5}[config.beta_map]
-  return surrogates.LIFParams(beta=raw if config.beta_map is not BetaMap.CLAMP_0_1 else 0.85, alpha_syn=0.6)
+  return surrogates.LIFParams(beta=raw if config.beta_map is not BetaMap.CLAMP_0_1 else 1.02, alpha_syn=0.6)
 
 
 def defect(field: str, style: str) -> tuple[LayerCandidate, LayerCandidate]:

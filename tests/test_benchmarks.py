@@ -409,7 +409,7 @@ def test_a_failing_peer_is_not_run_and_the_reference_raises(monkeypatch: pytest.
 def options(**given) -> _options.BenchConfig:
   """The configuration pytest would build from these options (the rest at their defaults)."""
   defaults = {"bench_device": "cpu", "bench_rounds": 0, "bench_max_time": 0.3, "bench_threshold": "0.05",
-              "bench_out": "reports", "bench_layer_batch": 16}
+              "bench_out": "results", "bench_layer_batch": 16}
   values = {**defaults, **{f"bench_{k}": v for k, v in given.items()}}
   return _options.build_config(lambda name: values.get(name))
 

@@ -17,7 +17,8 @@ import pytest
 
 from tests._subprocess import environment
 from verification.core.candidate import Candidate
-from verification.engine import runner
+from verification.engine import devices, runner
+from verification.engine.options import jobs_for
 from verification.engine.platform import platform_gaps
 from verification.engine.runner import GiB, Options
 from verification.results import Status
@@ -57,26 +58,26 @@ def test_an_unknown_device_is_a_usage_error():
 def test_worker_environment_shares_an_accelerator_and_names_the_platforms(monkeypatch):
   monkeypatch.delenv("XLA_PYTHON_CLIENT_PREALLOCATE", raising=False)
   monkeypatch.delenv("XLA_PYTHON_CLIENT_MEM_FRACTION", raising=False)
-  env = runner.worker_environment("gpu")
+  env = devices.worker_environment("gpu")
   assert env == {"JAX_PLATFORMS": "cuda,cpu", "XLA_PYTHON_CLIENT_PREALLOCATE": "false"}
-  assert "JAX_PLATFORMS" not in runner.worker_environment("")  # the device JAX finds
+  assert "JAX_PLATFORMS" not in devices.worker_environment("")  # the device JAX finds
   monkeypatch.setenv("XLA_PYTHON_CLIENT_MEM_FRACTION", ".2")  # the user's choice is kept
-  assert "XLA_PYTHON_CLIENT_PREALLOCATE" not in runner.worker_environment("gpu")
+  assert "XLA_PYTHON_CLIENT_PREALLOCATE" not in devices.worker_environment("gpu")
 
 
 def test_the_address_space_cap_applies_only_to_cpu_only_workers(monkeypatch):
   monkeypatch.delenv("JAX_PLATFORMS", raising=False)
-  assert runner.cpu_only("cpu") and not runner.cpu_only("gpu") and not runner.cpu_only("tpu")
-  monkeypatch.setattr(runner, "accelerator_plugins", lambda: ["jax-cuda13-plugin"])
-  assert not runner.cpu_only("")  # an accelerator may be found: resident memory is the guard
-  monkeypatch.setattr(runner, "accelerator_plugins", lambda: [])
-  assert runner.cpu_only("")
+  assert devices.cpu_only("cpu") and not devices.cpu_only("gpu") and not devices.cpu_only("tpu")
+  monkeypatch.setattr(devices, "accelerator_plugins", lambda: ["jax-cuda13-plugin"])
+  assert not devices.cpu_only("")  # an accelerator may be found: resident memory is the guard
+  monkeypatch.setattr(devices, "accelerator_plugins", lambda: [])
+  assert devices.cpu_only("")
 
 
 def test_jobs_default_to_the_cores_and_never_exceed_the_candidates():
-  assert runner.jobs_for(Options(), 10_000) == runner.cores()
-  assert runner.jobs_for(Options(), 1) == 1
-  assert runner.jobs_for(Options(jobs=10_000), 10_000) == runner.cores()
+  assert jobs_for(Options(), 10_000) == devices.cores()
+  assert jobs_for(Options(), 1) == 1
+  assert jobs_for(Options(jobs=10_000), 10_000) == devices.cores()
 
 
 def _touches_4gib(x):
@@ -94,7 +95,7 @@ def test_the_resident_memory_guard_ends_a_worker_without_an_address_space_cap(mo
   ref = surrogates.Sigmoid()
   hog = Candidate(name="Sigmoid", params={}, fn=lambda x: ref(x) + 0 * _touches_4gib(jnp.zeros(())),
                   label="touches 4 GiB")
-  monkeypatch.setattr(runner, "cpu_only", lambda device: False)  # as on an accelerator: no address-space cap
+  monkeypatch.setattr(devices, "cpu_only", lambda device: False)  # as on an accelerator: no address-space cap
   run = runner.run([hog], Options(checks=("forward",), dtypes=("float32",), jobs=1, memory_limit=2 * GiB))
   (result,) = run.results
   assert result.status is Status.ERROR, result

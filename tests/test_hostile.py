@@ -122,7 +122,11 @@ def test_a_set_ordered_target_is_matched_by_label():
   assert per_label == {label: ["forward", "differential"] for label in
                        ("set: correct a", "set: half gradient", "set: correct b", "set: correct c", pid)}
   by = {(r.label, r.check): r for r in got.results}
-  assert by[(pid, "forward")].status is Status.ERROR and "not deterministic" in by[(pid, "forward")].message
+  message = by[(pid, "forward")].message
+  assert by[(pid, "forward")].status is Status.ERROR and "not deterministic" in message
+  # the labels named as the cause, with the nearest label the other process built as the example
+  assert "labels differ between the processes" in message and "process id" in message
+  assert message.count("'set: made in process ") == 2, message
   assert by[("set: half gradient", "differential")].status is Status.FAIL
   assert "ratio 0.5" in by[("set: half gradient", "differential")].message
   assert all(by[(f"set: correct {k}", c)].status is Status.PASS for k in "abc" for c in ("forward", "differential"))
@@ -162,6 +166,8 @@ def test_a_killed_run_leaves_the_json_of_what_finished(tmp_path):
     (["--only", "Sigmod"], ["did you mean", "Sigmoid"]),
     (["--examples", "0"], ["hypothesis examples 0"]),
     (["--jobs", "-1"], ["jobs -1"]),
+    (["--target", "tests.hostile:HANGS", "--target", "tests.hostile:DIES"], ["--target given more than once",
+                                                                             "tests.hostile:HANGS", "one target"]),
 ])
 def test_usage_and_loading_errors_exit_2_with_one_message(args, words, capsys):
   """Found before any worker starts (so in this process: the command line's main())."""
@@ -184,10 +190,10 @@ def test_a_module_that_ends_its_process_at_import_is_a_loading_error(module, cau
 
 
 def test_a_module_that_hangs_at_import_is_ended_by_the_loading_limit(monkeypatch):
-  from verification.engine import runner
+  from verification.engine import processes
   from verification.targets import TargetError
 
-  monkeypatch.setattr(runner, "STARTUP_LIMIT", 4.0)
+  monkeypatch.setattr(processes, "STARTUP_LIMIT", 4.0)
   start = time.monotonic()
   with pytest.raises(TargetError, match="not loaded within 4 s"):
     run("tests.hostile.hangs_at_import:CANDIDATES", Options(checks=("forward",), dtypes=("float32",), timeout=1.0))
@@ -403,3 +409,105 @@ def test_a_failed_output_loses_neither_the_other_nor_leaves_a_temporary_file(tmp
   with pytest.raises(OSError):
     output._replace(str(tmp_path / "folder"), "text")
   assert sorted(p.name for p in tmp_path.iterdir()) == ["folder", "run.json", "run.xml"]
+
+
+# ---- benign side effects pass; leftovers are charged to the candidate that left them -------------------
+def passed(target: str, tmp_path, *extra: str) -> dict:
+  """A CLI run that must pass (exit status 0); the results by (label, check)."""
+  out = tmp_path / "run.json"
+  proc = cli("--target", target, *FAST, "--json", str(out), *extra)
+  assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+  return {(r.label, r.check): r for r in Run.from_json(json.loads(out.read_text())).results}
+
+
+def test_what_a_module_sets_at_import_stays_and_what_a_candidate_changes_is_put_back(tmp_path):
+  """An environment default, a signal handler, a warnings filter, a JAX logging option, shared memory (Python's
+  resource tracker) and a helper process, all set up at import and read by every call; one candidate changes
+  the environment, the handler and the filters during its checks, and the one after it sees the module's."""
+  results = passed("tests.hostile.settles_at_import:CANDIDATES", tmp_path, "--jobs", "1")
+  for label in ("reads the module's settings", "changes the module's settings", "reads them after a change"):
+    assert_passes(results, label)
+
+
+def test_python_s_own_helper_processes_are_no_one_s_and_a_left_process_is_its_author_s(tmp_path):
+  from tests.hostile import MARKER
+
+  _, results = checked("HELPERS", tmp_path, "--jobs", "1")
+  for label in ("makes shared memory", "uses the forkserver", "correct after helpers"):
+    assert_passes(results, label)
+  assert any("left 1 process(es) running" in r.message and MARKER in r.message
+             for (lab, _), r in results.items() if lab == "leaves a helper")
+
+
+#: What -ffast-math's start-up code (crtfastmath.o) does when a library built with it is loaded, written out as
+#: well: compilers since GCC 13 leave that code out of shared libraries.
+FAST_MATH_C = r"""
+#if defined(__x86_64__) || defined(__i386__)
+#include <xmmintrin.h>
+__attribute__((constructor)) static void fast_math(void) { _mm_setcsr(_mm_getcsr() | 0x8040); }
+#elif defined(__aarch64__)
+__attribute__((constructor)) static void fast_math(void) {
+  unsigned long fpcr;
+  __asm__ volatile("mrs %0, fpcr" : "=r"(fpcr));
+  __asm__ volatile("msr fpcr, %0" : : "r"(fpcr | (1UL << 24)));
+}
+#endif
+double scale(double a, double b) { return a * b; }
+"""
+
+
+def test_floating_point_state_a_candidate_leaves_is_charged_to_it_and_the_next_passes(tmp_path, monkeypatch):
+  """A NumPy candidate that loads a library built with -ffast-math (flush-to-zero and denormals-are-zero for the
+  thread) and one that sets the rounding mode upward, each before a plain NumPy candidate; the edge check
+  computes subnormal inputs, which a flushing worker would compute differently from the judge. All pass; the
+  two that changed the state are named, and their workers replaced."""
+  import shutil
+
+  cc = shutil.which("cc") or shutil.which("gcc") or shutil.which("clang")
+  if cc is None:
+    pytest.skip("no C compiler (cc, gcc or clang) to build a library with -ffast-math")
+  (tmp_path / "fast_math.c").write_text(FAST_MATH_C)
+  library = tmp_path / "fast_math.so"
+  subprocess.run([cc, "-shared", "-fPIC", "-O2", "-ffast-math", str(tmp_path / "fast_math.c"), "-o", str(library)],
+                 check=True, capture_output=True, timeout=120)
+  monkeypatch.setenv("HOSTILE_FAST_MATH", str(library))
+  results = passed("tests.hostile:FLOATING_POINT", tmp_path, "--jobs", "1", "--checks", "forward,edge")
+  for label, state in (("loads a fast-math library", "flush-to-zero, denormals-are-zero"),
+                       ("rounds upward", "rounding upward")):
+    notes = {r.diagnosis.extra.get("left_behind") for (lab, _), r in results.items() if lab == label}
+    assert len(notes) == 1 and state in notes.pop(), label
+  for label in ("NumPy after fast math", "NumPy after rounding"):
+    assert not any("left_behind" in r.diagnosis.extra for (lab, _), r in results.items() if lab == label)
+  assert json.loads((tmp_path / "run.json").read_text())["provenance"]["workers_started"] == 3
+
+
+def test_memory_a_candidate_keeps_is_charged_to_it_and_not_to_the_next(tmp_path, monkeypatch):
+  """A correct candidate keeps 1.5 GiB in a module list; the correct one after it needs 1.2 GiB under a 4 GiB
+  limit. The first's worker grew by more than a quarter of the limit: it is replaced, and the first is named."""
+  monkeypatch.setenv("HOSTILE_CACHE_MB", "1536")
+  monkeypatch.setenv("HOSTILE_NEED_MB", "1229")
+  results = passed("tests.hostile:MEMORY", tmp_path, "--jobs", "1", "--memory-limit", "4G")
+  notes = {r.diagnosis.extra.get("left_behind") for (lab, _), r in results.items() if lab == "keeps a cache"}
+  assert len(notes) == 1 and "resident memory grew" in notes.pop()
+  assert not any("left_behind" in r.diagnosis.extra for (lab, _), r in results.items() if lab == "needs memory")
+
+
+def test_a_slow_first_call_is_named_as_the_first_call_with_the_options_that_change_the_limit(tmp_path):
+  _, results = checked("SLOW_START", tmp_path, "--jobs", "1", "--timeout", "4")
+  assert_fails(results, "warms up for 30 s", "first call", "--timeout", "Options(timeout=", "--surrogate-timeout")
+  assert_passes(results, "correct after a slow start")
+
+
+def test_long_labels_stay_whole_in_json_and_junit_and_unique_on_the_terminal(tmp_path):
+  import xml.etree.ElementTree as ET
+
+  out, junit = tmp_path / "run.json", tmp_path / "run.xml"
+  proc = cli("--target", "tests.hostile:LONG_LABELS", *FAST, "--json", str(out), "--junit", str(junit), "--jobs", "1")
+  assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+  wanted = {"x" * 4999 + "a", "x" * 4999 + "b", *(f"short {k}" for k in range(6))}
+  assert {r.label for r in Run.from_json(json.loads(out.read_text())).results} == wanted
+  cases = ET.parse(junit).getroot().findall("testcase")
+  assert len(cases) == 16 and {c.get("classname") for c in cases} == wanted
+  assert "8 candidates" in proc.stdout
+  rows = [line for line in proc.stdout.splitlines() if line.startswith("xxxx")]
+  assert len(rows) == 2 and rows[0].split()[0] != rows[1].split()[0] and max(map(len, rows)) < 300

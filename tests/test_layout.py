@@ -7,6 +7,9 @@ first; a module may import its own layer and the ones below, never one above:
 1. ``verification.core``: what a check needs (candidates, evaluation, numerics, tolerances, cache);
 2. ``verification.checks`` (what is judged) and ``verification.targets`` (published libraries);
 3. ``verification.engine``: how a run is executed (the parent, the worker, what crosses between them);
+   inside it, the harness process's files import one way (``ENGINE``): the device, the options, the
+   processes, the loading, the scheduling, and ``runner`` (the public entry) last; the worker's and the
+   judge's files import none of them, and none of them imports the worker or the judge;
 4. the entry points: ``verification`` itself, ``api``, ``output``, ``__main__``, ``pytest_plugin``.
 """
 
@@ -59,6 +62,53 @@ MODULES = {_module_name(p): p for p in PACKAGE.rglob("*.py")}
 GRAPH = {name: _imports(path, name) - {name} for name, path in MODULES.items()}
 
 
+#: The engine's modules and the engine modules each may import (the harness process's files in order,
+#: each may use those before it; the worker and judge processes share only the platform and the protocol).
+ENGINE = {
+  "protocol": set(),
+  "platform": set(),
+  "devices": set(),
+  "options": {"devices"},
+  "processes": {"devices", "options", "protocol"},
+  "loading": {"devices", "options", "processes", "protocol"},
+  "scheduling": {"devices", "options", "processes", "loading", "protocol"},
+  "runner": {"devices", "options", "processes", "loading", "scheduling", "protocol"},
+  "worker": {"platform", "protocol"},
+  "judge": {"platform", "protocol"},
+}
+
+
+def _engine_violations(name: str, imports: set[str]) -> list[str]:
+  """The engine modules ``name`` imports that ``ENGINE`` does not allow it."""
+  short = name.removeprefix("verification.engine.")
+  engine = {m.removeprefix("verification.engine.") for m in imports if m.startswith("verification.engine.")}
+  return sorted(engine - ENGINE[short])
+
+
+def _circle(graph: dict[str, set[str]]) -> list[str] | None:
+  """An import circle of ``graph`` (a package importing its own submodules is not one), or None."""
+  edges = {n: {m for m in ms if not n.startswith(m + ".")} for n, ms in graph.items()}
+  state: dict[str, int] = {}
+  path: list[str] = []
+
+  def visit(n: str) -> list[str] | None:
+    state[n] = 1
+    path.append(n)
+    for m in sorted(edges.get(n, ())):
+      if state.get(m) == 1:
+        return [*path[path.index(m):], m]
+      if m not in state and (found := visit(m)):
+        return found
+    path.pop()
+    state[n] = 2
+    return None
+
+  for n in sorted(edges):
+    if n not in state and (found := visit(n)):
+      return found
+  return None
+
+
 def test_the_layout_is_the_documented_one():
   # the folders the README's map of the code names; a new one needs a layer above
   assert {m.split(".")[1] for m in MODULES if m.count(".") >= 2} == {"checks", "core", "engine", "targets"}
@@ -74,31 +124,43 @@ def test_no_import_goes_up_a_layer(name):
 def test_the_import_graph_has_no_circle():
   # a package importing its own submodules (a registry) is a downward arrow: it is not counted as a
   # circle with the submodule's import of a sibling through the package
-  edges = {n: {m for m in ms if not n.startswith(m + ".")} for n, ms in GRAPH.items()}
-  state: dict[str, int] = {}
-  path: list[str] = []
+  circle = _circle(GRAPH)
+  assert circle is None, "import circle: " + " -> ".join(circle or [])
 
-  def visit(n: str) -> None:
-    state[n] = 1
-    path.append(n)
-    for m in sorted(edges[n]):
-      if state.get(m) == 1:
-        cycle = [*path[path.index(m):], m]
-        pytest.fail("import circle: " + " -> ".join(cycle))
-      if m not in state:
-        visit(m)
-    path.pop()
-    state[n] = 2
 
-  for n in sorted(edges):
-    if n not in state:
-      visit(n)
+def test_every_engine_module_is_placed():
+  engine = {m.removeprefix("verification.engine.") for m in MODULES if m.startswith("verification.engine.")}
+  assert engine == set(ENGINE), f"engine modules without a place in ENGINE: {sorted(engine ^ set(ENGINE))}"
+
+
+@pytest.mark.parametrize("name", sorted(f"verification.engine.{m}" for m in ENGINE))
+def test_the_engine_imports_one_way(name):
+  bad = _engine_violations(name, GRAPH[name])
+  assert not bad, f"{name} imports {bad}; it may import only {sorted(ENGINE[name.rpartition('.')[2]])} of the engine"
+
+
+def test_the_engine_rule_sees_a_planted_upward_import_and_the_circle_it_makes(tmp_path):
+  # the checker itself: the device module importing the scheduling (which imports it) breaks both rules,
+  # while the unaltered module passes them
+  name = "verification.engine.devices"
+  source = (PACKAGE / "engine" / "devices.py").read_text()
+  planted = tmp_path / "verification" / "engine" / "devices.py"
+  planted.parent.mkdir(parents=True)
+  planted.write_text(source + "\n\ndef _late():\n  from verification.engine.scheduling import run\n  return run\n")
+  found = _imports(planted, name)
+  assert _engine_violations(name, found) == ["scheduling"]
+  assert _engine_violations(name, _imports(PACKAGE / "engine" / "devices.py", name)) == []
+  circle = _circle({**GRAPH, name: found - {name}})
+  assert circle is not None and name in circle and "verification.engine.scheduling" in circle
+  assert _circle(GRAPH) is None
 
 
 def test_the_parent_and_the_worker_do_not_import_each_other():
-  assert "verification.engine.worker" not in GRAPH["verification.engine.runner"]
-  assert "verification.engine.runner" not in GRAPH["verification.engine.worker"]
-  assert "verification.engine.protocol" in GRAPH["verification.engine.runner"]
+  parent = [f"verification.engine.{m}" for m in ("devices", "options", "processes", "loading", "scheduling", "runner")]
+  for side in ("verification.engine.worker", "verification.engine.judge"):
+    assert not any(side in GRAPH[p] for p in parent)
+    assert not any(p in GRAPH[side] for p in parent)
+  assert "verification.engine.protocol" in GRAPH["verification.engine.processes"]
 
 
 def test_the_layer_test_sees_a_planted_upward_import(tmp_path):

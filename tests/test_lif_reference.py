@@ -123,7 +123,7 @@ def test_the_smooth_check_sees_a_wrong_wiring():
 
   def f(x, beta):
     cut = jax.lax.stop_gradient(beta) + 0.0 * beta
-    s, v, _ = lif_scan(x, state, params._replace(beta=cut), config, SURROGATE, smooth=True)
+    _, v, _ = lif_scan(x, state, params._replace(beta=cut), config, SURROGATE, smooth=True)
     return v.sum()
 
   with pytest.raises(AssertionError):
@@ -230,7 +230,7 @@ def _np_forward_backward(x, v0, p, c, g, smooth, a, b):
   return S, V, grads
 
 
-def SURROGATE_P(u):  # noqa: N802  (the primitive, as the smooth forward uses it)
+def SURROGATE_P(u):
   return np.asarray(SURROGATE.surrogate_fun(jnp.asarray(u)))
 
 
@@ -256,7 +256,7 @@ def test_hand_written_adjoint_matches_the_reference_vjp(config, smooth):
   a = np.asarray(jax.random.normal(k[2], (Tn, 3, 5), jnp.float64))
   b = np.asarray(jax.random.normal(k[3], (Tn, 3, 5), jnp.float64))
   p = dict(beta=0.85, theta=0.7, v_reset=-0.3, bias=0.02, g_s=1.3)
-  g = lambda u: np.asarray(SURROGATE.surrogate_grad(jnp.asarray(u)))  # noqa: E731
+  g = lambda u: np.asarray(SURROGATE.surrogate_grad(jnp.asarray(u)))
   S, V, want = _np_forward_backward(x, v0, p, config, g, smooth, a, b)
 
   def loss(x, v0, beta, theta, v_reset, bias, g_s):
@@ -269,7 +269,7 @@ def test_hand_written_adjoint_matches_the_reference_vjp(config, smooth):
   assert 0 < S.mean() < 1.3, "the sample should fire sometimes"
   np.testing.assert_array_equal(np.asarray(s), S) if not smooth else np.testing.assert_allclose(s, S, rtol=1e-13)
   np.testing.assert_allclose(v, V, rtol=1e-12, atol=1e-13)
-  for name, got in zip(("x", "v0", "beta", "theta", "v_reset", "bias", "g_s"), grads):
+  for name, got in zip(("x", "v0", "beta", "theta", "v_reset", "bias", "g_s"), grads, strict=True):
     ref = want[name]
     scale = max(1.0, float(np.max(np.abs(ref))))
     np.testing.assert_allclose(got, ref, rtol=1e-12, atol=1e-12 * scale, err_msg=f"{_label(config)}: d/d{name}")
@@ -282,7 +282,7 @@ def test_the_adjoint_comparison_sees_a_wrong_reset_gradient():
   a = np.ones((Tn, 3, 5))
   b = np.ones((Tn, 3, 5))
   p = dict(beta=0.85, theta=0.7, v_reset=-0.3, bias=0.02, g_s=1.3)
-  g = lambda u: np.asarray(SURROGATE.surrogate_grad(jnp.asarray(u)))  # noqa: E731
+  g = lambda u: np.asarray(SURROGATE.surrogate_grad(jnp.asarray(u)))
   _, _, want = _np_forward_backward(x, np.zeros((3, 5)), p, LIFConfig(), g, False, a, b)
   detached = LIFConfig(reset_grad=ResetGrad.DETACHED)
   params = LIFParams(beta=0.85, theta=0.7, v_reset=-0.3, bias=0.02, g_s=1.3)
@@ -329,5 +329,5 @@ def test_coded_settings_give_the_static_values_and_gradients(config):
   np.testing.assert_array_equal(s1, s2)
   # the same operations for the selected option; XLA may fuse the two programs differently: a few ulp
   np.testing.assert_allclose(v1, v2, rtol=1e-14, atol=1e-14)
-  for a, b in zip(jax.tree_util.tree_leaves(gs), jax.tree_util.tree_leaves(gc)):
+  for a, b in zip(jax.tree_util.tree_leaves(gs), jax.tree_util.tree_leaves(gc), strict=True):
     np.testing.assert_allclose(a, b, rtol=1e-13, atol=1e-13)

@@ -491,7 +491,7 @@ def test_the_page_says_where_each_input_came_from(outputs):
   page = (out / "index.html").read_text(encoding="utf-8")
   line = next(line for line in page.split("<li>") if line.startswith(f"{VERIFY}: "))
   for part in ("run 2026-11-29T12:00:00Z", "commit 0123456789abcdef", "target reference", "version 0.1.0",
-               "command: python -m verification --json reports/out/verify.json"):
+               "command: python -m verification --json results/out/verify.json"):
     assert part in line
   peer = next(line for line in page.split("<li>") if line.startswith(f"{PEERS[0]}: "))
   assert re.search(r"file (committed|modified) \d{4}-\d\d-\d\dT", peer) and "no provenance recorded" in peer

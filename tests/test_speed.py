@@ -220,7 +220,7 @@ def test_workers_take_the_parameter_sets_of_one_surrogate_and_avoid_each_others(
   from collections import deque
   from types import SimpleNamespace
 
-  from verification.engine.runner import Options, _Pool
+  from verification.engine.scheduling import Options, _Pool
 
   cands = {f"{n}{k}": SimpleNamespace(name=n) for n in "AB" for k in range(3)}
   pool = _Pool(None, Options(), {}, cands, lambda *_: None, 2)

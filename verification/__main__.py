@@ -31,7 +31,7 @@ class Progress:
       return
     bad = [r.check for r in results if r.failing]
     status = "ok" if not bad else "FAIL: " + ", ".join(bad)
-    print(f"[{self.done:>3}] {time.perf_counter() - self.start:6.1f}s  {safe_text(label, 200)}  {status}",
+    print(f"[{self.done:>3}] {time.perf_counter() - self.start:6.1f}s  {output.terminal_label(label)}  {status}",
           file=sys.stderr, flush=True)
 
 
@@ -66,8 +66,9 @@ def parser() -> argparse.ArgumentParser:
   p = argparse.ArgumentParser(prog="python -m verification", description=__doc__.splitlines()[0],
                               epilog="Exit status: 0 passed, 1 a check failed or errored, 2 usage or target "
                                      "error, 3 internal error of the harness.")
-  p.add_argument("--target", help="MODULE:ATTR, or a built-in library: " + ", ".join(targets.builtin())
-                 + " (NAME==VERSION to insist on a version); default: the reference itself")
+  p.add_argument("--target", action="append", default=[],
+                 help="MODULE:ATTR, or a built-in library: " + ", ".join(targets.builtin())
+                 + " (NAME==VERSION to insist on a version); default: the reference itself. One per run")
   p.add_argument("--only", action="append", default=[], metavar="NAME",
                  help="only these surrogates or labels (repeat or comma-separate); an unknown name is an error")
   p.add_argument("--checks", type=_names, default=(), help="comma-separated subset of the checks (default: all)")
@@ -104,6 +105,10 @@ def main(argv: list[str] | None = None) -> int:
                            require=tuple(c for c in args.require if c), shard=args.shard,
                            only=tuple(n.strip() for item in args.only for n in item.split(",")))
   try:
+    if len(args.target) > 1:  # one run checks one target: a second would otherwise silently replace the first
+      raise runner.UsageError(f"--target given more than once ({', '.join(map(safe_text, args.target))}): a run checks "
+                              "one target; run the command once per target (each has its own exit status and reports)")
+    target = args.target[0] if args.target else None
     if any(not n for n in options.only):
       raise runner.UsageError("--only: empty name")
     runner.validate(options)
@@ -125,12 +130,12 @@ def main(argv: list[str] | None = None) -> int:
   def after_candidate(label, results) -> None:
     progress(label, results)
     if args.json:  # what finished so far survives a killed run
-      output.write_json(args.json, runner.Run(target=args.target or "reference", results=tuple(finished),
+      output.write_json(args.json, runner.Run(target=target or "reference", results=tuple(finished),
                                               checks=options.checks or runner.all_checks()))
 
   start = time.perf_counter()
   try:
-    run = runner.run(args.target, options, progress=after_candidate, on_result=on_result)
+    run = runner.run(target, options, progress=after_candidate, on_result=on_result)
   except (TargetError, runner.UsageError) as exc:
     if args.debug:
       traceback.print_exc()

@@ -71,7 +71,7 @@ class Report:
     output.summary(self.run.results, self.run.checks, out=file or sys.stdout)
 
   def write_json(self, path: str | os.PathLike) -> None:
-    """The verification JSON (what ``python -m verification --json`` writes; ``python -m reports`` reads it)."""
+    """The verification JSON (what ``python -m verification --json`` writes; ``surrogate-report`` reads it)."""
     output.write_json(os.fspath(path), self.run)
 
   def write_junit(self, path: str | os.PathLike) -> None:

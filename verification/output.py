@@ -13,7 +13,24 @@ import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 from pathlib import Path
 
-from verification.results import Result, Run, Status, counts
+from verification.results import Result, Run, Status, counts, safe_text
+
+#: Characters of a label on the terminal at most: a longer one is cut and given a suffix made from the whole
+#: label (:func:`terminal_label`), so two labels that differ only past the cut stay apart. JSON and JUnit
+#: keep labels whole.
+TERMINAL_LABEL = 80
+
+
+def terminal_label(label: str, width: int = TERMINAL_LABEL) -> str:
+  """``label`` for a terminal: escaped, and where longer than ``width``, its start, ``…`` and the first 8 hex
+  digits of the whole label's SHA-256 (a suffix two different labels share once in four billion)."""
+  import hashlib
+
+  text = safe_text(label, None)
+  if len(text) <= width:
+    return text
+  digest = hashlib.sha256(text.encode("utf-8", errors="backslashreplace")).hexdigest()[:8]
+  return f"{text[:width - 10]}…{digest}"
 
 
 def check_writable(path: str, what: str) -> None:
@@ -70,21 +87,28 @@ def write_junit(path: str, run: Run) -> None:
 
 
 def summary(results: Sequence[Result], checks: Sequence[str], out=sys.stdout) -> None:
-  """A candidate × check table (:attr:`Status.symbol`), then one line per failure with its diagnosis."""
+  """A candidate × check table (:attr:`Status.symbol`), then one line per failure with its diagnosis, and one
+  per candidate that left its worker changed (``left_behind``)."""
   labels = list(dict.fromkeys(r.label for r in results))
+  shown = {label: terminal_label(label) for label in labels}
   cell = {(r.label, r.check): r for r in results}
-  width = max([len(s) for s in labels] + [9])
+  width = max([len(s) for s in shown.values()] + [9])
   cols = [max(len(c), 5) for c in checks]
   print("candidate".ljust(width), *(c.ljust(w) for c, w in zip(checks, cols, strict=True)), file=out)
   for label in labels:
     row = [cell[(label, c)].status.symbol if (label, c) in cell else "" for c in checks]
-    print(label.ljust(width), *(s.ljust(w) for s, w in zip(row, cols, strict=True)), file=out)
+    print(shown[label].ljust(width), *(s.ljust(w) for s, w in zip(row, cols, strict=True)), file=out)
   notable = [r for r in results if r.failing or r.status in (Status.CONVENTION, Status.UNSUPPORTED)]
   if notable:
     print("\nFailures, errors, conventions and unsupported capabilities:", file=out)
     for r in notable:
       d = r.diagnosis
       where = f" [{d.location}]" if d.location else ""
-      print(f"  {r.label} / {r.check} ({r.status.value}): {d.message}{where}", file=out)
+      print(f"  {shown[r.label]} / {r.check} ({r.status.value}): {d.message}{where}", file=out)
+  left = {r.label: r.diagnosis.extra["left_behind"] for r in results if r.diagnosis.extra.get("left_behind")}
+  if left:
+    print("\nLeft in their worker process, which was replaced before the next candidate:", file=out)
+    for label, note in left.items():
+      print(f"  {shown[label]}: {note}", file=out)
   n = counts(results)
   print("\n" + ", ".join(f"{k}: {n[k]}" for k in n), file=out)

@@ -67,7 +67,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                   help="capabilities (forward, second, vmap, jit) whose absence fails instead of skipping")
   group.addoption("--surrogate-timeout", type=float, metavar="SECONDS", help="time limit per check (default 120)")
   group.addoption("--surrogate-json", metavar="PATH",
-                  help="write the verification JSON of the checks run (python -m reports reads it); an xdist "
+                  help="write the verification JSON of the checks run (surrogate-report reads it); an xdist "
                   "worker writes PATH with its id before the suffix (verify.gw0.json)")
   group.addoption("--surrogate-device", choices=("cpu", "gpu", "tpu"),
                   help="where the candidates run (default: the device JAX finds)")
@@ -158,13 +158,14 @@ class Target(pytest.Collector):
     self.library: Any = None
 
   def collect(self) -> Iterable[pytest.Item]:
-    from verification.checks import CHECKS
+    from verification.checks import checks_for
     from verification.engine.runner import in_shard
 
-    checks = self.settings.checks or tuple(CHECKS)
-    unknown = [c for c in checks if c not in CHECKS]
+    known = _all_checks()
+    checks = self.settings.checks or known
+    unknown = [c for c in checks if c not in known]
     if unknown:
-      raise self.CollectError(f"unknown surrogate checks {unknown}; known: {', '.join(CHECKS)}")
+      raise self.CollectError(f"unknown surrogate checks {unknown}; known: {', '.join(known)}")
     try:
       target = _load(self.spec)
     except Exception as exc:
@@ -176,7 +177,8 @@ class Target(pytest.Collector):
     for candidate in target.candidates:
       if not in_shard(candidate.label, self.settings.shard):
         continue
-      for check in checks:
+      kind = (getattr(candidate, "fields", None) or {}).get("kind") or getattr(candidate, "kind", None) or "spike"
+      for check in checks_for(kind, tuple(checks)):
         item = Check.from_parent(self, name=f"{candidate.label}[{check}]", candidate=candidate, check=check)
         item.add_marker(pytest.mark.xdist_group(candidate.label))
         item.add_marker(pytest.mark.surrogate)
@@ -264,9 +266,9 @@ class Check(pytest.Item):
 
 
 def _all_checks() -> tuple[str, ...]:
-  from verification.checks import CHECKS
+  from verification.engine.options import all_checks
 
-  return tuple(CHECKS)
+  return all_checks()
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:

@@ -93,6 +93,17 @@ def safe_text(text: Any, limit: int | None = FIELD_LIMIT) -> str:
   return text
 
 
+#: Characters of a label at most, as written in results (JSON, JUnit): candidates are identified by label, so
+#: labels are kept whole up to this bound, and their uniqueness is checked on exactly what is written
+#: (:func:`written_label`); only the terminal shortens them (``verification.output``).
+LABEL_LIMIT = 65536
+
+
+def written_label(label: Any) -> str:
+  """``label`` as results hold it and reports write it: escaped (:func:`safe_text`), at most LABEL_LIMIT long."""
+  return safe_text(label, LABEL_LIMIT)
+
+
 def _safe(value: Any, limit: int | None = FIELD_LIMIT) -> Any:
   """``value`` with every string in it (keys too, in mappings and lists) made :func:`safe_text`."""
   if isinstance(value, str):
@@ -235,7 +246,8 @@ class Result:
   notes: Mapping[str, Any] = dataclasses.field(default_factory=dict)
 
   def __post_init__(self) -> None:
-    for name in ("label", "surrogate", "check"):
+    object.__setattr__(self, "label", written_label(self.label))
+    for name in ("surrogate", "check"):
       object.__setattr__(self, name, safe_text(getattr(self, name), 500))
     object.__setattr__(self, "params", _safe(dict(self.params), 500))
     object.__setattr__(self, "notes", _safe(dict(self.notes)))
@@ -453,6 +465,6 @@ class Run:
                schema_version=int(doc.get("schema_version", doc.get("schema", 1)) or 1))
 
 
-__all__ = ["CAPABILITIES", "ORDER", "SCHEMA_VERSION", "Curve", "Diagnosis", "Outcome", "Result", "Run", "Status",
-           "convention", "counts", "errored", "failed", "ordered_checks", "passed", "require", "skipped",
-           "unsupported"]
+__all__ = ["CAPABILITIES", "LABEL_LIMIT", "ORDER", "SCHEMA_VERSION", "Curve", "Diagnosis", "Outcome", "Result", "Run",
+           "Status", "convention", "counts", "errored", "failed", "ordered_checks", "passed", "require", "skipped",
+           "unsupported", "written_label"]

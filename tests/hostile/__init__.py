@@ -357,3 +357,111 @@ def _fork_forever():
 PROCESSES = [sigmoid("starts a helper", _once(_helper(False))),
              sigmoid("starts a helper in its own session", _once(_helper(True))),
              sigmoid("forks a child that never exits", _once(_fork_forever)), correct("correct after helpers")]
+
+
+# ---- benign side effects of real libraries, and leftovers charged to their author ----------------------
+def _numpy_sigmoid(label, effect=None):
+  """Sigmoid(alpha=4) in NumPy (``backend="numpy"``); ``effect(x)`` runs before every call of its forward."""
+
+  def g(x):
+    s = 1.0 / (1.0 + np.exp(-ALPHA * x.astype(np.float64)))
+    return ALPHA * s * (1.0 - s)
+
+  def forward(x):
+    if effect is not None:
+      effect(x)
+    return (x >= 0).astype(x.dtype)
+
+  return Candidate(name="Sigmoid", params={"alpha": ALPHA}, backend="numpy", label=label, forward=forward,
+                   vjp=lambda x, ct: (ct * g(x)).astype(x.dtype))
+
+
+def _shared_memory():
+  """A block of shared memory made and released: Python starts its resource tracker, which lives on."""
+  from multiprocessing import shared_memory
+
+  block = shared_memory.SharedMemory(create=True, size=1024)
+  block.close()
+  block.unlink()
+
+
+def _forkserver_child():
+  """A process started through multiprocessing's forkserver (which lives on) and joined."""
+  import multiprocessing
+
+  child = multiprocessing.get_context("forkserver").Process(target=os.getpid)
+  child.start()
+  child.join()
+
+
+#: Correct candidates whose calls start Python's own helper processes (the resource tracker, the forkserver)
+#: and one that leaves a process of its own: only that one is charged.
+HELPERS = [sigmoid("makes shared memory", _once(_shared_memory)),
+           sigmoid("uses the forkserver", _once(_forkserver_child)),
+           sigmoid("leaves a helper", _once(_helper(False))), correct("correct after helpers")]
+
+
+def _unset(name):
+  return lambda: os.environ.pop(name, None)
+
+
+#: A correct candidate that keeps a growing cache (``HOSTILE_CACHE_MB`` per call, kept in a module list) and
+#: one that needs ``HOSTILE_NEED_MB`` of memory per call, both correct: under a limit that holds either but
+#: not both, the second passes when the first's worker is replaced, and the first is named for it.
+_CACHE: list = []
+
+
+def _grow_cache(x):
+  if not _CACHE:
+    _CACHE.append(np.ones(int(os.environ.get("HOSTILE_CACHE_MB", "0")) << 20, np.uint8))
+
+
+def _need_memory(x):
+  np.ones(int(os.environ.get("HOSTILE_NEED_MB", "0")) << 20, np.uint8).sum()
+
+
+MEMORY = [sigmoid("keeps a cache", _grow_cache), sigmoid("needs memory", _need_memory)]
+
+
+def _load_fast_math(x):
+  """Loads the shared library at ``HOSTILE_FAST_MATH`` (built with -ffast-math: loading it sets flush-to-zero
+  and denormals-are-zero for the thread) once, as a candidate's native backend would."""
+  import ctypes
+
+  if "HOSTILE_FAST_MATH" in os.environ and not _FAST_MATH:
+    _FAST_MATH.append(ctypes.CDLL(os.environ["HOSTILE_FAST_MATH"]))
+
+
+_FAST_MATH: list = []
+
+
+def _round_upward():
+  import ctypes
+  import platform
+
+  fe_upward = {"x86_64": 0x800, "amd64": 0x800, "i686": 0x800, "aarch64": 0x400000, "arm64": 0x400000}
+  ctypes.CDLL(None).fesetround(fe_upward[platform.machine().lower()])
+
+
+#: Correct candidates that change the thread's floating-point control state (a fast-math library, the
+#: rounding mode) on their first call, each before a plain NumPy one that must pass.
+FLOATING_POINT = [_numpy_sigmoid("loads a fast-math library", _load_fast_math),
+                  _numpy_sigmoid("NumPy after fast math"),
+                  _numpy_sigmoid("rounds upward", _once(_round_upward)), _numpy_sigmoid("NumPy after rounding")]
+
+
+def _sleep_first(seconds):
+  import time
+
+  def effect(x):
+    if not getattr(effect, "slept", False):
+      effect.slept = True
+      time.sleep(seconds)
+
+  return effect
+
+
+#: A correct candidate whose first call takes 30 s (a warm-up, an import-time compilation).
+SLOW_START = [sigmoid("warms up for 30 s", _sleep_first(30.0)), correct("correct after a slow start")]
+#: Two candidates whose 5,000-character labels differ only at the end, among six others.
+LONG_LABELS = [correct("x" * 4999 + "a"), correct("x" * 4999 + "b"), *(correct(f"short {k}") for k in range(6))]

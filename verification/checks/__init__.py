@@ -26,6 +26,7 @@ from verification.checks import (
     edge,
     forward,
     forward_mode,
+    layers,
     low_precision,
     parameters,
     quadrature,
@@ -70,6 +71,14 @@ def _registered(module: types.ModuleType) -> Check:
 #: Check name -> :class:`Check`, in the order they run.
 CHECKS: dict[str, Check] = {c.name: c for c in map(_registered, _MODULES)}
 
+#: The checks of a layer candidate (:mod:`verification.checks.layers`), in the order they run.
+LAYER_CHECK_NAMES: tuple[str, ...] = tuple(layers.LAYER_CHECKS)
+
+
+def checks_for(kind: str, checks: tuple[str, ...]) -> tuple[str, ...]:
+  """The checks of ``checks`` that apply to a candidate of ``kind`` ("spike" or "layer")."""
+  return tuple(c for c in checks if (c in LAYER_CHECK_NAMES) == (kind == "layer"))
+
 def context(candidate: Any, opts: Mapping[str, Any], tape: Any = None) -> Context | str:
   """The checks' shared context for a candidate (``opts``: dtypes, is_reference, hypothesis_examples),
   its outputs recorded or replayed on ``tape`` (:mod:`verification.core.tape`); or a message why there is
@@ -107,4 +116,5 @@ def run_check(candidate: Any, ctx: Context | str, check: str) -> Result:
                         candidate.notes)
 
 
-__all__ = ["CHECKS", "Check", "Context", "ReferenceUncomputable", "context", "run_check"]
+__all__ = ["CHECKS", "LAYER_CHECK_NAMES", "Check", "Context", "ReferenceUncomputable", "checks_for", "context",
+           "run_check"]

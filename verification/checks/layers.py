@@ -21,8 +21,9 @@ A layer candidate (:mod:`verification.core.layer`) declares the point of the set
   g = exp(−u²)(1 + 0.3u), the layer's VJP against the reference's with the same g (this separates wiring
   from the surrogate's shape: no catalogue mapping involved); and at g ≡ 0 the layer's gradient against
   central finite differences of its own hard forward with the spike pattern frozen (h = 1e-3 relative in
-  float64, the pattern at ±h checked unchanged; the forward is then piecewise smooth, so the error is
-  O(h²)·|L'''| plus rounding ε·|L|/h: rtol 1e-5), which measures the library without the reference.
+  float64 and h/2, Richardson-extrapolated; the pattern at both steps checked unchanged; the forward is
+  then smooth along the direction, so the error is O(h^4) plus rounding eps·|L|/h: rtol 1e-5), which
+  measures the library without the reference.
 
 On a mismatch the settings grid is searched (each field varied alone, then pairs) for the configurations
 that reproduce the layer's forward and gradients; every result's detail says ``documented`` (config),
@@ -49,7 +50,6 @@ import jax.numpy as jnp
 import numpy as np
 
 import surrogates
-from surrogates._core import make_spike_function
 from surrogates._lif_config import (
   FireFrom,
   Gain,
@@ -60,7 +60,7 @@ from surrogates._lif_config import (
   SpikeForward,
   Synapse,
 )
-from surrogates.lif import LIFParams, LIFState, decay, lif_scan, reset_gain
+from surrogates.lif import LIFParams, LIFState, config_codes, decay, lif_scan, reset_gain
 from verification.core.errors import describe
 from verification.core.layer import GRADIENT_NAMES, PROBES, LayerCandidate, LayerEvaluator
 from verification.core.tape import Unrecorded
@@ -71,8 +71,24 @@ THETAS = (0.5, 1.0, 2.0)
 V_RESETS = (0.0, -0.3)
 SEEDS = (0, 1, 2)
 SHAPE = (3, 5)
-#: The cases the settings search compares on (the forward and gradient of each).
+#: The lengths the settings search compares on (the forward and gradient of each case).
 SEARCH_T = (3, 20)
+#: The lengths the probes run at (T = 100 adds nothing the probe's wiring shows at 20).
+PROBE_T = (1, 2, 3, 20)
+
+
+@dataclasses.dataclass(frozen=True)
+class Grid:
+  """The problems a layer is checked on (the defaults are the documented sizes; tests may take fewer)."""
+
+  t_values: tuple[int, ...] = T_VALUES
+  thetas: tuple[float, ...] = THETAS
+  v_resets: tuple[float, ...] = V_RESETS
+  seeds: tuple[int, ...] = SEEDS
+
+  def __post_init__(self) -> None:
+    if max(self.t_values) > max(T_VALUES) or len(self.thetas) * len(self.v_resets) * len(self.seeds) > 18:
+      raise ValueError(f"grid {self}: at most T = {max(T_VALUES)} and 18 cases per T")
 FD_STEP = 1e-3
 FD_RTOL = 1e-5
 PROBE_NAMES = tuple(PROBES)
@@ -83,56 +99,98 @@ PROBE_NAMES = tuple(PROBES)
 # -------------------------------------------------------------------------------------------------
 
 
-class _Probe:
-  """A surrogate given only by its derivative (g ≡ c, asymmetric): the spike H(u) ≥ with derivative g."""
+#: The probe surrogates as coefficients of one family g(u) = c0 + c1·exp(−u²)(1 + 0.3u) (one compiled
+#: program for all of them); the layer receives the same g from :data:`verification.core.layer.PROBES`.
+PROBE_COEFFICIENTS = {"zero": (0.0, 0.0), "const_0.37": (0.37, 0.0), "const_0.61": (0.61, 0.0), "asym": (0.0, 1.0)}
 
-  def __init__(self, name: str):
-    g = PROBES[name]
-    self.name = name
-    self._spike = make_spike_function(lambda u: g(u, jnp))
+
+@jax.custom_jvp
+def _probe_spike(c0, c1, u):
+  return surrogates.heaviside(u)
+
+
+@_probe_spike.defjvp
+def _probe_spike_jvp(primals, tangents):
+  c0, c1, u = primals
+  t = tangents[2]
+  return _probe_spike(c0, c1, u), (c0 + c1 * (jnp.exp(-u * u) * (1.0 + 0.3 * u))) * t
+
+
+@jax.tree_util.register_pytree_node_class
+class ProbeSurrogate:
+  """H(u) (≥) with derivative c0 + c1·exp(−u²)(1 + 0.3u), the coefficients traced."""
+
+  def __init__(self, c0: Any, c1: Any):
+    self.c0, self.c1 = c0, c1
 
   def __call__(self, u):
-    return self._spike(u)
+    return _probe_spike(jnp.asarray(self.c0, u.dtype), jnp.asarray(self.c1, u.dtype), u)
 
-  def __hash__(self) -> int:
-    return hash(("probe", self.name))
+  def tree_flatten(self):
+    return (self.c0, self.c1), None
 
-  def __eq__(self, other: object) -> bool:
-    return isinstance(other, _Probe) and other.name == self.name
-
-
-@functools.lru_cache(maxsize=4096)
-def _probe(name: str) -> _Probe:
-  return _Probe(name)
+  @classmethod
+  def tree_unflatten(cls, aux, children):
+    return cls(*children)
 
 
-@functools.lru_cache(maxsize=2048)
-def _compiled(config: LIFConfig, surrogate: Any) -> Callable[..., Any]:
-  """x[C,T,...], v[C,...], i[C,...], params (each [C,...]), a, b -> spikes, membrane, grads dict, gain[C]."""
-
-  def one(x, v, i, params, a, b):
-    def loss(x, state, params):
-      s, m, _ = lif_scan(x, state, params, config, surrogate)
-      return jnp.sum(a * s) + jnp.sum(b * m), (s, m)
-
-    (gx, gs, gp), (s, m) = jax.grad(loss, argnums=(0, 1, 2), has_aux=True)(x, LIFState(v, i), params)
-    grads = {"x": gx, "v": gs.v, "i": gs.i, **gp._asdict()}
-    gain = jnp.max(jnp.abs(reset_gain(x, LIFState(v, i), params, config, surrogate)))
-    return s, m, grads, gain
-
-  return jax.jit(jax.vmap(one))
+def _probe(name: str) -> ProbeSurrogate:
+  return ProbeSurrogate(*(np.float64(c) for c in PROBE_COEFFICIENTS[name]))
 
 
-@functools.lru_cache(maxsize=512)
-def _compiled_pre(config: LIFConfig, surrogate: Any) -> Callable[..., Any]:
-  """The reference's pre-reset membrane and the membrane each spike is computed from (for margins)."""
-  pre = dataclasses.replace(config, membrane_out=MembraneOut.PRE_RESET)
+#: Every evaluation of the reference runs at T_MAX steps on CASES_PAD cases (the shorter inputs padded with
+#: zeros, their loss weights 0 past T; the cases padded with copies): one compiled program per surrogate class.
+T_MAX = max(T_VALUES)
+CASES_PAD = len(THETAS) * len(V_RESETS) * len(SEEDS)
 
-  def one(x, v, i, params):
-    _, m, _ = lif_scan(x, LIFState(v, i), params, pre, surrogate)
-    return m
 
-  return jax.jit(jax.vmap(one))
+def _run_reference(codes, surrogate, x, v, i, params, a, b):
+  """x[C,T,...] ... -> spikes, membrane, grads, per-step gain [C,T] (max over the neurons)."""
+  xt = jnp.moveaxis(x, 1, 0)
+
+  def loss(xt, state, params):
+    s, m, _ = lif_scan(xt, state, params, codes, surrogate)
+    return jnp.sum(jnp.moveaxis(a, 1, 0) * s) + jnp.sum(jnp.moveaxis(b, 1, 0) * m), (s, m)
+
+  (gx, gs, gp), (s, m) = jax.grad(loss, argnums=(0, 1, 2), has_aux=True)(xt, LIFState(v, i), params)
+  grads = {"x": jnp.moveaxis(gx, 0, 1), "v": gs.v, "i": gs.i, **gp._asdict()}
+  gain = jnp.abs(reset_gain(xt, LIFState(v, i), params, codes, surrogate))
+  gain = jnp.max(gain.reshape(gain.shape[0], gain.shape[1], -1), axis=2)
+  return jnp.moveaxis(s, 0, 1), jnp.moveaxis(m, 0, 1), grads, jnp.moveaxis(gain, 0, 1)
+
+
+_COMPILED = jax.jit(_run_reference)
+
+
+def _pad(a: np.ndarray, cases: int, steps: int | None = None) -> np.ndarray:
+  a = np.asarray(a, np.float64)
+  if a.shape[0] < cases:
+    a = np.concatenate([a, np.repeat(a[-1:], cases - a.shape[0], axis=0)])
+  if steps is not None and a.shape[1] < steps:
+    a = np.concatenate([a, np.zeros((a.shape[0], steps - a.shape[1], *a.shape[2:]))], axis=1)
+  return a
+
+
+def _evaluate(config: LIFConfig, surrogate: Any, x, v, i, params, a=None, b=None) -> dict[str, Any]:
+  """The reference on stacked cases (padded to one shape, the padding cut off again)."""
+  C, T = x.shape[:2]
+  a = np.zeros_like(x) if a is None else a
+  b = np.zeros_like(x) if b is None else b
+  pad = max(C, CASES_PAD)
+  s, m, grads, gain = _COMPILED(
+    config_codes(config), surrogate, jnp.asarray(_pad(x, pad, T_MAX)), jnp.asarray(_pad(v, pad)),
+    jnp.asarray(_pad(i, pad)), LIFParams(**{k: jnp.asarray(_pad(params[k], pad)) for k in LIFParams._fields}),
+    jnp.asarray(_pad(a, pad, T_MAX) * (np.arange(T_MAX) < T)[None, :, None, None]),
+    jnp.asarray(_pad(b, pad, T_MAX) * (np.arange(T_MAX) < T)[None, :, None, None]))
+  grads = {k: np.asarray(g)[:C] for k, g in grads.items()}
+  grads["x"] = grads["x"][:, :T]
+  return {"s": np.asarray(s)[:C, :T], "m": np.asarray(m)[:C, :T], "grads": grads,
+          "gain": np.max(np.asarray(gain)[:C, :T], axis=1)}
+
+
+def _pre_reset(config: LIFConfig, surrogate: Any, x, v, i, params) -> np.ndarray:
+  """The reference's pre-reset membrane (for the margins and the tie)."""
+  return _evaluate(dataclasses.replace(config, membrane_out=MembraneOut.PRE_RESET), surrogate, x, v, i, params)["m"]
 
 
 # -------------------------------------------------------------------------------------------------
@@ -192,18 +250,18 @@ def _margin(config: LIFConfig, pre: np.ndarray, v0: np.ndarray, theta: np.ndarra
   return d.reshape(d.shape[0], -1).min(axis=1)
 
 
-def make_batches(candidate: LayerCandidate, config: LIFConfig | None = None,
-                 t_values: Sequence[int] = T_VALUES, seeds: Sequence[int] = SEEDS) -> list[Batch]:
+def make_batches(candidate: LayerCandidate, config: LIFConfig | None = None, grid: Grid = Grid()) -> list[Batch]:
   """The problems of every T: θ × v_reset × seeds cases each (θ and v_reset where the layer varies them),
   inputs resampled until the reference keeps its margin from the threshold."""
   config = config or candidate.config
   dtype = candidate.dtype
   eps = float(np.finfo(dtype).eps)
   base = {k: np.asarray(v, np.float64) for k, v in candidate.params._asdict().items()}
-  thetas = THETAS if "theta" in candidate.varies else (float(np.mean(base["theta"])),)
-  resets = V_RESETS if "v_reset" in candidate.varies else (float(np.mean(base["v_reset"])),)
+  thetas = grid.thetas if "theta" in candidate.varies else (float(np.mean(base["theta"])),)
+  resets = grid.v_resets if "v_reset" in candidate.varies else (float(np.mean(base["v_reset"])),)
+  seeds = grid.seeds
   batches = []
-  for T in t_values:
+  for T in grid.t_values:
     rows = []
     for (ti, theta), (ri, v_reset), seed in itertools.product(enumerate(thetas), enumerate(resets), seeds):
       p = {**base, "theta": np.asarray(theta), "v_reset": np.asarray(v_reset)}
@@ -232,12 +290,10 @@ def _sample(candidate, config, T, rows, dtype, eps) -> Batch:
   x = np.stack([_round(f(), dtype) for f in xs])
   v = np.stack([_round(f(), dtype) for f in vs])
   i = np.stack([_round(f(), dtype) for f in is_])
-  pre_fn = _compiled_pre(config, candidate.surrogate)
   theta = params["theta"]
   beta = np.asarray(decay(jnp.asarray(params["beta"]), config.beta_map, jnp.asarray(params["dt"])))
   for _ in range(30):  # resample the cases whose membrane comes too close to a threshold
-    pre = np.asarray(pre_fn(jnp.asarray(x), jnp.asarray(v), jnp.asarray(i), LIFParams(**{
-      k: jnp.asarray(params[k]) for k in LIFParams._fields})))
+    pre = _pre_reset(config, candidate.surrogate, x, v, i, params)
     vmax = np.max(np.abs(pre.reshape(C, -1)), axis=1)
     leak = np.maximum(1e-3, 1.0 - np.max(np.abs(beta.reshape(C, -1)), axis=1))
     delta = 100 * eps * np.maximum(1.0, vmax) / leak
@@ -272,20 +328,20 @@ def tie_batch(candidate: LayerCandidate, config: LIFConfig | None = None) -> Bat
     v = np.full((1, *SHAPE), theta)
     return Batch(1, np.zeros((1, 1, *SHAPE)), v, zeros, params, np.ones((1, 1, *SHAPE)), np.ones((1, 1, *SHAPE)),
                  ("tie: v0 = θ",)) if config.fire_from is FireFrom.PREVIOUS else None
-  pre_fn = _compiled_pre(config, candidate.surrogate)
-  p = LIFParams(**{k: jnp.asarray(v) for k, v in params.items()})
+  def pre_at(x):
+    return float(_pre_reset(config, candidate.surrogate, x, zeros, zeros, params).flat[0])
+
   x0 = float(_steady_input(config, {k: v for k, v in base.items()}))
   beta = float(np.mean(decay(jnp.asarray(base["beta"]), config.beta_map, jnp.asarray(base["dt"]))))
   x = np.full((1, 1, *SHAPE), _round(x0 / max(1e-3, 1.0 - beta), dtype))  # one step from v0 = 0
   for _ in range(3):  # a secant step in float64, then ulps
-    pre = float(np.asarray(pre_fn(jnp.asarray(x), jnp.asarray(zeros), jnp.asarray(zeros), p)).flat[0])
-    hi = float(np.asarray(pre_fn(jnp.asarray(x * 2), jnp.asarray(zeros), jnp.asarray(zeros), p)).flat[0])
+    pre, hi = pre_at(x), pre_at(x * 2)
     slope = (hi - pre) / float(x.flat[0]) if x.flat[0] else 0.0
     if slope == 0 or not np.isfinite(slope):
       return None
     x = _round(x + (theta - pre) / slope, dtype)
   for _ in range(64):
-    pre = float(np.asarray(pre_fn(jnp.asarray(x), jnp.asarray(zeros), jnp.asarray(zeros), p)).flat[0])
+    pre = pre_at(x)
     if pre == theta:
       return Batch(1, x, zeros, zeros, params, np.ones((1, 1, *SHAPE)), np.ones((1, 1, *SHAPE)),
                    ("tie: membrane exactly θ",))
@@ -302,6 +358,7 @@ def tie_batch(candidate: LayerCandidate, config: LIFConfig | None = None) -> Bat
 class LayerContext:
   candidate: LayerCandidate
   evaluator: LayerEvaluator
+  grid: Grid = Grid()
   memo: dict[str, Any] = dataclasses.field(default_factory=dict)
 
   @property
@@ -310,7 +367,11 @@ class LayerContext:
 
   @functools.cached_property
   def batches(self) -> list[Batch]:
-    return make_batches(self.candidate)
+    return make_batches(self.candidate, grid=self.grid)
+
+  def longest(self, at_most: int = 20) -> Batch:
+    """The batch of the longest T up to ``at_most`` (the learnable check and the finite differences)."""
+    return max((b for b in self.batches if b.T <= at_most), key=lambda b: b.T, default=self.batches[0])
 
   @functools.cached_property
   def tie(self) -> Batch | None:
@@ -321,11 +382,7 @@ class LayerContext:
     key = ("ref", id(batch), config, probe)
     if key not in self.memo:
       surrogate = self.candidate.surrogate if probe == "own" else _probe(probe)
-      s, m, grads, gain = _compiled(config, surrogate)(
-        jnp.asarray(batch.x), jnp.asarray(batch.v), jnp.asarray(batch.i),
-        LIFParams(**{k: jnp.asarray(v) for k, v in batch.params.items()}), jnp.asarray(batch.a), jnp.asarray(batch.b))
-      self.memo[key] = {"s": np.asarray(s), "m": np.asarray(m), "grads": {k: np.asarray(v) for k, v in grads.items()},
-                        "gain": np.asarray(gain)}
+      self.memo[key] = _evaluate(config, surrogate, batch.x, batch.v, batch.i, batch.params, batch.a, batch.b)
     return self.memo[key]
 
   def layer_params(self, batch: Batch, k: int) -> dict[str, np.ndarray]:
@@ -387,17 +444,22 @@ def membrane_rtol(eps: float, T: int, gain: float) -> float:
   return 16.0 * T * eps * _growth(gain, T)
 
 
-def _close(got: np.ndarray, ref: np.ndarray, rtol: float) -> tuple[bool, float, int]:
-  """|Δ| ≤ rtol·‖ref‖∞ + rtol·|ref| everywhere and ‖Δ‖₂ ≤ rtol·‖ref‖₂: (ok, worst |Δ|/bound, its flat index)."""
+def _close(got: np.ndarray, ref: np.ndarray, rtol: float, size: np.ndarray | None = None) -> tuple[bool, float, int]:
+  """|Δ| ≤ rtol·‖size‖∞ + rtol·|size| everywhere and ‖Δ‖₂ ≤ rtol·‖size‖₂: (ok, worst |Δ|/bound, its flat index).
+
+  ``size`` is |ref| by default; for a gradient summed over neurons (a scalar parameter) it is the sum of
+  the magnitudes of its terms, since the sum's rounding is relative to them and not to what is left after
+  they cancel."""
   got = np.asarray(got, np.float64)
   ref = np.asarray(ref, np.float64)
   if got.shape != ref.shape:
     return False, np.inf, 0
+  size = np.abs(ref) if size is None else np.asarray(size, np.float64)
   delta = np.abs(got - ref)
-  bound = rtol * np.max(np.abs(ref), initial=0.0) + rtol * np.abs(ref) + 1e-300
+  bound = rtol * np.max(size, initial=0.0) + rtol * size + 1e-300
   ratio = np.where(np.isfinite(delta), delta / bound, np.inf)
   worst = int(np.argmax(ratio)) if ratio.size else 0
-  norm = np.linalg.norm(ref)
+  norm = np.linalg.norm(size)
   global_ok = not np.isfinite(norm) or norm == 0 or np.linalg.norm(np.nan_to_num(delta, nan=np.inf)) <= rtol * norm
   ok = bool(np.all(ratio <= 1.0)) and global_ok
   return ok, float(ratio.flat[worst]) if ratio.size else 0.0, worst
@@ -464,7 +526,7 @@ def _compare_gradient(ctx: LayerContext, batch: Batch, k: int, ref: Mapping[str,
     want = _reduce_to(ref["grads"][name][k], np.shape(got[name]))
     if np.shape(got[name]) != np.shape(want):
       return Mismatch(label, name, f"dL/d{name} has shape {np.shape(got[name])}, expected {np.shape(want)}", np.inf)
-    ok, worst, at = _close(got[name], want, rtol)
+    ok, worst, at = _close(got[name], want, rtol, _reduce_to(np.abs(ref["grads"][name][k]), np.shape(want)))
     if not ok:
       g, w = np.ravel(got[name]), np.ravel(want)
       return Mismatch(label, name, f"dL/d{name} differs: expected {w[at]!r}, got {g[at]!r} (element {at}); "
@@ -547,6 +609,7 @@ def _detail(ctx: LayerContext, search: bool) -> dict[str, Any]:
     out["matching"] = [_config_json(c) for c in fp["matching"]]
     out["searched"] = fp["searched"]
     out["differs"] = {k: list(v) for k, v in documented.differs(implemented).items()} if implemented else None
+    out["matching_differs"] = [{k: list(v) for k, v in documented.differs(c).items()} for c in fp["matching"]]
   else:
     out["implemented"] = out["documented"]
     out["differs"] = {}
@@ -562,9 +625,15 @@ def _verdict(ctx: LayerContext, what: str, mismatch: Mismatch) -> Outcome:
   implemented, differs = detail["implemented"], detail["differs"]
   if implemented is None:
     finding = "matches no setting of the grid (searched " + str(detail["searched"]) + ")"
+  elif not differs:
+    finding = "the documented setting reproduces it with its own surrogate, not under this probe"
   else:
-    finding = "implements " + ", ".join(f"{k}={v[1]}" for k, v in differs.items()) + "; documented " + \
-        ", ".join(f"{k}={v[0]}" for k, v in differs.items())
+    def settings(diff: Mapping[str, Any], side: int) -> str:
+      return ", ".join(f"{k}={v[side]}" for k, v in diff.items())
+
+    alternatives = [settings(m, 1) for m in detail["matching_differs"][1:]]
+    finding = "implements " + settings(differs, 1) + \
+        "".join(f" (equivalently {a})" for a in alternatives) + "; documented " + settings(differs, 0)
   return failed(f"{ctx.candidate.label}: {what}: {finding}. First difference at {mismatch.case}: {mismatch.message}",
                 **detail)
 
@@ -586,7 +655,8 @@ def layer_forward(ctx: LayerContext) -> Outcome:
         return _verdict(ctx, "forward", mismatch)
       count += 1
   return passed(f"{ctx.candidate.label}: spikes equal and membrane within 16·T·eps·G^T on {count} cases"
-                f"{' (tie case included)' if ctx.tie is not None else ' (no exact tie input found)'}",
+                f"{' (tie case included)' if ctx.tie is not None else ' (no exact tie input found)'}; "
+                f"eps of {ctx.candidate.dtype}",
                 **_detail(ctx, search=False))
 
 
@@ -600,12 +670,13 @@ def layer_gradient(ctx: LayerContext) -> Outcome:
       if mismatch is not None:
         return _verdict(ctx, "gradient", mismatch)
       count += 1
-  return passed(f"{ctx.candidate.label}: the VJP matches the reference's on {count} cases", **_detail(ctx, False))
+  return passed(f"{ctx.candidate.label}: the VJP matches the reference's on {count} cases; eps of "
+                f"{ctx.candidate.dtype}", **_detail(ctx, False))
 
 
 def layer_learnable(ctx: LayerContext) -> Outcome:
   """The declared-learnable parameters receive a gradient (nonzero where the reference's is)."""
-  batch = next(b for b in ctx.batches if b.T == 20)
+  batch = ctx.longest()
   ref = ctx.reference(batch)
   declared = set(ctx.candidate.learnable)
   received: set[str] = set()
@@ -636,7 +707,7 @@ def layer_probes(ctx: LayerContext) -> Outcome:
   if ctx.candidate.with_surrogate is None:
     return skipped(f"{ctx.candidate.label}: the layer takes no custom surrogate (no with_surrogate)",
                    **_detail(ctx, False))
-  batches = [b for b in ctx.batches if b.T in (1, 2, 3, 20)]
+  batches = [b for b in ctx.batches if b.T in PROBE_T]
   for probe in PROBE_NAMES:
     for batch in batches:
       ref = ctx.reference(batch, probe=probe)
@@ -646,7 +717,7 @@ def layer_probes(ctx: LayerContext) -> Outcome:
         if mismatch is not None:
           mismatch.case += f" probe g={probe}"
           return _verdict(ctx, f"probe g={probe}", mismatch)
-  fd = _frozen_fd(ctx, next(b for b in ctx.batches if b.T == 20))
+  fd = _frozen_fd(ctx, ctx.longest())
   if fd is not None:
     return failed(f"{ctx.candidate.label}: probe g=zero: the layer's gradient is not the derivative of its own hard "
                   f"forward: {fd}", **_detail(ctx, False))
@@ -672,21 +743,24 @@ def _frozen_fd(ctx: LayerContext, batch: Batch) -> str | None:
       d = rng.standard_normal(np.shape(value))
       h = FD_STEP * max(1.0, float(np.max(np.abs(value))))
 
-      def at(sign: float, name=name, value=value, d=d, h=h):
-        moved = value + sign * h * d
+      def at(step: float, name=name, value=value, d=d):
+        moved = value + step * d
         xs = moved if name == "x" else x
         vs = moved if name == "v" else v
         ps = {**params, name: moved} if name in params else params
         return ctx.evaluator.forward("zero", xs, vs, i, ps)
 
-      plus, minus = at(1.0), at(-1.0)
-      if not (np.array_equal(plus[0], base[0]) and np.array_equal(minus[0], base[0])):
+      outs = [at(step) for step in (h, -h, h / 2, -h / 2)]
+      if not all(np.array_equal(o[0], base[0]) for o in outs):
         continue  # the pattern moved: no derivative to compare along this direction
-      loss = lambda out: float(np.sum(a * out[0]) + np.sum(b * out[1]))  # noqa: E731
-      fd = (loss(plus) - loss(minus)) / (2 * h)
+      loss = lambda out: float(np.sum(a * out[0]) + np.sum(b * out[1]))
+      # Richardson: (4·D(h/2) − D(h))/3 cancels the h² term of the central difference (β enters as β^t)
+      wide = (loss(outs[0]) - loss(outs[1])) / (2 * h)
+      narrow = (loss(outs[2]) - loss(outs[3])) / h
+      fd = (4 * narrow - wide) / 3
       got = float(np.sum(np.asarray(grads.get(name, 0.0)) * d))
       scale = max(abs(fd), abs(got), abs(loss(base)) * 1e-3, 1e-12)
-      if abs(fd - got) > FD_RTOL * scale * 10 + 1e-8:
+      if abs(fd - got) > FD_RTOL * scale:
         return f"{batch.labels[k]}: d/d{name} along a random direction: gradient {got!r}, finite difference {fd!r}"
   return None
 
@@ -700,8 +774,8 @@ LAYER_CHECKS: dict[str, Callable[[LayerContext], Outcome]] = {
 }
 
 
-def layer_context(candidate: LayerCandidate, tape: Any = None) -> LayerContext:
-  return LayerContext(candidate, LayerEvaluator(candidate, tape))
+def layer_context(candidate: LayerCandidate, tape: Any = None, grid: Grid = Grid()) -> LayerContext:
+  return LayerContext(candidate, LayerEvaluator(candidate, tape), grid)
 
 
 def run_layer_check(ctx: LayerContext, check: str) -> Result:
@@ -720,17 +794,45 @@ def run_layer_check(ctx: LayerContext, check: str) -> Result:
                         {**dict(c.notes), "kind": "layer"})
 
 
-def check_layers(candidates: Sequence[Any], checks: Sequence[str] | None = None) -> list[Result]:
-  """Every layer check on every candidate, in this process (the API's and tests' in-process form)."""
+def check_layers(candidates: Sequence[Any], checks: Sequence[str] | None = None, grid: Grid = Grid(),
+                 timeout: float | None = None) -> list[Result]:
+  """Every layer check on every candidate, in this process (the API's and tests' in-process form).
+
+  ``timeout``: seconds per check, by ``signal.alarm`` where this is the main thread (a candidate looping in
+  Python is stopped and fails the check; one stuck in native code is stopped only by the worker processes)."""
   from verification.core.layer import as_layer
 
   out = []
   for obj in candidates:
     c = as_layer(obj)
-    ctx = layer_context(c)
+    ctx = layer_context(c, grid=grid)
     for check in checks or LAYER_CHECKS:
-      out.append(run_layer_check(ctx, check))
+      with _alarm(timeout, f"{c.label}: {check} ran past {timeout} s"):
+        out.append(run_layer_check(ctx, check))
   return out
 
 
-__all__ = ["LAYER_CHECKS", "LayerContext", "check_layers", "layer_context", "make_batches", "run_layer_check"]
+class _alarm:
+  def __init__(self, seconds: float | None, message: str):
+    self.seconds, self.message, self.old = seconds, message, None
+
+  def _fire(self, signum, frame):
+    raise TimeoutError(self.message)
+
+  def __enter__(self) -> None:
+    import signal
+    import threading
+
+    if self.seconds and threading.current_thread() is threading.main_thread():
+      self.old = signal.signal(signal.SIGALRM, self._fire)
+      signal.setitimer(signal.ITIMER_REAL, self.seconds)
+
+  def __exit__(self, *exc: Any) -> None:
+    import signal
+
+    if self.old is not None:
+      signal.setitimer(signal.ITIMER_REAL, 0)
+      signal.signal(signal.SIGALRM, self.old)
+
+
+__all__ = ["LAYER_CHECKS", "Grid", "LayerContext", "check_layers", "layer_context", "make_batches", "run_layer_check"]

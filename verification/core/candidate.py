@@ -242,6 +242,10 @@ def judged_fields(c: Candidate) -> dict[str, Any]:
   surrogate's class name and parameters, or ``"unregistered"``: code the judge would have to run)."""
   import json
 
+  if getattr(c, "kind", "spike") == "layer":
+    from verification.core.layer import layer_judged_fields
+
+    return layer_judged_fields(c)
   declaration: Any = None
   if c.surrogate is not None:
     cls = type(c.surrogate)
@@ -269,6 +273,10 @@ def stand_in(fields: Mapping[str, Any]) -> Candidate:
   """The candidate as the judge process sees it (:func:`judged_fields`): its data, and callables that
   raise if called (the judge never runs candidate code: the checks' recorded calls replay the worker's
   record)."""
+  if fields.get("kind") == "layer":
+    from verification.core.layer import layer_stand_in
+
+    return layer_stand_in(fields)
   declaration = fields.get("declaration")
   surrogate = None
   if isinstance(declaration, Mapping):

@@ -80,7 +80,7 @@ class LayerCandidate:
   #: The reference surrogate the layer's spike function mirrors (the library's own at its parameters).
   surrogate: Surrogate
   #: The parameter values it is checked at, in the reference's names (raw β in the library's parametrisation).
-  params: LIFParams = LIFParams()
+  params: LIFParams = LIFParams()  # noqa: RUF009  (an immutable NamedTuple)
   #: Where each documented setting comes from: a ``LIFConfig`` field (or an option name) -> a citation
   #: (file and line, docstring, page).
   citations: Mapping[str, str] = dataclasses.field(default_factory=dict)
@@ -176,6 +176,55 @@ def as_layer(obj: Any) -> LayerCandidate:
 
 
 # -------------------------------------------------------------------------------------------------
+# What the judge knows of a layer candidate
+# -------------------------------------------------------------------------------------------------
+
+
+def layer_judged_fields(c: LayerCandidate) -> dict[str, Any]:
+  """The data of a layer candidate the checks read besides its code, as JSON values (the judge process
+  rebuilds a stand-in from them: :func:`layer_stand_in`). A surrogate that is not a registered class is
+  ``"unregistered"``: its code would have to run in the judge, so the candidate is judged in its worker."""
+  import json
+
+  import surrogates
+
+  cls = type(c.surrogate)
+  registered = surrogates.REGISTRY.get(cls.__name__) is cls
+  fields = {"kind": "layer", "label": c.label, "name": c.name, "params": c.params_json, "notes": dict(c.notes),
+            "config": {f.name: getattr(c.config, f.name).value for f in dataclasses.fields(c.config)},
+            "surrogate": {"class": cls.__name__, "params": dict(c.surrogate.params)} if registered else None,
+            "declaration": None if registered else "unregistered",
+            "learnable": sorted(c.learnable), "varies": sorted(c.varies), "takes_state": sorted(c.takes_state),
+            "dtype": c.dtype, "backend": c.backend, "citations": dict(c.citations),
+            "has": [f for f in ("gradients", "with_surrogate") if getattr(c, f) is not None]}
+  return json.loads(json.dumps(fields, default=repr))
+
+
+def _not_here(*args: Any, **kwargs: Any) -> Any:
+  raise RuntimeError("the judge process called a layer candidate's code: a check ran it outside a recorded call "
+                     "(verification.core.tape)")
+
+
+def layer_stand_in(fields: Mapping[str, Any]) -> LayerCandidate:
+  """The layer candidate as the judge process sees it: its data, and callables that raise if called."""
+  import surrogates
+  from surrogates import _lif_config
+
+  config = LIFConfig(**{name: type(getattr(LIFConfig(), name))(value) for name, value in fields["config"].items()})
+  del _lif_config
+  s = fields["surrogate"]
+  has = set(fields.get("has", ()))
+  return LayerCandidate(
+    name=fields["name"], run=_not_here, config=config,
+    surrogate=surrogates.REGISTRY[str(s["class"])](**dict(s["params"])), params=LIFParams(**fields["params"]),
+    citations=fields.get("citations") or {}, learnable=frozenset(fields["learnable"]),
+    varies=frozenset(fields["varies"]), takes_state=frozenset(fields["takes_state"]), backend=fields["backend"],
+    dtype=fields["dtype"], gradients=_not_here if "gradients" in has else None,
+    with_surrogate=_not_here if "with_surrogate" in has else None, label=fields["label"],
+    notes=fields.get("notes") or {})
+
+
+# -------------------------------------------------------------------------------------------------
 # Calling the candidate: NumPy in, NumPy out, every call recorded
 # -------------------------------------------------------------------------------------------------
 
@@ -191,17 +240,39 @@ class LayerEvaluator:
   def __init__(self, candidate: LayerCandidate, tape: Any = None):
     self.candidate = candidate
     self.tape = tape
+    self._runs: dict[str, Any] = {}
+    self._jitted: dict[tuple[str, str], Any] = {}
 
   # -- the framework side --------------------------------------------------------------------
   def _run_fn(self, probe: str) -> Callable[..., Any]:
+    """The layer's run (``probe`` "own"), or the one ``with_surrogate`` builds for a probe (built once)."""
     c = self.candidate
     if probe == "own":
       return c.run
     if c.with_surrogate is None:
       raise CandidateError(f"{c.label}: the layer takes no custom surrogate (no with_surrogate)")
-    xp = _xp(c.backend)
-    g = PROBES[probe]
-    return c.with_surrogate(lambda u: g(u, xp))
+    if probe not in self._runs:
+      xp = _xp(c.backend)
+      g = PROBES[probe]
+      self._runs[probe] = c.with_surrogate(lambda u: g(u, xp))
+    return self._runs[probe]
+
+  def _jax_call(self, what: str, probe: str, fn: Callable[..., Any], *args: Any) -> Any:
+    """A JAX layer's function compiled once per probe (a scan traced again at every eager call would be
+    compiled again); a layer that cannot be traced (Python control flow on values) runs eagerly."""
+    import jax
+
+    key = (what, probe)
+    jitted = self._jitted.get(key)
+    if jitted is None:
+      jitted = self._jitted[key] = jax.jit(fn)
+    if jitted is not False:
+      try:
+        return jitted(*args)
+      except (jax.errors.ConcretizationTypeError, jax.errors.TracerBoolConversionError,
+              jax.errors.TracerArrayConversionError, jax.errors.TracerIntegerConversionError):
+        self._jitted[key] = False
+    return fn(*args)
 
   def _inputs(self, x: np.ndarray, v: np.ndarray, i: np.ndarray, params: Mapping[str, Any]) -> tuple[Any, ...]:
     to = _to_framework(self.candidate.backend, self.candidate.dtype)
@@ -227,7 +298,7 @@ class LayerEvaluator:
     run = self._run_fn(probe)
     args = self._inputs(x, v, i, params)
     with _no_grad(self.candidate.backend):
-      out = run(*args)
+      out = self._jax_call("forward", probe, run, *args) if self.candidate.backend == "jax" else run(*args)
     dtype = str(getattr(out[0], "dtype", "?")).replace("torch.", "") if isinstance(out, tuple | list) and out else "?"
     s, m = self._outputs(out, x.shape)
     return s, m, dtype
@@ -247,7 +318,7 @@ class LayerEvaluator:
       return {str(k): _to_numpy(g).astype(np.float64) for k, g in got.items() if g is not None}
     if c.backend == "torch":
       return self._torch_vjp(run, x, v, i, params, a, b)
-    return self._jax_vjp(run, x, v, i, params, a, b)
+    return self._jax_vjp(run, probe, x, v, i, params, a, b)
 
   def _torch_vjp(self, run, x, v, i, params, a, b) -> dict:
     import torch
@@ -267,20 +338,25 @@ class LayerEvaluator:
       if not loss.requires_grad:
         return {}
       grads = torch.autograd.grad(loss, list(leaves.values()), allow_unused=True)
-    return {k: g.detach().cpu().numpy().astype(np.float64) for k, g in zip(leaves, grads) if g is not None}
+    return {k: g.detach().cpu().numpy().astype(np.float64) for k, g in zip(leaves, grads, strict=True) if g is not None}
 
-  def _jax_vjp(self, run, x, v, i, params, a, b) -> dict:
+  def _jax_vjp(self, run, probe, x, v, i, params, a, b) -> dict:
     import jax
     import jax.numpy as jnp
 
     xs, state, ps = self._inputs(x, v, i, params)
 
-    def loss(xs, state, ps):
-      s, m = run(xs, state, ps)
-      return jnp.sum(jnp.asarray(s) * a.astype(self.candidate.dtype)) + jnp.sum(jnp.asarray(m) * b.astype(
-        self.candidate.dtype))
+    def grads(xs, state, ps, a, b):
+      def loss(xs, state, ps):
+        s, m = run(xs, state, ps)
+        if jnp.shape(s) != xs.shape or jnp.shape(m) != xs.shape:
+          raise CandidateError(f"{self.candidate.label}: run returned spikes of shape {jnp.shape(s)} and membrane "
+                               f"of shape {jnp.shape(m)}, expected {xs.shape} (the input's)")
+        return jnp.sum(jnp.asarray(s) * a) + jnp.sum(jnp.asarray(m) * b)
+      return jax.grad(loss, argnums=(0, 1, 2))(xs, state, ps)
 
-    gx, gs, gp = jax.grad(loss, argnums=(0, 1, 2))(xs, state, ps)
+    to = _to_framework("jax", self.candidate.dtype)
+    gx, gs, gp = self._jax_call("vjp", probe, grads, xs, state, ps, to(a), to(b))
     out = {"x": gx, "v": gs.v, "i": gs.i, **gp._asdict()}
     return {k: np.asarray(g, np.float64) for k, g in out.items() if g is not None}
 
@@ -315,7 +391,7 @@ def _to_numpy(a: Any) -> np.ndarray:
   return np.asarray(a)
 
 
-class _no_grad:  # noqa: N801  (a context manager, named as torch's)
+class _no_grad:
   def __init__(self, backend: str):
     self.backend = backend
     self.inner = None
@@ -332,4 +408,5 @@ class _no_grad:  # noqa: N801  (a context manager, named as torch's)
       self.inner.__exit__(*exc)
 
 
-__all__ = ["GRADIENT_NAMES", "PROBES", "LayerCandidate", "LayerEvaluator", "as_layer", "looks_like_layer"]
+__all__ = ["GRADIENT_NAMES", "PROBES", "LayerCandidate", "LayerEvaluator", "as_layer", "layer_judged_fields",
+           "layer_stand_in", "looks_like_layer"]

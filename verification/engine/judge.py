@@ -1,6 +1,6 @@
 """The judge process: decides the verdicts from the worker's record of a candidate's outputs.
 
-Started as ``python -m verification.engine.judge FD`` by :mod:`verification.engine.runner`, one beside
+Started as ``python -m verification.engine.judge FD`` by :mod:`verification.engine.processes`, one beside
 each worker, on the same device; FD is one end of a socket pair (:class:`verification.engine.protocol.Channel`).
 It never imports a target module and never receives candidate code: it gets each candidate as data
 (:func:`verification.core.candidate.judged_fields`, from the harness process's listing), the run's
@@ -44,7 +44,13 @@ class Judging:
     self.candidate = stand_in(fields)
     dtypes, self.gap = platform_gaps(list(opts["dtypes"]), list(env["dtypes"]), env["platform"])
     self.tape = Tape("replay")
-    self.ctx = context(self.candidate, {**opts, "dtypes": tuple(dtypes)}, self.tape)
+    self.layer = fields.get("kind") == "layer"
+    if self.layer:  # a layer candidate (verification.checks.layers): float64 reference, its own checks
+      from verification.checks.layers import layer_context
+
+      self.gap, self.ctx = None, layer_context(self.candidate, self.tape)
+    else:
+      self.ctx = context(self.candidate, {**opts, "dtypes": tuple(dtypes)}, self.tape)
 
   def judge(self, check: str, entries: Any, spoiled: str | None = None, seconds: float | None = None) -> Any:
     """The :class:`verification.results.Result` of ``check`` given the worker's entries for it (and what the
@@ -62,7 +68,12 @@ class Judging:
       self.tape.add(entries)
     except TapeError as exc:
       return protocol.failed_result(self.candidate, check, f"the worker's record cannot be read: {exc}", Status.ERROR)
-    result = run_check(self.candidate, self.ctx, check)
+    if self.layer:
+      from verification.checks.layers import run_layer_check
+
+      result = run_layer_check(self.ctx, check)
+    else:
+      result = run_check(self.candidate, self.ctx, check)
     if spoiled and not result.failing:
       result = result.with_status(Status.FAIL, f"{spoiled} (was: {result.message})")
     return result if seconds is None else dataclasses.replace(result, seconds=round(float(seconds), 3))

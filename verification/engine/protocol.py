@@ -197,8 +197,26 @@ class Sequence:
                             f"{', '.join(c for c in self.checks if c not in self.results) or 'none'})")
 
 
+def unstable_labels(label: str, others: Seq[str], other_process: str) -> str:
+  """Why a label one process built is missing in another, with the nearest label ``other_process`` built as the
+  example: labels that change between processes (a memory address, a process id, a random number)."""
+  import difflib
+
+  from verification.results import safe_text
+
+  def shown(text: str) -> str:
+    return repr(safe_text(text, 120))
+
+  nearest = difflib.get_close_matches(label, others, n=1, cutoff=0.0)
+  example = f" ({shown(label)} where the target was listed, {shown(nearest[0])} in {other_process})" if nearest else ""
+  return (f"its labels differ between the processes that load it{example}: a label that holds a memory address, "
+          "a process id or a random number (a default repr, id(), os.getpid()) changes from one process to the "
+          "next; give each candidate a label of its own that does not")
+
+
 def failed_result(candidate: Any, check: str, message: str, status: Status = Status.FAIL) -> Result:
-  return Result(candidate.label, candidate.name, dict(candidate.params), check, status, Diagnosis(message),
+  params = getattr(candidate, "params_json", None) or dict(candidate.params)  # a layer's LIFParams as a dict
+  return Result(candidate.label, candidate.name, params, check, status, Diagnosis(message),
                 0.0, dict(getattr(candidate, "notes", {}) or {}))
 
 

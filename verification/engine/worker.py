@@ -10,7 +10,11 @@ the parent, which attributes what a candidate prints to that candidate. The work
 * sets JAX's configuration itself (64-bit on) and re-asserts it before every candidate; a candidate
   that changes any JAX configuration value fails the check during which it did so, and the worker
   asks to be replaced (``dirty``) so that nothing it changed reaches the next candidate; so does a
-  candidate that leaves Python threads running;
+  candidate that leaves Python threads running or the floating-point control state changed (a note,
+  not a failure: :class:`State`);
+* takes the state every candidate starts from once the target is loaded: what loading set (the
+  environment, signal handlers, ...) is the module's own and stays, but for what changes the judging
+  (:meth:`State.loaded`); Python's helper processes and those loading started are no candidate's;
 * reports ``start`` before each phase (loading, sanity, each check, curves), so the parent, which
   enforces the time limit by ending the process, knows what was running when it died;
 * runs each check to compute the candidate's outputs and sends their record (:mod:`verification.core.tape`)
@@ -19,7 +23,7 @@ the parent, which attributes what a candidate prints to that candidate. The work
   that declares its own, unregistered surrogate.
 
 The messages are listed in :mod:`verification.engine.protocol`; ``catalogue`` gives the target's
-candidates as plain data (the parent never imports a target module; see ``runner.catalogue``). This
+candidates as plain data (the parent never imports a target module; see ``loading.catalogue``). This
 module runs only in the worker process: the parent starts it by name and never imports it.
 """
 
@@ -74,16 +78,24 @@ def _children(pid: int) -> list[int]:
     return []
 
 
-def end_descendants() -> list[str]:
+def _descendants(pid: int) -> list[int]:
+  """Every process below ``pid``."""
+  pids, queue = [], _children(pid)
+  while queue:
+    p = queue.pop()
+    pids.append(p)
+    queue += _children(p)
+  return pids
+
+
+def end_descendants(owned: Any = None) -> list[str]:
   """Ends every process this worker's candidates started (and reaps those that ended); returns the ones
-  that were still running, as ``pid command``."""
+  that were still running, as ``pid command``. ``owned(pid)`` says which processes belong to no candidate
+  (Python's own helpers, those the target started while loading): those are left running (their own
+  children are not: a process a candidate had the forkserver start is the candidate's)."""
   import psutil
 
-  pids, queue = [], _children(os.getpid())
-  while queue:
-    pid = queue.pop()
-    pids.append(pid)
-    queue += _children(pid)
+  pids = [pid for pid in _descendants(os.getpid()) if owned is None or not owned(pid)]
   if not pids:
     return []
   left = []
@@ -134,31 +146,158 @@ def _restore(snapshot: dict[str, Any], now: dict[str, Any]) -> None:
 WATCHED = ("math", "numpy", "numpy.linalg", "jax", "jax.numpy", "jax.lax", "jax.nn", "jax.scipy.special")
 
 
-class State:
-  """The process state a candidate can leave behind, snapshot when the worker starts: signal handlers,
-  timers (``alarm``, ``setitimer``, faulthandler's), the working directory, ``os.environ`` and JAX's
-  configuration; and the attributes of the watched modules (:data:`WATCHED`, ``verification.*``),
-  snapshot before each candidate. :meth:`reset` puts it back before each candidate and each check;
-  :meth:`patched` says what a candidate rebound (it cannot be undone everywhere: the worker is replaced)."""
+#: JAX options a target module may set at import and keep: they change what JAX logs, prints or dumps and
+#: how it draws random numbers, not the values the checks compute nor whether the harness's code runs.
+#: Every other option is the harness's: what loading changes in it is set back (eager execution, NaN
+#: checks, x64, ...: ``tests/hostile/configures_at_import.py``).
+MODULE_CONFIG = frozenset({
+    "jax_log_compiles", "jax_logging_level", "jax_debug_log_modules", "jax_explain_cache_misses",
+    "jax_traceback_filtering", "jax_traceback_in_locations_limit", "jax_include_full_tracebacks_in_locations",
+    "jax_tracer_error_num_traceback_frames", "jax_pprint_use_color", "jax_source_url_schema",
+    "jax_dump_ir_to", "jax_dump_ir_modes", "jax_include_debug_info_in_dumps", "jax_log_checkpoint_residuals",
+    "jax_captured_constants_report_frames", "jax_captured_constants_warn_bytes", "jax_default_prng_impl",
+    "jax_threefry_partitionable", "jax_random_seed_offset"})
+
+
+def _double(bits: int) -> float:
+  """The float64 with these bits (made without arithmetic, which the state probed below would change)."""
+  import struct
+
+  return struct.unpack("<d", bits.to_bytes(8, "little"))[0]
+
+
+def float_control() -> tuple[str, ...]:
+  """What the calling thread's floating-point control state does to arithmetic, found by computing (so on any
+  CPU): ``flush-to-zero`` (a subnormal result is 0: MXCSR.FTZ on x86, FPCR.FZ on Arm), ``denormals-are-zero``
+  (a subnormal operand is 0: MXCSR.DAZ) and a rounding mode other than to nearest. Empty: IEEE's default."""
+  found = []
+  normal, small, tiny = _double(1 << 52), _double(0x3FC << 52), _double(16)  # 2**-1022, 2**-3, 2**-1070
+  if normal * small == 0.0:  # 2**-1025 is subnormal: flushed to zero
+    found.append("flush-to-zero")
+  if not tiny > 0.0:  # a subnormal compared as 0
+    found.append("denormals-are-zero")
+  one, step = 1.0, _double(0x3C8 << 52)  # 2**-55, a quarter of the spacing below 1
+  if one + step > one:
+    found.append("rounding upward")
+  elif -one - step < -one:
+    found.append("rounding downward")
+  elif one - step < one:
+    found.append("rounding toward zero")
+  return tuple(found)
+
+
+class FloatEnvironment:
+  """The thread's whole floating-point environment (control modes and flags), saved and restored through
+  C's ``fegetenv``/``fesetenv`` where the process has them (POSIX); elsewhere :meth:`save` gives None and
+  a changed state is only reported (the worker is replaced all the same)."""
+
+  SIZE = 512  # bytes, more than any platform's fenv_t (x86-64 glibc: 32)
 
   def __init__(self) -> None:
+    self.libc: Any = None
+    with contextlib.suppress(Exception):
+      import ctypes
+
+      libc = ctypes.CDLL(None)
+      libc.fegetenv, libc.fesetenv  # noqa: B018  (both or neither)
+      self.libc = libc
+
+  def save(self) -> Any:
+    if self.libc is None:
+      return None
+    import ctypes
+
+    env = ctypes.create_string_buffer(self.SIZE)
+    return env if self.libc.fegetenv(env) == 0 else None
+
+  def restore(self, env: Any) -> bool:
+    return env is not None and self.libc is not None and self.libc.fesetenv(env) == 0
+
+
+def _started(pid: int) -> float | None:
+  """When process ``pid`` started (with its pid, an identity that survives pid reuse), or None."""
+  import psutil
+
+  try:
+    return psutil.Process(pid).create_time()
+  except psutil.Error:
+    return None
+
+
+def interpreter_helpers() -> set[int]:
+  """Python's own helper processes, which live until the interpreter exits whoever started them:
+  multiprocessing's resource tracker (started by ``shared_memory``, semaphores, ...) and forkserver.
+  Only modules already imported are looked at."""
+  found = set()
+  tracker = sys.modules.get("multiprocessing.resource_tracker")
+  forkserver = sys.modules.get("multiprocessing.forkserver")
+  for owner, attr in ((getattr(tracker, "_resource_tracker", None), "_pid"),
+                      (getattr(forkserver, "_forkserver", None), "_forkserver_pid")):
+    pid = getattr(owner, attr, None)
+    if isinstance(pid, int):
+      found.add(pid)
+  return found
+
+
+class State:
+  """The process state a candidate can leave behind. Its baseline is taken when the worker starts and again
+  once the target is loaded (:meth:`loaded`): what loading sets is the module's own and stays. It holds
+  signal handlers, timers (``alarm``, ``setitimer``, faulthandler's), the working directory, ``os.environ``,
+  the warnings filters, NumPy's error handling, the floating-point control state, JAX's configuration
+  (the harness's, but for :data:`MODULE_CONFIG`), and the processes loading started; and the attributes of
+  the watched modules (:data:`WATCHED`, ``verification.*``), snapshot before each candidate. :meth:`reset`
+  puts it back before each candidate and each check; :meth:`patched` says what a candidate rebound (it
+  cannot be undone everywhere: the worker is replaced)."""
+
+  def __init__(self) -> None:
+    self.config = _config_snapshot()
+    self.fenv = FloatEnvironment()
+    self.modules: list[tuple[str, Any, dict[str, Any]]] = []
+    self.baseline()
+
+  def baseline(self) -> None:
+    """Takes what is now as the state every candidate starts from."""
     import signal
+    import warnings
 
     self.cwd = os.getcwd()
     self.environ = dict(os.environ)
-    self.config = _config_snapshot()
+    self.warnings = list(warnings.filters)
+    self.numpy_errors = _numpy_errors()
     self.handlers = {}
     for sig in signal.valid_signals():
       with contextlib.suppress(OSError, ValueError, TypeError):
         handler = signal.getsignal(sig)
         if handler is not None:
           self.handlers[sig] = handler
-    self.modules: list[tuple[str, Any, dict[str, Any]]] = []
+    self.float_control = float_control()
+    self.float_env = self.fenv.save()
+    self.processes = {pid: _started(pid) for pid in _descendants(os.getpid())}
+
+  def loaded(self) -> str | None:
+    """After the target is loaded: JAX's configuration is the harness's again but for the options in
+    :data:`MODULE_CONFIG`, the floating-point control state IEEE's default where loading changed it (the
+    checks compute their inputs bit-exactly, as the judge does); everything else loading set is taken into
+    the baseline. Returns what was set back, or None."""
+    now = _config_snapshot()
+    self.config = {**now, **{k: v for k, v in self.config.items() if k not in MODULE_CONFIG}}
+    set_back = [k for k, v in self.config.items() if now.get(k) != v]
+    _restore(self.config, now)
+    control = float_control()
+    if control and self.fenv.restore(self.float_env):
+      set_back.append(f"the floating-point control state ({', '.join(control)})")
+    self.baseline()
+    return ", ".join(set_back) or None
+
+  def owned(self, pid: int) -> bool:
+    """Whether process ``pid`` belongs to no candidate: Python's own helpers and those loading started."""
+    return pid in interpreter_helpers() or (pid in self.processes and _started(pid) == self.processes[pid])
 
   def reset(self) -> list[str]:
-    """Cancels timers, restores signal handlers, the working directory and the environment; returns
-    what could not be restored (the worker is then replaced)."""
+    """Cancels timers, restores signal handlers, the working directory, the environment, the warnings filters
+    and NumPy's error handling; returns what could not be restored (the worker is then replaced)."""
     import signal
+    import warnings
 
     problems = []
     signal.alarm(0)
@@ -187,10 +326,28 @@ class State:
       for key, value in self.environ.items():
         if os.environ.get(key) != value:
           os.environ[key] = value
+    if warnings.filters != self.warnings:
+      warnings.filters[:] = self.warnings
+      getattr(warnings, "_filters_mutated", lambda: None)()  # (as warnings.simplefilter does: caches dropped)
+    if self.numpy_errors is not None and _numpy_errors() != self.numpy_errors:
+      import numpy as np
+
+      np.seterr(**self.numpy_errors)
     return problems
 
+  def float_changes(self) -> str | None:
+    """What the candidate changed in the thread's floating-point control state, put back; or None."""
+    now = float_control()
+    if now == self.float_control:
+      return None
+    back = self.fenv.restore(self.float_env) and float_control() == self.float_control
+    return (f"it left the thread's floating-point control state changed ({', '.join(now) or 'IEEE default'} "
+            f"instead of {', '.join(self.float_control) or 'the default'}: a native library built with "
+            f"-ffast-math, or fesetround), which changes what the next candidate computes; "
+            + ("put back after each check, and " if back else "") + "the worker was replaced after it")
+
   def restore_config(self) -> None:
-    """JAX's configuration as the worker set it (what a module changed at import is set back)."""
+    """JAX's configuration as the baseline has it."""
     _restore(self.config, _config_snapshot())
 
   def config_changes(self) -> str | None:
@@ -235,6 +392,11 @@ class State:
       return ", ".join(found[:6]) + (", ..." if len(found) > 6 else "")
     return (f"the candidate replaced attributes of modules the checks use ({', '.join(found[:6])}"
             f"{', ...' if len(found) > 6 else ''}): the worker process is replaced")
+
+
+def _numpy_errors() -> dict[str, str] | None:
+  numpy = sys.modules.get("numpy")
+  return None if numpy is None else dict(numpy.geterr())
 
 
 _MISSING = object()
@@ -300,14 +462,21 @@ class Worker:
     """What the candidate changed that decides verdicts (JAX's configuration, the watched modules' attributes)
     or left running (processes, each ended), each put back as far as it can be; the check during which it
     happened fails and the worker is replaced."""
-    left = end_descendants()
+    left = end_descendants(self.state.owned)
     ended = (f"{label} left {len(left)} process(es) running, ended by the harness: {'; '.join(left[:4])}"
              if left else None)
     return [m for m in (self.state.config_changes(), self.state.patched(), ended) if m]
 
+  def float_state(self, notes: list[str]) -> None:
+    """A change of the floating-point control state, put back and added to ``notes`` (once): not a failure
+    (the candidate's own outputs are what is judged), but the worker is replaced after the candidate."""
+    change = self.state.float_changes()
+    if change and change not in notes:
+      notes.append(change)
+
   def _load(self) -> Any:
-    """The target (loaded once), with ``candidates_by_label``; JAX's configuration re-asserted after
-    whatever loading it did."""
+    """The target (loaded once), with ``candidates_by_label``; what loading set is the module's own and
+    the baseline of every candidate (:meth:`State.loaded`)."""
     if self._target is None:
       from verification import targets
 
@@ -315,13 +484,22 @@ class Worker:
       try:
         target = targets.resolve_target(self.spec)
       finally:
-        self.state.restore_config()
-        patched = self.state.patched(put_back=True)
-        if patched:  # put back: the judge is the harness's, whatever the target rebound at import
-          print(f"the target module rebound attributes of modules the checks use at import ({patched}); the "
-                "harness put them back", file=sys.stderr)
+        self.loaded()
       self._target = types.SimpleNamespace(target=target, candidates_by_label={c.label: c for c in target.candidates})
     return self._target
+
+  def loaded(self) -> None:
+    """After loading: what the module rebound in the watched modules and set in JAX's configuration or the
+    floating-point control state that the judging depends on is put back (the names go to the captured
+    output); everything else it set stays, as the baseline of every candidate."""
+    patched = self.state.patched(put_back=True)
+    set_back = self.state.loaded()
+    if patched:  # put back: the judge is the harness's, whatever the target rebound at import
+      print(f"the target module rebound attributes of modules the checks use at import ({patched}); the "
+            "harness put them back", file=sys.stderr)
+    if set_back:
+      print(f"loading the target changed settings the checks depend on ({set_back}); the harness set them back",
+            file=sys.stderr)
 
   def catalogue(self) -> None:
     """Loads the target and sends what the harness process needs of it, as plain data (JSON values):
@@ -334,7 +512,7 @@ class Worker:
 
     try:
       target = self._load().target
-      items = [{"label": c.label, "name": c.name, "params": dict(c.params),
+      items = [{"label": c.label, "name": c.name, "params": getattr(c, "params_json", None) or dict(c.params),
                 "notes": dict(getattr(c, "notes", None) or {}),
                 "unbuilt": c.message if isinstance(c, Unbuilt) else None,
                 "fields": None if isinstance(c, Unbuilt) else judged_fields(c)} for c in target.candidates]
@@ -351,14 +529,21 @@ class Worker:
     if payload is not None:
       import cloudpickle
 
+      self.state.watch()
       try:
-        return cloudpickle.loads(payload)
+        return cloudpickle.loads(payload)  # (imports the candidate's module where it is importable)
       except Exception as exc:
         return f"the candidate could not be unpickled in the worker: {type(exc).__name__}: {exc}"
-    found = self._load().candidates_by_label.get(label)
+      finally:
+        self.loaded()
+    by_label = self._load().candidates_by_label
+    found = by_label.get(label)
     if found is None:
-      return (f"the worker's copy of the target has no candidate labelled {label!r} (the target is not "
-              "deterministic: it builds different candidates in different processes)")
+      from verification.engine.protocol import unstable_labels
+
+      return ("the worker's copy of the target has no candidate labelled so: the target is not deterministic (it "
+              "builds different candidates in different processes): "
+              + unstable_labels(label, list(by_label), "this worker"))
     from verification.core.candidate import Unbuilt
 
     if isinstance(found, Unbuilt):  # unbuilt here, built by the worker that listed the target
@@ -376,6 +561,7 @@ class Worker:
     from verification.results import Status
 
     self.send("start", label, "loading")
+    dirty = self.state.reset()  # what the last candidate left; then loading, whose settings stay (State.loaded)
     candidate = self.candidate(label, payload)
     if isinstance(candidate, str):
       self.send("refused", label, candidate)
@@ -383,8 +569,10 @@ class Worker:
     if candidate.label != label:
       self.send("refused", label, f"asked for {label!r}, the worker has {candidate.label!r}")
       return
-    self.state.restore_config()  # what loading the target changed is set back
-    dirty = self.state.reset()
+    self.state.restore_config()
+    if getattr(candidate, "kind", "spike") == "layer":
+      self.run_layer(candidate, opts, dirty)
+      return
     # The checks run here to compute the candidate's outputs; the judge process decides the verdicts from
     # the record, except for a candidate whose own declaration is code (judged here: README, Isolation).
     judged_here = self_judged(judged_fields(candidate))
@@ -403,6 +591,8 @@ class Worker:
     self.send("start", label, "sanity")
     problem = sanity(candidate)
     changed = self.spoiled(label)
+    self.float_state(dirty)
+    dirty += self.state.reset()  # (a timer its first call armed must not go off while the checks are prepared)
     if changed:
       dirty += changed
       problem = problem or "; ".join(changed)
@@ -413,18 +603,7 @@ class Worker:
       return
     tape = None if judged_here else Tape("record")
     ctx = context(candidate, opts, tape)
-    for check in opts["checks"]:
-      self.send("start", label, check)
-      dirty += self.state.reset()
-      result = run_check(candidate, ctx, check)
-      changed = self.spoiled(label)
-      dirty += changed
-      if tape is not None:
-        self.send("record", label, check, tape.take(), "; ".join(changed) or None, result.seconds)
-        continue
-      if changed and not result.failing:
-        result = result.with_status(Status.FAIL, f"{'; '.join(changed)} (was: {result.message})")
-      self.send("result", label, judged_in_worker(result).to_json())
+    self.record_checks(label, opts["checks"], tape, lambda check: run_check(candidate, ctx, check), dirty)
     if not isinstance(ctx, str):
       ctx.evaluator.tape = None  # the curves are for the plots: not recorded
       self.send("start", label, "curves")
@@ -437,6 +616,45 @@ class Worker:
       except BaseException:
         pass  # a curve is for the plots; its absence never fails the run
       dirty += self.spoiled(label)
+      self.float_state(dirty)
+    left = [t for t in threading.enumerate() if t not in threads and t.is_alive()]
+    if left:
+      dirty.append(f"left {len(left)} thread(s) running: {', '.join(t.name for t in left[:4])}")
+    self.send("done", label, "; ".join(dirty) or None)
+
+
+  def record_checks(self, label: str, checks: Any, tape: Any, check_one: Any, dirty: list[str]) -> None:
+    """Each check run next to the candidate: its record sent to the judge, or (judged here) its result."""
+    from verification.results import Status
+
+    for check in checks:
+      self.send("start", label, check)
+      dirty += self.state.reset()
+      result = check_one(check)
+      changed = self.spoiled(label)
+      dirty += changed
+      self.float_state(dirty)
+      if tape is not None:
+        self.send("record", label, check, tape.take(), "; ".join(changed) or None, result.seconds)
+        continue
+      if changed and not result.failing:
+        result = result.with_status(Status.FAIL, f"{'; '.join(changed)} (was: {result.message})")
+      self.send("result", label, judged_in_worker(result).to_json())
+
+  def run_layer(self, candidate: Any, opts: dict[str, Any], dirty: list[str]) -> None:
+    """A layer candidate's checks (:mod:`verification.checks.layers`): recorded here, judged in the judge
+    (or judged here where its surrogate is not a registered class), as for a spike function."""
+    from verification.checks.layers import layer_context, run_layer_check
+    from verification.core.candidate import judged_fields, self_judged
+    from verification.core.tape import Tape
+
+    label = candidate.label
+    judged_here = self_judged(judged_fields(candidate))
+    threads = set(threading.enumerate())
+    self.state.watch()
+    tape = None if judged_here else Tape("record")
+    ctx = layer_context(candidate, tape)
+    self.record_checks(label, opts["checks"], tape, lambda check: run_layer_check(ctx, check), dirty)
     left = [t for t in threading.enumerate() if t not in threads and t.is_alive()]
     if left:
       dirty.append(f"left {len(left)} thread(s) running: {', '.join(t.name for t in left[:4])}")

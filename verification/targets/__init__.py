@@ -94,7 +94,15 @@ def build_items(items: Iterable[Any], where: str) -> tuple[Any, ...]:
   cannot be built (a factory that raises, an object that is no candidate) is an :class:`Unbuilt`
   labelled by its own label if it has one, else by its position. A candidate whose fields are
   malformed (a field of the wrong type) is a :class:`TargetError` naming the field: a usage error."""
-  from verification.core.candidate import Unbuilt, as_candidate, is_factory, looks_like_candidate
+  from verification.core.candidate import Unbuilt, as_candidate, is_factory
+  from verification.core.candidate import looks_like_candidate as looks_like_spike
+  from verification.core.layer import as_layer, looks_like_layer
+
+  def looks_like_candidate(item: Any) -> bool:  # a spike function or a layer (verification.core.layer)
+    return looks_like_layer(item) or looks_like_spike(item)
+
+  def as_any(item: Any) -> Any:
+    return as_layer(item) if looks_like_layer(item) else as_candidate(item)
 
   out: list[Any] = []
   try:
@@ -120,7 +128,7 @@ def build_items(items: Iterable[Any], where: str) -> tuple[Any, ...]:
                          name=str(_field(item, "name") or "?"), params=_params_of(item)))
       continue
     try:
-      out.append(as_candidate(item))
+      out.append(as_any(item))
     except (TypeError, ValueError) as exc:  # a field of the wrong type: the author's to fix, before any checking
       raise TargetError(f"{where}: the candidate {label} is malformed: {exc}") from exc
     except TargetError:
@@ -151,6 +159,7 @@ def _params_of(item: Any) -> dict[str, Any]:
 def load_target(spec: str) -> tuple[Any, ...]:
   """``module:ATTR`` -> its candidates (see the module docstring for the accepted kinds)."""
   from verification.core.candidate import is_factory, looks_like_candidate
+  from verification.core.layer import looks_like_layer
 
   module_name, sep, attr = spec.partition(":")
   if not sep or not module_name or not attr:
@@ -172,7 +181,7 @@ def load_target(spec: str) -> tuple[Any, ...]:
       obj = obj()
     except Exception as exc:
       raise TargetError(f"--target {spec}: the candidate factory raised {_describe(exc)}") from exc
-  if looks_like_candidate(obj):
+  if looks_like_candidate(obj) or looks_like_layer(obj):
     return build_items([obj], spec)
   if isinstance(obj, str | bytes | Mapping) or not isinstance(obj, Iterable):
     what = type(obj).__name__
