@@ -327,11 +327,11 @@ def layer_options() -> list[LayerOption]:
           library=PACKAGE, version=version(), layer=layer, option=option, documented=documented,
           cites=layer_cites({**docs, **({"learnable beta": f"{_PLIF}:95: 'w is a learnable parameter'"}
                                         if plif else {})}),
-          params={"beta": 0.0 if plif else 2.0, "theta": 1.0, "v_reset": 0.0 if v_reset is None else v_reset},
+          params={"beta": -0.5 if plif else 2.0, "theta": 1.0, "v_reset": 0.0 if v_reset is None else v_reset},
           surrogate=("Sigmoid", {"alpha": 4.0}), learnable=("beta",) if plif else (),
           varies=("theta",) if v_reset is None else ("theta", "v_reset"), dtype="float64",
           note="tau, v_threshold and v_reset are Python floats (asserted): no gradient reaches them"
-               + ("; w = -ln(init_tau - 1), so w = 0 is tau = 2" if plif else ""),
+               + ("; w = -ln(init_tau - 1): w = -0.5 is tau = 1 + e^0.5 ≈ 2.65" if plif else ""),
       ))
   return out
 
