@@ -32,7 +32,7 @@ STUBS = Path(__file__).with_name("stubs")
 if str(STUBS) not in sys.path:
   sys.path.append(str(STUBS))  # after the installed packages: an installed library wins (norse's cells are stubbed)
 RESULTS = ROOT / "results" / "layers"
-LAYER_LIBRARIES = ["snntorch", "spikingjelly", "norse"]
+LAYER_LIBRARIES = ["snntorch", "spikingjelly", "norse", "rockpool"]
 
 
 def _adapter(name: str):
@@ -154,3 +154,11 @@ def test_norse_recurrent_cell_detaches_the_reset_its_docstring_attaches():
   assert rec["differs"] == {"reset_grad": ["attached", "detached"]}
   twin = _measure("norse", "norse.LIFCell(method='triangle', alpha=0.25)")
   assert twin["differs"] == {} and twin["documented_verdict"]["gradient"]
+
+
+def test_rockpool_liftorch_follows_its_documented_dynamics():
+  rec = _measure("rockpool", "rockpool.LIFTorch()")
+  assert rec["documented_verdict"] == {"forward": True, "gradient": True} and rec["differs"] == {}
+  assert set(rec["gradient_to"]) == {"beta", "alpha_syn", "theta", "bias"}  # every rp.Parameter learns
+  recorded = json.loads((RESULTS / "rockpool.json").read_text())
+  assert {r["label"]: r["differs"] for r in recorded["layers"]}["rockpool.LIFTorch()"] == {}
