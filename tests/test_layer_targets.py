@@ -32,7 +32,7 @@ STUBS = Path(__file__).with_name("stubs")
 if str(STUBS) not in sys.path:
   sys.path.append(str(STUBS))  # after the installed packages: an installed library wins (norse's cells are stubbed)
 RESULTS = ROOT / "results" / "layers"
-LAYER_LIBRARIES = ["snntorch", "spikingjelly", "norse", "rockpool"]
+LAYER_LIBRARIES = ["snntorch", "spikingjelly", "norse", "rockpool", "spyx"]
 
 
 def _adapter(name: str):
@@ -162,3 +162,10 @@ def test_rockpool_liftorch_follows_its_documented_dynamics():
   assert set(rec["gradient_to"]) == {"beta", "alpha_syn", "theta", "bias"}  # every rp.Parameter learns
   recorded = json.loads((RESULTS / "rockpool.json").read_text())
   assert {r["label"]: r["differs"] for r in recorded["layers"]}["rockpool.LIFTorch()"] == {}
+
+
+def test_spyx_lif_fires_from_the_previous_membrane_as_its_code_reads():
+  rec = _measure("spyx", "spyx.LIF(beta=0.8)")
+  assert rec["documented_verdict"] == {"forward": True, "gradient": True} and rec["frozen_pattern"]["pass"]
+  assert rec["documented"]["fire_from"] == "previous" and rec["gradient_to"] == ["beta", "theta"]
+  assert set(rec["documented_errors"]) == {"spikes differing", "membrane", "dx", "dv", "dbeta", "dtheta"}

@@ -80,7 +80,7 @@ def layer_candidate(option: LayerOption, run: Run, accepts_probe: bool = True) -
       name=f"{option.library}.{option.layer}", label=option.label, run=outputs(None), config=option.documented,
       surrogate=surrogates.REGISTRY[name](**sparams), params=dict(option.params), citations=dict(option.cites),
       learnable=frozenset(option.learnable), varies=frozenset(option.varies), takes_state=frozenset({"v"}),
-      backend=option.framework, dtype=option.dtype,
+      takes_params=frozenset(option.params), backend=option.framework, dtype=option.dtype,
       gradients=_torch_gradients(run) if option.framework == "torch" else None,
       with_surrogate=outputs if accepts_probe else None,
       notes={"library": option.library, "version": option.version, "layer": option.layer,
