@@ -39,16 +39,15 @@ from surrogates._lif_config import (
   Synapse,
   ThetaGrad,
 )
-
 from verification.core.candidate import Candidate
 from verification.targets._common import (
-    Mapping,
-    Params,
-    call_string,
-    installed_version,
-    mapped_candidates,
-    renamed,
-    same,
+  Mapping,
+  Params,
+  call_string,
+  installed_version,
+  mapped_candidates,
+  renamed,
+  same,
 )
 from verification.targets._layers import LayerOption, jax_spike, layer_candidate, layer_cites
 
