@@ -476,6 +476,8 @@ written below. Exit status: 1 while the layer differs from its documentation, 0 
 
 import sys
 
+import numpy as np
+
 {snippet}
 X = {x}
 V0 = {v0}
@@ -484,23 +486,36 @@ B = {b}
 WANT_SPIKES = {s}
 WANT_MEMBRANE = {m}
 WANT_DX = {dx}
-RTOL = 1000 * {T} * torch.finfo(DTYPE).eps  # rounding of a {T}-step recurrence is ~T·eps; a wiring difference is O(1)
+RTOL = 1000 * {T} * {finfo}(DTYPE).eps  # rounding of a {T}-step recurrence is ~T·eps; a wiring difference is O(1)
 
-x = torch.tensor(X, dtype=DTYPE, requires_grad=True)
-spikes, membrane = run(x, torch.tensor(V0, dtype=DTYPE))
-loss = (spikes * torch.tensor(A, dtype=spikes.dtype)).sum() + (membrane * torch.tensor(B, dtype=membrane.dtype)).sum()
-(dx,) = torch.autograd.grad(loss, x)
+{gradient}
 bad = []
 for name, got, want in (("spikes", spikes, WANT_SPIKES), ("membrane", membrane, WANT_MEMBRANE), ("dL/dx", dx, WANT_DX)):
-  want = torch.tensor(want, dtype=torch.float64)
-  err = float((got.detach().double() - want).abs().max())
-  tol = 0.0 if name == "spikes" else float(RTOL) * max(1.0, float(want.abs().max()))
+  got, want = np.asarray(got, dtype=np.float64), np.asarray(want, dtype=np.float64)
+  err = float(np.abs(got - want).max())
+  tol = 0.0 if name == "spikes" else float(RTOL) * max(1.0, float(np.abs(want).max()))
   print(f"{{name}}: max |got - documented| = {{err:.3g}} (tolerance {{tol:.3g}})")
   if err > tol:
     bad.append(name)
 print("differs from the documented configuration in: " + ", ".join(bad) if bad else "follows the documentation")
 sys.exit(1 if bad else 0)
 '''
+
+
+#: The reproducer's forward and dL/dx, by the layer's framework.
+GRADIENT = {
+    "torch": """x = torch.tensor(X, dtype=DTYPE, requires_grad=True)
+spikes, membrane = run(x, torch.tensor(V0, dtype=DTYPE))
+loss = (spikes * torch.tensor(A, dtype=spikes.dtype)).sum() + (membrane * torch.tensor(B, dtype=membrane.dtype)).sum()
+(dx,) = torch.autograd.grad(loss, x)
+spikes, membrane, dx = (t.detach().numpy() for t in (spikes, membrane, dx))""",
+    "jax": """def loss(x):
+  spikes, membrane = run(x, jnp.asarray(V0, dtype=DTYPE))
+  return jnp.sum(spikes * jnp.asarray(A)) + jnp.sum(membrane * jnp.asarray(B)), (spikes, membrane)
+
+
+dx, (spikes, membrane) = jax.grad(loss, has_aux=True)(jnp.asarray(X, dtype=DTYPE))""",
+}
 
 
 def _finding_text(rec: dict[str, Any]) -> str:
@@ -542,7 +557,8 @@ def write_reproducers(module, library: dict[str, Any], out: Path) -> list[Path]:
         finding=_finding_text(rec), documented=documented, T=row.x.shape[0], surrogate=repr(cand.surrogate),
         snippet=module.layer_snippet(rec["layer"], option), x=row.x.tolist(), v0=row.v0.tolist(),
         a=row.ct_s.tolist(), b=row.ct_v.tolist(), s=np.asarray(s).tolist(), m=np.asarray(m).tolist(),
-        dx=np.asarray(grads["x"]).tolist())
+        dx=np.asarray(grads["x"]).tolist(), gradient=GRADIENT[cand.backend],
+        finfo="torch.finfo" if cand.backend == "torch" else "jnp.finfo")
     path = out / "repro" / f"{library['library']}_{n:03d}.py"
     path.write_text(text)
     code = subprocess.run([sys.executable, str(path)], capture_output=True, text=True, timeout=300).returncode

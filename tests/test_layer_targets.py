@@ -32,7 +32,7 @@ STUBS = Path(__file__).with_name("stubs")
 if str(STUBS) not in sys.path:
   sys.path.append(str(STUBS))  # after the installed packages: an installed library wins (norse's cells are stubbed)
 RESULTS = ROOT / "results" / "layers"
-LAYER_LIBRARIES = ["snntorch", "spikingjelly", "norse", "rockpool", "spyx"]
+LAYER_LIBRARIES = ["snntorch", "spikingjelly", "norse", "rockpool", "spyx", "snnax"]
 
 
 def _adapter(name: str):
@@ -169,3 +169,23 @@ def test_spyx_lif_fires_from_the_previous_membrane_as_its_code_reads():
   assert rec["documented_verdict"] == {"forward": True, "gradient": True} and rec["frozen_pattern"]["pass"]
   assert rec["documented"]["fire_from"] == "previous" and rec["gradient_to"] == ["beta", "theta"]
   assert set(rec["documented_errors"]) == {"spikes differing", "membrane", "dx", "dv", "dbeta", "dtheta"}
+
+
+def _frozen(name: str, label: str) -> dict:
+  """g ≡ 0: the layer's gradient against finite differences of its own hard forward (no reference involved)."""
+  from reports import layers
+
+  module = _adapter(name)
+  cand = next(c for c in module.layer_candidates() if c.label == label)
+  ev = LayerEvaluator(cand)
+  return layers.frozen_pattern(ev, layers.problems(cand, ev, "asym")[0], cand.dtype)
+
+
+def test_snnax_default_reset_gradient_disagrees_with_its_own_forward():
+  # stop_gradient(v·S) removes the whole reset term from the graph: the gradient through a reset is 1, the
+  # derivative of the forward v - v·S (pattern frozen) is 1 - S. The attached option is the correct twin.
+  assert not _frozen("snnax", "snnax.LIF()")["pass"]
+  assert _frozen("snnax", "snnax.LIF(stop_reset_grad=False)")["pass"]
+  recorded = {r["label"]: r for r in json.loads((RESULTS / "snnax.json").read_text())["layers"]}
+  assert not recorded["snnax.LIF()"]["matches"] and recorded["snnax.LIF(stop_reset_grad=False)"]["differs"] == {}
+  assert recorded["snnax.LIF(decay_constants=(0.3, 0.3))"]["forward_matches"] == [{"beta_map": "clamp_half_1"}]
