@@ -32,7 +32,7 @@ STUBS = Path(__file__).with_name("stubs")
 if str(STUBS) not in sys.path:
   sys.path.append(str(STUBS))  # after the installed packages: an installed library wins (norse's cells are stubbed)
 RESULTS = ROOT / "results" / "layers"
-LAYER_LIBRARIES = ["snntorch", "spikingjelly", "norse", "rockpool", "spyx", "snnax"]
+LAYER_LIBRARIES = ["snntorch", "spikingjelly", "norse", "rockpool", "spyx", "snnax", "brainpy"]
 
 
 def _adapter(name: str):
@@ -189,3 +189,12 @@ def test_snnax_default_reset_gradient_disagrees_with_its_own_forward():
   recorded = {r["label"]: r for r in json.loads((RESULTS / "snnax.json").read_text())["layers"]}
   assert not recorded["snnax.LIF()"]["matches"] and recorded["snnax.LIF(stop_reset_grad=False)"]["differs"] == {}
   assert recorded["snnax.LIF(decay_constants=(0.3, 0.3))"]["forward_matches"] == [{"beta_map": "clamp_half_1"}]
+
+
+def test_brainpy_state_lif_subtracts_the_range_and_its_hard_reset_keeps_the_identity():
+  recorded = {r["label"]: r for r in json.loads((RESULTS / "brainpy.json").read_text())["layers"]}
+  assert recorded["brainpy.state.LIF(V_reset=-0.3)"]["differs"] == {"reset": ["subtract_theta", "subtract_range"]}
+  assert recorded["brainpy.state.LIF(spk_reset='hard')"]["differs"] == {"reset_grad": ["detached", "hard_identity"]}
+  # the hard reset's gradient (1 + surrogate term) is not the derivative of its own forward; the soft one's is
+  assert not _frozen("brainpy", "brainpy.state.LIF(spk_reset='hard')")["pass"]
+  assert _frozen("brainpy", "brainpy.state.LIF()")["pass"]
