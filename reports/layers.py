@@ -283,8 +283,8 @@ def search(ref: Reference, cand, probs, lib: LibraryRun, hints: list[dict[str, A
     found["searched"] += 1
     return compare(ref, cand, probs, lib, _changed(doc, changes), gradients=False)["forward"]
 
-  if verdict["forward"]:
-    levels = [[{}]]
+  if verdict["forward"]:  # settings found for the layer's other options may agree in the forward here too
+    levels = [[{}], [h for h in hints if all(getattr(doc, k) != v for k, v in h.items())]]
   else:
     levels = [[h for h in hints if all(getattr(doc, k) != v for k, v in h.items())]]
     levels.append([{f: v} for f in FORWARD_FIELDS for v in _alternatives(doc, f)])

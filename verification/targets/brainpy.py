@@ -103,8 +103,8 @@ BRAINPY_DEFAULT = LIFConfig(
 _HARD_DOC = f"{_BLIF}:200: \"'hard': strict reset using stop_gradient\"; {_BLIF}:177: 'reset V = V_reset'"
 #: option -> (the documented configuration's changes, their citations, parameter changes)
 BRAINPY_OPTIONS: tuple[tuple[dict[str, Any], dict[str, Any], dict[str, str], dict[str, float]], ...] = (
+    ({"V_reset": -0.3}, {}, {}, {"v_reset": -0.3}),  # first: where the reset's forward shows θ - V_reset
     ({}, {}, {}, {}),
-    ({"V_reset": -0.3}, {}, {}, {"v_reset": -0.3}),
     ({"spk_reset": "hard"}, {"reset": Reset.TO_VALUE, "reset_grad": ResetGrad.DETACHED},
      {"reset": _HARD_DOC, "reset_grad": _HARD_DOC}, {}),
     ({"spk_reset": "hard", "V_reset": -0.3}, {"reset": Reset.TO_VALUE, "reset_grad": ResetGrad.DETACHED},
