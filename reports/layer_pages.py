@@ -12,10 +12,6 @@ from typing import Any
 
 #: Libraries of the layer survey without a measured JSON here, with the reason.
 NOT_MEASURED = {
-    "rockpool": "LIFTorch/LIFJax: no layer adapter yet",
-    "spyx": "nn.LIF: no layer adapter yet",
-    "snnax": "LIF: no layer adapter yet",
-    "brainpy": "brainpy.state LIF / brainpy.dyn Lif: no layer adapter yet",
     "jaxsnn": "lif_step: no layer adapter yet",
 }
 

@@ -197,3 +197,7 @@ def run(x, v0):
       membrane.append(layer.V.value)
   return jnp.stack(spikes), jnp.stack(membrane)
 '''
+
+
+#: Layers of the library not measured, and why (listed with the results).
+LAYERS_NOT_RUN = {"brainpy.dyn.Lif": "no layer adapter yet (training-mode soft reset, detach_spk)"}
