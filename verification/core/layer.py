@@ -90,6 +90,10 @@ class LayerCandidate:
   varies: frozenset[str] = frozenset({"theta", "v_reset"})
   #: The parts of the initial state the layer accepts ("v", "i"); the others are held at 0 in the checks.
   takes_state: frozenset[str] = frozenset({"v", "i"})
+  #: The ``LIFParams`` names the layer's run uses (None: all of them). A JAX run is differentiated in every
+  #: parameter passed in, and one it never reads (a bias the layer has not) gets a zero gradient that is not
+  #: the layer's: those are left out of its gradients, as torch's unused leaves are.
+  takes_params: frozenset[str] | None = None
   backend: Backend | None = None
   #: The dtype the layer computes in: "float64" where it allows, "float32" where it computes spikes in
   #: float32 (judged at float32 tolerances, and the results say so).
@@ -307,6 +311,12 @@ class LayerEvaluator:
   def vjp(self, probe: str, x: np.ndarray, v: np.ndarray, i: np.ndarray, params: dict, a: np.ndarray,
           b: np.ndarray) -> dict:
     """dL/d(x, v, i, each parameter) for L = Σ a·spikes + b·membrane; a name absent: no gradient."""
+    got = self._vjp(probe, x, v, i, params, a, b)
+    keep = self.candidate.takes_params
+    return got if keep is None else {k: g for k, g in got.items() if k in ("x", "v", "i") or k in keep}
+
+  def _vjp(self, probe: str, x: np.ndarray, v: np.ndarray, i: np.ndarray, params: dict, a: np.ndarray,
+           b: np.ndarray) -> dict:
     c = self.candidate
     run = self._run_fn(probe)
     if c.gradients is not None and probe == "own":

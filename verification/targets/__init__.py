@@ -17,7 +17,8 @@ item that cannot be built (its factory raises, a field has the wrong type) does 
 it becomes an :class:`~verification.core.candidate.Unbuilt`, reported as an ``error`` result.
 
 Each built-in module here exposes ``PACKAGE``, ``version()``, ``candidates()`` and ``UNMAPPED``
-(exported surrogates that are not checked, with the reason). ``builtin.json`` says what to install
+(exported surrogates that are not checked, with the reason), and, where it adapts the library's LIF
+layers, ``layer_candidates()`` (listed after the spike-function candidates). ``builtin.json`` says what to install
 for each (an entry with ``not_checkable``, lava-dl, names a library that cannot be installed here,
 with the reason); it is plain JSON so that a tool without the project's dependencies can read it.
 Nothing here imports a library until asked.
@@ -192,6 +193,15 @@ def load_target(spec: str) -> tuple[Any, ...]:
   return build_items(obj, spec)
 
 
+def _layer_factory(module: ModuleType) -> list[Any]:
+  """The adapter's layer candidates as one factory item (none where it adapts no layer): a library whose layer
+  modules cannot be imported gives an unbuilt item, reported as an error, beside its spike-function candidates."""
+  from verification.core.candidate import candidate_factory
+
+  layers = getattr(module, "layer_candidates", None)
+  return [] if layers is None else [candidate_factory(layers)]
+
+
 def resolve_target(spec: str | None) -> Target:
   """The target named by ``spec`` (None or "reference": the reference itself); raises TargetError."""
   from verification.core.candidate import reference_candidates
@@ -202,7 +212,7 @@ def resolve_target(spec: str | None) -> Target:
   if name in builtin():
     try:
       module = load(name)
-      cands = build_items(module.candidates(), name)
+      cands = build_items([*module.candidates(), *_layer_factory(module)], name)
       version = module.version()
     except TargetError:
       raise

@@ -17,17 +17,51 @@ as the second argument, so that is the default checked where the function has no
   -> Circ(alpha=k), scale 1: 2α times the derivative of the documented, normalised primitive
   h = 1/2 + x/(2√(x² + α²)), so the mass is 2α, not 1
 - triangle_fn(x, alpha=0.3) / Triangle: g = α·relu(1 - |x|) -> ReluGrad(alpha, width=1), scale 1
+
+Layers ``LIFCell``, ``LIFRecurrentCell`` and ``LIFBoxCell`` (``norse/torch/module/{lif,lif_box}.py``,
+``functional/{lif,lif_box,reset}.py`` of 1.1.0), one forward-Euler step as the code runs it::
+
+    i' = i + x                       (the recurrent cell: i + W_in·x + W_rec·z, here W_in = 1, W_rec = 0)
+    v' = v + dt·τ_mem⁻¹·(v_leak - v + i')            β = 1 - dt·τ_mem⁻¹ = 0.9, gain 1 - β (LIFBoxCell: i' = x)
+    i  = i' - dt·τ_syn⁻¹·i'                          the current decays by 1 - dt·τ_syn⁻¹ = 0.8
+    z  = sg(v' - v_th)                               H strict ``>``; method "super": SuperSpike
+    v  = (1 - z)·v' + z·v_reset                      LIFCell (lif_feed_forward_step L345): attached;
+                                                     LIFRecurrentCell (lif_step L238): z.detach() in the reset
+    LIFBoxCell reset_method=reset_subtract: (1 - z)·v' + z·(v' - v_th) = v' - z·v_th, attached
+
+The returned membrane is the state's v, after the reset. Custom surrogates are chosen by name only
+(``LIFParameters.method``), so the layers take no probe surrogate. SuperSpike in 1.1.0 ignores alpha
+(g = 1/(|u| + 1)²: alpha = 1 whatever is asked), so each cell is also measured at ``alpha=1`` (where the
+two agree) and with ``method="triangle"`` (g = α·relu(1 - |u|) at α = 0.25, mirrored exactly: alpha is
+stored as a float32 tensor whatever the dtype), which separates the wiring from the surrogate.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import types
 from typing import Any
 
+from surrogates._lif_config import (
+  BetaMap,
+  FireFrom,
+  Gain,
+  Leak,
+  LIFConfig,
+  MembraneOut,
+  Reset,
+  ResetGrad,
+  ResetWhen,
+  SpikeForward,
+  SurrogateArg,
+  Synapse,
+  ThetaGrad,
+)
 from verification.core import torch_bridge
 from verification.core.candidate import Candidate
 from verification.targets._common import Mapping, Params, call_string, installed_version, mapped_candidates, same
+from verification.targets._layers import LayerOption, layer_candidate, layer_cites, value
 
 PACKAGE = "norse"
 MODULE = "norse.torch.functional"
@@ -115,3 +149,157 @@ def candidates() -> list[Candidate]:
     return call, torch_bridge.torch_fields(lambda t: fn(t, *values.values()))
 
   return mapped_candidates(PACKAGE, version(), ns, MAPPINGS, build)
+
+
+# --- the layers: LIFCell, LIFRecurrentCell, LIFBoxCell -------------------------------------------------
+
+_MOD = "norse/torch/module/lif.py"
+_BOX = "norse/torch/module/lif_box.py"
+
+
+def _cell_docs(path: str, euler: int, ode: int, jump: int, reset: int) -> dict[str, str]:
+  step = f"{path}:{euler}: 'a single euler-integration step'; {path}:{ode}: 'v̇ = 1/τ_mem (v_leak - v + i)'"
+  return {
+      "leak": step, "beta_map": step, "gain": step,
+      "fire_from": f"{path}:{jump}: 'z = Θ(v - v_th)'", "surrogate_arg": f"{path}:{jump}: 'z = Θ(v - v_th)'",
+      "reset": f"{path}:{reset}: 'v = (1-z) v + z v_reset'", "reset_when": f"{path}:{reset}: 'v = (1-z) v + z v_reset'",
+      "reset_grad": f"{path}:{reset}: 'v = (1-z) v + z v_reset' (z differentiated as written: attached)",
+      "membrane_out": f"{path}:{reset}: the transition equation gives the state's v",
+  }
+
+
+_CELL_DEFAULT = LIFConfig(
+    synapse=Synapse.ADD_THEN_DECAY, leak=Leak.TOWARD_LEAK, beta_map=BetaMap.ONE_MINUS_DT_OVER_TAU,
+    gain=Gain.ONE_MINUS_BETA, fire_from=FireFrom.CURRENT, surrogate_arg=SurrogateArg.V_MINUS_THETA,
+    spike_forward=SpikeForward.GT, reset=Reset.TO_VALUE, reset_when=ResetWhen.IMMEDIATE,
+    reset_grad=ResetGrad.ATTACHED, membrane_out=MembraneOut.POST_RESET, theta_grad=ThetaGrad.AUTODIFF,
+)
+#: alpha 0.25: norse stores alpha as a float32 tensor (``torch.as_tensor(p.alpha)``), exact only for such values
+_TRIANGLE = {"method": "triangle", "alpha": 0.25}
+#: SuperSpike at alpha = 1, where 1.1.0's backward (which ignores alpha) and the documented one agree
+_SUPER_1 = {"alpha": 1.0}
+#: layer -> (documentation lines: euler, ODE, jump, transition), its options
+_CELLS: dict[str, tuple[str, tuple[int, int, int, int], tuple[dict[str, Any], ...]]] = {
+    "LIFCell": (_MOD, (30, 38, 45, 51), ({}, _SUPER_1, _TRIANGLE)),
+    "LIFRecurrentCell": (_MOD, (104, 111, 118, 124), ({}, _SUPER_1, _TRIANGLE)),
+    "LIFBoxCell": (_BOX, (17, 24, 29, 34), ({}, _SUPER_1, _TRIANGLE, {"reset_method": "reset_subtract", **_TRIANGLE})),
+}
+
+
+def _cell_config(layer: str, option: dict[str, Any]) -> tuple[LIFConfig, dict[str, str]]:
+  path, lines, _ = _CELLS[layer]
+  docs = _cell_docs(path, *lines)
+  if layer == "LIFBoxCell":  # "without current terms": the input is the current
+    docs["synapse"] = f"{_BOX}:17: 'a lif neuron-model without current terms'"
+    return dataclasses.replace(_CELL_DEFAULT, synapse=Synapse.NONE), docs
+  docs["synapse"] = (f"{_MOD}:125: 'i = i + w_input z_in'" if layer == "LIFRecurrentCell"
+                     else "not stated in the documentation; read from the code")
+  return _CELL_DEFAULT, docs
+
+
+def _cell_surrogate(option: dict[str, Any]) -> tuple[str, dict[str, float]]:
+  if option.get("method") == "triangle":
+    return "ReluGrad", {"alpha": float(option["alpha"]), "width": 1.0}
+  return "InvSquareGrad", {"alpha": float(option.get("alpha", LIF_ALPHA))}
+
+
+def _cell_run(layer: str, option: dict[str, Any]):
+  import torch
+
+  module = importlib.import_module("norse.torch")
+  lif = importlib.import_module("norse.torch.functional.lif")
+  box = importlib.import_module("norse.torch.functional.lif_box")
+  method, alpha = option.get("method", "super"), option.get("alpha", LIF_ALPHA)
+
+  def run(x, v0, p, g=None):
+    n = x.shape[-1]
+    i0 = torch.zeros_like(v0)
+    if layer == "LIFBoxCell":
+      resets = importlib.import_module("norse.torch.functional.reset")
+      reset = getattr(resets, option.get("reset_method", "reset_value"))
+      params = box.LIFBoxParameters(tau_mem_inv=p["beta"], v_leak=p["v_leak"], v_th=p["theta"],
+                                           v_reset=p["v_reset"], method=method, alpha=torch.as_tensor(alpha),
+                                           reset_method=reset)
+      cell, state = module.LIFBoxCell(params, dt=value(p["dt"])), box.LIFBoxFeedForwardState(v=v0)
+    else:
+      params = lif.LIFParameters(tau_syn_inv=p["alpha_syn"], tau_mem_inv=p["beta"], v_leak=p["v_leak"],
+                                        v_th=p["theta"], v_reset=p["v_reset"], method=method, alpha=alpha)
+      if layer == "LIFCell":
+        cell, state = module.LIFCell(params, dt=value(p["dt"])), lif.LIFFeedForwardState(v=v0, i=i0)
+      else:
+        eye = torch.eye(n, dtype=x.dtype)
+        cell = module.LIFRecurrentCell(n, n, params, input_weights=eye, recurrent_weights=torch.zeros_like(eye),
+                                       dt=value(p["dt"])).to(x.dtype)
+        state = lif.LIFState(z=torch.zeros_like(v0), v=v0, i=i0)
+    spikes, mems = [], []
+    for t in range(x.shape[0]):
+      z, state = cell(x[t], state)
+      spikes.append(z)
+      mems.append(state.v)
+    leaves = {k: p[k] for k in ("beta", "alpha_syn", "theta", "v_reset", "v_leak") if torch.is_tensor(p[k])}
+    return torch.stack(spikes), torch.stack(mems), leaves
+
+  return run
+
+
+def layer_options() -> list[LayerOption]:
+  """The cells' defaults and options, with the configuration their documentation states."""
+  out = []
+  for layer, (_, _, options) in _CELLS.items():
+    for option in options:
+      documented, docs = _cell_config(layer, option)
+      if option.get("reset_method") == "reset_subtract":
+        documented = dataclasses.replace(documented, reset=Reset.SUBTRACT_THETA)
+        docs["reset"] = "norse/torch/functional/reset.py:22: 'def reset_subtract' (no docstring; the name)"
+      out.append(LayerOption(
+          library=PACKAGE, version=version(), layer=layer, option=option, documented=documented,
+          cites=layer_cites(docs),
+          params={"beta": 100.0, "alpha_syn": 200.0, "dt": 1e-3, "theta": 1.0, "v_reset": 0.0, "v_leak": 0.0},
+          surrogate=_cell_surrogate(option), learnable=(), dtype="float64",
+          note="no parameter is registered (LIFParameters is a NamedTuple of tensors); the initial current is 0",
+      ))
+  return out
+
+
+def layer_candidates() -> list[Any]:
+  """One layer candidate per documented option set of the cells (no probe surrogate: norse names its surrogates)."""
+  return [layer_candidate(o, _cell_run(o.layer, dict(o.option)), accepts_probe=False) for o in layer_options()]
+
+
+def layer_snippet(layer: str, option: dict[str, Any]) -> str:
+  """Standalone code defining ``run(x, v0) -> (spikes, membrane)`` for one cell and option set (the reproducers')."""
+  method, alpha = option.get("method", "super"), float(option.get("alpha", LIF_ALPHA))
+  if layer == "LIFBoxCell":
+    reset = option.get("reset_method", "reset_value")
+    build = (f"cell = norse.torch.LIFBoxCell(lif_box.LIFBoxParameters(**BOX, method={method!r}, "
+             f"alpha=torch.as_tensor({alpha}), reset_method=norse.torch.functional.reset.{reset}), dt=0.001)\n"
+             "  state = lif_box.LIFBoxFeedForwardState(v=v0)")
+  elif layer == "LIFCell":
+    build = (f"cell = norse.torch.LIFCell(lif.LIFParameters(**P, method={method!r}, alpha={alpha}), dt=0.001)\n"
+             "  state = lif.LIFFeedForwardState(v=v0, i=torch.zeros_like(v0))")
+  else:
+    build = ("eye = torch.eye(x.shape[-1], dtype=x.dtype)\n"
+             "  cell = norse.torch.LIFRecurrentCell(x.shape[-1], x.shape[-1], "
+             f"lif.LIFParameters(**P, method={method!r}, alpha={alpha}), input_weights=eye, "
+             "recurrent_weights=0 * eye, dt=0.001).to(x.dtype)\n"
+             "  state = lif.LIFState(z=torch.zeros_like(v0), v=v0, i=torch.zeros_like(v0))")
+  return f'''import torch
+import norse.torch
+import norse.torch.functional.reset
+from norse.torch.functional import lif, lif_box
+
+DTYPE = torch.float64
+# the defaults, as float64 tensors (LIFParameters' own defaults are float32)
+BOX = {{k: torch.tensor(v, dtype=DTYPE) for k, v in dict(tau_mem_inv=100.0, v_leak=0.0, v_th=1.0, v_reset=0.0).items()}}
+P = {{**BOX, "tau_syn_inv": torch.tensor(200.0, dtype=DTYPE)}}
+
+
+def run(x, v0):
+  {build}
+  spikes, membrane = [], []
+  for t in range(x.shape[0]):
+    z, state = cell(x[t], state)
+    spikes.append(z)
+    membrane.append(state.v)
+  return torch.stack(spikes), torch.stack(membrane)
+'''

@@ -28,10 +28,25 @@ are covered by the module's candidates. ``primitive_function`` (P) and the stati
 - LogTailedReLU(alpha=0): g = 1/x for x > 1, α for x <= 0, 1 between -> LogTailedRelu(alpha), 1
 - DeterministicPass(): g = 1 -> StraightThrough(), 1
 - Rect(alpha=1): g = α for |x| < 0.5/α, 0 otherwise -> Boxcar(width=1/α, height=α), 1
+
+Layers ``LIFNode`` and ``ParametricLIFNode`` (``spikingjelly/activation_based/neuron/{lif,plif,base_node}.py``,
+``functional/neuron.py`` of 2.0.0), one step as the code runs it (``lif_charge``, ``lif_step``, ``voltage_reset``)::
+
+    H_t = V_{t-1} + (X_t - (V_{t-1} - V_reset))/τ     decay_input=False: V_{t-1} - (V_{t-1} - V_reset)/τ + X_t
+    S_t = sg(H_t - θ)                                  H(0) = 1; surrogate Sigmoid(alpha=4) on H - θ
+    V_t = S_t·V_reset + (1 - S_t)·H_t                  v_reset=None: V_t = H_t - S_t·θ (and the leak toward 0)
+    detach_reset=True: S_t in the reset branch only is detached
+
+β = 1 - 1/τ (PLIF: 1/τ = σ(w), w learnable), the input gain 1/τ with ``decay_input`` (1 without), the leak
+toward V_reset. ``tau``, ``v_threshold`` and ``v_reset`` must be Python floats (asserted), so they get no
+gradient; PLIF's ``w`` does. The membrane is ``v_seq`` (``store_v_seq=True``), after the reset. 2.0.0 has no
+``backend`` argument: on the CPU every run is the torch reference path; the CUDA and Triton kernels it selects
+on a GPU are not run here.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import inspect
 import math
@@ -41,6 +56,21 @@ from typing import Any
 
 import numpy as np
 
+from surrogates._lif_config import (
+    BetaMap,
+    FireFrom,
+    Gain,
+    Leak,
+    LIFConfig,
+    MembraneOut,
+    Reset,
+    ResetGrad,
+    ResetWhen,
+    SpikeForward,
+    SurrogateArg,
+    Synapse,
+    ThetaGrad,
+)
 from verification.core import torch_bridge
 from verification.core.candidate import Candidate
 from verification.targets._common import (
@@ -52,6 +82,7 @@ from verification.targets._common import (
     renamed,
     same,
 )
+from verification.targets._layers import LayerOption, layer_candidate, layer_cites, torch_spike, value
 
 PACKAGE = "spikingjelly"
 MODULE = "spikingjelly.activation_based.surrogate"
@@ -194,3 +225,117 @@ def candidates() -> list[Candidate]:
         "surrogate_fun": _primitive(cls, params), "surrogate_grad": _grad(cls, params)}
 
   return mapped_candidates(PACKAGE, version(), mod, MAPPINGS, build)
+
+
+# --- the layers: LIFNode and ParametricLIFNode --------------------------------------------------------
+
+#: Layer paths not run here, with the reason (listed with the measured results).
+LAYERS_NOT_RUN = {
+    "CUDA and Triton kernels of LIFNode/ParametricLIFNode": "selected on a CUDA device only (2.0.0 has no backend "
+    "argument: the device picks the kernel); no GPU here, so only the CPU's torch path is measured",
+}
+
+_LIF = "spikingjelly/activation_based/neuron/lif.py"
+_PLIF = "spikingjelly/activation_based/neuron/plif.py"
+_SUR = "spikingjelly/activation_based/surrogate.py"
+
+
+def _node_docs(path: str, charge: int, reset: int, detach: int) -> dict[str, str]:
+  h = f"{path}:{charge}: 'H[t] = V[t-1] + 1/τ (X[t] - (V[t-1] - V_reset))' (decay_input=True)"
+  return {
+      "synapse": h, "leak": h, "gain": h,
+      "beta_map": h if path == _LIF else f"{path}:95: 'where 1/τ = Sigmoid(w), w is a learnable parameter.'",
+      "spike_forward": f"{_SUR}:48: 'The heaviside function ... g(x) = 1, x ≥ 0; 0, x < 0'",
+      "reset": f"{path}:{reset}: 'v_reset: ... If not None, the neuron's voltage will be set to v_reset after firing a "
+               "spike. If None, the neuron's voltage will subtract v_threshold after firing a spike'",
+      "reset_when": f"{path}:{reset}: '... will be set to v_reset after firing a spike'",
+      "reset_grad": f"{path}:{detach}: 'detach_reset: whether detach the computation graph of reset in backward' "
+                    "(default False)",
+  }
+
+
+_NODE_DEFAULT = LIFConfig(
+    synapse=Synapse.NONE, leak=Leak.TOWARD_RESET, beta_map=BetaMap.ONE_MINUS_INV_TAU, gain=Gain.ONE_MINUS_BETA,
+    fire_from=FireFrom.CURRENT, surrogate_arg=SurrogateArg.V_MINUS_THETA, spike_forward=SpikeForward.GE,
+    reset=Reset.TO_VALUE, reset_when=ResetWhen.IMMEDIATE, reset_grad=ResetGrad.ATTACHED,
+    membrane_out=MembraneOut.POST_RESET, theta_grad=ThetaGrad.AUTODIFF,
+)
+
+#: layer -> (its documentation's lines: H[t] with decay_input, H[t] without, v_reset, detach_reset), its options
+_NODES: dict[str, tuple[str, tuple[int, int, int, int], tuple[dict[str, Any], ...]]] = {
+    "LIFNode": (_LIF, (170, 175, 186, 193), (
+        {}, {"detach_reset": True}, {"v_reset": None}, {"v_reset": None, "detach_reset": True}, {"v_reset": -0.3},
+        {"decay_input": False})),
+    "ParametricLIFNode": (_PLIF, (88, 93, 106, 113), ({}, {"detach_reset": True}, {"v_reset": None})),
+}
+
+
+def _node_config(layer: str, option: dict[str, Any]) -> tuple[LIFConfig, dict[str, str]]:
+  path, (with_decay, without_decay, reset, detach), _ = _NODES[layer]
+  docs = _node_docs(path, with_decay, reset, detach)
+  changes: dict[str, Any] = {}
+  if layer == "ParametricLIFNode":
+    changes["beta_map"] = BetaMap.SIGMOID
+  if option.get("detach_reset"):
+    changes["reset_grad"] = ResetGrad.DETACHED
+  if "v_reset" in option and option["v_reset"] is None:
+    changes["reset"] = Reset.SUBTRACT_THETA
+  if option.get("decay_input") is False:
+    changes["gain"] = Gain.ONE
+    docs.update({k: f"{path}:{without_decay}: 'H[t] = V[t-1] - 1/τ (V[t-1] - V_reset) + X[t]' (decay_input=False)"
+                 for k in ("synapse", "leak", "gain")})
+  return dataclasses.replace(_NODE_DEFAULT, **changes), docs
+
+
+def _node_run(layer: str, option: dict[str, Any]):
+  import torch
+
+  neuron = importlib.import_module("spikingjelly.activation_based.neuron")
+  surrogate = _module()
+
+  def run(x, v0, p, g=None):
+    kwargs = {k: v for k, v in option.items() if k != "v_reset"}
+    v_reset = None if "v_reset" in option and option["v_reset"] is None else value(p["v_reset"])
+    fn = surrogate.Sigmoid(alpha=4.0) if g is None else torch_spike(g, ge=True)
+    if layer == "LIFNode":
+      node = neuron.LIFNode(tau=value(p["beta"]), v_threshold=value(p["theta"]), v_reset=v_reset,
+                            surrogate_function=fn, step_mode="m", store_v_seq=True, **kwargs)
+      leaves = {}
+    else:
+      node = neuron.ParametricLIFNode(init_tau=2.0, v_threshold=value(p["theta"]), v_reset=v_reset,
+                                      surrogate_function=fn, step_mode="m", store_v_seq=True, **kwargs).to(x.dtype)
+      with torch.no_grad():
+        node.w.copy_(torch.as_tensor(value(p["beta"])))
+      leaves = {"beta": node.w}
+    node.reset()
+    node.v = v0
+    spikes = node(x)
+    return spikes, node.v_seq, leaves
+
+  return run
+
+
+def layer_options() -> list[LayerOption]:
+  """LIFNode's and ParametricLIFNode's defaults and options, with the configuration their documentation states."""
+  out = []
+  for layer, (_, _, options) in _NODES.items():
+    for option in options:
+      documented, docs = _node_config(layer, option)
+      v_reset = option.get("v_reset", 0.0)
+      plif = layer == "ParametricLIFNode"
+      out.append(LayerOption(
+          library=PACKAGE, version=version(), layer=layer, option=option, documented=documented,
+          cites=layer_cites({**docs, **({"learnable beta": f"{_PLIF}:95: 'w is a learnable parameter'"}
+                                        if plif else {})}),
+          params={"beta": -0.5 if plif else 2.0, "theta": 1.0, "v_reset": 0.0 if v_reset is None else v_reset},
+          surrogate=("Sigmoid", {"alpha": 4.0}), learnable=("beta",) if plif else (),
+          varies=("theta",) if v_reset is None else ("theta", "v_reset"), dtype="float64",
+          note="tau, v_threshold and v_reset are Python floats (asserted): no gradient reaches them"
+               + ("; w = -ln(init_tau - 1): w = -0.5 is tau = 1 + e^0.5 ≈ 2.65" if plif else ""),
+      ))
+  return out
+
+
+def layer_candidates() -> list[Any]:
+  """One layer candidate per documented option set of LIFNode and ParametricLIFNode (the CPU's torch path)."""
+  return [layer_candidate(o, _node_run(o.layer, dict(o.option))) for o in layer_options()]

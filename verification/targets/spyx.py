@@ -22,17 +22,34 @@ from __future__ import annotations
 import importlib
 import math
 from types import ModuleType
+from typing import Any
 
+from surrogates._lif_config import (
+  BetaMap,
+  FireFrom,
+  Gain,
+  Leak,
+  LIFConfig,
+  MembraneOut,
+  Reset,
+  ResetGrad,
+  ResetWhen,
+  SpikeForward,
+  SurrogateArg,
+  Synapse,
+  ThetaGrad,
+)
 from verification.core.candidate import Candidate
 from verification.targets._common import (
-    Mapping,
-    Params,
-    call_string,
-    installed_version,
-    mapped_candidates,
-    renamed,
-    same,
+  Mapping,
+  Params,
+  call_string,
+  installed_version,
+  mapped_candidates,
+  renamed,
+  same,
 )
+from verification.targets._layers import LayerOption, jax_spike, layer_candidate, layer_cites
 
 PACKAGE = "spyx"
 MODULE = "spyx.axn"
@@ -94,3 +111,84 @@ def candidates() -> list[Candidate]:
     return call_string(f"{MODULE}.{m.export}", params), {"fn": getattr(mod, m.export)(**params)}
 
   return mapped_candidates(PACKAGE, version(), mod, MAPPINGS, build)
+
+
+# --- the layer: spyx.nn.LIF (flax nnx) ----------------------------------------------------------------
+#
+# One step as ``LIF.__call__`` of 1.0.0 runs it (``spyx/nn.py`` L214-217)::
+#
+#     β = clip(beta, 0, 1)             L214
+#     S = spike(V - θ)                 L215: the membrane BEFORE this step's input (superspike k = 25, H: x > 0)
+#     V = β·V + x - S·θ                L216: the reset in the same update, attached
+#
+# ``beta`` is an ``nnx.Param`` even when given as a float (L207); ``threshold`` is a plain attribute. The
+# returned V is after the reset. The layer is a JAX candidate: its run builds the module from the parameters
+# passed in (so their gradients are the module's) and loops over time in Python (traced once per probe).
+
+_NN = "spyx/nn.py"
+SPYX_DOCS: dict[str, str] = {
+    "beta_map": f"{_NN}:191: ':beta: decay rate.'",
+    "reset": f"{_NN}:192: ':threshold: threshold for reset. Defaults to 1.'",
+}
+SPYX_DEFAULT = LIFConfig(
+    synapse=Synapse.NONE, leak=Leak.MULTIPLY, beta_map=BetaMap.CLAMP_0_1, gain=Gain.ONE,
+    fire_from=FireFrom.PREVIOUS, surrogate_arg=SurrogateArg.V_MINUS_THETA, spike_forward=SpikeForward.GT,
+    reset=Reset.SUBTRACT_THETA, reset_when=ResetWhen.IMMEDIATE, reset_grad=ResetGrad.ATTACHED,
+    membrane_out=MembraneOut.POST_RESET, theta_grad=ThetaGrad.AUTODIFF,
+)
+
+
+def _lif_run(option: dict[str, Any]):
+  import jax.numpy as jnp
+
+  nn = importlib.import_module("spyx.nn")
+
+  def run(x, v0, p, g=None):
+    activation = None if g is None else jax_spike(g, ge=False)  # spyx's heaviside is x > 0
+    rngs = nn.nnx.Rngs(0)  # flax.nnx, as spyx.nn imports it
+    layer = nn.LIF((x.shape[-1],), beta=p["beta"], threshold=p["theta"], activation=activation, rngs=rngs)
+    v, spikes, membrane = v0, [], []
+    for t in range(x.shape[0]):
+      s, v = layer(x[t], v)
+      spikes.append(s)
+      membrane.append(v)
+    return jnp.stack(spikes), jnp.stack(membrane), {}
+
+  return run
+
+
+def layer_options() -> list[LayerOption]:
+  """spyx.nn.LIF with beta given (a float: beta=None draws a random per-neuron β), documented and read."""
+  return [LayerOption(
+      library=PACKAGE, version=version(), layer="LIF", option={"beta": 0.8}, documented=SPYX_DEFAULT,
+      cites=layer_cites(SPYX_DOCS), params={"beta": 0.8, "theta": 1.0}, surrogate=("InvSquareGrad", {"alpha": 25.0}),
+      learnable=(), varies=("theta",), framework="jax", dtype="float64",
+      note="the docstrings state only 'beta: decay rate' and 'threshold: threshold for reset': every other setting "
+           "is read from the code (L214-216); beta is an nnx.Param even when given as a float (L207)",
+  )]
+
+
+def layer_candidates() -> list[Any]:
+  """The layer candidate of ``spyx.nn.LIF``."""
+  return [layer_candidate(o, _lif_run(dict(o.option))) for o in layer_options()]
+
+
+def layer_snippet(layer: str, option: dict[str, Any]) -> str:
+  """Standalone code defining ``run(x, v0) -> (spikes, membrane)`` (the reproducers' call)."""
+  return '''import jax
+import jax.numpy as jnp
+from flax import nnx
+import spyx.nn
+
+jax.config.update("jax_enable_x64", True)
+
+
+def run(x, v0):
+  layer = spyx.nn.LIF((x.shape[-1],), beta=0.8, threshold=1.0, rngs=nnx.Rngs(0))
+  v, spikes, membrane = v0, [], []
+  for t in range(x.shape[0]):
+    s, v = layer(x[t], v)
+    spikes.append(s)
+    membrane.append(v)
+  return jnp.stack(spikes), jnp.stack(membrane)
+'''

@@ -1,2 +1,3 @@
 # ruff: noqa
 from . import math
+from . import state

@@ -60,3 +60,20 @@ def heavi_circ_fn(x, k):
 
 def triangle_fn(x, alpha=0.3):
   return Triangle.apply(x, alpha)
+
+
+def threshold(x, method, alpha):
+  # norse/torch/functional/threshold.py (1.1.0) L195: the LIF steps' dispatch by name
+  if method == "heaviside":
+    return heaviside(x)
+  if method == "super":
+    return superspike_fn(x, torch.as_tensor(alpha))
+  if method == "triangle":
+    return triangle_fn(x, alpha)
+  if method == "tanh":
+    return heavi_tanh_fn(x, alpha)
+  if method == "circ":
+    return heavi_circ_fn(x, alpha)
+  if method == "heavi_erfc":
+    return heavi_erfc_fn(x, alpha)
+  raise ValueError(f"Attempted to apply threshold function {method}, but no such function exist.")
