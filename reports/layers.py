@@ -346,7 +346,7 @@ def frozen_pattern(ev, prob: Problem, dtype: str) -> dict[str, Any]:
 
 
 def _config_dict(config) -> dict[str, str]:
-  return {f.name: getattr(config, f.name).value for f in dataclasses.fields(config)}
+  return config.settings()
 
 
 def measure_candidate(ref: Reference, cand, hints: list[dict[str, Any]]) -> dict[str, Any]:

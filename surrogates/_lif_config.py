@@ -135,6 +135,10 @@ class LIFConfig:
   membrane_out: MembraneOut = MembraneOut.POST_RESET
   theta_grad: ThetaGrad = ThetaGrad.AUTODIFF
 
+  def settings(self) -> dict[str, str]:
+    """Every field's setting by name, as its enum value (what the JSON and the reports carry)."""
+    return {f.name: getattr(self, f.name).value for f in dataclasses.fields(self)}
+
   def differs(self, other: LIFConfig) -> dict[str, tuple[str, str]]:
     """The fields whose settings differ: name -> (this one's, the other's)."""
     return {f.name: (getattr(self, f.name).value, getattr(other, f.name).value)

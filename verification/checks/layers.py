@@ -593,7 +593,7 @@ def _fingerprint(ctx: LayerContext) -> dict[str, Any]:
 def _config_json(config: LIFConfig | None) -> dict[str, str] | None:
   if config is None:
     return None
-  return {f.name: getattr(config, f.name).value for f in dataclasses.fields(config)}
+  return config.settings()
 
 
 def _detail(ctx: LayerContext, search: bool) -> dict[str, Any]:

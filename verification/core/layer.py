@@ -195,7 +195,7 @@ def layer_judged_fields(c: LayerCandidate) -> dict[str, Any]:
   cls = type(c.surrogate)
   registered = surrogates.REGISTRY.get(cls.__name__) is cls
   fields = {"kind": "layer", "label": c.label, "name": c.name, "params": c.params_json, "notes": dict(c.notes),
-            "config": {f.name: getattr(c.config, f.name).value for f in dataclasses.fields(c.config)},
+            "config": c.config.settings(),
             "surrogate": {"class": cls.__name__, "params": dict(c.surrogate.params)} if registered else None,
             "declaration": None if registered else "unregistered",
             "learnable": sorted(c.learnable), "varies": sorted(c.varies), "takes_state": sorted(c.takes_state),
