@@ -46,7 +46,7 @@ def _ensure_chromium(session: nox.Session) -> None:
 @nox.session
 def tests(session: nox.Session) -> None:
   """The harness's own tests, including the self-tests and a verification of the reference."""
-  install(session, "test", "docs")  # the docs group: the site is built by tests/test_docs.py
+  install(session, "test", "docs", "start")  # the docs group: the site is built by tests/test_docs.py
   if session.venv_backend != "none":
     for library in ("snntorch", "spikingjelly"):  # torch libraries: their adapter tests run too
       _install_target(session, library)
@@ -135,7 +135,7 @@ VERIFY_JSON = "results/out/verify.json"
 def verify(session: nox.Session) -> None:
   """Checks the reference (default) or ``-- --target NAME|MODULE:ATTR``; see ``-- --help``. Writes
   ``results/out/verify.json`` unless ``--json`` is given, so ``nox -s report`` shows this run."""
-  install(session)
+  install(session, "start")
   if "--target" in session.posargs and session.venv_backend != "none":
     _install_target(session, session.posargs[session.posargs.index("--target") + 1])
   args = list(session.posargs)

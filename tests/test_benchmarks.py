@@ -516,3 +516,34 @@ def test_the_scaling_estimate_pays_a_surrogates_first_candidate_in_each_worker_t
   assert scaling.estimate(crowded, {k: "a" for k in crowded}, 2, **kw) == pytest.approx(11.0)
   # more slots than cores run slower
   assert scaling.estimate(seconds, surrogate, 16, **{**kw, "cores": 8}) == pytest.approx(20.0)
+
+
+def test_the_start_up_benchmark_names_the_versions_each_row_imported(tmp_path, capsys):
+  """A row per path: a folder first on the path whose ml_dtypes is a stand-in is seen in that row's versions and
+  only there (so a comparison of two installed versions compares what it says)."""
+  from benchmarks import startup
+
+  real = Path(__import__("ml_dtypes").__file__)
+  (tmp_path / "ml_dtypes").mkdir()  # the installed package under another version number
+  (tmp_path / "ml_dtypes" / "__init__.py").write_text(
+    "import importlib.util, sys\n"
+    f"spec = importlib.util.spec_from_file_location('ml_dtypes', {str(real)!r}, "
+    f"submodule_search_locations=[{str(real.parent)!r}])\n"
+    "module = importlib.util.module_from_spec(spec)\n"
+    "sys.modules['ml_dtypes'] = module\n"
+    "spec.loader.exec_module(module)\n"
+    "module.__version__ = '0.0.stand-in'\n")
+  assert startup.main(["--rounds", "1", "--with", str(tmp_path)]) == 0
+  rows = capsys.readouterr().out.splitlines()[2:]
+  assert len(rows) == 2
+  assert "0.0.stand-in" not in rows[0] and rows[1].startswith(str(tmp_path)) and "0.0.stand-in" in rows[1]
+  for row in rows:
+    wall, cpu = _wall_and_cpu(row)
+    assert wall > 0 and cpu > 0
+
+
+def _wall_and_cpu(row: str) -> tuple[float, float]:
+  """The wall and CPU seconds of a row of ``benchmarks.startup``'s table (after the path and the versions)."""
+  words = row.split()
+  i = next(k for k, w in enumerate(words) if w.endswith(",")) + 2  # 'jax,' 'ml_dtypes' then the two figures
+  return float(words[i]), float(words[i + 1])
