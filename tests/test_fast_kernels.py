@@ -103,3 +103,49 @@ def test_float32_gradient_calls_no_transcendental_and_float64_keeps_exp(name: st
   assert not primitives(lambda x, ct: jax.vjp(s, x)[1](ct)[0], x32, x32) & TRANSCENDENTAL
   found64 = primitives(s.surrogate_grad, jnp.ones(8, jnp.float64)) & TRANSCENDENTAL
   assert found64 == (set() if name == "Circ" else {"exp"})
+
+
+def _vjp_ops(spike, n: int = 1 << 16) -> tuple[list[str], int]:
+  """The operations of the compiled float32 VJP ``ct · g(x)`` of ``spike`` on the CPU (sorted; parameters,
+  constants, broadcasts, fusion calls and layout copies left out) and its number of fused loops."""
+  import re
+
+  x = jnp.zeros(n, jnp.float32)
+  text = jax.jit(lambda v, ct: jax.vjp(spike, v)[1](ct)[0]).lower(x, x).compile().as_text()
+  plumbing = {"parameter", "constant", "broadcast", "fusion", "bitcast", "copy", "tuple", "get-tuple-element"}
+  ops = [m.group(1) for m in re.finditer(r"=\s*\S+\s+([a-z\-]+)\(", text) if m.group(1) not in plumbing]
+  return sorted(ops), len(re.findall(r"\bfusion\(", text))
+
+
+def test_relugrad_vjp_compiles_to_the_loop_of_spyx_triangular() -> None:
+  """spyx 1.0.0's triangular(k) (spyx/axn.py: ``jnp.maximum(0, 1 - jnp.abs(k * x))`` as the JVP of a custom_jvp;
+  the formula is recorded in verification/targets/spyx.py) is ReluGrad(alpha=k, width=1/k): both VJPs compile
+  to one fused loop of the same five operations (abs, two multiplies, a subtract, a maximum), reading two
+  arrays and writing one. Their times can only differ by the measurement's noise, so a peer ratio other than
+  1.00 for this pair is the noise of that run (its A/A control says how much); a planted kernel with a select
+  in place of the maximum compiles to more operations and fails this."""
+  k = 2.0
+
+  @jax.custom_jvp
+  def triangular(x):
+    return (x >= 0).astype(x.dtype)
+
+  @triangular.defjvp
+  def _(primals, tangents):
+    (x,), (t,) = primals, tangents
+    return triangular(x), jnp.maximum(0, 1 - jnp.abs(k * x)) * t
+
+  reference = _vjp_ops(surrogates.REGISTRY["ReluGrad"](alpha=k, width=1 / k))
+  assert reference == (["abs", "maximum", "multiply", "multiply", "subtract"], 1)
+  assert _vjp_ops(triangular) == reference
+
+  @jax.custom_jvp
+  def selected(x):  # the same g, written with a select: a planted costlier kernel
+    return (x >= 0).astype(x.dtype)
+
+  @selected.defjvp
+  def _(primals, tangents):
+    (x,), (t,) = primals, tangents
+    return selected(x), jnp.where(jnp.abs(x) < 1 / k, 1 - jnp.abs(k * x), 0.0) * t
+
+  assert _vjp_ops(selected) != reference
