@@ -80,7 +80,8 @@ def checks_for(kind: str, checks: tuple[str, ...]) -> tuple[str, ...]:
   return tuple(c for c in checks if (c in LAYER_CHECK_NAMES) == (kind == "layer"))
 
 def context(candidate: Any, opts: Mapping[str, Any], tape: Any = None) -> Context | str:
-  """The checks' shared context for a candidate (``opts``: dtypes, is_reference, hypothesis_examples),
+  """The checks' shared context for a candidate (``opts``: dtypes, is_reference, hypothesis_examples, and
+  keep_programs where a worker checks the reference target: :class:`verification.core.evaluate.Evaluator`),
   its outputs recorded or replayed on ``tape`` (:mod:`verification.core.tape`); or a message why there is
   none (no reference surrogate of that name and parameters)."""
   import numpy as np
@@ -92,7 +93,8 @@ def context(candidate: Any, opts: Mapping[str, Any], tape: Any = None) -> Contex
   except Exception as exc:
     return (f"{candidate.label}: no reference surrogate {candidate.name!r} with params {dict(candidate.params)}: "
             f"{describe(exc)}")
-  return Context(candidate, reference, Evaluator(candidate, tape), tuple(np.dtype(d) for d in opts["dtypes"]),
+  evaluator = Evaluator(candidate, tape, keep_programs=bool(opts.get("keep_programs")))
+  return Context(candidate, reference, evaluator, tuple(np.dtype(d) for d in opts["dtypes"]),
                  is_reference=opts["is_reference"], hypothesis_examples=opts["hypothesis_examples"])
 
 

@@ -40,13 +40,17 @@ _REFERENCE_LOCK = threading.Lock()
 
 def reference_evaluator(ref: surrogates.Surrogate) -> Evaluator:
   """One evaluator per reference surrogate, shared (its compiled bundles are reused); its values are kept on
-  disk across runs (:meth:`Evaluator._saved_outputs`)."""
+  disk across runs (:meth:`Evaluator._saved_outputs`), and in a judge, where no candidate code runs, its traced
+  programs too: the same programs as the reference target's worker keeps, so either process reads back what
+  the other traced and compiled."""
+  from verification.core import cache
+
   with _REFERENCE_LOCK:
     key = repr(ref)
     if key not in _REFERENCE_EVALUATORS:
       _REFERENCE_EVALUATORS[key] = Evaluator(  # the fields of the reference target's candidates: the same programs
           Candidate(name=ref.name, params=ref.params, fn=ref, surrogate_fun=ref.surrogate_fun,
-                    surrogate_grad=ref.surrogate_grad), saved=True)
+                    surrogate_grad=ref.surrogate_grad), saved=True, keep_programs=cache.saving_values())
     return _REFERENCE_EVALUATORS[key]
 
 

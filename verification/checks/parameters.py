@@ -86,10 +86,11 @@ def _shared_programs(factory: type, static: tuple, name: str) -> tuple[Callable,
   return _compiled(_quantities(factory, dict(static), name))
 
 
-def _programs(ctx: Any, name: str) -> tuple[tuple[Callable, Callable, Callable], dict[str, Any]]:
-  """(:func:`_compiled` programs, free parameters). A reference surrogate's class as the factory: its
-  other dynamic parameters are arguments too, so all its parameter sets share one program (compiled
-  once per parameter name). Any other factory is given its parameters as constants."""
+def _programs(ctx: Any, name: str) -> tuple[tuple[Callable, Callable, Callable], dict[str, Any], str | None]:
+  """(:func:`_compiled` programs, free parameters, a name of the shared programs or None). A reference
+  surrogate's class as the factory: its other dynamic parameters are arguments too, so all its parameter sets
+  share one program (compiled once per parameter name). Any other factory is given its parameters as
+  constants."""
   c = ctx.candidate
   params = dict(c.params)
   dynamic = set(type(ctx.reference).dynamic_parameters())
@@ -97,8 +98,21 @@ def _programs(ctx: Any, name: str) -> tuple[tuple[Callable, Callable, Callable],
     free = {k: float(v) for k, v in params.items() if k in dynamic and k != name}
     static = tuple(sorted((k, v) for k, v in params.items() if k not in dynamic))
     with contextlib.suppress(TypeError):  # an unhashable static value: not shared
-      return _shared_programs(c.factory, static, name), free
-  return _compiled(_quantities(c.factory, {k: v for k, v in params.items() if k != name}, name)), {}
+      return _shared_programs(c.factory, static, name), free, _shared_name(c.factory, static, name)
+  return _compiled(_quantities(c.factory, {k: v for k, v in params.items() if k != name}, name)), {}, None
+
+
+def _shared_name(factory: type, static: tuple, name: str) -> str:
+  """The name of a reference class's shared programs in parameter ``name`` across processes
+  (:func:`verification.core.evaluate.kept`)."""
+  return f"{__name__} {factory.__module__}.{factory.__qualname__}{static!r} in {name}"
+
+
+def _call(ctx: Any, program: Callable, shared: str | None, what: str, *args: Any) -> Any:
+  """``program(*args)``; a shared program of the reference target's worker kept across runs."""
+  if shared is not None and ctx.evaluator.keeps_programs:
+    return evaluate.kept(program, f"{what} of {shared}", *args)
+  return program(*args)
 
 
 def _worst(x: np.ndarray, expected: np.ndarray, got: np.ndarray, tol: np.ndarray) -> dict[str, Any]:
@@ -193,13 +207,13 @@ def _parameter_outputs(ctx: Any, name: str, where: str, theta: float, thetas: np
                        ctp: np.ndarray, m: int) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]] | str:
   """(at θ, over the batch of θ) of :func:`_quantities`, or why they cannot be computed (``where`` names the
   parameter and its value)."""
-  (both, single_fn, batch_fn), free = _programs(ctx, name)
+  (both, single_fn, batch_fn), free, shared = _programs(ctx, name)
 
   def numpy(out: dict[str, Any]) -> dict[str, np.ndarray]:
     return {k: np.asarray(v, F64)[..., :m] for k, v in out.items()}
 
   try:
-    return tuple(map(numpy, both(free, np.float64(theta), thetas, xp, ctp)))
+    return tuple(map(numpy, _call(ctx, both, shared, "both", free, np.float64(theta), thetas, xp, ctp)))
   except Exception:  # which transform fails
     try:
       single = numpy(single_fn(free, np.float64(theta), xp, ctp))
@@ -267,16 +281,16 @@ def _per_neuron_g(ctx: Any, name: str, values: np.ndarray, xs: dict[str, np.ndar
   c = ctx.candidate
   params = dict(c.params)
   dynamic = set(type(ctx.reference).dynamic_parameters())
-  program, free = None, {}
+  program, free, shared = None, {}, None
   if c.factory is type(ctx.reference) and c.factory in evaluate.REGISTERED:
     free = {k: float(v) for k, v in params.items() if k in dynamic and k != name}
     static = tuple(sorted((k, v) for k, v in params.items() if k not in dynamic))
     with contextlib.suppress(TypeError):
-      program = _shared_per_neuron(c.factory, static, name)
+      program, shared = _shared_per_neuron(c.factory, static, name), _shared_name(c.factory, static, name)
   if program is None:
     program = _per_neuron_program(c.factory, {k: v for k, v in params.items() if k != name}, name)
   try:
-    return {k: np.asarray(v, F64) for k, v in program(free, values, xs).items()}
+    return {k: np.asarray(v, F64) for k, v in _call(ctx, program, shared, "per-neuron", free, values, xs).items()}
   except Exception as exc:
     return f"the spike function built with '{name}' an array of {values.size} per-neuron values raised {describe(exc)}"
 
@@ -284,14 +298,28 @@ def _per_neuron_g(ctx: Any, name: str, values: np.ndarray, xs: dict[str, np.ndar
 @functools.lru_cache(maxsize=256)
 def _reference_takes_arrays(cls: type, params: tuple, name: str) -> bool:
   """Whether the reference surrogate itself accepts ``name`` as an array broadcast against x in both layouts
-  (traced only: nothing is computed). Where it does not, per-neuron values are not judged for it."""
+  (traced only: nothing is computed). Where it does not, per-neuron values are not judged for it.
+
+  The answer is the reference's alone: kept with the reference's values (a judge saves it, every process reads
+  it: :mod:`verification.core.cache`), so a later run traces nothing for it; the worker and the judge read the
+  same answer and pose the same per-neuron question."""
+  from verification.core import cache
+
+  key = cache.values_key(f"{cls.__module__}.{cls.__qualname__}{params!r} takes {name} as an array",
+                         np.zeros(0, F64))
+  kept = cache.load_values(key)
+  if kept is not None and set(kept) == {"answer"}:
+    return bool(kept["answer"].all())
   try:
     for xshape, pshape in _LAYOUTS.values():
       s = cls(**{**dict(params), name: np.full(pshape, float(dict(params)[name]))})
       jax.eval_shape(jax.grad(lambda v, s=s: s(v).sum()), jax.ShapeDtypeStruct(xshape, F64))
   except Exception:
-    return False
-  return True
+    answer = False
+  else:
+    answer = True
+  cache.save_values(key, {"answer": np.array([answer])})
+  return answer
 
 
 def _per_neuron(ctx: Any, name: str, x: np.ndarray) -> tuple[str, dict[str, Any]] | None:

@@ -178,6 +178,11 @@ def save_values_here() -> None:
   _SAVING = True
 
 
+def saving_values() -> bool:
+  """Whether this process saves the reference's values (:func:`save_values_here`)."""
+  return _SAVING
+
+
 @functools.cache
 def _machine() -> str:
   """What the reference's values may depend on beyond the code and JAX: the backend, the device, and on the
@@ -247,3 +252,47 @@ def save_values(key: str, values: dict[str, Any]) -> None:
     os.replace(tmp, folder / f"{key}.npz")
   except OSError:
     _WRITE_FAILED = True  # a full or read-only disk: run on without saving
+
+
+# ---------------------------------------------------------------------------------------------
+# The reference target's programs
+# ---------------------------------------------------------------------------------------------
+
+#: The subdirectory of the keyed directory that holds the reference target's traced programs (written and read
+#: only by a worker checking the reference target: :class:`verification.core.evaluate.Evaluator`'s
+#: ``keep_programs``).
+PROGRAMS = "reference-programs"
+
+
+def program_key(*parts: str) -> str:
+  """The key of a program: its parts (what builds it and the abstract values of its arguments) and the machine
+  (:func:`_machine`), a SHA-256 in hex."""
+  h = hashlib.sha256()
+  for part in (*parts, _machine(), str(jax.config.jax_enable_x64)):
+    h.update(part.encode() + b"\0")
+  return h.hexdigest()
+
+
+def load_program(key: str) -> bytes | None:
+  """A program saved under ``key`` (``jax.export``'s serialised form), or None."""
+  if _enabled is None:
+    return None
+  try:
+    return (_enabled / PROGRAMS / f"{key[:2]}/{key}.jaxexport").read_bytes()
+  except OSError:
+    return None
+
+
+def save_program(key: str, data: bytes) -> None:
+  """Saves a program under ``key`` (a temporary file, then renamed); nothing where the cache is off."""
+  global _WRITE_FAILED
+  if _enabled is None or _WRITE_FAILED:
+    return
+  folder = _enabled / PROGRAMS / key[:2]
+  try:
+    folder.mkdir(parents=True, exist_ok=True)
+    tmp = folder / f".{key}.{os.getpid()}.{threading.get_ident()}.tmp"
+    tmp.write_bytes(data)
+    os.replace(tmp, folder / f"{key}.jaxexport")
+  except OSError:
+    _WRITE_FAILED = True

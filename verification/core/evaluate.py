@@ -19,6 +19,13 @@ surrogate does not accept traced parameters, the bundle is compiled per paramete
 The checks' other programs (the transformed VJPs, the shapes of the forward) are compiled the same
 way through :meth:`Evaluator.program`. Compiled programs are kept per process (:data:`_SHARED`), and
 the persistent compilation cache (:mod:`verification.core.cache`) keeps them across processes and runs.
+
+Traced programs kept: tracing and lowering a program is most of what checking a candidate costs once its
+compilation is cached. Where a worker checks the reference target (``keep_programs``), each shared program
+is traced once by ``jax.export`` and saved, keyed by what builds it, the surrogate's class
+and static parameters, the abstract values of its arguments, the machine and the keyed directory's code and
+JAX versions; a later run reads it back and calls it (:meth:`Evaluator._call_kept`). Only there: a registry
+surrogate anywhere else may come from a module that changed the class, and must be traced as it is.
 """
 
 from __future__ import annotations
@@ -95,6 +102,9 @@ REGISTERED = frozenset(surrogates.REGISTRY.values())
 #: (key, build) -> the jitted ``(params, *args) -> build(rebuilt candidate, *args)``, or None where
 #: tracing the parameters failed (that key then compiles per parameter set).
 _SHARED: dict[tuple, Callable | None] = {}
+#: A kept program's key (:func:`kept`) -> its call (``jax.jit`` of the exported program), or None where
+#: exporting or calling it failed (the shared program is used instead).
+_KEPT: dict[str, Callable | None] = {}
 _SHARED_LOCK = threading.Lock()
 
 
@@ -140,14 +150,66 @@ def bundle(quantities: tuple[str, ...]) -> Callable[[Candidate, jax.Array], dict
     return {q: fns[q](v) for q in quantities}
 
   build.__name__ = "bundle"
+  build.program_name = f"{__name__}.bundle{quantities}"
   return build
+
+
+def _program_name(build: Callable) -> str | None:
+  """A name that identifies ``build`` across processes: its ``program_name``, else its module and qualified
+  name; None for a lambda or a nested function (no such identity: not kept)."""
+  name = getattr(build, "program_name", None)
+  if name is None and "<" not in build.__qualname__:
+    name = f"{build.__module__}.{build.__qualname__}"
+  return name
+
+
+def shared_name(key: tuple, build: Callable) -> str | None:
+  """A name of the program ``build`` of the shared ``key`` (:func:`_shared_builder`) that identifies it across
+  processes, or None where ``build`` has none (a lambda or a nested function without ``program_name``)."""
+  name = _program_name(build)
+  if name is None:
+    return None
+  cls, static, has_p, has_sg = key
+  return f"{name} of {cls.__module__}.{cls.__qualname__}{static!r} P={has_p} sg={has_sg}"
+
+
+def kept(fn: Callable, name: str, *args: Any) -> Any:
+  """``fn(*args)`` (``fn`` a ``jax.jit`` function whose program ``name`` identifies across processes, with
+  the abstract values of ``args``), its program traced once by ``jax.export`` and kept on disk
+  (:func:`verification.core.cache.save_program`; see the module): a later run reads it back and calls it
+  instead of tracing. Where that cannot be done (exported, read back or called), ``fn(*args)`` as it is. For
+  the reference target's programs only: its candidates are the project's own surrogates."""
+  from jax import export
+
+  leaves, tree = jax.tree_util.tree_flatten(args)
+  avals = [(tuple(a.shape), str(a.dtype), bool(a.weak_type)) for a in map(jax.typeof, leaves)]
+  k = cache.program_key(name, str(tree), repr(avals))
+  if k not in _KEPT:
+    try:
+      data = cache.load_program(k)
+      if data is not None:
+        exported = export.deserialize(bytearray(data))
+      else:
+        exported = export.export(fn)(*args)
+        cache.save_program(k, exported.serialize())
+      _KEPT[k] = jax.jit(exported.call)
+    except Exception:
+      _KEPT[k] = None  # (what ``fn`` makes of these arguments is the outcome)
+  call = _KEPT[k]
+  if call is not None:
+    try:
+      return call(*args)
+    except Exception:
+      _KEPT[k] = None
+  return fn(*args)
 
 
 class Evaluator:
   """Evaluates a candidate's quantities on NumPy arrays of any float dtype."""
 
-  def __init__(self, candidate: Candidate, tape: Tape | None = None, *, saved: bool = False):
-    cache.enable()
+  def __init__(self, candidate: Candidate, tape: Tape | None = None, *, saved: bool = False,
+               keep_programs: bool = False):
+    cached = cache.enable()
     self.candidate = candidate
     #: The reference's own evaluator (``saved``): its values are kept on disk across runs, under the key rules
     #: of the compilation cache (:func:`verification.core.cache.load_values`); the repr names the surrogate.
@@ -155,6 +217,9 @@ class Evaluator:
     #: Records (in the worker) or replays (in the judge) the candidate's outputs; None: computes them.
     self.tape = tape
     self._shared = _shared_builder(candidate)
+    #: Whether its shared programs are kept on disk across runs: a worker checking the reference target (see the
+    #: module), whose candidates are the project's own surrogates.
+    self.keeps_programs = keep_programs and cached is not None
     self._lock = threading.Lock()
     self._programs: dict[Callable, Callable] = {}
     #: The last few evaluations, by input (oldest first).
@@ -289,7 +354,8 @@ class Evaluator:
           _SHARED[(key, build)] = jax.jit(_named(lambda p, *args: build(_rebuilt(key, p), *args), build))
         shared = _SHARED[(key, build)]
       if shared is not None:
-        return functools.partial(self._call_shared, shared, key, build, params)
+        call = self._call_kept if self.keeps_programs else self._call_shared
+        return functools.partial(call, shared, key, build, params)
     with self._lock:
       if build not in self._programs:
         c = self.candidate
@@ -305,6 +371,17 @@ class Evaluator:
       with _SHARED_LOCK:
         _SHARED[(key, build)] = None
       return self.program(build)(*args)
+
+  def _call_kept(self, shared: Callable, key: tuple, build: Callable, params: dict[str, float], *args: Any) -> Any:
+    """The shared program at this candidate's parameters, kept across runs (:func:`kept`); where ``build`` has
+    no stable name, or the shared program fails, as :meth:`_call_shared` has it."""
+    name = shared_name(key, build)
+    if name is None:
+      return self._call_shared(shared, key, build, params, *args)
+    try:
+      return kept(shared, name, params, *args)
+    except Exception:
+      return self._call_shared(shared, key, build, params, *args)
 
   def _evaluate_jax(self, x: np.ndarray, quantities: tuple[str, ...], block: int = BLOCK) -> dict:
     n = x.size

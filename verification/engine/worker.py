@@ -573,7 +573,10 @@ class Worker:
           self.send_record(label, check, [], None, 0.0)
       self.done(label, dirty)
       return
-    opts = {**opts, "dtypes": tuple(dtypes)}  # the run's provenance names a dtype the platform lacks
+    # (the run's provenance names a dtype the platform lacks); the reference target's candidates are the project's
+    # own surrogates and this worker runs nothing else: their traced programs are kept across runs
+    # (verification.core.evaluate)
+    opts = {**opts, "dtypes": tuple(dtypes), "keep_programs": bool(opts.get("is_reference"))}
     threads = set(threading.enumerate())
     self.state.watch()
     self.send("start", label, "sanity")
