@@ -227,9 +227,14 @@ def _parameter_outputs(ctx: Any, name: str, where: str, theta: float, thetas: np
 
 @recorded
 def _concrete_g(ctx: Any, name: str, value: float, xp: np.ndarray, m: int) -> np.ndarray:
-  """g of the factory built with the parameter as a Python number, eagerly (nothing compiled per value)."""
+  """g of the factory built with the parameter as a Python number, eagerly (nothing compiled per value); for
+  the reference target's own surrogates, compiled with the number a constant of the program, which is kept
+  across runs (:func:`verification.core.evaluate.kept`: the same operations, its parameter sets are fixed)."""
   factory = ctx.candidate.factory(**{**dict(ctx.candidate.params), name: value})
-  return np.asarray(jax.vmap(jax.grad(factory))(jax.device_put(xp)), F64)[:m]
+  g = jax.vmap(jax.grad(factory))
+  if ctx.evaluator.keeps_programs and ctx.candidate.factory in evaluate.REGISTERED:
+    return np.asarray(evaluate.kept(jax.jit(g), f"{__name__} concrete g of {factory!r}", xp), F64)[:m]
+  return np.asarray(g(jax.device_put(xp)), F64)[:m]
 
 
 def _off_moving_kinks(ctx: Any, name: str, x: np.ndarray, margin: float) -> np.ndarray:
