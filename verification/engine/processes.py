@@ -103,11 +103,13 @@ class Template:
   """A template process (:mod:`verification.engine.template`) as the harness process sees it: the
   requests to fork a worker or judge, the exit status of each it forked, and whether it has ended."""
 
+  module = "verification.engine.template"
+
   def __init__(self, env: dict[str, str]):
     parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     self.log = tempfile.TemporaryFile()
     try:
-      self.proc = subprocess.Popen([sys.executable, "-m", "verification.engine.template", str(child.fileno())],
+      self.proc = subprocess.Popen([sys.executable, "-m", self.module, str(child.fileno())],
                                    pass_fds=(child.fileno(),), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                    stderr=self.log, start_new_session=True, env=env)
     finally:

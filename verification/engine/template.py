@@ -214,10 +214,12 @@ class Template:
       os.chdir(req["cwd"])
       if sys.path and sys.path[0] == self.cwd:  # ``python -m`` puts the working directory first
         sys.path[0] = os.getcwd()
+      import importlib
+
       import numpy as np
 
       np.random.seed()
-      module = sys.modules[req["module"]]
+      module = importlib.import_module(req["module"])
       sys.argv = [getattr(module, "__file__", None) or req["module"], str(channel)]
       jax_environment(os.environ, self.jax_defaults)
       code = run_module(req["module"], sys.argv[1:])
