@@ -78,7 +78,7 @@ ENGINE = {
   "runner": {"devices", "options", "processes", "loading", "scheduling", "profile", "proctree", "protocol"},
   "worker": {"platform", "profile", "proctree", "protocol"},
   "judge": {"platform", "profile", "protocol"},
-  "template": {"judge", "platform", "protocol", "worker"},
+  "template": {"judge", "platform", "profile", "protocol", "worker"},
 }
 
 

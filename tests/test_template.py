@@ -165,7 +165,8 @@ def test_a_template_that_cannot_start_leaves_the_processes_to_start_the_plain_wa
   started = []
   plain = processes.start
   monkeypatch.setattr(processes, "start", lambda *a: started.append(plain(*a)) or started[-1])
-  doc = run("tests.hostile:DIES", Options(checks=("forward",), dtypes=("float32",), jobs=1, labels=("correct after deaths",)))
+  only = ("correct after deaths",)
+  doc = run("tests.hostile:DIES", Options(checks=("forward",), dtypes=("float32",), jobs=1, labels=only))
   assert [r.status for r in doc.results] == [Status.PASS]
   assert started and all(isinstance(p, subprocess.Popen) for p in started)
   assert processes._no_template and not processes._templates

@@ -33,7 +33,10 @@ import select
 import signal
 import socket
 import sys
+import time
 from typing import Any
+
+from verification.engine import profile
 
 _PDEATHSIG, _SUBREAPER = 1, 36
 
@@ -179,8 +182,10 @@ class Template:
         raise ValueError(f"{len(fds)} descriptors sent, not 2")
       for stream in (sys.stdout, sys.stderr):
         stream.flush()
+      forked_at = time.time()
       pid = os.fork()
       if pid == 0:
+        profile.FORKED_AT = forked_at  # the start of its ``start`` (--profile)
         self.child(req, *fds)
       self.children[os.pidfd_open(pid)] = pid
       self.send("started", req.get("id"), pid)
