@@ -184,3 +184,14 @@ def test_forked_and_fresh_workers_give_the_same_results(tmp_path):
   fresh = _verdicts({**environment(), processes.TEMPLATE_SWITCH: "off"}, tmp_path, "fresh.json")
   assert forked == fresh and len(forked) == 6
   assert forked[("segfaults", "forward")][0] is Status.ERROR and "SIGSEGV" in forked[("segfaults", "forward")][1]
+
+
+def test_a_template_is_kept_per_environment_and_the_least_recently_used_idle_one_is_ended(monkeypatch):
+  monkeypatch.setattr(processes, "_templates", {})
+  monkeypatch.setattr(processes, "TEMPLATES_KEPT", 1)
+  first = processes.template_for({**os.environ, "PROBE_ENVIRONMENT": "a"})
+  assert processes.template_for({**os.environ, "PROBE_ENVIRONMENT": "a", "JAX_DEBUG_NANS": "1"}) is first
+  second = processes.template_for({**os.environ, "PROBE_ENVIRONMENT": "b"})
+  assert first is not None and second is not None and second is not first
+  assert first.gone is not None and first.proc.poll() is not None and list(processes._templates.values()) == [second]
+  second.end()

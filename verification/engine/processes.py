@@ -97,6 +97,9 @@ PER_CHILD = ("JAX_", "XLA_", "CUDA_VISIBLE_DEVICES", "SURROGATE_HARNESS_", "SURR
 TEMPLATE_START = 60.0
 #: Seconds a template may take to answer a request to fork.
 FORK_LIMIT = 10.0
+#: Template processes kept at once (each holds about 0.3 GiB): a new environment past them ends the one
+#: used least recently that has no process running.
+TEMPLATES_KEPT = 3
 
 
 class Template:
@@ -233,11 +236,20 @@ def template_for(env: dict[str, str]) -> Template | None:
   key = (sys.executable, os.getcwd(), tuple(sorted(base.items())))
   if key in _no_template:
     return None
-  template = _templates.get(key)
+  template = _templates.pop(key, None)
   if template is not None:
     template.pump()
     if template.gone is None:
+      _templates[key] = template  # (the dict's order: the one used last at the end)
       return template
+  for old, idle in list(_templates.items()):
+    if len(_templates) < TEMPLATES_KEPT:
+      break
+    with idle.lock:
+      idle.pump()
+      if not idle.running:
+        idle.end()
+        del _templates[old]
   try:
     template = Template(base)
   except (OSError, ValueError, subprocess.SubprocessError):
