@@ -242,7 +242,8 @@ def main(argv: list[str]) -> int:
     return 1
   sock = socket.socket(fileno=int(argv[0]))
   _preload()
-  return Template(sock).serve()
+  code = Template(sock).serve()
+  os._exit(code)  # without the interpreter's teardown of what it imported
 
 
 if __name__ == "__main__":
