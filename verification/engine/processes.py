@@ -153,6 +153,8 @@ class Template:
           self.ready = True
         elif kind in ("started", "refused"):
           self.replies[rest[0]] = (kind, rest[1])
+          if kind == "started":  # an earlier process's status under this pid, never taken, is stale
+            self.ended.pop(rest[1], None)
         elif kind == "ended":
           self.ended[rest[0]] = rest[1]
           self.running.discard(rest[0])
