@@ -63,6 +63,7 @@ def test_a_forked_process_ends_and_sees_what_a_fresh_one_does(end, monkeypatch):
     assert got == code and words in out, (end, got, out)
     assert seen["cwd"] == os.getcwd() and seen["leader"] and seen["stdin"] == os.devnull
     assert seen["argv"] and seen["argv"][0].isdigit()
+    assert seen["cmdline"] == [sys.executable, "-m", PROBE, *seen["argv"]]  # as ps and psutil name it
     assert (seen["sigint"], seen["sigchld"]) == (fresh[0]["sigint"], fresh[0]["sigchld"])
   # its own environment (one the template was not started with), and its own random draws
   assert [f[0]["probe"] for f in forked] == ["first", "second"]

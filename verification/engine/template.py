@@ -14,11 +14,12 @@ they import for every candidate, then serves requests on FD, a unix ``SOCK_SEQPA
 
 The child does what a fresh ``python -m MODULE FD`` would have done differently: it leaves the template's
 session, takes the pipe as fds 1 and 2 and ``/dev/null`` as 0, closes the template's descriptors, takes the
-requested environment (and JAX's configuration values that JAX reads from the environment at import),
-working directory and ``sys.argv``, a fresh seed for NumPy's global generator (Python's ``random`` reseeds
-itself at fork), the signal dispositions of a fresh process, then runs ``MODULE.main(argv)`` as ``python -m``
-runs the module's ``sys.exit(main(...))``: the exit code of a ``SystemExit``, an uncaught exception printed
-and 1, ``atexit`` handlers and stdio flushed, then ``os._exit``. The kernel ends the template when the
+command line ``python -m MODULE FD`` (as ``ps`` shows it), the requested environment (and JAX's
+configuration values that JAX reads from the environment at import), working directory and ``sys.argv``,
+a fresh seed for NumPy's global generator (Python's ``random`` reseeds itself at fork), the signal
+dispositions of a fresh process, then runs ``MODULE.main(argv)`` as ``python -m`` runs the module's
+``sys.exit(main(...))``: the exit code of a ``SystemExit``, an uncaught exception printed and 1, ``atexit``
+handlers and stdio flushed, then ``os._exit``. The kernel ends the template when the
 harness process ends, and each child when the template ends (``PR_SET_PDEATHSIG``); the template ends when
 its socket reaches EOF. This module runs only in the template process (and its children, until they run
 their module); nothing imports it.
@@ -49,6 +50,21 @@ def _die_with_parent() -> bool:
 
     ctypes.CDLL(None, use_errno=True).prctl(_PDEATHSIG, int(signal.SIGKILL))
   return os.getppid() == parent and parent != 1
+
+
+def _retitle(words: list[str]) -> None:
+  """Linux: this process's command line (``/proc/PID/cmdline``, what ``ps`` and psutil show) becomes ``words``,
+  written over the template's own (where it fits: ``...engine.template`` is longer than the children's
+  modules), so that a forked worker or judge is named as a fresh one would be."""
+  with contextlib.suppress(Exception):
+    with open("/proc/self/stat") as f:
+      fields = f.read().rpartition(")")[2].split()
+    start, end = int(fields[45]), int(fields[46])  # arg_start and arg_end, fields 48 and 49 of proc(5)
+    title = b"\0".join(w.encode() for w in words) + b"\0"
+    if 0 < len(title) <= end - start:
+      with open("/proc/self/mem", "r+b", buffering=0) as mem:
+        mem.seek(start)
+        mem.write(title.ljust(end - start, b"\0"))
 
 
 def _preload() -> None:
@@ -226,6 +242,7 @@ class Template:
       np.random.seed()
       module = importlib.import_module(req["module"])
       sys.argv = [getattr(module, "__file__", None) or req["module"], str(channel)]
+      _retitle([sys.executable, "-m", req["module"], str(channel)])
       jax_environment(os.environ, self.jax_defaults)
       code = run_module(req["module"], sys.argv[1:])
     except BaseException:
