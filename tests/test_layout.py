@@ -9,7 +9,8 @@ first; a module may import its own layer and the ones below, never one above:
 3. ``verification.engine``: how a run is executed (the parent, the worker, what crosses between them);
    inside it, the harness process's files import one way (``ENGINE``): the device, the options, the
    processes, the loading, the scheduling, and ``runner`` (the public entry) last; the worker's and the
-   judge's files import none of them, and none of them imports the worker or the judge;
+   judge's files import none of them, and none of them imports the worker or the judge; the template
+   process's file imports the worker's and the judge's (to fork them ready) and none of the harness's;
 4. the entry points: ``verification`` itself, ``api``, ``output``, ``__main__``, ``pytest_plugin``.
 """
 
@@ -77,6 +78,7 @@ ENGINE = {
   "runner": {"devices", "options", "processes", "loading", "scheduling", "profile", "proctree", "protocol"},
   "worker": {"platform", "profile", "proctree", "protocol"},
   "judge": {"platform", "profile", "protocol"},
+  "template": {"judge", "platform", "profile", "protocol", "worker"},
 }
 
 
@@ -159,7 +161,7 @@ def test_the_engine_rule_sees_a_planted_upward_import_and_the_circle_it_makes(tm
 
 def test_the_parent_and_the_worker_do_not_import_each_other():
   parent = [f"verification.engine.{m}" for m in ("devices", "options", "processes", "loading", "scheduling", "runner")]
-  for side in ("verification.engine.worker", "verification.engine.judge"):
+  for side in ("verification.engine.worker", "verification.engine.judge", "verification.engine.template"):
     assert not any(side in GRAPH[p] for p in parent)
     assert not any(p in GRAPH[side] for p in parent)
   assert "verification.engine.protocol" in GRAPH["verification.engine.processes"]

@@ -465,3 +465,28 @@ def _sleep_first(seconds):
 SLOW_START = [sigmoid("warms up for 30 s", _sleep_first(30.0)), correct("correct after a slow start")]
 #: Two candidates whose 5,000-character labels differ only at the end, among six others.
 LONG_LABELS = [correct("x" * 4999 + "a"), correct("x" * 4999 + "b"), *(correct(f"short {k}") for k in range(6))]
+
+
+# ---- the process a worker was forked from ----------------------------------------------------------
+def _template_pid() -> int:
+  """This worker's parent where it is a template process (never the harness process: that is left alone)."""
+  parent = os.getppid()
+  with open(f"/proc/{parent}/cmdline", "rb") as f:
+    if b"verification.engine.template" not in f.read():
+      raise RuntimeError("this worker was not forked from a template process; its parent is left alone")
+  return parent
+
+
+def _kill_parent(x):
+  os.kill(_template_pid(), signal.SIGKILL)
+
+
+def _kill_parent_group(x):
+  os.killpg(os.getpgid(_template_pid()), signal.SIGKILL)
+
+
+#: A candidate that kills the process its worker was forked from, then correct ones that need a new one.
+KILLS_ITS_PARENT = [sigmoid("kills its parent", _kill_parent), correct("correct after the parent's death")]
+#: The same with the parent's whole process group, beside correct candidates in other workers.
+KILLS_ITS_PARENTS_GROUP = [sigmoid("kills its parent's group", _kill_parent_group),
+                           *(correct(f"correct {k}") for k in range(3))]

@@ -1,7 +1,8 @@
 """The judge process: decides the verdicts from the worker's record of a candidate's outputs.
 
-Started as ``python -m verification.engine.judge FD`` by :mod:`verification.engine.processes`, one beside
-each worker, on the same device; FD is one end of a socket pair (:class:`verification.engine.protocol.Channel`).
+Started as ``python -m verification.engine.judge FD`` by :mod:`verification.engine.processes` (or forked from
+a template process that runs its ``main([FD])``: :mod:`verification.engine.template`), one beside each
+worker, on the same device; FD is one end of a socket pair (:class:`verification.engine.protocol.Channel`).
 It never imports a target module and never receives candidate code: it gets each candidate as data
 (:func:`verification.core.candidate.judged_fields`, from the harness process's listing), the run's
 options, and per check the worker's record (:mod:`verification.core.tape`, JSON the harness process

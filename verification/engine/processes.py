@@ -3,13 +3,18 @@ output, their deadlines and memory limit, ending them (with their descendants) a
 
 from __future__ import annotations
 
+import atexit
 import contextlib
+import json
 import os
 import secrets
+import select
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
+import threading
 import time
 from collections import deque
 from typing import Any
@@ -80,6 +85,245 @@ class Capture:
     return f"{head}\n[... {self.size - len(self.head) - len(self.tail):,} bytes left out ...]\n{tail}"
 
 
+#: ``SURROGATE_HARNESS_TEMPLATE=off``: every worker and judge starts as a fresh ``python -m`` of its module,
+#: which imports JAX and the harness itself, instead of being forked from a template process.
+TEMPLATE_SWITCH = "SURROGATE_HARNESS_TEMPLATE"
+#: Environment variables a template process is started without and its children take from their own
+#: environment: JAX's options (which the child sets again from them), what is read when a backend starts
+#: (XLA's and CUDA's), the harness's own (read where used) and pytest's (one per test). The rest of the
+#: environment, with the interpreter and the working directory, picks the template.
+PER_CHILD = ("JAX_", "XLA_", "CUDA_VISIBLE_DEVICES", "SURROGATE_HARNESS_", "SURROGATE_TORCH_", "PYTEST_")
+#: Seconds a template may take to import JAX and the harness; past them (or where it fails), the processes
+#: start the plain way.
+TEMPLATE_START = 60.0
+#: Seconds a template may take to answer a request to fork.
+FORK_LIMIT = 10.0
+#: Template processes kept at once (each holds about 0.3 GiB): a new environment past them ends the one
+#: used least recently that has no process running.
+TEMPLATES_KEPT = 3
+
+
+class Template:
+  """A template process (:mod:`verification.engine.template`) as the harness process sees it: the
+  requests to fork a worker or judge, the exit status of each it forked, and whether it has ended."""
+
+  module = "verification.engine.template"
+
+  def __init__(self, env: dict[str, str]):
+    parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    self.log = tempfile.TemporaryFile()
+    try:
+      self.proc = subprocess.Popen([sys.executable, "-m", self.module, str(child.fileno())],
+                                   pass_fds=(child.fileno(),), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                   stderr=self.log, start_new_session=True, env=env)
+    finally:
+      child.close()
+    self.sock = parent
+    self.lock = threading.RLock()
+    self.ready = False
+    #: Why it ended (the harness saw EOF on its socket), or None while it serves.
+    self.gone: str | None = None
+    self.ended: dict[int, int] = {}  # pid -> exit status, reported and not yet taken
+    self.running: set[int] = set()  # pids forked and not reported ended
+    self.replies: dict[int, tuple[str, Any]] = {}
+    self.requests = 0
+    self.pump(TEMPLATE_START, until=lambda: self.ready)
+
+  def pump(self, timeout: float = 0.0, until: Any = None) -> None:
+    """Takes every message the template has sent, waiting up to ``timeout`` seconds for ``until()`` (by
+    default: for one message) unless it has ended."""
+    deadline = time.monotonic() + timeout
+    got = False
+    with self.lock:
+      while self.gone is None:
+        done = until() if until is not None else got
+        ready, _, _ = select.select([self.sock], [], [], 0.0 if done else max(0.0, deadline - time.monotonic()))
+        if not ready:
+          return
+        try:
+          data = self.sock.recv(1 << 16)
+        except OSError:
+          data = b""
+        if not data:
+          self.lost()
+          return
+        got = True
+        kind, *rest = json.loads(data)
+        if kind == "ready":
+          self.ready = True
+        elif kind in ("started", "refused"):
+          self.replies[rest[0]] = (kind, rest[1])
+          if kind == "started":  # an earlier process's status under this pid, never taken, is stale
+            self.ended.pop(rest[1], None)
+        elif kind == "ended":
+          self.ended[rest[0]] = rest[1]
+          self.running.discard(rest[0])
+
+  def lost(self) -> None:
+    """The template has ended: the kernel ends every process forked from it (``PR_SET_PDEATHSIG``); those
+    not yet gone are ended here."""
+    try:
+      code = self.proc.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+      self.proc.kill()
+      code = self.proc.wait()
+    self.gone = (f"the template process it was forked from (pid {self.proc.pid}) ended ({describe(code)}), "
+                 "which ends every worker and judge forked from it")
+    for pid in self.running:
+      with contextlib.suppress(OSError):
+        os.kill(pid, signal.SIGKILL)
+    with contextlib.suppress(OSError):
+      self.sock.close()
+
+  def fork(self, module: str, channel: int, out: int, env: dict[str, str]) -> int | None:
+    """A new process running ``module`` on ``channel`` with ``out`` as its stdout and stderr: its pid, or None
+    where the template could not fork it (it has ended, refused or did not answer: then it is ended)."""
+    with self.lock:
+      self.pump()
+      if self.gone is not None:
+        return None
+      self.requests += 1
+      key = self.requests
+      request = json.dumps({"id": key, "module": module, "env": env, "cwd": os.getcwd()}).encode()
+      try:
+        ready = select.select([], [self.sock], [], FORK_LIMIT)[1]
+        if not ready or socket.send_fds(self.sock, [request], [channel, out]) != len(request):
+          raise OSError("the template did not take the request")
+      except OSError:
+        self.end()
+        return None
+      self.pump(FORK_LIMIT, until=lambda: key in self.replies)
+      if key not in self.replies:
+        if self.gone is None:
+          self.end()  # it did not answer in time
+        return None
+      kind, value = self.replies.pop(key)
+      if kind != "started":
+        return None
+      self.running.add(value)
+      return value
+
+  def status(self, pid: int) -> tuple[int | None, str | None]:
+    """The exit status of a process it forked (None while it runs), and why it ended where it was ended with
+    the template (its status unknown: the kernel's SIGKILL)."""
+    with self.lock:
+      self.pump()
+      if pid in self.ended:
+        return self.ended.pop(pid), None
+      if self.gone is not None:
+        return -signal.SIGKILL, self.gone
+      return None, None
+
+  def end(self) -> None:
+    with contextlib.suppress(OSError):
+      self.proc.kill()
+    with self.lock:
+      if self.gone is None:
+        self.pump(5.0, until=lambda: False)
+      if self.gone is None:
+        self.lost()
+
+
+_templates: dict[tuple[Any, ...], Template] = {}
+_no_template: set[tuple[Any, ...]] = set()
+
+
+@atexit.register
+def _end_templates() -> None:
+  """At exit: each template is told to end (EOF) and waited for, so that its CPU time and its children's
+  count in this process's (``/usr/bin/time``, ``RUSAGE_CHILDREN``)."""
+  for template in list(_templates.values()):
+    with contextlib.suppress(Exception):
+      template.sock.close()
+      template.proc.wait(timeout=10)
+
+
+def template_for(env: dict[str, str]) -> Template | None:
+  """The template process for processes with this environment: started once and kept for this process's
+  life (a new one where a candidate ended it), or None where it is switched off (TEMPLATE_SWITCH) or could
+  not start here (the processes start the plain way)."""
+  if os.environ.get(TEMPLATE_SWITCH, "").strip().lower() in ("off", "0", "false", "no") or \
+     not sys.platform.startswith("linux") or not hasattr(os, "pidfd_open") or not hasattr(socket, "send_fds"):
+    return None
+  base = {k: v for k, v in env.items() if not k.startswith(PER_CHILD)}
+  key = (sys.executable, os.getcwd(), tuple(sorted(base.items())))
+  if key in _no_template:
+    return None
+  template = _templates.pop(key, None)
+  if template is not None:
+    template.pump()
+    if template.gone is None:
+      _templates[key] = template  # (the dict's order: the one used last at the end)
+      return template
+  for old, idle in list(_templates.items()):
+    if len(_templates) < TEMPLATES_KEPT:
+      break
+    with idle.lock:
+      idle.pump()
+      if not idle.running:
+        idle.end()
+        del _templates[old]
+  try:
+    template = Template(base)
+  except (OSError, ValueError, subprocess.SubprocessError):
+    template = None
+  if template is None or not template.ready:
+    if template is not None:
+      template.end()
+    _no_template.add(key)
+    _templates.pop(key, None)
+    return None
+  _templates[key] = template
+  return template
+
+
+class Forked:
+  """A process a template forked, with what the engine uses of a :class:`subprocess.Popen`: ``pid``,
+  ``stdout``, ``poll``, ``wait``, ``returncode``; and ``lost``, why it ended where its template ended."""
+
+  def __init__(self, template: Template, pid: int, stdout: Any):
+    self.template, self.pid, self.stdout = template, pid, stdout
+    self.returncode: int | None = None
+    self.lost: str | None = None
+
+  def poll(self) -> int | None:
+    if self.returncode is None:
+      self.returncode, self.lost = self.template.status(self.pid)
+    return self.returncode
+
+  def wait(self, timeout: float | None = None) -> int:
+    end = None if timeout is None else time.monotonic() + timeout
+    while self.poll() is None:
+      left = 0.5 if end is None else min(0.5, end - time.monotonic())
+      if left <= 0:
+        raise subprocess.TimeoutExpired(f"pid {self.pid}", timeout or 0.0)
+      self.template.pump(left)
+    return self.returncode
+
+  def kill(self) -> None:
+    if self.poll() is None:
+      with contextlib.suppress(OSError):
+        os.kill(self.pid, signal.SIGKILL)
+
+
+def start(module: str, channel: socket.socket, env: dict[str, str]) -> Forked | subprocess.Popen:
+  """A worker or judge process running ``module`` on ``channel``: forked from the template for ``env``, or
+  started the plain way (``python -m module FD``) where there is none."""
+  template = template_for(env)
+  if template is not None:
+    read, write = os.pipe()
+    try:
+      pid = template.fork(module, channel.fileno(), write, env)
+    finally:
+      os.close(write)
+    if pid is not None:
+      return Forked(template, pid, os.fdopen(read, "rb"))
+    os.close(read)
+  return subprocess.Popen([sys.executable, "-m", module, str(channel.fileno())], pass_fds=(channel.fileno(),),
+                          stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                          start_new_session=True, env=env)
+
+
 class Process:
   """A harness process started by this one (a worker or a judge) and what it is doing: its channel, its
   captured output, its deadline, and how it ended."""
@@ -88,11 +332,10 @@ class Process:
 
   def __init__(self, options: Options, init: dict[str, Any]):
     parent, child = socket.socketpair()
-    self.proc = subprocess.Popen([sys.executable, "-m", self.module, str(child.fileno())],
-                                 pass_fds=(child.fileno(),), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                 stderr=subprocess.STDOUT, start_new_session=True,
-                                 env={**os.environ, **devices.worker_environment(options.device)})
-    child.close()
+    try:
+      self.proc = start(self.module, child, {**os.environ, **devices.worker_environment(options.device)})
+    finally:
+      child.close()
     parent.setblocking(False)
     self.conn = protocol.Channel(parent, secrets.token_hex(16))
     self.out = self.proc.stdout
@@ -141,6 +384,8 @@ class Process:
           descendants.append(psutil.Process(pid))
     with contextlib.suppress(ProcessLookupError, OSError):
       os.killpg(self.proc.pid, signal.SIGKILL)
+    if isinstance(self.proc, Forked):  # (one just forked may not lead its own process group yet)
+      self.proc.kill()
     for p in descendants:
       with contextlib.suppress(psutil.Error):
         p.kill()
@@ -177,15 +422,20 @@ class Process:
       code = self.proc.returncode
     if self.killed_for:
       return self.killed_for
-    if code is not None and code < 0:
-      try:
-        name = signal.Signals(-code).name
-      except ValueError:
-        name = f"signal {-code}"
-      why = {"SIGKILL": " (from outside: the out-of-memory killer?)", "SIGSEGV": " (a segmentation fault)",
-             "SIGABRT": " (aborted: an allocation over the memory limit or a failed assertion in native code)"}
-      return f"killed by {name}{why.get(name, '')}"
-    return f"exited with status {code}"
+    return getattr(self.proc, "lost", None) or describe(code)
+
+
+def describe(code: int | None) -> str:
+  """A process's exit status in words: the signal's name (negative) or the status."""
+  if code is not None and code < 0:
+    try:
+      name = signal.Signals(-code).name
+    except ValueError:
+      name = f"signal {-code}"
+    why = {"SIGKILL": " (from outside: the out-of-memory killer?)", "SIGSEGV": " (a segmentation fault)",
+           "SIGABRT": " (aborted: an allocation over the memory limit or a failed assertion in native code)"}
+    return f"killed by {name}{why.get(name, '')}"
+  return f"exited with status {code}"
 
 
 class Judge(Process):

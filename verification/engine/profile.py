@@ -6,7 +6,8 @@ it got from each and prints them at the end of the run (:func:`table`), with its
 in the run's provenance (``profile``). The parts of a process, each measured by its own timer:
 
 * ``start``: from the process's creation (the kernel's clock) to its first line of harness code:
-  Python's start and the harness's imports before JAX;
+  Python's start and the harness's imports before JAX; for a process forked from a template process
+  (:mod:`verification.engine.template`), from the fork to its first line: what the child sets up;
 * ``jax import``: ``import jax`` and the harness's configuration of it (the compilation cache);
 * ``compilation``: XLA compiling programs, read back from the persistent cache included
   (``jax.monitoring``'s backend-compile events);
@@ -40,8 +41,16 @@ _JAX_EVENTS = {"/jax/core/compile/backend_compile_duration": "compilation",
                "/jax/core/compile/jaxpr_to_mlir_module_duration": "tracing"}
 
 
+#: When this process was forked from a template process (seconds since the epoch, set by the template in the
+#: child), or None for a process started as a fresh interpreter.
+FORKED_AT: float | None = None
+
+
 def created() -> float:
-  """This process's creation time (seconds since the epoch, the kernel's clock-tick resolution)."""
+  """This process's creation time (seconds since the epoch): its fork where a template forked it, else the
+  kernel's start time (clock-tick resolution, from the boot time in whole seconds)."""
+  if FORKED_AT is not None:
+    return FORKED_AT
   try:
     with open(f"/proc/{os.getpid()}/stat") as f:
       ticks = int(f.read().rpartition(")")[2].split()[19])

@@ -1,12 +1,14 @@
 """The worker process: checks candidates one at a time for :mod:`verification.engine.runner`.
 
-Started as ``python -m verification.engine.worker FD``; FD is one end of a socket pair carrying framed
-messages (:class:`verification.engine.protocol.Channel`). Its stdout and stderr are a pipe read by
+Started as ``python -m verification.engine.worker FD``, or forked from a template process that runs its
+``main([FD])`` the same way (:mod:`verification.engine.template`); FD is one end of a socket pair carrying
+framed messages (:class:`verification.engine.protocol.Channel`). Its stdout and stderr are a pipe read by
 the parent, which attributes what a candidate prints to that candidate. The worker:
 
-* caps its address space (``RLIMIT_AS``) before importing JAX where it runs on the CPU alone (the
-  parent says so), so a candidate that allocates without bound gets a ``MemoryError`` instead of
-  taking the machine; everywhere the parent also watches its resident memory;
+* caps its address space (``RLIMIT_AS``) before its first candidate (before importing JAX, where it
+  starts as a fresh interpreter) where it runs on the CPU alone (the parent says so), so a candidate
+  that allocates without bound gets a ``MemoryError`` instead of taking the machine; everywhere the
+  parent also watches its resident memory;
 * sets JAX's configuration itself (64-bit on) and re-asserts it before every candidate; a candidate
   that changes any JAX configuration value fails the check during which it did so, and the worker
   asks to be replaced (``dirty``) so that nothing it changed reaches the next candidate; so does a
