@@ -65,9 +65,9 @@ def test_an_entry_that_cannot_be_read_is_traced_again(programs_dir, monkeypatch)
 
 def _cli(args: list[str], cache_dir, out) -> subprocess.CompletedProcess:
   env = {**environment(), cache.ENV: str(cache_dir)}
-  return subprocess.run([sys.executable, "-m", "verification", "--checks", "forward,differential,parameters", "--dtypes",
-                         "float32", "--quiet", "--jobs", "1", "--json", str(out), *args], capture_output=True,
-                        text=True, env=env, timeout=600)
+  command = [sys.executable, "-m", "verification", "--checks", "forward,differential,parameters", "--dtypes",
+             "float32", "--quiet", "--jobs", "1", "--json", str(out), *args]
+  return subprocess.run(command, capture_output=True, text=True, env=env, timeout=600)
 
 
 def _statuses(path) -> dict:
