@@ -21,6 +21,15 @@ reference's, whose code is the project's own and part of the key, and only as a 
 the reference target (the 16-bit sweeps' reference in float64, every quantity), against 5 MB of compiled
 programs; the whole keyed directory goes when the code or JAX changes (and after 14 days unused).
 
+The reference target's traced programs are kept there too (``reference-programs/``): tracing and lowering a
+program is most of what checking a candidate costs once its compilation is cached, so a worker checking the
+reference target, and a judge for the reference's own programs, export each shared program once
+(``jax.export``, keyed by what builds it, the surrogate's class and static parameters, the abstract values of its
+arguments and the machine, under the keyed directory) and a later run reads it back (:func:`load_program`,
+:func:`save_program`, :func:`verification.core.evaluate.kept`); 3.6 MB in 486 files for the reference target.
+No other worker reads or writes them: a registry surrogate a library hands on may come from a module that
+changed its class, and is traced as it is (``tests/test_kept_programs.py``).
+
 A directory set by the user (``jax_compilation_cache_dir`` or ``JAX_COMPILATION_CACHE_DIR``) is left
 as it is. Every compilation is cached (``jax_persistent_cache_min_compile_time_secs = 0``): most of
 the harness's programs compile in 10-100 ms, far above the ~1 ms it takes to read one back.

@@ -19,7 +19,7 @@ import time
 from collections import deque
 from typing import Any
 
-from verification.engine import devices, proctree, protocol
+from verification.engine import devices, proctree, profile, protocol
 from verification.engine.options import GiB, Options, UsageError
 
 #: Seconds between two looks at a worker's resident memory (a candidate filling memory at ~5 GB/s is
@@ -112,6 +112,9 @@ class Template:
   def __init__(self, env: dict[str, str]):
     parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     self.log = tempfile.TemporaryFile()
+    #: When it was started (seconds since the epoch), and what its start cost (:meth:`report`).
+    self.created = time.time()
+    self.imported, self.start_cpu, self.ready_after = 0.0, 0.0, 0.0
     try:
       self.proc = subprocess.Popen([sys.executable, "-m", self.module, str(child.fileno())],
                                    pass_fds=(child.fileno(),), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
@@ -128,6 +131,21 @@ class Template:
     self.replies: dict[int, tuple[str, Any]] = {}
     self.requests = 0
     self.pump(TEMPLATE_START, until=lambda: self.ready)
+    self.ready_after = time.time() - self.created
+    with contextlib.suppress(Exception):
+      import psutil
+
+      times = psutil.Process(self.proc.pid).cpu_times()
+      self.start_cpu = times.user + times.system
+
+  def report(self) -> dict[str, float]:
+    """Its start as a line of the profile (:mod:`verification.engine.profile`): Python's start (``start``),
+    its imports (``jax import``) and its CPU time until it was ready; what it does after (forking) is
+    milliseconds a process."""
+    line = dict.fromkeys(profile.PARTS, 0.0)
+    line["jax import"] = min(self.imported, self.ready_after)
+    line["start"] = self.ready_after - line["jax import"]
+    return {**line, "lifetime": self.ready_after, "cpu": self.start_cpu}
 
   def pump(self, timeout: float = 0.0, until: Any = None) -> None:
     """Takes every message the template has sent, waiting up to ``timeout`` seconds for ``until()`` (by
@@ -151,6 +169,8 @@ class Template:
         kind, *rest = json.loads(data)
         if kind == "ready":
           self.ready = True
+          if len(rest) > 1 and isinstance(rest[1], int | float) and not isinstance(rest[1], bool):
+            self.imported = float(rest[1])
         elif kind in ("started", "refused"):
           self.replies[rest[0]] = (kind, rest[1])
           if kind == "started":  # an earlier process's status under this pid, never taken, is stale

@@ -31,7 +31,7 @@ def run(source: str | Sequence[Any] | None = "reference", options: Options = Opt
   from verification.core.candidate import Unbuilt
 
   validate(options)
-  t0, before = time.perf_counter(), time.time() - profile.created()
+  t0, start_epoch, before = time.perf_counter(), time.time(), time.time() - profile.created()
   target, loaders = loaded(source, options, workers=True)  # the loaders then check the candidates
   checks = _applicable(tuple(options.checks) or all_checks(), target.candidates)
   spec = source if source is None or isinstance(source, str) else None
@@ -70,8 +70,14 @@ def run(source: str | Sequence[Any] | None = "reference", options: Options = Opt
     t2 = time.perf_counter()
     pool.close()
   t3 = time.perf_counter()
+  templates = {}  # the template processes this run started (one that an earlier run started is not its cost)
+  for _, p in pool.processes:
+    t = getattr(p.proc, "template", None)
+    if t is not None and t.created >= start_epoch and id(t) not in templates:
+      templates[id(t)] = t
+  lines = {f"template {k}": t.report() for k, t in enumerate(templates.values(), 1)}
   profiled = {} if not options.profile else {"profile": profile.summary(
-      {name: p.report for name, p in pool.processes if p.report is not None},
+      {**lines, **{name: p.report for name, p in pool.processes if p.report is not None}},
       {"before the run": before, "loading": t1 - t0, "checking": t2 - t1, "stopping": t3 - t2,
        "cpu": profile.cpu_seconds()}, t3 - t0)}
   ordered = tuple(r for c in target.candidates for r in by_label.get(c.label, []))

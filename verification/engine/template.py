@@ -8,9 +8,9 @@ they import for every candidate, then serves requests on FD, a unix ``SOCK_SEQPA
 * harness to template: a JSON request ``{"id", "module", "env", "cwd"}`` with two descriptors
   (``SCM_RIGHTS``): the child's end of its channel (its number is the child's one argument, as ``FD`` is a
   fresh worker's) and the write end of the pipe that becomes its stdout and stderr;
-* template to harness: ``["ready", pid]`` once imported, ``["started", id, pid]`` per request (or
-  ``["refused", id, why]``), ``["ended", pid, code]`` when a child ends (``os.waitstatus_to_exitcode``:
-  negative for a signal).
+* template to harness: ``["ready", pid, seconds]`` once imported (the seconds its imports took),
+  ``["started", id, pid]`` per request (or ``["refused", id, why]``), ``["ended", pid, code]`` when a child
+  ends (``os.waitstatus_to_exitcode``: negative for a signal).
 
 The child does what a fresh ``python -m MODULE FD`` would have done differently: it leaves the template's
 session, takes the pipe as fds 1 and 2 and ``/dev/null`` as 0, closes the template's descriptors, takes the
@@ -162,6 +162,7 @@ class Template:
 
   def __init__(self, sock: socket.socket):
     self.sock = sock
+    self.imported = 0.0  # seconds its imports took (sent with "ready")
     self.children: dict[int, int] = {}  # pidfd -> pid
     self.signals = {s: signal.getsignal(s) for s in signal.valid_signals()
                     if s not in (signal.SIGKILL, signal.SIGSTOP)}
@@ -174,7 +175,7 @@ class Template:
     self.sock.send(json.dumps(message).encode())
 
   def serve(self) -> int:
-    self.send("ready", os.getpid())
+    self.send("ready", os.getpid(), self.imported)
     while True:
       ready, _, _ = select.select([self.sock, *self.children], [], [])
       for fd in ready:
@@ -258,8 +259,11 @@ def main(argv: list[str]) -> int:
   if not _die_with_parent():
     return 1
   sock = socket.socket(fileno=int(argv[0]))
+  t0 = time.perf_counter()
   _preload()
-  code = Template(sock).serve()
+  template = Template(sock)
+  template.imported = time.perf_counter() - t0
+  code = template.serve()
   os._exit(code)  # without the interpreter's teardown of what it imported
 
 
