@@ -69,6 +69,22 @@ def test_every_style_passes_and_a_detached_reset_is_named(style):
   assert r.detail["differs"] == {"reset_grad": ["attached", "detached"]}, r.message
 
 
+def test_the_search_screen_keeps_every_setting_the_full_comparison_accepts():
+  # the settings search compares in full only the settings its screen (one vmapped forward for many settings)
+  # keeps: the screen must keep each one the full comparison accepts, and leave out the most of the others
+  from verification.checks.layers import SEARCH_T, _matches, _screen, _variants
+
+  _, bad = P.defect("reset", "jax_scan")  # its membrane differs from the reference's by rounding: a tolerance shows
+  ctx = layer_context(bad, grid=GRID)
+  batches = [b for b in ctx.batches if b.T in SEARCH_T]
+  singles = [c for c in _variants(bad.config) if len(bad.config.differs(c)) == 1]
+  kept = _screen(ctx, singles, batches)
+  accepted = [_matches(ctx, c, batches, gradient=True) for c in singles]
+  assert any(accepted)
+  assert all(k for k, a in zip(kept, accepted, strict=True) if a), "the screen left out a matching setting"
+  assert sum(kept) < len(singles) / 2
+
+
 def test_the_probes_see_the_wiring_without_the_surrogate():
   # the reset detached: at g ≡ c the layer's VJP differs from the attached reference's
   _, bad = P.defect("reset_grad", "torch")

@@ -312,20 +312,24 @@ def test_reset_gain_is_beta_detached_and_beta_times_one_minus_theta_g_attached()
 # ---------------------------------------------------------------------------------------------
 
 
+def _coded_loss(cfg, x, state, params):
+  s, v, final = lif_scan(x, state, params, cfg, SURROGATE)
+  return jnp.sum(s * jnp.cos(v)) + jnp.sum(v) + jnp.sum(final.v) + jnp.sum(final.i), (s, v)
+
+
+#: The coded settings' program: traced and compiled once for every config of the test below (the codes are
+#: arguments), as the settings search uses it.
+_CODED = jax.jit(jax.grad(_coded_loss, argnums=(1, 2, 3), has_aux=True))
+
+
 @pytest.mark.parametrize("config", _smooth_configs()[::2] + list(_adjoint_configs())[::3], ids=_label)
 def test_coded_settings_give_the_static_values_and_gradients(config):
   from surrogates.lif import config_codes
 
   x, state = _inputs(5)
   params = _params(config)
-
-  def loss(cfg, x, state, params):
-    s, v, final = lif_scan(x, state, params, cfg, SURROGATE)
-    return jnp.sum(s * jnp.cos(v)) + jnp.sum(v) + jnp.sum(final.v) + jnp.sum(final.i), (s, v)
-
-  static = jax.jit(jax.grad(functools.partial(loss, config), argnums=(0, 1, 2), has_aux=True))
-  coded = jax.jit(jax.grad(loss, argnums=(1, 2, 3), has_aux=True))
-  (gs, (s1, v1)), (gc, (s2, v2)) = static(x, state, params), coded(config_codes(config), x, state, params)
+  static = jax.jit(jax.grad(functools.partial(_coded_loss, config), argnums=(0, 1, 2), has_aux=True))
+  (gs, (s1, v1)), (gc, (s2, v2)) = static(x, state, params), _CODED(config_codes(config), x, state, params)
   np.testing.assert_array_equal(s1, s2)
   # the same operations for the selected option; XLA may fuse the two programs differently: a few ulp
   np.testing.assert_allclose(v1, v2, rtol=1e-14, atol=1e-14)

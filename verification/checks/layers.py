@@ -32,8 +32,11 @@ that reproduce the layer's forward and gradients; every result's detail says ``d
 documented, config) and ``dtype``.
 
 Sizes: batch 3 × 5 neurons, T in {1, 2, 3, 20, 100}, θ in {0.5, 1, 2}, v_reset in {0, −0.3} (where the
-layer takes them: ``varies``), three seeds; the reference is compiled once per (config, T) and vmapped
-over the cases.
+layer takes them: ``varies``), three seeds. The reference runs with the settings as integer codes
+(:class:`surrogates.lif.DynamicConfig`): one compiled program per surrogate class and length bucket
+(:data:`T_BUCKETS`) serves every setting, vmapped over the cases; the settings search screens its candidate
+settings by their forward, many settings to one call (:func:`_screen`), and compares forward and
+gradient in full only for the settings whose forward reproduces the layer's.
 """
 
 from __future__ import annotations
@@ -138,10 +141,20 @@ def _probe(name: str) -> ProbeSurrogate:
   return ProbeSurrogate(*(np.float64(c) for c in PROBE_COEFFICIENTS[name]))
 
 
-#: Every evaluation of the reference runs at T_MAX steps on CASES_PAD cases (the shorter inputs padded with
-#: zeros, their loss weights 0 past T; the cases padded with copies): one compiled program per surrogate class.
+#: The lengths the reference is compiled for: a batch of T steps runs at the first that holds it (the input
+#: padded with zeros past T, its loss weights 0), on CASES_PAD cases (padded with copies): one compiled program
+#: per surrogate class and bucket. Steps past T change nothing before T (the scan is causal, the cotangents
+#: there are exact zeros), so the bucket is only a cost: the checks at T ≤ 20 (the settings search, the
+#: probes) run 20 steps, not 100.
 T_MAX = max(T_VALUES)
+T_BUCKETS = (20, T_MAX)
 CASES_PAD = len(THETAS) * len(V_RESETS) * len(SEEDS)
+#: How many settings one call of the screening forward runs (the settings search, vmapped over settings).
+SCREEN_CHUNK = 16
+
+
+def _bucket(T: int) -> int:
+  return next(b for b in T_BUCKETS if b >= T)
 
 
 def _run_reference(codes, surrogate, x, v, i, params, a, b):
@@ -159,7 +172,17 @@ def _run_reference(codes, surrogate, x, v, i, params, a, b):
   return jnp.moveaxis(s, 0, 1), jnp.moveaxis(m, 0, 1), grads, jnp.moveaxis(gain, 0, 1)
 
 
+def _run_forward(codes, surrogate, x, v, i, params):
+  """The forward alone for settings stacked on a leading axis: codes[K] -> spikes, membrane [K, C, T, ...]."""
+  def one(codes):
+    s, m, _ = lif_scan(jnp.moveaxis(x, 1, 0), LIFState(v, i), params, codes, surrogate)
+    return jnp.moveaxis(s, 0, 1), jnp.moveaxis(m, 0, 1)
+
+  return jax.vmap(one)(codes)
+
+
 _COMPILED = jax.jit(_run_reference)
+_FORWARD = jax.jit(_run_forward)
 
 
 def _pad(a: np.ndarray, cases: int, steps: int | None = None) -> np.ndarray:
@@ -171,26 +194,48 @@ def _pad(a: np.ndarray, cases: int, steps: int | None = None) -> np.ndarray:
   return a
 
 
+def _padded(x, v, i, params) -> tuple[Any, ...]:
+  """The stacked cases as the compiled programs take them: (x, v, i, params), C and T padded."""
+  C, T = x.shape[:2]
+  pad = max(C, CASES_PAD)
+  return (jnp.asarray(_pad(x, pad, _bucket(T))), jnp.asarray(_pad(v, pad)), jnp.asarray(_pad(i, pad)),
+          LIFParams(**{k: jnp.asarray(_pad(params[k], pad)) for k in LIFParams._fields}))
+
+
 def _evaluate(config: LIFConfig, surrogate: Any, x, v, i, params, a=None, b=None) -> dict[str, Any]:
   """The reference on stacked cases (padded to one shape, the padding cut off again)."""
   C, T = x.shape[:2]
   a = np.zeros_like(x) if a is None else a
   b = np.zeros_like(x) if b is None else b
-  pad = max(C, CASES_PAD)
-  s, m, grads, gain = _COMPILED(
-    config_codes(config), surrogate, jnp.asarray(_pad(x, pad, T_MAX)), jnp.asarray(_pad(v, pad)),
-    jnp.asarray(_pad(i, pad)), LIFParams(**{k: jnp.asarray(_pad(params[k], pad)) for k in LIFParams._fields}),
-    jnp.asarray(_pad(a, pad, T_MAX) * (np.arange(T_MAX) < T)[None, :, None, None]),
-    jnp.asarray(_pad(b, pad, T_MAX) * (np.arange(T_MAX) < T)[None, :, None, None]))
+  pad, steps = max(C, CASES_PAD), _bucket(T)
+  live = (np.arange(steps) < T)[None, :, None, None]
+  s, m, grads, gain = _COMPILED(config_codes(config), surrogate, *_padded(x, v, i, params),
+                                jnp.asarray(_pad(a, pad, steps) * live), jnp.asarray(_pad(b, pad, steps) * live))
   grads = {k: np.asarray(g)[:C] for k, g in grads.items()}
   grads["x"] = grads["x"][:, :T]
   return {"s": np.asarray(s)[:C, :T], "m": np.asarray(m)[:C, :T], "grads": grads,
           "gain": np.max(np.asarray(gain)[:C, :T], axis=1)}
 
 
+def _forward(configs: Sequence[LIFConfig], surrogate: Any, x, v, i, params) -> tuple[np.ndarray, np.ndarray]:
+  """The reference's forward at several settings, SCREEN_CHUNK to a call: spikes, membrane [K, C, T, ...]."""
+  C, T = x.shape[:2]
+  args = _padded(x, v, i, params)
+  spikes, membranes = [], []
+  for start in range(0, len(configs), SCREEN_CHUNK):
+    chunk = list(configs[start:start + SCREEN_CHUNK])
+    chunk += chunk[-1:] * (SCREEN_CHUNK - len(chunk))
+    codes = jax.tree.map(lambda *c: jnp.stack(c), *(config_codes(c) for c in chunk))
+    s, m = _FORWARD(codes, surrogate, *args)
+    spikes.append(np.asarray(s)[:, :C, :T])
+    membranes.append(np.asarray(m)[:, :C, :T])
+  K = len(configs)
+  return np.concatenate(spikes)[:K], np.concatenate(membranes)[:K]
+
+
 def _pre_reset(config: LIFConfig, surrogate: Any, x, v, i, params) -> np.ndarray:
   """The reference's pre-reset membrane (for the margins and the tie)."""
-  return _evaluate(dataclasses.replace(config, membrane_out=MembraneOut.PRE_RESET), surrogate, x, v, i, params)["m"]
+  return _forward([dataclasses.replace(config, membrane_out=MembraneOut.PRE_RESET)], surrogate, x, v, i, params)[1][0]
 
 
 # -------------------------------------------------------------------------------------------------
@@ -569,8 +614,33 @@ def _matches(ctx: LayerContext, config: LIFConfig, batches: Sequence[Batch], gra
   return True
 
 
+def _screen(ctx: LayerContext, configs: Sequence[LIFConfig], batches: Sequence[Batch]) -> list[bool]:
+  """Whether each setting's forward can reproduce the layer's on every case: a necessary condition of
+  :func:`_matches`, for many settings at once (one vmapped forward per SCREEN_CHUNK settings and batch).
+
+  The same comparison as the forward check (spikes exactly equal, membrane by :func:`_close`), with the
+  membrane tolerance at its largest (the gain's growth at its cap, 1e6): a setting the full comparison
+  accepts is never screened out, whatever its gain; a setting screened in is then compared in full. A
+  layer that raised on a case, or a screen that cannot run, keeps every setting for the full comparison."""
+  keep = [True] * len(configs)
+  for batch in batches:
+    outs = [ctx.layer(batch, k) for k in range(batch.size)]
+    if any(isinstance(o, BaseException) for o in outs):
+      continue
+    try:
+      spikes, membranes = _forward(configs, ctx.candidate.surrogate, batch.x, batch.v, batch.i, batch.params)
+    except Exception:  # a setting the reference cannot run at these parameters: left to the full comparison
+      continue
+    rtol = membrane_rtol(ctx.eps, batch.T, np.inf)
+    for j in range(len(configs)):
+      keep[j] = keep[j] and all(np.array_equal(s, spikes[j, k]) and _close(m, membranes[j, k], rtol)[0]
+                                for k, (s, m, _) in enumerate(outs))
+  return keep
+
+
 def _fingerprint(ctx: LayerContext) -> dict[str, Any]:
-  """The config nearest the documented one that reproduces the layer (forward and gradient)."""
+  """The config nearest the documented one that reproduces the layer (forward and gradient): the variants
+  screened by their forward (:func:`_screen`) a distance at a time, the ones screened in compared in full."""
   documented = ctx.config
   batches = [b for b in ctx.batches if b.T in SEARCH_T]
   if ctx.tie is not None:
@@ -578,13 +648,18 @@ def _fingerprint(ctx: LayerContext) -> dict[str, Any]:
   if _matches(ctx, documented, batches, gradient=True):
     return {"implemented": documented, "matching": [documented], "searched": 1}
   start = time.perf_counter()
+  variants = _variants(documented)
+  screened: dict[LIFConfig, bool] = {}
   found: list[LIFConfig] = []
   searched = 0
-  for config in _variants(documented):
+  for config in variants:
     if found and len(documented.differs(config)) > len(documented.differs(found[0])):
       break
     searched += 1
-    if _matches(ctx, config, batches, gradient=True):
+    if config not in screened:  # this variant's distance from the documented config, screened at once
+      level = [c for c in variants if len(documented.differs(c)) == len(documented.differs(config))]
+      screened.update(zip(level, _screen(ctx, level, batches), strict=True))
+    if screened[config] and _matches(ctx, config, batches, gradient=True):
       found.append(config)
   return {"implemented": found[0] if found else None, "matching": found, "searched": searched,
           "search_seconds": round(time.perf_counter() - start, 2)}
