@@ -72,7 +72,7 @@ ENGINE = {
   "proctree": set(),
   "devices": set(),
   "options": {"devices"},
-  "processes": {"devices", "options", "proctree", "protocol"},
+  "processes": {"devices", "options", "profile", "proctree", "protocol"},
   "loading": {"devices", "options", "processes", "proctree", "protocol"},
   "scheduling": {"devices", "options", "processes", "loading", "profile", "proctree", "protocol"},
   "runner": {"devices", "options", "processes", "loading", "scheduling", "profile", "proctree", "protocol"},
