@@ -22,6 +22,7 @@ from verification.core import cache, evaluate
 def programs_dir(tmp_path, monkeypatch):
   """An empty cache directory of this process's own, and no program kept in memory (as in a fresh process)."""
   monkeypatch.setattr(cache, "_enabled", tmp_path)
+  monkeypatch.setattr(cache, "_WRITE_FAILED", False)  # (a write an earlier test made fail stops this process's)
   monkeypatch.setattr(evaluate, "_KEPT", {})
   return tmp_path / cache.PROGRAMS
 

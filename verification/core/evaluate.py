@@ -177,8 +177,9 @@ def kept(fn: Callable, name: str, *args: Any) -> Any:
   """``fn(*args)`` (``fn`` a ``jax.jit`` function whose program ``name`` identifies across processes, with
   the abstract values of ``args``), its program traced once by ``jax.export`` and kept on disk
   (:func:`verification.core.cache.save_program`; see the module): a later run reads it back and calls it
-  instead of tracing. Where that cannot be done (exported, read back or called), ``fn(*args)`` as it is. For
-  the reference target's programs only: its candidates are the project's own surrogates."""
+  instead of tracing. Where that cannot be done (exported, serialised: ``flatbuffers`` missing, read back or
+  called), ``fn(*args)`` as it is. For the reference target's programs only: its candidates are the project's
+  own surrogates."""
   from jax import export
 
   leaves, tree = jax.tree_util.tree_flatten(args)
