@@ -207,14 +207,40 @@ def _machine() -> str:
   return f"{device.platform}|{device.device_kind}|{platform.machine()}|{flags}"
 
 
+def _digest(*parts: str, data: bytes = b"") -> str:
+  """A SHA-256 in hex of ``parts`` (each ended by a NUL) and then ``data``."""
+  h = hashlib.sha256()
+  for part in parts:
+    h.update(part.encode() + b"\0")
+  h.update(data)
+  return h.hexdigest()
+
+
+def _entry(kind: str, key: str, suffix: str) -> pathlib.Path | None:
+  """Where the entry ``key`` of ``kind`` (:data:`VALUES`, :data:`PROGRAMS`) lives, or None with the cache off."""
+  return _enabled / kind / key[:2] / f"{key}{suffix}" if _enabled is not None else None
+
+
+def _write(path: pathlib.Path, write: Any) -> None:
+  """``write(file)`` into a temporary file beside ``path``, then renamed to it: a reader sees the whole entry or
+  none. A full or read-only disk stops this process's saving (it runs on without)."""
+  global _WRITE_FAILED
+  if _WRITE_FAILED:
+    return
+  try:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.parent / f".{path.stem}.{os.getpid()}.{threading.get_ident()}.tmp"
+    with open(tmp, "wb") as f:
+      write(f)
+    os.replace(tmp, path)
+  except OSError:
+    _WRITE_FAILED = True
+
+
 def values_key(owner: str, x: Any) -> str:
   """The key of an evaluation of ``owner`` (the reference surrogate's repr: class and parameters) at the array
   ``x`` (dtype, shape and bytes exact): a SHA-256 in hex, with the machine (:func:`_machine`) in it."""
-  h = hashlib.sha256()
-  for part in (owner, _machine(), str(x.dtype), repr(x.shape)):
-    h.update(part.encode() + b"\0")
-  h.update(x.tobytes())
-  return h.hexdigest()
+  return _digest(owner, _machine(), str(x.dtype), repr(x.shape), data=x.tobytes())
 
 
 def load_values(key: str) -> dict[str, Any] | None:
@@ -222,7 +248,7 @@ def load_values(key: str) -> dict[str, Any] | None:
   off, an entry that cannot be read)."""
   import numpy as np
 
-  path = _enabled / VALUES / f"{key[:2]}/{key}.npz" if _enabled is not None else None
+  path = _entry(VALUES, key, ".npz")
   if path is None or not path.is_file():
     return None
   try:
@@ -244,23 +270,17 @@ def _dtype(name: str) -> Any:
 
 
 def save_values(key: str, values: dict[str, Any]) -> None:
-  """Saves the reference's values under ``key`` (written to a temporary file, then renamed: a reader sees the
-  whole entry or none). Nothing is saved where the cache is off or its directory cannot be written."""
-  global _WRITE_FAILED
+  """Saves the reference's values under ``key`` (:func:`_write`). Nothing is saved where the cache is off or this
+  process does not save them (:func:`save_values_here`)."""
   import numpy as np
 
-  if _enabled is None or _WRITE_FAILED or not _SAVING:
+  path = _entry(VALUES, key, ".npz")
+  if path is None or not _SAVING:
     return
-  folder = _enabled / VALUES / key[:2]
-  try:
-    folder.mkdir(parents=True, exist_ok=True)
-    tmp = folder / f".{key}.{os.getpid()}.{threading.get_ident()}.tmp"
-    index = np.array([" ".join([q, str(v.dtype), *map(str, v.shape)]) for q, v in values.items()])
-    with open(tmp, "wb") as f:  # bytes and dtype names: bfloat16 has no dtype code of NumPy's own
-      np.savez(f, __index__=index, **{q: np.ascontiguousarray(v).reshape(-1).view(np.uint8) for q, v in values.items()})
-    os.replace(tmp, folder / f"{key}.npz")
-  except OSError:
-    _WRITE_FAILED = True  # a full or read-only disk: run on without saving
+  index = np.array([" ".join([q, str(v.dtype), *map(str, v.shape)]) for q, v in values.items()])
+  # bytes and dtype names: bfloat16 has no dtype code of NumPy's own
+  _write(path, lambda f: np.savez(f, __index__=index, **{q: np.ascontiguousarray(v).reshape(-1).view(np.uint8)
+                                                         for q, v in values.items()}))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -268,40 +288,28 @@ def save_values(key: str, values: dict[str, Any]) -> None:
 # ---------------------------------------------------------------------------------------------
 
 #: The subdirectory of the keyed directory that holds the reference target's traced programs (written and read
-#: only by a worker checking the reference target: :class:`verification.core.evaluate.Evaluator`'s
-#: ``keep_programs``).
+#: only where no code but the project's runs: a worker checking the reference target and a judge,
+#: :class:`verification.core.evaluate.Evaluator`'s ``keep_programs``).
 PROGRAMS = "reference-programs"
 
 
 def program_key(*parts: str) -> str:
-  """The key of a program: its parts (what builds it and the abstract values of its arguments) and the machine
-  (:func:`_machine`), a SHA-256 in hex."""
-  h = hashlib.sha256()
-  for part in (*parts, _machine(), str(jax.config.jax_enable_x64)):
-    h.update(part.encode() + b"\0")
-  return h.hexdigest()
+  """The key of a program: its parts (what builds it and the abstract values of its arguments), the machine
+  (:func:`_machine`) and whether 64-bit is on, a SHA-256 in hex."""
+  return _digest(*parts, _machine(), str(jax.config.jax_enable_x64))
 
 
 def load_program(key: str) -> bytes | None:
   """A program saved under ``key`` (``jax.export``'s serialised form), or None."""
-  if _enabled is None:
-    return None
+  path = _entry(PROGRAMS, key, ".jaxexport")
   try:
-    return (_enabled / PROGRAMS / f"{key[:2]}/{key}.jaxexport").read_bytes()
+    return path.read_bytes() if path is not None else None
   except OSError:
     return None
 
 
 def save_program(key: str, data: bytes) -> None:
-  """Saves a program under ``key`` (a temporary file, then renamed); nothing where the cache is off."""
-  global _WRITE_FAILED
-  if _enabled is None or _WRITE_FAILED:
-    return
-  folder = _enabled / PROGRAMS / key[:2]
-  try:
-    folder.mkdir(parents=True, exist_ok=True)
-    tmp = folder / f".{key}.{os.getpid()}.{threading.get_ident()}.tmp"
-    tmp.write_bytes(data)
-    os.replace(tmp, folder / f"{key}.jaxexport")
-  except OSError:
-    _WRITE_FAILED = True
+  """Saves a program under ``key`` (:func:`_write`); nothing where the cache is off."""
+  path = _entry(PROGRAMS, key, ".jaxexport")
+  if path is not None:
+    _write(path, lambda f: f.write(data))
