@@ -21,11 +21,12 @@ way through :meth:`Evaluator.program`. Compiled programs are kept per process (:
 the persistent compilation cache (:mod:`verification.core.cache`) keeps them across processes and runs.
 
 Traced programs kept: tracing and lowering a program is most of what checking a candidate costs once its
-compilation is cached. Where a worker checks the reference target (``keep_programs``), each shared program
-is traced once by ``jax.export`` and saved, keyed by what builds it, the surrogate's class
-and static parameters, the abstract values of its arguments, the machine and the keyed directory's code and
-JAX versions; a later run reads it back and calls it (:meth:`Evaluator._call_kept`). Only there: a registry
-surrogate anywhere else may come from a module that changed the class, and must be traced as it is.
+compilation is cached. Where a worker checks the reference target, and in a judge for the reference's own
+programs (``keep_programs``), each shared program is traced once by ``jax.export`` and saved, keyed by what
+builds it, the surrogate's class and static parameters, the abstract values of its arguments, the machine
+and the keyed directory's code and JAX versions; a later run reads it back and calls it (:func:`kept`). Only
+there: a registry surrogate anywhere else may come from a module that changed the class, and must be traced
+as it is.
 """
 
 from __future__ import annotations
@@ -102,9 +103,9 @@ REGISTERED = frozenset(surrogates.REGISTRY.values())
 #: (key, build) -> the jitted ``(params, *args) -> build(rebuilt candidate, *args)``, or None where
 #: tracing the parameters failed (that key then compiles per parameter set).
 _SHARED: dict[tuple, Callable | None] = {}
-#: A kept program's key (:func:`kept`) -> its call (``jax.jit`` of the exported program), or None where
-#: exporting or calling it failed (the shared program is used instead).
-_KEPT: dict[str, Callable | None] = {}
+#: A kept program (:func:`kept`: its name, the arguments' tree and abstract values) -> its call (``jax.jit`` of
+#: the exported program), or None where exporting or calling it failed (the program is traced as it is).
+_KEPT: dict[tuple, Callable | None] = {}
 _SHARED_LOCK = threading.Lock()
 
 
@@ -163,7 +164,7 @@ def _program_name(build: Callable) -> str | None:
   return name
 
 
-def shared_name(key: tuple, build: Callable) -> str | None:
+def _shared_name(key: tuple, build: Callable) -> str | None:
   """A name of the program ``build`` of the shared ``key`` (:func:`_shared_builder`) that identifies it across
   processes, or None where ``build`` has none (a lambda or a nested function without ``program_name``)."""
   name = _program_name(build)
@@ -183,16 +184,16 @@ def kept(fn: Callable, name: str, *args: Any) -> Any:
   from jax import export
 
   leaves, tree = jax.tree_util.tree_flatten(args)
-  avals = [(tuple(a.shape), str(a.dtype), bool(a.weak_type)) for a in map(jax.typeof, leaves)]
-  k = cache.program_key(name, str(tree), repr(avals))
-  if k not in _KEPT:
+  k = (name, tree, tuple((tuple(a.shape), str(a.dtype), bool(a.weak_type)) for a in map(jax.typeof, leaves)))
+  if k not in _KEPT:  # (the key on disk is hashed once per program and process, not per call)
     try:
-      data = cache.load_program(k)
+      saved_as = cache.program_key(name, str(tree), repr(list(k[2])))
+      data = cache.load_program(saved_as)
       if data is not None:
         exported = export.deserialize(bytearray(data))
       else:
         exported = export.export(fn)(*args)
-        cache.save_program(k, exported.serialize())
+        cache.save_program(saved_as, exported.serialize())
       _KEPT[k] = jax.jit(exported.call)
     except Exception:
       _KEPT[k] = None  # (what ``fn`` makes of these arguments is the outcome)
@@ -376,7 +377,7 @@ class Evaluator:
   def _call_kept(self, shared: Callable, key: tuple, build: Callable, params: dict[str, float], *args: Any) -> Any:
     """The shared program at this candidate's parameters, kept across runs (:func:`kept`); where ``build`` has
     no stable name, or the shared program fails, as :meth:`_call_shared` has it."""
-    name = shared_name(key, build)
+    name = _shared_name(key, build)
     if name is None:
       return self._call_shared(shared, key, build, params, *args)
     try:

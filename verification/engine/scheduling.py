@@ -70,14 +70,8 @@ def run(source: str | Sequence[Any] | None = "reference", options: Options = Opt
     t2 = time.perf_counter()
     pool.close()
   t3 = time.perf_counter()
-  templates = {}  # the template processes this run started (one that an earlier run started is not its cost)
-  for _, p in pool.processes:
-    t = getattr(p.proc, "template", None)
-    if t is not None and t.created >= start_epoch and id(t) not in templates:
-      templates[id(t)] = t
-  lines = {f"template {k}": t.report() for k, t in enumerate(templates.values(), 1)}
   profiled = {} if not options.profile else {"profile": profile.summary(
-      {**lines, **{name: p.report for name, p in pool.processes if p.report is not None}},
+      {**_template_lines(pool, start_epoch), **{name: p.report for name, p in pool.processes if p.report is not None}},
       {"before the run": before, "loading": t1 - t0, "checking": t2 - t1, "stopping": t3 - t2,
        "cpu": profile.cpu_seconds()}, t3 - t0)}
   ordered = tuple(r for c in target.candidates for r in by_label.get(c.label, []))
@@ -100,6 +94,17 @@ def _applicable(checks: tuple[str, ...], candidates: Sequence[Any]) -> tuple[str
   kinds = {(c.fields.get("kind") if isinstance(c, Listed) else getattr(c, "kind", None)) or "spike"
            for c in candidates if not isinstance(c, Unbuilt)} or {"spike"}
   return tuple(c for c in checks if any(checks_for(k, (c,)) for k in kinds))
+
+
+def _template_lines(pool: _Pool, since: float) -> dict[str, dict[str, float]]:
+  """The profile's lines of the template processes the run started (at ``since`` or later: one an earlier run
+  started is not this run's cost), in the order its processes met them."""
+  templates = {}
+  for _, p in pool.processes:
+    t = getattr(p.proc, "template", None)
+    if t is not None and t.created >= since:
+      templates.setdefault(id(t), t)
+  return {f"template {k}": t.report() for k, t in enumerate(templates.values(), 1)}
 
 
 @dataclasses.dataclass
