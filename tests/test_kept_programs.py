@@ -5,9 +5,11 @@ that changed a reference class is judged on what it changed."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import subprocess
 import sys
+import time
 
 import jax
 import jax.numpy as jnp
@@ -27,13 +29,17 @@ def programs_dir(tmp_path, monkeypatch):
   return tmp_path / cache.PROGRAMS
 
 
+_FRESH = itertools.count(time.time_ns() % 100_003)
+
+
 def _traced_program():
   traces = []
+  new = next(_FRESH) + 0.5  # a constant of its own: a program no cache of this process's JAX has seen
 
   @jax.jit
   def program(a, x):
     traces.append(x.dtype)  # Python runs while tracing only
-    return {"y": a * jnp.sin(x) + jnp.cos(x) ** 2}
+    return {"y": a * jnp.sin(x) + jnp.cos(x) ** 2 + new}
 
   return program, traces
 
@@ -42,26 +48,73 @@ def test_a_kept_program_is_traced_once_then_read_back_and_gives_the_same_values(
   program, traces = _traced_program()
   x = np.linspace(-2.0, 2.0, 16)
   first = evaluate.kept(program, "tests.program", 2.0, x)
-  assert len(traces) == 1 and len(list(programs_dir.rglob("*.jaxexport"))) == 1
+  assert len(traces) == 1 and len(list(programs_dir.rglob("*.xla"))) == 1
   np.testing.assert_array_equal(first["y"], program(2.0, x)["y"])
   monkeypatch.setattr(evaluate, "_KEPT", {})  # a later run
   again = evaluate.kept(program, "tests.program", 3.0, x)  # another parameter value: the same program
   assert len(traces) == 1, "read back, the program is not traced"
   np.testing.assert_array_equal(again["y"], program(3.0, x)["y"])
   evaluate.kept(program, "tests.program", 2.0, x.astype(np.float32))  # other abstract values: another program
-  evaluate.kept(program, "tests.other", 2.0, x)  # another name: another program
-  assert len(list(programs_dir.rglob("*.jaxexport"))) == 3
+  other, _ = _traced_program()  # another name, the same abstract values: another program, not the kept one
+  np.testing.assert_array_equal(evaluate.kept(other, "tests.other", 2.0, x)["y"], other(2.0, x)["y"])
+  assert len(list(programs_dir.rglob("*.xla"))) == 3
 
 
 def test_an_entry_that_cannot_be_read_is_traced_again(programs_dir, monkeypatch):
   program, _ = _traced_program()
   x = np.linspace(-2.0, 2.0, 16)
   evaluate.kept(program, "tests.program", 2.0, x)
-  (entry,) = programs_dir.rglob("*.jaxexport")
+  (entry,) = programs_dir.rglob("*.xla")
   entry.write_bytes(b"torn" * 10)
   monkeypatch.setattr(evaluate, "_KEPT", {})
   got = evaluate.kept(program, "tests.program", 2.0, x)
   np.testing.assert_array_equal(got["y"], program(2.0, x)["y"])
+
+
+_IN_A_PROCESS = """
+import json, sys
+import jax, jax.numpy as jnp, numpy as np
+from verification.core import cache, evaluate
+
+cache.enable()
+
+@jax.jit
+def program(a, x):
+  return {"y": a * jnp.sin(x) + jnp.cos(x) ** 2}
+
+class NoHits(list):  # plants a keeper that cannot tell what JAX's cache read back
+  def __getitem__(self, i):
+    return 0
+
+if sys.argv[1] == "blind":
+  evaluate._CACHE_HITS = NoHits([0])
+x = np.linspace(-2.0, 2.0, 16)
+got = evaluate.kept(program, "tests.program", 2.0, x)
+hits = evaluate._CACHE_HITS[0]  # (before the program as it is runs, which JAX's cache reads back too)
+print(json.dumps({"equal": bool(np.array_equal(got["y"], program(2.0, x)["y"])), "hits": hits}))
+"""
+
+
+def test_a_program_jaxs_cache_read_back_is_not_kept_and_a_kept_one_that_fails_is_run_as_it_is(tmp_path):
+  # On the CPU an executable that JAX's persistent cache read back serialises without its kernels: kept, it
+  # would read back and fail ("Function ... not found"). So only a program compiled in the process is kept,
+  # and a kept program is waited for, so one that fails falls back to the program as it is.
+  env = {**environment(), cache.ENV: str(tmp_path)}
+
+  def run(mode: str = "keep") -> dict:
+    done = subprocess.run([sys.executable, "-c", _IN_A_PROCESS, mode], capture_output=True, text=True, env=env,
+                          timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return json.loads(done.stdout.splitlines()[-1])
+
+  def entries() -> list:
+    return list(tmp_path.rglob(f"{cache.PROGRAMS}/*/*.xla"))
+
+  assert run() == {"equal": True, "hits": 0} and len(entries()) == 1  # compiled here: kept
+  entries()[0].unlink()
+  assert run() == {"equal": True, "hits": 1} and entries() == [], "read back from JAX's cache: not kept"
+  assert run("blind")["equal"] and len(entries()) == 1  # a keeper blind to it keeps the broken executable
+  assert run() == {"equal": True, "hits": 1}, "the kept program failed and the program ran as it is"
 
 
 def _cli(args: list[str], cache_dir, out) -> subprocess.CompletedProcess:
@@ -80,7 +133,7 @@ def test_only_the_reference_target_keeps_programs_and_a_changed_class_is_traced_
   cache_dir = tmp_path / "cache"
   first = _cli(["--only", "Sigmoid"], cache_dir, tmp_path / "first.json")
   assert first.returncode == 0, first.stdout + first.stderr
-  kept = {p: p.stat().st_mtime_ns for p in cache_dir.rglob(f"{cache.PROGRAMS}/*/*.jaxexport")}
+  kept = {p: p.stat().st_mtime_ns for p in cache_dir.rglob(f"{cache.PROGRAMS}/*/*.xla")}
   assert kept, "the reference target's worker keeps its programs"
   second = _cli(["--only", "Sigmoid"], cache_dir, tmp_path / "second.json")
   assert second.returncode == 0, second.stdout + second.stderr

@@ -21,14 +21,15 @@ reference's, whose code is the project's own and part of the key, and only as a 
 the reference target (the 16-bit sweeps' reference in float64, every quantity), against 5 MB of compiled
 programs; the whole keyed directory goes when the code or JAX changes (and after 14 days unused).
 
-The reference target's traced programs are kept there too (``reference-programs/``): tracing and lowering a
-program is most of what checking a candidate costs once its compilation is cached, so a worker checking the
-reference target, and a judge for the reference's own programs, export each shared program once
-(``jax.export``, keyed by what builds it, the surrogate's class and static parameters, the abstract values of its
-arguments and the machine, under the keyed directory) and a later run reads it back (:func:`load_program`,
-:func:`save_program`, :func:`verification.core.evaluate.kept`); 3.6 MB in 486 files for the reference target.
-No other worker reads or writes them: a registry surrogate a library hands on may come from a module that
-changed its class, and is traced as it is (``tests/test_kept_programs.py``).
+The reference target's compiled programs are kept there too (``reference-programs/``): tracing, lowering and
+looking a program up in the compilation cache is most of what checking a candidate costs once its compilation
+is cached, so a worker checking the reference target, and a judge for the reference's own programs, save each
+shared program's executable once compiled (``jax.experimental.serialize_executable``), keyed by what builds it,
+the surrogate's class and static parameters, the abstract values of its arguments and the machine, under the
+keyed directory, and a later run reads it back and calls it (:func:`load_program`, :func:`save_program`,
+:func:`verification.core.evaluate.kept`); 24 MB in 499 files for the reference target. No other worker reads or
+writes them: a registry surrogate a library hands on may come from a module that changed its class, and is
+traced as it is (``tests/test_kept_programs.py``).
 
 A directory set by the user (``jax_compilation_cache_dir`` or ``JAX_COMPILATION_CACHE_DIR``) is left
 as it is. Every compilation is cached (``jax_persistent_cache_min_compile_time_secs = 0``): most of
@@ -43,6 +44,7 @@ import functools
 import hashlib
 import os
 import pathlib
+import pickle
 import shutil
 import threading
 import time
@@ -299,17 +301,27 @@ def program_key(*parts: str) -> str:
   return _digest(*parts, _machine(), str(jax.config.jax_enable_x64))
 
 
-def load_program(key: str) -> bytes | None:
-  """A program saved under ``key`` (``jax.export``'s serialised form), or None."""
-  path = _entry(PROGRAMS, key, ".jaxexport")
+def load_program(key: str) -> Any | None:
+  """The compiled program saved under ``key``, loaded and callable; None where there is none or it does not read
+  back (a digest that does not match its bytes: torn or changed, never handed to XLA)."""
+  path = _entry(PROGRAMS, key, ".xla")
   try:
-    return path.read_bytes() if path is not None else None
-  except OSError:
+    data = path.read_bytes() if path is not None else b""
+    if len(data) <= 32 or hashlib.sha256(data[32:]).digest() != data[:32]:
+      return None
+    from jax.experimental import serialize_executable
+
+    return serialize_executable.deserialize_and_load(*pickle.loads(data[32:]))
+  except Exception:
     return None
 
 
-def save_program(key: str, data: bytes) -> None:
-  """Saves a program under ``key`` (:func:`_write`); nothing where the cache is off."""
-  path = _entry(PROGRAMS, key, ".jaxexport")
+def save_program(key: str, compiled: Any) -> None:
+  """Saves a compiled program (``jax.stages.Compiled``) under ``key``, its bytes after their SHA-256
+  (:func:`_write`); nothing where the cache is off."""
+  path = _entry(PROGRAMS, key, ".xla")
   if path is not None:
-    _write(path, lambda f: f.write(data))
+    from jax.experimental import serialize_executable
+
+    data = pickle.dumps(serialize_executable.serialize(compiled))
+    _write(path, lambda f: f.write(hashlib.sha256(data).digest() + data))

@@ -20,9 +20,10 @@ The checks' other programs (the transformed VJPs, the shapes of the forward) are
 way through :meth:`Evaluator.program`. Compiled programs are kept per process (:data:`_SHARED`), and
 the persistent compilation cache (:mod:`verification.core.cache`) keeps them across processes and runs.
 
-Traced programs kept: tracing and lowering a program is most of what checking a candidate costs once its
-compilation is cached. Where a worker checks the reference target, and in a judge for the reference's own
-programs (``keep_programs``), each shared program is traced once by ``jax.export`` and saved, keyed by what
+Compiled programs kept: tracing, lowering and looking a program up in the compilation cache is most of what
+checking a candidate costs once its compilation is cached. Where a worker checks the reference target, and in a
+judge for the reference's own programs (``keep_programs``), each shared program's executable is saved once
+compiled (``jax.experimental.serialize_executable``), keyed by what
 builds it, the surrogate's class and static parameters, the abstract values of its arguments, the machine
 and the keyed directory's code and JAX versions; a later run reads it back and calls it (:func:`kept`). Only
 there: a registry surrogate anywhere else may come from a module that changed the class, and must be traced
@@ -174,33 +175,53 @@ def _shared_name(key: tuple, build: Callable) -> str | None:
   return f"{name} of {cls.__module__}.{cls.__qualname__}{static!r} P={has_p} sg={has_sg}"
 
 
+#: Programs this process read back from JAX's persistent compilation cache: such an executable does not serialise
+#: whole on the CPU (read back in a later process, it fails with "Function ... not found"), so :func:`kept` saves
+#: only what it compiled itself.
+_CACHE_HITS = [0]
+
+
+def _count_cache_hit(event: str, **_: Any) -> None:
+  if event == "/jax/compilation_cache/cache_hits":
+    _CACHE_HITS[0] += 1
+
+
+jax.monitoring.register_event_listener(_count_cache_hit)
+
+
+def _kept_program(fn: Callable) -> Callable:
+  """``fn`` under a program name of its own: JAX's compilation cache holds the kept programs apart from the same
+  programs compiled elsewhere (a plain run's), so a process that keeps one compiles it itself the first time."""
+  def kept_program(*args: Any) -> Any:
+    return fn(*args)
+
+  return jax.jit(kept_program)
+
+
 def kept(fn: Callable, name: str, *args: Any) -> Any:
   """``fn(*args)`` (``fn`` a ``jax.jit`` function whose program ``name`` identifies across processes, with
-  the abstract values of ``args``), its program traced once by ``jax.export`` and kept on disk
-  (:func:`verification.core.cache.save_program`; see the module): a later run reads it back and calls it
-  instead of tracing. Where that cannot be done (exported, serialised: ``flatbuffers`` missing, read back or
-  called), ``fn(*args)`` as it is. For the reference target's programs only: its candidates are the project's
+  the abstract values of ``args``), its program compiled once and the executable kept on disk
+  (:func:`verification.core.cache.save_program`; see the module): a later run reads it back and calls it,
+  neither tracing, lowering nor compiling. Where that cannot be done (compiled, serialised, read back or
+  run), ``fn(*args)`` as it is. For the reference target's programs only: its candidates are the project's
   own surrogates."""
-  from jax import export
-
   leaves, tree = jax.tree_util.tree_flatten(args)
   k = (name, tree, tuple((tuple(a.shape), str(a.dtype), bool(a.weak_type)) for a in map(jax.typeof, leaves)))
   if k not in _KEPT:  # (the key on disk is hashed once per program and process, not per call)
     try:
       saved_as = cache.program_key(name, str(tree), repr(list(k[2])))
-      data = cache.load_program(saved_as)
-      if data is not None:
-        exported = export.deserialize(bytearray(data))
-      else:
-        exported = export.export(fn)(*args)
-        cache.save_program(saved_as, exported.serialize())
-      _KEPT[k] = jax.jit(exported.call)
+      _KEPT[k] = cache.load_program(saved_as)
+      if _KEPT[k] is None:
+        hits = _CACHE_HITS[0]
+        _KEPT[k] = _kept_program(fn).lower(*args).compile()
+        if _CACHE_HITS[0] == hits:
+          cache.save_program(saved_as, _KEPT[k])
     except Exception:
       _KEPT[k] = None  # (what ``fn`` makes of these arguments is the outcome)
   call = _KEPT[k]
   if call is not None:
-    try:
-      return call(*args)
+    try:  # (waited for: an executable that fails, fails here)
+      return jax.block_until_ready(call(*args))
     except Exception:
       _KEPT[k] = None
   return fn(*args)
