@@ -198,6 +198,14 @@ def _kept_program(fn: Callable) -> Callable:
   return jax.jit(kept_program)
 
 
+def _abstract(a: Any) -> tuple[tuple[int, ...], str, bool]:
+  """An argument's shape, dtype and weak type (a NumPy array's read directly: the checks pass thousands)."""
+  if type(a) is np.ndarray:
+    return a.shape, a.dtype.name, False
+  t = jax.typeof(a)
+  return tuple(t.shape), str(t.dtype), bool(t.weak_type)
+
+
 def kept(fn: Callable, name: str, *args: Any) -> Any:
   """``fn(*args)`` (``fn`` a ``jax.jit`` function whose program ``name`` identifies across processes, with
   the abstract values of ``args``), its program compiled once and the executable kept on disk
@@ -206,7 +214,7 @@ def kept(fn: Callable, name: str, *args: Any) -> Any:
   run), ``fn(*args)`` as it is. For the reference target's programs only: its candidates are the project's
   own surrogates."""
   leaves, tree = jax.tree_util.tree_flatten(args)
-  k = (name, tree, tuple((tuple(a.shape), str(a.dtype), bool(a.weak_type)) for a in map(jax.typeof, leaves)))
+  k = (name, tree, tuple(map(_abstract, leaves)))
   if k not in _KEPT:  # (the key on disk is hashed once per program and process, not per call)
     try:
       saved_as = cache.program_key(name, str(tree), repr(list(k[2])))

@@ -189,15 +189,15 @@ def packed_against(values: np.ndarray, expected: np.ndarray) -> np.ndarray:
   e = np.ascontiguousarray(expected)
   if v.dtype != e.dtype or v.shape != e.shape:
     raise ValueError(f"packed against an array of dtype {e.dtype} and shape {e.shape}: got {v.dtype} {v.shape}")
-  raw = np.bitwise_xor(v.view(np.uint8), e.view(np.uint8))
-  return np.frombuffer(zlib.compress(raw.tobytes(), 1), np.uint8)
+  raw = np.bitwise_xor(v.reshape(-1).view(np.uint8), e.reshape(-1).view(np.uint8))
+  return np.frombuffer(zlib.compress(raw, 1), np.uint8)
 
 
 def unpacked_against(packed: np.ndarray, expected: np.ndarray) -> np.ndarray:
   """The array :func:`packed_against` packed against ``expected`` (raises :class:`TapeError` on anything else)."""
   e = np.ascontiguousarray(expected)
   try:
-    raw = zlib.decompressobj().decompress(np.asarray(packed, np.uint8).tobytes(), e.nbytes + 1)
+    raw = zlib.decompressobj().decompress(np.ascontiguousarray(packed, np.uint8), e.nbytes + 1)
   except zlib.error as exc:
     raise TapeError(f"a packed array that cannot be unpacked ({exc})") from None
   if len(raw) != e.nbytes:
