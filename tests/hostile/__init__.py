@@ -133,7 +133,7 @@ SET_ORDERED = {_Loose("set: correct a", spike()), _Loose("set: half gradient", _
                _Loose("set: correct b", spike()), _Loose("set: correct c", spike()),
                _Loose(f"set: made in process {os.getpid()}", spike())}
 #: The first candidate finishes, then the run hangs: a killed run must leave the first one's JSON.
-INCREMENTAL = [correct("first"), sigmoid("hangs", _hang)]
+INCREMENTAL = [correct("first"), correct("second"), sigmoid("hangs", _hang)]
 EMPTY: list = []
 DUPLICATE_LABELS = [correct("same"), correct("same"), correct("other")]
 
