@@ -1,5 +1,6 @@
-"""The reference target's traced programs kept across runs (``verification.core.evaluate.kept``): read back, a
-program gives what tracing it gives, without tracing; an entry that cannot be read is traced again; only the
+"""The reference target's compiled programs kept across runs (``verification.core.evaluate.kept``): read back, a
+program gives what tracing it gives, without tracing; an entry that cannot be read is traced again; an
+executable JAX's cache read back is not kept, and a kept one that fails runs the program as it is; only the
 reference target's worker (and a judge, for the reference's own programs) reads or writes them, so a module
 that changed a reference class is judged on what it changed."""
 

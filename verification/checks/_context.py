@@ -40,9 +40,9 @@ _REFERENCE_LOCK = threading.Lock()
 
 def reference_evaluator(ref: surrogates.Surrogate) -> Evaluator:
   """One evaluator per reference surrogate, shared (its compiled bundles are reused); its values are kept on
-  disk across runs (:meth:`Evaluator._saved_outputs`), and in a judge, where no candidate code runs, its traced
+  disk across runs (:meth:`Evaluator._saved_outputs`), and in a judge, where no candidate code runs, its compiled
   programs too: the same programs as the reference target's worker keeps, so either process reads back what
-  the other traced and compiled."""
+  the other compiled."""
   from verification.core import cache
 
   with _REFERENCE_LOCK:

@@ -289,7 +289,7 @@ def save_values(key: str, values: dict[str, Any]) -> None:
 # The reference target's programs
 # ---------------------------------------------------------------------------------------------
 
-#: The subdirectory of the keyed directory that holds the reference target's traced programs (written and read
+#: The subdirectory of the keyed directory that holds the reference target's compiled programs (written and read
 #: only where no code but the project's runs: a worker checking the reference target and a judge,
 #: :class:`verification.core.evaluate.Evaluator`'s ``keep_programs``).
 PROGRAMS = "reference-programs"

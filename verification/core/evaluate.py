@@ -104,8 +104,9 @@ REGISTERED = frozenset(surrogates.REGISTRY.values())
 #: (key, build) -> the jitted ``(params, *args) -> build(rebuilt candidate, *args)``, or None where
 #: tracing the parameters failed (that key then compiles per parameter set).
 _SHARED: dict[tuple, Callable | None] = {}
-#: A kept program (:func:`kept`: its name, the arguments' tree and abstract values) -> its call (``jax.jit`` of
-#: the exported program), or None where exporting or calling it failed (the program is traced as it is).
+#: A kept program (:func:`kept`: its name, the arguments' tree and abstract values) -> its compiled executable
+#: (read back or compiled here), or None where compiling, loading or running it failed (the program is called as
+#: it is).
 _KEPT: dict[tuple, Callable | None] = {}
 _SHARED_LOCK = threading.Lock()
 
@@ -165,9 +166,11 @@ def _program_name(build: Callable) -> str | None:
   return name
 
 
+@functools.cache
 def _shared_name(key: tuple, build: Callable) -> str | None:
   """A name of the program ``build`` of the shared ``key`` (:func:`_shared_builder`) that identifies it across
-  processes, or None where ``build`` has none (a lambda or a nested function without ``program_name``)."""
+  processes, or None where ``build`` has none (a lambda or a nested function without ``program_name``); made once
+  per program and process (every call of a kept program asks for it)."""
   name = _program_name(build)
   if name is None:
     return None

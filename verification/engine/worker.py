@@ -576,7 +576,7 @@ class Worker:
       self.done(label, dirty)
       return
     # (the run's provenance names a dtype the platform lacks); the reference target's candidates are the project's
-    # own surrogates and this worker runs nothing else: their traced programs are kept across runs
+    # own surrogates and this worker runs nothing else: their compiled programs are kept across runs
     # (verification.core.evaluate)
     opts = {**opts, "dtypes": tuple(dtypes), "keep_programs": bool(opts.get("is_reference"))}
     threads = set(threading.enumerate())
