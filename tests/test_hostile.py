@@ -565,5 +565,7 @@ def test_a_record_crosses_the_parent_as_bytes_and_a_wrong_size_is_refused():
       Channel(b, "t").messages()  # a fresh reader each time: what is left of a refused message is not read on
     with contextlib.suppress(BlockingIOError):
       b.recv(1 << 16, socket.MSG_DONTWAIT)
-  with pytest.raises(Exception, match="not JSON"):
+  with pytest.raises(Exception, match="does not start with the length"):
     Tape("replay").add(b"[not json")
+  with pytest.raises(Exception, match="not JSON"):
+    Tape("replay").add(len(b"[not json").to_bytes(8, "big") + b"[not json")

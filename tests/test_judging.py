@@ -9,7 +9,6 @@ candidate has no code to run.
 
 from __future__ import annotations
 
-import json
 import math
 
 import jax
@@ -43,13 +42,13 @@ def test_a_check_judged_from_the_record_gives_the_result_judged_next_to_the_cand
     assert (j.check, j.status, j.message) == (d.check, d.status, d.message), (d.check, d.message, j.message)
 
 
-def test_the_record_is_data_that_survives_json():
+def test_the_record_is_data_that_survives_its_bytes():
   payload = np.frombuffer(np.uint64(0x7FF8_0000_0000_0ABC).tobytes(), np.float64)
   values = {"zeros": np.array([0.0, -0.0]), "nan": payload,
             "bf16": np.array([1.5, -2.0], ml_dtypes.bfloat16), "scalar": np.float32(3.5), "float": -0.0,
             "nested": ({"a": [1, None, True, "s"]},), "not": NotImplementedError("no rule"),
             "mine": CandidateError("g raised"), "abort": KeyboardInterrupt("stop")}
-  back = T.decode(json.loads(json.dumps(T.encode(values))))
+  back = T.decode(T.loads(T.dumps([T.encode(values)]))[0])
   assert np.signbit(back["zeros"]).tolist() == [False, True]
   assert back["nan"].tobytes() == values["nan"].tobytes()
   assert back["bf16"].dtype == ml_dtypes.bfloat16 and back["bf16"].tolist() == [1.5, -2.0]
@@ -61,6 +60,29 @@ def test_the_record_is_data_that_survives_json():
   # what is not an array of numbers becomes an exception value, the rest is kept
   odd = T.decode(T.encode({"ok": np.ones(2), "odd": np.array([object()])}))
   assert odd["ok"].tolist() == [1.0, 1.0] and isinstance(odd["odd"], CandidateError)
+
+
+def test_a_record_whose_bytes_do_not_hold_what_its_entries_say_is_refused():
+  """The arrays' bytes follow the JSON, referred to by offset and length: a reference past the end, one that is
+  not one, a length that is not the array's, or an array given as text is a record that cannot be read."""
+  body = T.dumps([["k:1", ["ok", T.encode(np.arange(4.0))]]])
+  assert T.decode(T.loads(body)[0][1][1]).tolist() == [0.0, 1.0, 2.0, 3.0]
+  head = int.from_bytes(body[:8], "big")
+  text = body[8:8 + head].decode()
+  assert '{"b":[0,32]}' in text and len(body) == 8 + head + 32  # the 32 bytes, not base64 of them
+
+  def forged(new: str, data: bytes = body[8 + head:]) -> bytes:
+    return len(new).to_bytes(8, "big") + new.encode() + data
+
+  for bad in ('{"b":[0,33]}', '{"b":[-8,32]}', '{"b":[0,32],"c":1}', '{"b":"0"}', '{"x":[0,32]}'):
+    with pytest.raises(T.TapeError, match="reference"):
+      T.loads(forged(text.replace('{"b":[0,32]}', bad)))
+  for bad in ('{"b":[0,24]}', '"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="'):  # a size that is not the shape's; text
+    entries = T.loads(forged(text.replace('{"b":[0,32]}', bad)))
+    with pytest.raises(T.TapeError):
+      T.decode(entries[0][1][1])
+  with pytest.raises(T.TapeError, match="length"):
+    T.loads((1 << 40).to_bytes(8, "big") + body[8:])
 
 
 def test_keys_tell_apart_what_values_do_not():

@@ -7,8 +7,8 @@ as a small block. The values are the transforms' base points (both signs, ±0, �
 either side of them, random values), placed by a seeded generator that both processes run
 (:func:`large_positions`), so the judge knows the value at every position without the input crossing
 between them. The worker records the outputs packed against the block's outputs at the same positions
-(:func:`verification.core.tape.packed_against`: a few kilobytes where they agree, every differing byte
-where they do not), so the judge restores them exactly and compares them itself. Tolerance: H exact; g
+(:func:`verification.core.tape.packed_against`: nothing where they agree, every differing element where
+they do not), so the judge restores them exactly and compares them itself. Tolerance: H exact; g
 ``K_WIRING·eps(float32)·peak·2`` (the same formula at another size may round its last products
 differently). A chunked implementation that drops or repeats a tail, or one that reads a stale buffer at
 large sizes, fails with the first index where it differs.

@@ -20,19 +20,18 @@ inputs the judge did not ask for they are never looked at, and a record that lac
 asks for is an ``error``. The recording side hands the check the values as they will be replayed
 (encoded, then decoded), so both sides see the same data.
 
-The record travels as JSON (:meth:`Tape.take`, :meth:`Tape.add`): arrays as base64 of their bytes with
-a dtype from a fixed list, exceptions as their type's name, kind and message. Nothing is unpickled.
+The record travels as bytes (:func:`dumps`, :func:`loads`): its entries as JSON, with each array's raw
+bytes after the JSON (referred to by offset and length, never base64) and a dtype from a fixed list;
+exceptions as their type's name, kind and message. Nothing is unpickled.
 """
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import functools
 import hashlib
 import json
 import struct
-import zlib
 from collections.abc import Callable
 from typing import Any
 
@@ -98,7 +97,8 @@ def _text(exc: BaseException) -> tuple[str, str]:
 
 
 def encode(value: Any) -> Any:
-  """A result as JSON values (tagged lists); what cannot be recorded becomes an exception value."""
+  """A result as JSON values (tagged lists) and, for an array, its bytes (a copy taken now); what cannot be
+  recorded becomes an exception value."""
   if value is None:
     return ["n"]
   if isinstance(value, bool | np.bool_):
@@ -116,8 +116,7 @@ def encode(value: Any) -> Any:
     name = "bfloat16" if a.dtype == DTYPES["bfloat16"] else a.dtype.name
     if name not in DTYPES:  # an object array, say
       return _unrecordable(f"an array of dtype {a.dtype}")
-    raw = base64.b64encode(np.ascontiguousarray(a).tobytes()).decode("ascii")
-    return ["g" if isinstance(value, np.generic) else "a", name, list(a.shape), raw]
+    return ["g" if isinstance(value, np.generic) else "a", name, list(a.shape), np.ascontiguousarray(a).tobytes()]
   if isinstance(value, tuple | list):
     return ["t" if isinstance(value, tuple) else "l", [encode(v) for v in value]]
   if isinstance(value, dict) and all(isinstance(k, str) for k in value):
@@ -161,8 +160,9 @@ def decode(data: Any) -> Any:
       name, shape, raw = data[1:4]
       if name not in DTYPES or not all(isinstance(n, int) and n >= 0 for n in shape):
         raise TapeError(f"an array of dtype {str(name)[:40]!r} and shape {str(shape)[:80]}")
-      buffer = base64.b64decode(raw, validate=True)
-      a = np.frombuffer(buffer, DTYPES[name]).reshape(shape).copy()
+      if not isinstance(raw, bytes | memoryview):
+        raise TapeError(f"an array whose data is a {type(raw).__name__}, not bytes")
+      a = np.frombuffer(raw, DTYPES[name]).reshape(shape).copy()
       return a[()] if tag == "g" else a
     if tag in ("t", "l"):
       items = [decode(v) for v in data[1]]
@@ -179,30 +179,90 @@ def decode(data: Any) -> Any:
   raise TapeError(f"a value with the unknown tag {str(tag)[:20]!r}")
 
 
+_LENGTH = struct.Struct("!Q")
+
+
+def dumps(entries: list[Any]) -> bytes:
+  """Entries of the record (:meth:`Tape.take`) as the bytes that cross to the judge: an 8-byte length, the
+  entries as JSON where each array's bytes are ``{"b": [offset, length]}``, then those bytes. Anything else
+  JSON cannot hold is written as its ``repr``."""
+  chunks: list[bytes] = []
+  size = 0
+
+  def placed(o: Any) -> Any:
+    nonlocal size
+    if isinstance(o, bytes | bytearray | memoryview):
+      n = memoryview(o).nbytes
+      chunks.append(o)
+      size += n
+      return {"b": [size - n, n]}
+    return repr(o)
+
+  head = json.dumps(entries, default=placed, separators=(",", ":")).encode()
+  return b"".join([_LENGTH.pack(len(head)), head, *chunks])
+
+
+def loads(body: bytes | bytearray | memoryview) -> Any:
+  """The entries :func:`dumps` wrote (checked for shape by :meth:`Tape.add`; arrays are views of ``body`` until
+  decoded). Raises :class:`TapeError` on bytes that are not such a record."""
+  view = memoryview(body).cast("B")
+  if len(view) < _LENGTH.size or _LENGTH.unpack_from(view)[0] > len(view) - _LENGTH.size:
+    raise TapeError(f"a record of {len(view):,} bytes that does not start with the length of its entries")
+  end = _LENGTH.size + _LENGTH.unpack_from(view)[0]
+  data = view[end:]
+
+  def placed(d: dict) -> memoryview:
+    where = d.get("b") if len(d) == 1 else None
+    if not (isinstance(where, list) and len(where) == 2 and all(type(n) is int and n >= 0 for n in where)
+            and where[0] + where[1] <= len(data)):
+      raise TapeError(f"a reference to the record's data that is not one: {str(d)[:80]}")
+    return data[where[0]:where[0] + where[1]]
+
+  try:
+    return json.loads(bytes(view[_LENGTH.size:end]), object_hook=placed)
+  except (ValueError, RecursionError) as exc:
+    raise TapeError(f"a record that is not JSON ({type(exc).__name__}: {str(exc)[:80]})") from None
+
+
+def _elements(a: np.ndarray) -> np.ndarray:
+  """The elements of a contiguous array as unsigned integers of their size (rows of bytes for 16-byte ones):
+  equal exactly where the bytes are (-0.0 is not 0.0, NaN payloads count)."""
+  flat = a.reshape(-1)
+  size = a.dtype.itemsize
+  return flat.view(f"u{size}") if size in (1, 2, 4, 8) else flat.view(np.uint8).reshape(flat.size, size)
+
+
 def packed_against(values: np.ndarray, expected: np.ndarray) -> np.ndarray:
-  """``values`` (an output of the candidate) on the record in few bytes, losslessly: the bytes of ``values``
-  XOR those of ``expected`` (an array the judge has too, of the same dtype and shape), zlib-compressed, as
-  uint8. Where the two agree the bytes are zeros and the record holds a few kilobytes for a million
-  elements; where they do not the differing bytes are all there (at most the size of ``values``), so the
-  judge restores ``values`` exactly (:func:`unpacked_against`) and decides itself."""
+  """``values`` (an output of the candidate) on the record in few bytes, losslessly: where its elements' bytes
+  differ from those of ``expected`` (an array the judge has too, of the same dtype and shape), their positions
+  (uint32) then their bytes, as uint8. Where the two agree the record holds nothing; where they do not every
+  differing element is there, so the judge restores ``values`` exactly (:func:`unpacked_against`) and decides
+  itself."""
   v = np.ascontiguousarray(values)
   e = np.ascontiguousarray(expected)
-  if v.dtype != e.dtype or v.shape != e.shape:
+  if v.dtype != e.dtype or v.shape != e.shape or v.size >= 1 << 32:
     raise ValueError(f"packed against an array of dtype {e.dtype} and shape {e.shape}: got {v.dtype} {v.shape}")
-  raw = np.bitwise_xor(v.reshape(-1).view(np.uint8), e.reshape(-1).view(np.uint8))
-  return np.frombuffer(zlib.compress(raw, 1), np.uint8)
+  got = _elements(v)
+  differ = got != _elements(e)
+  where = np.flatnonzero(differ if differ.ndim == 1 else differ.any(axis=1)).astype(np.uint32)
+  return np.concatenate([where.view(np.uint8), np.ascontiguousarray(got[where]).reshape(-1).view(np.uint8)])
 
 
 def unpacked_against(packed: np.ndarray, expected: np.ndarray) -> np.ndarray:
   """The array :func:`packed_against` packed against ``expected`` (raises :class:`TapeError` on anything else)."""
   e = np.ascontiguousarray(expected)
-  try:
-    raw = zlib.decompressobj().decompress(np.ascontiguousarray(packed, np.uint8), e.nbytes + 1)
-  except zlib.error as exc:
-    raise TapeError(f"a packed array that cannot be unpacked ({exc})") from None
-  if len(raw) != e.nbytes:
-    raise TapeError(f"a packed array of {len(raw)} bytes where {e.nbytes} were expected")
-  return np.bitwise_xor(np.frombuffer(raw, np.uint8), e.view(np.uint8)).view(e.dtype).reshape(e.shape)
+  raw = np.ascontiguousarray(packed).reshape(-1)
+  width = 4 + e.dtype.itemsize
+  if raw.dtype != np.uint8 or raw.size % width:
+    raise TapeError(f"a packed array of {raw.size} {raw.dtype} that is not whole positions and elements of "
+                    f"{e.dtype.itemsize} bytes")
+  k = raw.size // width
+  where = raw[:4 * k].view(np.uint32)
+  if k and (int(where[-1]) >= e.size or not np.all(where[1:] > where[:-1])):
+    raise TapeError(f"a packed array whose positions are not increasing positions of an array of {e.size}")
+  out = e.copy()
+  _elements(out)[where] = raw[4 * k:].view(_elements(e).dtype).reshape(_elements(e)[:k].shape)
+  return out
 
 
 # -------------------------------------------------------------------------------------------------
@@ -292,18 +352,16 @@ class Tape:
     return value
 
   def take(self) -> list[list[Any]]:
-    """Recording: the entries since the last ``take`` (JSON values), for the judge."""
+    """Recording: the entries since the last ``take`` (JSON values and arrays' bytes: :func:`dumps`), for the
+    judge."""
     segment, self._segment = self._segment, []
     return segment
 
   def add(self, segment: Any) -> None:
-    """Replaying: entries from the worker, as JSON values or the bytes of their JSON (checked for shape; the
-    values are decoded when asked for)."""
-    if isinstance(segment, bytes | bytearray):
-      try:
-        segment = json.loads(segment)
-      except (ValueError, RecursionError) as exc:
-        raise TapeError(f"a record that is not JSON ({type(exc).__name__}: {str(exc)[:80]})") from None
+    """Replaying: entries from the worker, as :meth:`take` gave them or as the bytes :func:`dumps` made of them
+    (checked for shape; the values are decoded when asked for)."""
+    if isinstance(segment, bytes | bytearray | memoryview):
+      segment = loads(segment)
     if not isinstance(segment, list):
       raise TapeError("a record that is not a list of entries")
     for item in segment:

@@ -467,12 +467,12 @@ class Judge(Process):
 
   def __init__(self, options: Options):
     super().__init__(options, {})
-    self.outbox: deque[bytes] = deque()
+    self.outbox: deque[memoryview] = deque()
     #: Why its channel cannot be written to (it has ended), or None.
     self.broken: str | None = None
 
   def post(self, message: Any) -> None:
-    self.outbox.append(protocol.frame(message))
+    self.outbox.append(memoryview(protocol.frame(message)))
     self.flush()
 
   def flush(self) -> None:
@@ -483,7 +483,7 @@ class Judge(Process):
         self.broken = f"its channel is closed ({exc.strerror or exc})"
         return
       if sent < len(self.outbox[0]):
-        self.outbox[0] = self.outbox[0][sent:]
+        self.outbox[0] = self.outbox[0][sent:]  # a view: what is left is not copied
         return
       self.outbox.popleft()
 

@@ -15,11 +15,11 @@ deliberate forgery). The parent checks the order of the messages too (:class:`Se
 * worker to parent: ``("ready", environment)``, ``("catalogue", data)`` in answer to ``list``,
   ``("start", label, phase)`` before each phase (loading, sanity, each check, curves), then per check
   ``("record", label, check, size, spoiled, seconds)`` followed by a frame of ``size`` bytes, the record's
-  entries as JSON (the candidate's outputs for the judge: :mod:`verification.core.tape`; the parent passes
-  these bytes on to the judge as they came, without reading them), or ``("result", label, record)`` (a
-  failure the worker saw itself; any verdict only for a candidate judged in its worker), ``("curve", label,
-  curve)``, and ``("done", label, dirty_reason, profile)`` (:mod:`verification.engine.profile`), or
-  ``("refused", label, reason)``.
+  entries (the candidate's outputs for the judge, as :func:`verification.core.tape.dumps` writes them: JSON
+  and the arrays' bytes; the parent passes these bytes on to the judge as they came, without reading them),
+  or ``("result", label, record)`` (a failure the worker saw itself; any verdict only for a candidate judged
+  in its worker), ``("curve", label, curve)``, and ``("done", label, dirty_reason, profile)``
+  (:mod:`verification.engine.profile`), or ``("refused", label, reason)``.
 
 The judge process (:mod:`verification.engine.judge`) uses the same frames: the parent's messages pickled
 (queued and sent as the judge reads them: :func:`frame`, :meth:`Channel.send_some`), the judge's JSON.
@@ -31,6 +31,7 @@ objects, which have no default pickling, are rebuilt from their function and rul
 
 from __future__ import annotations
 
+import io
 import json
 import pickle
 import select
@@ -68,14 +69,15 @@ class Channel:
   def close(self) -> None:
     self.sock.close()
 
-  def _send_frame(self, body: bytes, timeout: float | None) -> None:
-    self._send_framed(_HEADER.pack(len(body)) + body, timeout)
+  def _send_frame(self, body: bytes) -> None:
+    if len(body) < 1 << 16:
+      self.sock.sendall(_HEADER.pack(len(body)) + body)
+    else:  # not copied to join its length
+      self.sock.sendall(_HEADER.pack(len(body)))
+      self.sock.sendall(body)
 
-  def _send_framed(self, framed: bytes, timeout: float | None) -> None:
+  def _send_framed(self, framed: bytes | memoryview, timeout: float) -> None:
     data = memoryview(framed)
-    if timeout is None:
-      self.sock.sendall(data)
-      return
     deadline = time.monotonic() + timeout
     while data:
       try:
@@ -89,7 +91,7 @@ class Channel:
     """Sends a pickled message to the worker (the parent's socket is non-blocking: at most ``timeout``)."""
     self._send_framed(frame(message), timeout)
 
-  def send_some(self, data: bytes) -> int:
+  def send_some(self, data: bytes | memoryview) -> int:
     """Sends what the socket takes now of a :func:`frame` (never blocks); the number of bytes sent."""
     try:
       return self.sock.send(data, socket.MSG_DONTWAIT)
@@ -121,7 +123,8 @@ class Channel:
         raise ProtocolError(f"a message announced as {size:,} bytes, over the limit of {MAX_MESSAGE:,}")
       if len(self.buffer) < _HEADER.size + size:
         break
-      body = bytes(self.buffer[_HEADER.size:_HEADER.size + size])
+      with memoryview(self.buffer) as view:  # one copy (a slice of the bytearray would be a second)
+        body = bytes(view[_HEADER.size:_HEADER.size + size])
       del self.buffer[:_HEADER.size + size]
       if self.pending is not None:  # a record's entries: bytes for the judge, not read here
         message, self.pending = self.pending, None
@@ -157,34 +160,41 @@ class Channel:
   # the worker's side
   def put(self, *message: Any) -> None:
     """Sends ``[token, *message]`` as JSON to the parent (blocking)."""
-    self._send_frame(json.dumps([self.token, *message], default=repr).encode(), None)
+    self._send_frame(json.dumps([self.token, *message], default=repr).encode())
 
   def put_record(self, label: str, check: str, entries: list[Any], spoiled: str | None, seconds: float) -> None:
-    """Sends a ``record`` message, then its entries as a frame of JSON (blocking)."""
-    body = json.dumps(entries, default=repr).encode()
+    """Sends a ``record`` message, then its entries as a frame of their bytes (blocking)."""
+    from verification.core.tape import dumps
+
+    body = dumps(entries)
     self.put("record", label, check, len(body), spoiled, seconds)
-    self._send_frame(body, None)
+    self._send_frame(body)
 
   def receive(self) -> Any:
     """The parent's next message (blocking); EOFError once it has closed the channel."""
     header = self._exactly(_HEADER.size)
     return pickle.loads(self._exactly(_HEADER.unpack(header)[0]))
 
-  def _exactly(self, n: int) -> bytes:
-    chunks, left = [], n
-    while left:
-      data = self.sock.recv(min(left, 1 << 20))
-      if not data:
-        raise EOFError
-      chunks.append(data)
-      left -= len(data)
-    return b"".join(chunks)
+  def _exactly(self, n: int) -> bytearray:
+    data = bytearray(n)
+    with memoryview(data) as view:
+      got = 0
+      while got < n:
+        k = self.sock.recv_into(view[got:])
+        if not k:
+          raise EOFError
+        got += k
+    return data
 
 
-def frame(message: Any) -> bytes:
-  """A parent's message as the bytes of one frame (:meth:`Channel.send_some`)."""
-  body = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
-  return _HEADER.pack(len(body)) + body
+def frame(message: Any) -> memoryview:
+  """A parent's message as the bytes of one frame (:meth:`Channel.send_some`), pickled in place after its length."""
+  out = io.BytesIO()
+  out.write(bytes(_HEADER.size))
+  pickle.dump(message, out, protocol=pickle.HIGHEST_PROTOCOL)
+  framed = out.getbuffer()
+  framed[:_HEADER.size] = _HEADER.pack(len(framed) - _HEADER.size)
+  return framed
 
 
 class Sequence:

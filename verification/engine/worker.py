@@ -34,6 +34,7 @@ from __future__ import annotations
 import contextlib
 import faulthandler
 import json
+import operator
 import os
 import resource
 import sys
@@ -41,6 +42,7 @@ import tempfile
 import threading
 import traceback
 import types
+from itertools import repeat
 from typing import Any
 
 from verification.engine.proctree import descendants
@@ -231,7 +233,7 @@ class State:
   def __init__(self) -> None:
     self.config = _config_snapshot()
     self.fenv = FloatEnvironment()
-    self.modules: list[tuple[str, Any, dict[str, Any]]] = []
+    self.modules: list[tuple[str, Any, tuple[str, ...], tuple[Any, ...]]] = []
     self.baseline()
 
   def baseline(self) -> None:
@@ -348,19 +350,21 @@ class State:
       if module is None or not (name in WATCHED or name == "verification" or name.startswith("verification.")):
         continue
       names = vars(module)
-      self.modules.append((name, module, dict(names)))
+      self.modules.append((name, module, *_snapshot(names)))
       if name.startswith("verification"):
         for attr, value in list(names.items()):
           if isinstance(value, type) and value.__module__ == name:
-            self.modules.append((f"{name}.{attr}", value, dict(vars(value))))
+            self.modules.append((f"{name}.{attr}", value, *_snapshot(vars(value))))
 
   def patched(self, put_back: bool = False) -> str | None:
     """What the candidate rebound or deleted in the watched modules since :meth:`watch` (put back, as
     far as a module's attributes go), or None; with ``put_back`` only the names of what was put back."""
     found = []
-    for name, owner, snapshot in self.modules:
+    for name, owner, attrs, values in self.modules:
       live = vars(owner)
-      for attr, value in snapshot.items():
+      if all(map(operator.is_, map(live.get, attrs, repeat(_MISSING)), values)):  # the common case, at C speed
+        continue
+      for attr, value in zip(attrs, values, strict=True):
         if live.get(attr, _MISSING) is not value:
           found.append(f"{name}.{attr}")
           with contextlib.suppress(Exception):
@@ -379,6 +383,12 @@ def _numpy_errors() -> dict[str, str] | None:
 
 
 _MISSING = object()
+
+
+def _snapshot(names: Any) -> tuple[tuple[str, ...], tuple[Any, ...]]:
+  """A namespace's names and the objects bound to them, in two tuples (compared by identity: :meth:`State.patched`)."""
+  items = tuple(dict(names).items())
+  return tuple(k for k, _ in items), tuple(v for _, v in items)
 
 
 def _is_array(v: Any) -> bool:
