@@ -232,8 +232,9 @@ def test_a_judge_that_ends_is_replaced_and_one_that_stops_gives_errors_for_what_
                                                                                                 monkeypatch):
   """The judge process killed while the worker computes the second check: a fresh one takes over with the
   records so far, and nothing is lost. The judge stopped (SIGSTOP) while the worker computes it: the record
-  waits past the time limit, that check is an error naming the judge, and the next candidate is judged by
-  a fresh judge."""
+  waits past the time limit, that check is an error naming the judge, and the next candidate (whose records
+  the worker, free again, queued behind it on the stopped judge) is judged afresh by a fresh judge, not
+  blamed."""
   import signal
 
   from verification.engine.runner import Options, run

@@ -265,6 +265,17 @@ def test_recent_evaluations_are_keyed_by_bytes_and_read_only():
     again["g"][0] = 5.0
 
 
+@pytest.mark.parametrize("n", [1, 3, 4095, 4096, 4097, 10_000])
+def test_inputs_are_padded_to_whole_blocks_with_their_own_values_repeated(n):
+  """The padding of an evaluation's last block repeats the input as ``np.resize`` does: a candidate sees no value
+  it was not asked about (a non-elementwise defect would otherwise see other neighbours)."""
+  from verification.core.evaluate import BLOCK, _cyclic
+
+  x = np.random.default_rng(n).normal(size=n)
+  total = -(-n // BLOCK) * BLOCK
+  assert _cyclic(x, total).tobytes() == np.resize(x, total).tobytes()
+
+
 # ---------------------------------------------------------------------------------------------
 # The profile's clock (--profile)
 # ---------------------------------------------------------------------------------------------

@@ -144,6 +144,19 @@ def _named(f: Callable, like: Callable) -> Callable:
   return f
 
 
+def _cyclic(x: np.ndarray, total: int) -> np.ndarray:
+  """``x`` repeated to ``total`` elements (``np.resize``'s values, by doubling copies: ``np.resize`` joins one copy
+  per repetition, 4,096 of them for a scalar padded to a block)."""
+  out = np.empty(total, x.dtype)
+  n = min(x.size, total)
+  out[:n] = x[:n]
+  while n < total:
+    m = min(n, total - n)
+    out[n:n + m] = out[:m]
+    n += m
+  return out
+
+
 @functools.cache
 def bundle(quantities: tuple[str, ...]) -> Callable[[Candidate, jax.Array], dict[str, jax.Array]]:
   """The program computing ``quantities`` of a candidate at x (one function per tuple: a stable key)."""
@@ -419,7 +432,7 @@ class Evaluator:
 
   def _evaluate_jax(self, x: np.ndarray, quantities: tuple[str, ...], block: int = BLOCK) -> dict:
     n = x.size
-    padded = np.resize(x, -(-max(n, 1) // block) * block) if n else np.zeros(block, x.dtype)
+    padded = _cyclic(x.reshape(-1), -(-max(n, 1) // block) * block) if n else np.zeros(block, x.dtype)
     chunks = padded.reshape(-1, block)
 
     def run(qs: tuple[str, ...]) -> dict[str, np.ndarray]:

@@ -13,7 +13,8 @@ Messages (the parent's pickled, this process's JSON with the run's token):
 
 * parent to judge: ``init`` (a dict: ``sys_path``, ``token``, ``backend``), then ``("begin", label,
   fields, options)``, ``("record", label, check, entries, spoiled, seconds)`` per check (``entries`` the
-  bytes of JSON the worker sent), ``("end", label)``, ``("stop",)``; a judge that takes over a candidate from
+  bytes the worker sent), ``("end", label)`` (possibly after the next candidate's ``begin``: a candidate's
+  records all come before it), ``("stop",)``; a judge that takes over a candidate from
   one that ended gets the earlier checks' records after ``begin``, as ``("entries", label, [entries, ...])``
   (added to its record, not judged);
 * judge to parent: ``("ready", environment)``, then ``("result", label, record, profile)`` per ``record``
@@ -180,8 +181,8 @@ def main(argv: list[str]) -> int:
               judging.tape.add(segment)
           except Exception as exc:
             current[label] = f"the records of the earlier checks cannot be read: {exc}"
-      elif kind == "end":
-        current = {}
+      elif kind == "end":  # may come after the next candidate's "begin" (the parent's worker went on to it)
+        current.pop(message[1] if len(message) > 1 else None, None)
 
 
 if __name__ == "__main__":

@@ -116,9 +116,9 @@ class _Job:
   fields: Mapping[str, Any]
   results: list[Result] = dataclasses.field(default_factory=list)
   awaiting: dict[str, float] = dataclasses.field(default_factory=dict)
-  #: The worker's records so far: a fresh judge taking over gets them first (a later check may replay an
-  #: output recorded during an earlier one).
-  history: list[bytes] = dataclasses.field(default_factory=list)
+  #: The worker's records so far, as ``(check, entries, spoiled, seconds)``: a fresh judge taking over gets
+  #: them first (a later check may replay an output recorded during an earlier one).
+  history: list[tuple[str, bytes, str | None, float]] = dataclasses.field(default_factory=list)
   worker_done: bool = False
   capture: Capture | None = None
   #: What the candidate left in its worker, which was replaced after it (a note in each of its results).
@@ -144,7 +144,9 @@ class _Pool:
   late is ended, one that died is buried (its candidate gets error results for the checks it did not
   record) and its slot gets a fresh worker for the next candidate; a judge that dies or is late gives
   errors for the checks it was judging, and is replaced. A candidate is finished when its worker is done
-  with it and the judge has answered every record.
+  with it and the judge has answered every record. A worker done with its candidate takes the next while
+  its judge still judges the last records (:attr:`judged`): the judge reads its messages in order, so the
+  earlier candidate's records come before the next one's ``begin``.
   """
 
   def __init__(self, spec: str | None, options: Options, opts: dict[str, Any], candidates: Mapping[str, Any],
@@ -152,7 +154,10 @@ class _Pool:
     self.spec, self.options, self.opts, self.candidates, self.finish = spec, options, opts, candidates, finish
     self.slots: list[Worker | None] = [None] * n
     self.judges: list[Judge | None] = [None] * n
+    #: slot -> the candidate its worker is checking (or was, until the worker is done with it)
     self.jobs: dict[int, _Job] = {}
+    #: slot -> candidates its worker is done with whose records the slot's judge has not all answered, oldest first
+    self.judged: dict[int, list[_Job]] = {k: [] for k in range(n)}
     self.curves: dict[str, Curve] = {}
     #: worker slot -> the surrogate name of the candidate it was given last
     self.last_name: dict[int, Any] = {}
@@ -177,25 +182,35 @@ class _Pool:
     return self.options.timeout
 
   def run(self, todo: deque[tuple[str, bytes | None]]) -> None:
-    while todo or self.jobs:
+    while todo or self.jobs or any(self.judged.values()):
       for i in range(len(self.slots)):
         if todo and i not in self.jobs:
           self.assign(i, *self.next_for(i, todo))
       watched, deadlines = [], []
-      for i, job in self.jobs.items():
-        w, j = self.slots[i], self.judges[i]
-        if not job.worker_done and w is not None:
+      busy = [i for i in range(len(self.slots)) if i in self.jobs or self.judged[i]]
+      for i in busy:
+        w, j, job = self.slots[i], self.judges[i], self.jobs.get(i)
+        if job is not None and not job.worker_done and w is not None:
           watched += [w.conn, w.out]
           deadlines.append(w.deadline)
         if j is not None:
           watched += [j.conn, j.out]
-          if job.awaiting:
+          if self.awaiting(i):
             deadlines.append(j.deadline)
       outbox = any(j is not None and j.outbox for j in self.judges)
       soonest = min(deadlines, default=time.monotonic()) - time.monotonic()
       wait(watched, timeout=min(max(0.0, soonest), 0.005 if outbox else MEMORY_POLL))
-      for i in list(self.jobs):
+      for i in busy:
         self.step(i)
+
+  def on_judge(self, i: int) -> list[_Job]:
+    """The candidates slot i's judge is told of: those its worker is done with, oldest first, then the current."""
+    job = self.jobs.get(i)
+    return [*self.judged[i], *([job] if job is not None else [])]
+
+  def awaiting(self, i: int) -> bool:
+    """Whether slot i's judge owes a result."""
+    return any(job.awaiting for job in self.on_judge(i))
 
   def next_for(self, i: int, todo: deque[tuple[str, bytes | None]]) -> tuple[str, bytes | None]:
     """The next candidate for worker ``i``: another parameter set of the surrogate it checked last
@@ -240,18 +255,23 @@ class _Pool:
       w.phase, w.deadline = "loading", time.monotonic() + self.limit("loading")
 
   def step(self, i: int) -> None:
-    job = self.jobs[i]
+    job = self.jobs.get(i)
     w = self.slots[i]
-    if not job.worker_done and w is not None:
+    if job is not None and not job.worker_done and w is not None:
       self.step_worker(i, w, job)
     j = self.judges[i]
     if j is not None:
-      self.step_judge(i, j, job)
-    if job.worker_done and not job.awaiting:
+      self.step_judge(i, j)
+    if job is not None and job.worker_done:  # the worker is free for the next candidate
       del self.jobs[i]
-      order = {c: k for k, c in enumerate(job.checks)}
-      rs = sorted(job.results, key=lambda r: order.get(r.check, len(order)))
-      self.finish(job.label, _with_output(rs, job.capture or Capture(), job.left))
+      self.judged[i].append(job)
+    for done in [job for job in self.judged[i] if not job.awaiting]:
+      self.judged[i].remove(done)
+      if j is not None and self.judges[i] is j:
+        j.post(("end", done.label))
+      order = {c: k for k, c in enumerate(done.checks)}
+      rs = sorted(done.results, key=lambda r: order.get(r.check, len(order)))
+      self.finish(done.label, _with_output(rs, done.capture or Capture(), done.left))
 
   def step_worker(self, i: int, w: Worker, job: _Job) -> None:
     """Reads what worker i said; ends it if it is late; buries it if it died."""
@@ -332,17 +352,17 @@ class _Pool:
 
   def to_judge(self, i: int, job: _Job, check: str, entries: bytes, spoiled: str | None, seconds: float) -> None:
     j = self.judge_for(i, job)
-    if not job.awaiting:
+    if not self.awaiting(i):
       j.deadline = time.monotonic() + (self.limit("check") if j.env is not None else self.limit("start-up"))
     job.awaiting[check] = time.monotonic()
-    job.history.append(entries)
+    job.history.append((check, entries, spoiled, seconds))
     j.post(("record", job.label, check, entries, spoiled, seconds))
 
   def judge_for(self, i: int, job: _Job) -> Judge:
     """Slot i's judge, told of ``job``'s candidate: a fresh one where there is none or the last ended while
     idle; one that takes over a candidate gets the candidate's records so far first."""
     j = self.judges[i]
-    if j is not None and not job.awaiting and (j.broken or j.proc.poll() is not None):
+    if j is not None and not self.awaiting(i) and (j.broken or j.proc.poll() is not None):
       j.stop()
       j = self.judges[i] = None
     if j is None:
@@ -353,7 +373,7 @@ class _Pool:
       j.label = job.label
       j.post(("begin", job.label, dict(job.fields), self.opts))
       if job.history:
-        j.post(("entries", job.label, list(job.history)))
+        j.post(("entries", job.label, [h[1] for h in job.history]))
     return j
 
   def forget(self, i: int, job: _Job) -> None:
@@ -362,47 +382,56 @@ class _Pool:
     if self.judges[i] is not None:
       self.judges[i].post(("end", job.label))
 
-  def step_judge(self, i: int, j: Judge, job: _Job) -> None:
+  def step_judge(self, i: int, j: Judge) -> None:
     """Reads what judge i said; a judge that died or is late gives errors for what it was judging."""
     j.drain()
     j.flush()
     try:
       messages = j.conn.messages()
     except (EOFError, protocol.ProtocolError) as exc:
-      return self.judge_failed(i, j, job, j.cause() if isinstance(exc, EOFError) else str(exc))
+      return self.judge_failed(i, j, j.cause() if isinstance(exc, EOFError) else str(exc))
+    jobs = {job.label: job for job in self.on_judge(i)}
     for kind, *rest in messages:
       if kind == "ready" and isinstance(rest[0], dict) and j.env is None:
         j.env = usable(rest[0])
-        if job.awaiting:
+        if self.awaiting(i):
           j.deadline = time.monotonic() + self.limit("check")
-      elif kind == "result" and len(rest) in (2, 3) and rest[0] == job.label:
+      elif kind == "result" and len(rest) in (2, 3) and isinstance(rest[0], str) and rest[0] in jobs:
         if len(rest) == 3:  # where its time went so far
           j.report = profile.usable(rest[2]) or j.report
-        record = Result.from_json(rest[1])
+        record, job = Result.from_json(rest[1]), jobs[rest[0]]
         if job.awaiting.pop(record.check, None) is not None:
           job.results.append(record)
           j.deadline = time.monotonic() + self.limit("check")
-    if job.awaiting and (j.broken or j.proc.poll() is not None):
-      return self.judge_failed(i, j, job, j.cause() if j.proc.poll() is not None else j.broken)
-    if job.awaiting and time.monotonic() > j.deadline:
+    if self.awaiting(i) and (j.broken or j.proc.poll() is not None):
+      return self.judge_failed(i, j, j.cause() if j.proc.poll() is not None else j.broken)
+    if self.awaiting(i) and time.monotonic() > j.deadline:
       j.kill()
-      return self.judge_failed(i, j, job, f"it did not judge within the time limit of {self.limit('check'):g} s "
+      return self.judge_failed(i, j, f"it did not judge within the time limit of {self.limit('check'):g} s "
                                f"(a longer limit per check: {processes.TIMEOUT_OPTIONS})")
-    if job.worker_done and not job.awaiting:
-      j.post(("end", job.label))
     return None
 
-  def judge_failed(self, i: int, j: Judge, job: _Job, cause: str) -> None:
+  def judge_failed(self, i: int, j: Judge, cause: str) -> None:
+    """Errors naming the cause for the checks judge i owes of the first candidate it owes any (it judges in
+    order: that candidate's is what it was judging); the judge ended. A later candidate's records, queued
+    behind, go to a fresh judge."""
     j.drain()
     words = last_words(j.capture)
-    for check in job.awaiting:
-      job.results.append(protocol.failed_result(
-          self.candidates[job.label], check, f"the judge process failed while judging this check: {cause}"
+    owing = [job for job in self.on_judge(i) if job.awaiting]
+    for check in owing[0].awaiting if owing else ():
+      owing[0].results.append(protocol.failed_result(
+          self.candidates[owing[0].label], check, f"the judge process failed while judging this check: {cause}"
           + (f"; its last output: {words}" if words else ""), Status.ERROR))
-    job.awaiting.clear()
     j.kill()
     j.close()
     self.judges[i] = None
+    for k, job in enumerate(owing):
+      awaited, job.awaiting = set(job.awaiting), {}
+      if k:  # queued behind the first: judged afresh from its records
+        queued = [h for h in job.history if h[0] in awaited]
+        job.history = [h for h in job.history if h[0] not in awaited]
+        for record in queued:
+          self.to_judge(i, job, *record)
 
   def violated(self, i: int, w: Worker, job: _Job, what: str) -> None:
     """A worker that broke the protocol (:class:`protocol.Sequence`) is ended; its candidate gets errors naming it."""
