@@ -395,33 +395,46 @@ def _is_array(v: Any) -> bool:
   return hasattr(v, "shape") and hasattr(v, "dtype") and not isinstance(v, list | tuple | dict)
 
 
+def _sound(out: Any, shape: tuple[int, ...]) -> bool:
+  return _is_array(out) and tuple(out.shape) == shape and any(
+      kind in str(out.dtype) for kind in ("float", "int", "bool", "complex"))
+
+
 def sanity(candidate: Any) -> str | None:
   """The structure of each callable's output on a tiny input (4 float32 values), before anything is
   compiled: an array of the input's shape with a numeric dtype. Returns what is wrong, or None.
-  Exceptions are left to the checks (they say where and on what input)."""
+  Exceptions are left to the checks (they say where and on what input). A JAX callable whose traced
+  output (``jax.eval_shape``: nothing runs) has that structure is not called; any other is called eagerly,
+  and its output says what is wrong."""
   import jax
   import jax.numpy as jnp
   import numpy as np
 
   x = np.array([-1.0, -0.0, 0.0, 0.5], np.float32)
-  calls: list[tuple[str, Any]] = []
+  calls: list[tuple[str, Any, Any]] = []
   if candidate.backend == "jax":
     xj = jnp.asarray(x)
 
-    def vjp():
-      out, pull = jax.vjp(candidate.fn, xj)
+    def vjp(v):
+      out, pull = jax.vjp(candidate.fn, v)
       return pull(jnp.ones_like(out))[0]
 
-    calls += [("the spike function", lambda: candidate.fn(xj)), ("its VJP", vjp)]
+    calls += [("the spike function", candidate.fn, xj), ("its VJP", vjp, xj)]
   else:
-    calls += [("forward", lambda: candidate.forward(x)), ("vjp", lambda: candidate.vjp(x, np.ones_like(x)))]
+    calls += [("forward", candidate.forward, x), ("vjp", lambda v: candidate.vjp(v, np.ones_like(v)), x)]
   for field in ("surrogate_fun", "surrogate_grad"):
     f = getattr(candidate, field)
     if f is not None:
-      calls.append((field, lambda f=f: f(jnp.asarray(x) if candidate.backend == "jax" else x)))
-  for what, call in calls:
+      calls.append((field, f, jnp.asarray(x) if candidate.backend == "jax" else x))
+  for what, f, arg in calls:
+    if candidate.backend == "jax":
+      try:
+        if _sound(jax.eval_shape(f, arg), x.shape):
+          continue
+      except BaseException:  # eagerly, below
+        pass
     try:
-      out = call()
+      out = f(arg)
     except BaseException:  # what the candidate raises (KeyboardInterrupt too) is left to the checks
       continue
     if not _is_array(out):
