@@ -558,6 +558,17 @@ def test_a_record_crosses_the_parent_as_bytes_and_a_wrong_size_is_refused():
   assert parent.messages() == []
   a.sendall(body[5:])
   assert parent.messages()[0][3] == body
+  # a large record's entries, read into place as they come, then a message behind them
+  large = bytes(range(256)) * (3 << 12) + b"end"
+  worker.put("record", "c", "edge", len(large), None, 0.1)
+  a.sendall(len(large).to_bytes(8, "big") + large[:100])
+  assert parent.messages() == [] and parent.body is not None
+  for k in range(100, len(large), 60_000):  # each piece fits the socket's buffer
+    a.sendall(large[k:k + 60_000])
+    got = parent.messages()
+  worker.put("start", "c", "curves")
+  got += parent.messages()
+  assert [m[:3] for m in got] == [["record", "c", "edge"], ["start", "c", "curves"]] and got[0][3] == large
   for wrong in (len(body) + 1, "many"):
     worker.put("record", "c", "edge", wrong, None, 0.1)
     a.sendall(len(body).to_bytes(8, "big") + body)

@@ -46,6 +46,8 @@ from verification.results import Diagnosis, Result, Status
 #: The largest message the parent reads (a catalogue of thousands of candidates is well under 1 MiB).
 MAX_MESSAGE = 64 << 20
 _HEADER = struct.Struct("!Q")
+#: A frame at least this large that has not fully arrived is read into a buffer of its own.
+LARGE_FRAME = 1 << 20
 #: The worker's messages and how many fields each has after its kind.
 ARITY = {"ready": 1, "catalogue": 1, "start": 2, "result": 2, "record": 5, "curve": 2, "done": 2, "refused": 2}
 KINDS = tuple(ARITY)
@@ -62,6 +64,9 @@ class Channel:
     self.sock, self.token, self.buffer = sock, token, bytearray()
     #: A 'record' message whose entries (the next frame) have not fully arrived.
     self.pending: list[Any] | None = None
+    #: A large frame being read into place, and how many of its bytes have arrived.
+    self.body: bytearray | None = None
+    self.filled = 0
 
   def fileno(self) -> int:
     return self.sock.fileno()
@@ -100,49 +105,75 @@ class Channel:
 
   def messages(self) -> list[list[Any]]:
     """The worker's messages that have fully arrived, without blocking: ``[kind, *args]`` each. Raises
-    :class:`ProtocolError` (too large, malformed, without the token) or EOFError (the worker closed it)."""
-    closed = False
-    while True:
+    :class:`ProtocolError` (too large, malformed, without the token) or EOFError (the worker closed it).
+    At most :data:`MAX_MESSAGE` bytes are read per call (a worker that writes without end cannot hold it)."""
+    closed, read, out = False, 0, []
+    while read <= MAX_MESSAGE:
       try:
-        data = self.sock.recv(1 << 20, socket.MSG_DONTWAIT)
+        if self.body is not None:  # a large frame's bytes, read into place (no copy to join them)
+          with memoryview(self.body) as view:
+            n = self.sock.recv_into(view[self.filled:], 0, socket.MSG_DONTWAIT)
+          data = None
+        else:
+          data = self.sock.recv(1 << 20, socket.MSG_DONTWAIT)
+          n = len(data)
       except (BlockingIOError, InterruptedError):
         break
       except OSError:
         closed = True
         break
-      if not data:
+      if not n:
         closed = True
         break
+      read += n
+      if data is None:
+        self.filled += n
+        if self.filled == len(self.body):
+          body, self.body = self.body, None
+          self._take(body, out)
+        continue
       self.buffer += data
-      if len(self.buffer) > MAX_MESSAGE + _HEADER.size:
-        break
-    out = []
+      self._frames(out)
+    if closed and not out:
+      raise EOFError
+    return out
+
+  def _frames(self, out: list[list[Any]]) -> None:
+    """The frames whole in the buffer, taken; a large one begun is read into place from then on."""
     while len(self.buffer) >= _HEADER.size:
       (size,) = _HEADER.unpack_from(self.buffer)
       if size > MAX_MESSAGE:
         raise ProtocolError(f"a message announced as {size:,} bytes, over the limit of {MAX_MESSAGE:,}")
-      if len(self.buffer) < _HEADER.size + size:
-        break
+      have = len(self.buffer) - _HEADER.size
+      if have < size and size < LARGE_FRAME:
+        return
       with memoryview(self.buffer) as view:  # one copy (a slice of the bytearray would be a second)
-        body = bytes(view[_HEADER.size:_HEADER.size + size])
-      del self.buffer[:_HEADER.size + size]
-      if self.pending is not None:  # a record's entries: bytes for the judge, not read here
-        message, self.pending = self.pending, None
-        if size != message[3]:
-          raise ProtocolError(f"a record's entries of {size:,} bytes, announced as {message[3]!r}")
-        message[3] = body
-        out.append(message)
-        continue
-      message = self._decode(body)
-      if message[0] == "record":
-        if len(message) < 4 or isinstance(message[3], bool) or not isinstance(message[3], int):
-          raise ProtocolError("a 'record' message without the size of its entries")
-        self.pending = message
-        continue
+        if have < size:
+          self.body, self.filled = bytearray(size), have
+          self.body[:have] = view[_HEADER.size:]
+        else:
+          body = bytes(view[_HEADER.size:_HEADER.size + size])
+      del self.buffer[:_HEADER.size + min(size, have)]
+      if have < size:
+        return
+      self._take(body, out)
+
+  def _take(self, body: bytes | bytearray, out: list[list[Any]]) -> None:
+    """One frame's body: a record's entries (bytes for the judge, not read here), or a message."""
+    if self.pending is not None:
+      message, self.pending = self.pending, None
+      if len(body) != message[3]:
+        raise ProtocolError(f"a record's entries of {len(body):,} bytes, announced as {message[3]!r}")
+      message[3] = body
       out.append(message)
-    if closed and not out:
-      raise EOFError
-    return out
+      return
+    message = self._decode(bytes(body))
+    if message[0] == "record":
+      if len(message) < 4 or isinstance(message[3], bool) or not isinstance(message[3], int):
+        raise ProtocolError("a 'record' message without the size of its entries")
+      self.pending = message
+      return
+    out.append(message)
 
   def _decode(self, body: bytes) -> list[Any]:
     try:

@@ -303,7 +303,7 @@ class _Pool:
                                          "the judge; a worker may only report a failure)")
         if kind == "record":
           check, entries, spoiled, seconds = rest[1:5]
-          if job.judged_here or not isinstance(entries, bytes) or not isinstance(spoiled, str | None) \
+          if job.judged_here or not isinstance(entries, bytes | bytearray) or not isinstance(spoiled, str | None) \
               or isinstance(seconds, bool) or not isinstance(seconds, int | float):
             raise protocol.ProtocolError(f"a malformed 'record' message for {str(check)[:40]!r}")
         if kind == "refused" and not isinstance(rest[1], str):
