@@ -363,7 +363,7 @@ def test_the_reference_values_are_read_back_bit_exact_without_computing(values_c
   x[7] = np.nan
   first = Evaluator(Candidate(name=ref.name, params=ref.params, fn=ref, surrogate_fun=ref.surrogate_fun,
                               surrogate_grad=ref.surrogate_grad), saved=True).evaluate(x, record=False)
-  assert list((values_cache / cache.VALUES).rglob("*.npz"))
+  assert list((values_cache / cache.VALUES).rglob("*.values"))
   again = Evaluator(Candidate(name=ref.name, params=ref.params, fn=ref, surrogate_fun=ref.surrogate_fun,
                               surrogate_grad=ref.surrogate_grad), saved=True)
   monkeypatch.setattr(again, "_evaluate_jax", lambda *a, **k: pytest.fail("computed, not read back"))
@@ -390,15 +390,15 @@ def test_a_torn_entry_is_computed_again_and_candidates_are_not_saved(values_cach
                    surrogate_grad=ref.surrogate_grad)
   x = np.linspace(-1, 1, 9)
   good = Evaluator(cand, saved=True).evaluate(x, record=False)
-  (entry,) = (values_cache / cache.VALUES).rglob("*.npz")
+  (entry,) = (values_cache / cache.VALUES).rglob("*.values")
   entry.write_bytes(b"torn")
   assert np.array_equal(Evaluator(cand, saved=True).evaluate(x, record=False)["g"], good["g"])
   # a candidate's own evaluator (saved=False), and any candidate that is not a registry surrogate as-is, saves nothing
   entry.unlink()
   Evaluator(cand).evaluate(x, record=False)
   Evaluator(Candidate(name="Sigmoid", params={"alpha": 4.0}, fn=lambda v: ref(v)), saved=True).evaluate(x, record=False)
-  assert not list((values_cache / cache.VALUES).rglob("*.npz"))
+  assert not list((values_cache / cache.VALUES).rglob("*.values"))
   # a worker process (where candidate code runs) saves nothing: only a judge's values are kept
   monkeypatch.setattr(cache, "_SAVING", False)
   Evaluator(cand, saved=True).evaluate(x, record=False)
-  assert not list((values_cache / cache.VALUES).rglob("*.npz"))
+  assert not list((values_cache / cache.VALUES).rglob("*.values"))

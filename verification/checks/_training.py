@@ -119,6 +119,8 @@ def large_input(ctx: Context, c: Comparisons) -> None:
       continue
     if not isinstance(packed, np.ndarray):
       raise TapeError(f"the large input's {q} is not on the record as a packed array")
+    if packed.dtype == np.uint8 and packed.size == 0:  # no element differs from the block's: bit-identical
+      continue
     expected = block_q[idx]
     got = unpacked_against(packed, expected)
     if np.array_equal(got.view(np.uint32), expected.view(np.uint32)):  # the common case: bit-identical

@@ -51,6 +51,7 @@ import time
 from typing import Any
 
 import jax
+import numpy as np
 
 ENV = "SURROGATE_HARNESS_CACHE"
 _ROOT = pathlib.Path(__file__).resolve().parents[2]  # the project: surrogates/ and verification/ beside each other
@@ -247,42 +248,31 @@ def values_key(owner: str, x: Any) -> str:
 
 def load_values(key: str) -> dict[str, Any] | None:
   """The reference's values saved under ``key`` (NumPy arrays by quantity), or None (none saved, the cache
-  off, an entry that cannot be read)."""
-  import numpy as np
+  off, an entry that does not read back: torn or changed, its digest does not match its bytes)."""
+  from verification.core import tape
 
-  path = _entry(VALUES, key, ".npz")
-  if path is None or not path.is_file():
-    return None
+  path = _entry(VALUES, key, ".values")
   try:
-    with np.load(path, allow_pickle=False) as data:
-      out = {}
-      for entry in data["__index__"].tolist():  # "quantity dtype shape...": the raw bytes are under the quantity
-        q, dtype, *shape = entry.split(" ")
-        out[q] = data[q].view(_dtype(dtype)).reshape([int(n) for n in shape])
-      return out
-  except Exception:  # a torn or foreign file: computed again (and rewritten)
+    data = path.read_bytes() if path is not None else b""
+    if len(data) <= 32 or hashlib.sha256(memoryview(data)[32:]).digest() != data[:32]:
+      return None
+    out = tape.decode(tape.loads(memoryview(data)[32:])[0])
+    return out if isinstance(out, dict) and all(isinstance(v, np.ndarray) for v in out.values()) else None
+  except Exception:  # a foreign file: computed again (and rewritten)
     return None
-
-
-def _dtype(name: str) -> Any:
-  import ml_dtypes
-  import numpy as np
-
-  return np.dtype(ml_dtypes.bfloat16) if name == "bfloat16" else np.dtype(name)
 
 
 def save_values(key: str, values: dict[str, Any]) -> None:
-  """Saves the reference's values under ``key`` (:func:`_write`). Nothing is saved where the cache is off or this
-  process does not save them (:func:`save_values_here`)."""
-  import numpy as np
+  """Saves the reference's values under ``key``: as a record's bytes (:func:`verification.core.tape.dumps`: the
+  arrays' bytes and dtypes exact, bfloat16 too) after their SHA-256 (:func:`_write`). Nothing is saved where the
+  cache is off or this process does not save them (:func:`save_values_here`)."""
+  from verification.core import tape
 
-  path = _entry(VALUES, key, ".npz")
+  path = _entry(VALUES, key, ".values")
   if path is None or not _SAVING:
     return
-  index = np.array([" ".join([q, str(v.dtype), *map(str, v.shape)]) for q, v in values.items()])
-  # bytes and dtype names: bfloat16 has no dtype code of NumPy's own
-  _write(path, lambda f: np.savez(f, __index__=index, **{q: np.ascontiguousarray(v).reshape(-1).view(np.uint8)
-                                                         for q, v in values.items()}))
+  data = tape.dumps([tape.encode(dict(values))])
+  _write(path, lambda f: f.write(hashlib.sha256(data).digest() + data))
 
 
 # ---------------------------------------------------------------------------------------------
