@@ -179,14 +179,18 @@ def test_an_unregistered_declaration_is_judged_in_its_worker_and_says_so_and_a_r
   assert got.provenance["judges_started"] == 1
 
 
-def _numpy_sigmoid(label, sleepy=False):
+def _numpy_sigmoid(label, sleepy=False, stamp=False):
   """A NumPy candidate (its own forward and vjp); ``sleepy``: its first vjp call of the checks (the worker's
-  sanity test makes the very first) sleeps 6 s, marks a file, and sleeps 2 s more."""
+  sanity test makes the very first) sleeps 6 s, marks a file, and sleeps 2 s more; ``stamp``: its first call
+  writes the time beside that file."""
   import os
   import pathlib
   import time
 
   def forward(x):
+    stamped = pathlib.Path(os.environ["JUDGE_TEST_FLAG"] + ".stamp")
+    if stamp and not stamped.exists():
+      stamped.write_text(repr(time.time()))
     return (np.asarray(x) >= 0).astype(np.asarray(x).dtype)
 
   calls = []
@@ -235,6 +239,7 @@ def test_a_judge_that_ends_is_replaced_and_one_that_stops_gives_errors_for_what_
   waits past the time limit, that check is an error naming the judge, and the next candidate (whose records
   the worker, free again, queued behind it on the stopped judge) is judged afresh by a fresh judge, not
   blamed."""
+  import pathlib
   import signal
 
   from verification.engine.runner import Options, run
@@ -242,11 +247,14 @@ def test_a_judge_that_ends_is_replaced_and_one_that_stops_gives_errors_for_what_
   flag = tmp_path / "flag"
   monkeypatch.setenv("JUDGE_TEST_FLAG", str(flag))
   signalled = _on_the_flag(flag, signal.SIGKILL if event == "ends while idle" else signal.SIGSTOP)
-  got = run([_numpy_sigmoid("sleepy", sleepy=True), _numpy_sigmoid("next")],
+  got = run([_numpy_sigmoid("sleepy", sleepy=True), _numpy_sigmoid("next"), _numpy_sigmoid("after", stamp=True)],
             Options(checks=("forward", "autodiff"), dtypes=("float64",), jobs=1, timeout=12))
   results = {(r.label, r.check): r for r in got.results}
   assert signalled and got.provenance["judges_started"] == 2
-  assert {results[("next", c)].status for c in ("forward", "autodiff")} == {Status.PASS}
+  assert {results[(label, c)].status for label in ("next", "after") for c in ("forward", "autodiff")} == {Status.PASS}
+  if event == "stops while judging":  # the worker ran one candidate ahead of the stopped judge, not two
+    started = float(pathlib.Path(str(flag) + ".stamp").read_text())
+    assert started - flag.stat().st_mtime > 8, "the third candidate began while the judge still owed the first"
   assert results[("sleepy", "forward")].status in (Status.PASS, Status.ERROR)
   second = results[("sleepy", "autodiff")]
   if event == "ends while idle":

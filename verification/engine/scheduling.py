@@ -107,6 +107,11 @@ def _template_lines(pool: _Pool, since: float) -> dict[str, dict[str, float]]:
   return {f"template {k}": t.report() for k, t in enumerate(templates.values(), 1)}
 
 
+#: How many candidates a worker may run ahead of its judge: it takes the next candidate while its judge still owes
+#: results for at most this many, so a judge that hangs holds up its worker (and what waits for it) soon after.
+AHEAD = 1
+
+
 @dataclasses.dataclass
 class _Job:
   """One candidate in a slot: its results so far, the checks whose records the judge has not answered
@@ -145,8 +150,8 @@ class _Pool:
   record) and its slot gets a fresh worker for the next candidate; a judge that dies or is late gives
   errors for the checks it was judging, and is replaced. A candidate is finished when its worker is done
   with it and the judge has answered every record. A worker done with its candidate takes the next while
-  its judge still judges the last records (:attr:`judged`): the judge reads its messages in order, so the
-  earlier candidate's records come before the next one's ``begin``.
+  its judge still judges the last records (:attr:`judged`; at most :data:`AHEAD` candidates ahead): the judge reads
+  its messages in order, so the earlier candidate's records come before the next one's ``begin``.
   """
 
   def __init__(self, spec: str | None, options: Options, opts: dict[str, Any], candidates: Mapping[str, Any],
@@ -184,7 +189,7 @@ class _Pool:
   def run(self, todo: deque[tuple[str, bytes | None]]) -> None:
     while todo or self.jobs or any(self.judged.values()):
       for i in range(len(self.slots)):
-        if todo and i not in self.jobs:
+        if todo and i not in self.jobs and len(self.judged[i]) <= AHEAD:
           self.assign(i, *self.next_for(i, todo))
       watched, deadlines = [], []
       busy = [i for i in range(len(self.slots)) if i in self.jobs or self.judged[i]]
