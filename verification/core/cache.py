@@ -224,6 +224,23 @@ def _entry(kind: str, key: str, suffix: str) -> pathlib.Path | None:
   return _enabled / kind / key[:2] / f"{key}{suffix}" if _enabled is not None else None
 
 
+def _read_digested(path: pathlib.Path | None) -> memoryview | None:
+  """The bytes :func:`_write_digested` wrote at ``path``, or None (no file, the cache off, or a digest that does not
+  match the bytes: a torn or changed entry)."""
+  try:
+    data = path.read_bytes() if path is not None else b""
+  except OSError:
+    return None
+  if len(data) <= 32 or hashlib.sha256(memoryview(data)[32:]).digest() != data[:32]:
+    return None
+  return memoryview(data)[32:]
+
+
+def _write_digested(path: pathlib.Path, data: bytes) -> None:
+  """``data`` after its SHA-256 at ``path`` (:func:`_write`)."""
+  _write(path, lambda f: f.write(hashlib.sha256(data).digest() + data))
+
+
 def _write(path: pathlib.Path, write: Any) -> None:
   """``write(file)`` into a temporary file beside ``path``, then renamed to it: a reader sees the whole entry or
   none. A full or read-only disk stops this process's saving (it runs on without)."""
@@ -251,12 +268,11 @@ def load_values(key: str) -> dict[str, Any] | None:
   off, an entry that does not read back: torn or changed, its digest does not match its bytes)."""
   from verification.core import tape
 
-  path = _entry(VALUES, key, ".values")
+  data = _read_digested(_entry(VALUES, key, ".values"))
+  if data is None:
+    return None
   try:
-    data = path.read_bytes() if path is not None else b""
-    if len(data) <= 32 or hashlib.sha256(memoryview(data)[32:]).digest() != data[:32]:
-      return None
-    out = tape.decode(tape.loads(memoryview(data)[32:])[0])
+    out = tape.decode(tape.loads(data)[0])
     return out if isinstance(out, dict) and all(isinstance(v, np.ndarray) for v in out.values()) else None
   except Exception:  # a foreign file: computed again (and rewritten)
     return None
@@ -271,8 +287,7 @@ def save_values(key: str, values: dict[str, Any]) -> None:
   path = _entry(VALUES, key, ".values")
   if path is None or not _SAVING:
     return
-  data = tape.dumps([tape.encode(dict(values))])
-  _write(path, lambda f: f.write(hashlib.sha256(data).digest() + data))
+  _write_digested(path, tape.dumps([tape.encode(dict(values))]))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -294,14 +309,13 @@ def program_key(*parts: str) -> str:
 def load_program(key: str) -> Any | None:
   """The compiled program saved under ``key``, loaded and callable; None where there is none or it does not read
   back (a digest that does not match its bytes: torn or changed, never handed to XLA)."""
-  path = _entry(PROGRAMS, key, ".xla")
+  data = _read_digested(_entry(PROGRAMS, key, ".xla"))
+  if data is None:
+    return None
   try:
-    data = path.read_bytes() if path is not None else b""
-    if len(data) <= 32 or hashlib.sha256(data[32:]).digest() != data[:32]:
-      return None
     from jax.experimental import serialize_executable
 
-    return serialize_executable.deserialize_and_load(*pickle.loads(data[32:]))
+    return serialize_executable.deserialize_and_load(*pickle.loads(data))
   except Exception:
     return None
 
@@ -313,5 +327,4 @@ def save_program(key: str, compiled: Any) -> None:
   if path is not None:
     from jax.experimental import serialize_executable
 
-    data = pickle.dumps(serialize_executable.serialize(compiled))
-    _write(path, lambda f: f.write(hashlib.sha256(data).digest() + data))
+    _write_digested(path, pickle.dumps(serialize_executable.serialize(compiled)))

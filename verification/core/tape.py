@@ -261,7 +261,8 @@ def unpacked_against(packed: np.ndarray, expected: np.ndarray) -> np.ndarray:
   if k and (int(where[-1]) >= e.size or not np.all(where[1:] > where[:-1])):
     raise TapeError(f"a packed array whose positions are not increasing positions of an array of {e.size}")
   out = e.copy()
-  _elements(out)[where] = raw[4 * k:].view(_elements(e).dtype).reshape(_elements(e)[:k].shape)
+  elements = _elements(out)
+  elements[where] = raw[4 * k:].view(elements.dtype).reshape(k, *elements.shape[1:])
   return out
 
 

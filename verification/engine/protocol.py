@@ -109,11 +109,11 @@ class Channel:
     At most :data:`MAX_MESSAGE` bytes are read per call (a worker that writes without end cannot hold it)."""
     closed, read, out = False, 0, []
     while read <= MAX_MESSAGE:
+      into = self.body is not None  # a large frame's bytes, read into place (no copy to join them)
       try:
-        if self.body is not None:  # a large frame's bytes, read into place (no copy to join them)
+        if into:
           with memoryview(self.body) as view:
             n = self.sock.recv_into(view[self.filled:], 0, socket.MSG_DONTWAIT)
-          data = None
         else:
           data = self.sock.recv(1 << 20, socket.MSG_DONTWAIT)
           n = len(data)
@@ -126,14 +126,14 @@ class Channel:
         closed = True
         break
       read += n
-      if data is None:
+      if into:
         self.filled += n
         if self.filled == len(self.body):
           body, self.body = self.body, None
           self._take(body, out)
-        continue
-      self.buffer += data
-      self._frames(out)
+      else:
+        self.buffer += data
+        self._frames(out)
     if closed and not out:
       raise EOFError
     return out
@@ -145,17 +145,16 @@ class Channel:
       if size > MAX_MESSAGE:
         raise ProtocolError(f"a message announced as {size:,} bytes, over the limit of {MAX_MESSAGE:,}")
       have = len(self.buffer) - _HEADER.size
-      if have < size and size < LARGE_FRAME:
+      if have < size:
+        if size >= LARGE_FRAME:  # the rest is read into a buffer of its own
+          self.body, self.filled = bytearray(size), have
+          with memoryview(self.buffer) as view:
+            self.body[:have] = view[_HEADER.size:]
+          self.buffer.clear()
         return
       with memoryview(self.buffer) as view:  # one copy (a slice of the bytearray would be a second)
-        if have < size:
-          self.body, self.filled = bytearray(size), have
-          self.body[:have] = view[_HEADER.size:]
-        else:
-          body = bytes(view[_HEADER.size:_HEADER.size + size])
-      del self.buffer[:_HEADER.size + min(size, have)]
-      if have < size:
-        return
+        body = bytes(view[_HEADER.size:_HEADER.size + size])
+      del self.buffer[:_HEADER.size + size]
       self._take(body, out)
 
   def _take(self, body: bytes | bytearray, out: list[list[Any]]) -> None:

@@ -387,17 +387,24 @@ _MISSING = object()
 
 def _snapshot(names: Any) -> tuple[tuple[str, ...], tuple[Any, ...]]:
   """A namespace's names and the objects bound to them, in two tuples (compared by identity: :meth:`State.patched`)."""
-  items = tuple(dict(names).items())
-  return tuple(k for k, _ in items), tuple(v for _, v in items)
+  d = dict(names)
+  return tuple(d), tuple(d.values())
 
 
 def _is_array(v: Any) -> bool:
   return hasattr(v, "shape") and hasattr(v, "dtype") and not isinstance(v, list | tuple | dict)
 
 
-def _sound(out: Any, shape: tuple[int, ...]) -> bool:
-  return _is_array(out) and tuple(out.shape) == shape and any(
-      kind in str(out.dtype) for kind in ("float", "int", "bool", "complex"))
+def _structure(what: str, out: Any) -> str | None:
+  """What is wrong with ``out``, the output of ``what`` for a float32 input of shape (4,) (:func:`sanity`), or None."""
+  if not _is_array(out):
+    return (f"{what} returned a {type(out).__name__} for a float32 array of shape (4,); expected an array of "
+            "the input's shape (found before compiling anything)")
+  if tuple(out.shape) != (4,):
+    return f"{what} returned shape {tuple(out.shape)} for an input of shape (4,)"
+  if not any(kind in str(out.dtype) for kind in ("float", "int", "bool", "complex")):  # numpy, jax or torch
+    return f"{what} returned dtype {out.dtype} for a float32 input: not a numeric array"
+  return None
 
 
 def sanity(candidate: Any) -> str | None:
@@ -429,7 +436,7 @@ def sanity(candidate: Any) -> str | None:
   for what, f, arg in calls:
     if candidate.backend == "jax":
       try:
-        if _sound(jax.eval_shape(f, arg), x.shape):
+        if _structure(what, jax.eval_shape(f, arg)) is None:
           continue
       except BaseException:  # eagerly, below
         pass
@@ -437,13 +444,9 @@ def sanity(candidate: Any) -> str | None:
       out = f(arg)
     except BaseException:  # what the candidate raises (KeyboardInterrupt too) is left to the checks
       continue
-    if not _is_array(out):
-      return (f"{what} returned a {type(out).__name__} for a float32 array of shape (4,); expected an array of "
-              "the input's shape (found before compiling anything)")
-    if tuple(out.shape) != x.shape:
-      return f"{what} returned shape {tuple(out.shape)} for an input of shape (4,)"
-    if not any(kind in str(out.dtype) for kind in ("float", "int", "bool", "complex")):  # numpy, jax or torch
-      return f"{what} returned dtype {out.dtype} for a float32 input: not a numeric array"
+    problem = _structure(what, out)
+    if problem is not None:
+      return problem
   return None
 
 
