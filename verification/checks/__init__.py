@@ -14,33 +14,27 @@ Adding a check: one module with ``check`` (and ``CAPABILITIES`` if it judges any
 from __future__ import annotations
 
 import dataclasses
+import functools
+import importlib
 import time
 import types
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from verification.checks import (
-    autodiff,
-    derivative,
-    differential,
-    edge,
-    forward,
-    forward_mode,
-    layers,
-    low_precision,
-    parameters,
-    quadrature,
-    second_order,
-    transforms,
-)
-from verification.checks._context import Context, ReferenceUncomputable
-from verification.core.tape import Unrecorded
 from verification.results import Outcome, Result, errored
 
-#: The check modules in the order they run (and are reported).
-_MODULES: tuple[types.ModuleType, ...] = (forward, autodiff, forward_mode, second_order, transforms, derivative,
-                                          quadrature, edge, low_precision, differential, parameters)
+#: The check modules in the order they run (and are reported). Names only: this package imports a check's module
+#: (and with it JAX) on first use of :data:`CHECKS`, so that the harness process, which needs the names alone,
+#: never imports JAX.
+_MODULES: tuple[str, ...] = ("forward", "autodiff", "forward_mode", "second_order", "transforms", "derivative",
+                             "quadrature", "edge", "low_precision", "differential", "parameters")
 
+#: The checks of a layer candidate (the functions of these names in :mod:`verification.checks.layers`), in the
+#: order they run.
+LAYER_CHECK_NAMES: tuple[str, ...] = ("layer_forward", "layer_gradient", "layer_learnable", "layer_probes")
+
+#: Every check's name: the spike-function checks, then the layer checks.
+NAMES: tuple[str, ...] = (*_MODULES, *LAYER_CHECK_NAMES)
 
 @dataclasses.dataclass(frozen=True)
 class Check:
@@ -49,16 +43,16 @@ class Check:
   a reference quantity that cannot be computed at the claimed parameters is an ``error`` outcome."""
 
   name: str
-  jax_form: Callable[[Context], Outcome]
-  torch_form: Callable[[Context], Outcome] | None
+  jax_form: Callable[[Any], Outcome]
+  torch_form: Callable[[Any], Outcome] | None
   capabilities: tuple[str, ...]
   summary: str
 
-  def __call__(self, ctx: Context) -> Outcome:
+  def __call__(self, ctx: Any) -> Outcome:
     form = self.torch_form if self.torch_form is not None and ctx.candidate.backend == "torch" else self.jax_form
     try:
       return form(ctx)
-    except ReferenceUncomputable as exc:
+    except _reference_uncomputable() as exc:
       return errored(str(exc))
 
 
@@ -68,24 +62,42 @@ def _registered(module: types.ModuleType) -> Check:
                (module.__doc__ or "").strip().splitlines()[0])
 
 
-#: Check name -> :class:`Check`, in the order they run.
-CHECKS: dict[str, Check] = {c.name: c for c in map(_registered, _MODULES)}
+#: Names this package gives on first use (each imports JAX): ``CHECKS`` (check name -> :class:`Check`, in the
+#: order they run), and the checks' shared context from :mod:`verification.checks._context`.
+_LAZY = {"Context": "verification.checks._context", "ReferenceUncomputable": "verification.checks._context"}
 
-#: The checks of a layer candidate (:mod:`verification.checks.layers`), in the order they run.
-LAYER_CHECK_NAMES: tuple[str, ...] = tuple(layers.LAYER_CHECKS)
+
+@functools.cache
+def _registry() -> dict[str, Check]:
+  return {c.name: c for c in (_registered(importlib.import_module(f"{__name__}.{m}")) for m in _MODULES)}
+
+
+def __getattr__(name: str) -> Any:
+  if name == "CHECKS":
+    return _registry()
+  if name in _LAZY:
+    return getattr(importlib.import_module(_LAZY[name]), name)
+  raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def checks_for(kind: str, checks: tuple[str, ...]) -> tuple[str, ...]:
   """The checks of ``checks`` that apply to a candidate of ``kind`` ("spike" or "layer")."""
   return tuple(c for c in checks if (c in LAYER_CHECK_NAMES) == (kind == "layer"))
 
-def context(candidate: Any, opts: Mapping[str, Any], tape: Any = None) -> Context | str:
+def _reference_uncomputable() -> type[Exception]:
+  from verification.checks._context import ReferenceUncomputable
+
+  return ReferenceUncomputable
+
+
+def context(candidate: Any, opts: Mapping[str, Any], tape: Any = None) -> Any:
   """The checks' shared context for a candidate (``opts``: dtypes, is_reference, hypothesis_examples, and
   keep_programs where a worker checks the reference target: :class:`verification.core.evaluate.Evaluator`),
   its outputs recorded or replayed on ``tape`` (:mod:`verification.core.tape`); or a message why there is
   none (no reference surrogate of that name and parameters)."""
   import numpy as np
 
+  from verification.checks._context import Context
   from verification.core.evaluate import Evaluator, describe
 
   try:
@@ -98,12 +110,13 @@ def context(candidate: Any, opts: Mapping[str, Any], tape: Any = None) -> Contex
                  is_reference=opts["is_reference"], hypothesis_examples=opts["hypothesis_examples"])
 
 
-def run_check(candidate: Any, ctx: Context | str, check: str) -> Result:
+def run_check(candidate: Any, ctx: Any, check: str) -> Result:
   """One check as a :class:`verification.results.Result`; whatever the candidate does (raise, exit) is a
   result, and so is a record that lacks what the judge asks for."""
   import numpy as np
 
   from verification.core.evaluate import describe
+  from verification.core.tape import Unrecorded
 
   start = time.perf_counter()
   if isinstance(ctx, str):
@@ -111,12 +124,12 @@ def run_check(candidate: Any, ctx: Context | str, check: str) -> Result:
   else:
     try:
       with np.errstate(all="ignore"):
-        outcome = CHECKS[check](ctx)
+        outcome = _registry()[check](ctx)
     except BaseException as exc:  # SystemExit, KeyboardInterrupt, GeneratorExit, a library's own: the candidate's
       outcome = errored(str(exc) if isinstance(exc, Unrecorded) else describe(exc))
   return outcome.result(candidate.label, candidate.name, candidate.params, check, time.perf_counter() - start,
                         candidate.notes)
 
 
-__all__ = ["CHECKS", "LAYER_CHECK_NAMES", "Check", "Context", "ReferenceUncomputable", "checks_for", "context",
-           "run_check"]
+__all__ = ["CHECKS", "LAYER_CHECK_NAMES", "NAMES", "Check", "Context", "ReferenceUncomputable", "checks_for",
+           "context", "run_check"]

@@ -64,6 +64,7 @@ from surrogates._lif_config import (
   Synapse,
 )
 from surrogates.lif import LIFParams, LIFState, config_codes, decay, lif_scan, reset_gain
+from verification.checks import LAYER_CHECK_NAMES
 from verification.core.errors import describe
 from verification.core.layer import GRADIENT_NAMES, PROBES, LayerCandidate, LayerEvaluator
 from verification.core.tape import Unrecorded
@@ -840,13 +841,8 @@ def _frozen_fd(ctx: LayerContext, batch: Batch) -> str | None:
   return None
 
 
-#: The layer checks in the order they run.
-LAYER_CHECKS: dict[str, Callable[[LayerContext], Outcome]] = {
-  "layer_forward": layer_forward,
-  "layer_gradient": layer_gradient,
-  "layer_learnable": layer_learnable,
-  "layer_probes": layer_probes,
-}
+#: The layer checks in the order they run (named in :data:`verification.checks.LAYER_CHECK_NAMES`).
+LAYER_CHECKS: dict[str, Callable[[LayerContext], Outcome]] = {name: globals()[name] for name in LAYER_CHECK_NAMES}
 
 
 def layer_context(candidate: LayerCandidate, tape: Any = None, grid: Grid = Grid()) -> LayerContext:

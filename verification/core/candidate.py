@@ -25,8 +25,10 @@ from typing import Any, Literal
 
 import numpy as np
 
-import surrogates
 from verification.core import torch_bridge
+
+if typing.TYPE_CHECKING:  # imported where used: the harness process reads Listed and Unbuilt records without JAX
+  import surrogates
 
 Backend = Literal["jax", "numpy", "torch"]
 
@@ -75,6 +77,8 @@ class Candidate:
 
   def __post_init__(self) -> None:
     if self.surrogate is not None:
+      import surrogates
+
       if not isinstance(self.surrogate, surrogates.Surrogate):
         raise TypeError(f"surrogate={self.surrogate!r}: expected a surrogates.Surrogate instance")
       object.__setattr__(self, "name", self.name or self.surrogate.name)
@@ -220,6 +224,8 @@ def as_candidate(obj: Any) -> Candidate:
 
 def reference_candidates(only: Iterable[str] | None = None) -> list[Candidate]:
   """The reference itself as candidates: every registry surrogate at each representative set."""
+  import surrogates
+
   wanted = set(only) if only else None
   return [
       Candidate(
@@ -248,6 +254,8 @@ def judged_fields(c: Candidate) -> dict[str, Any]:
     return layer_judged_fields(c)
   declaration: Any = None
   if c.surrogate is not None:
+    import surrogates
+
     cls = type(c.surrogate)
     registered = surrogates.REGISTRY.get(cls.__name__) is cls
     declaration = {"class": cls.__name__, "params": dict(c.surrogate.params)} if registered else "unregistered"
@@ -280,6 +288,8 @@ def stand_in(fields: Mapping[str, Any]) -> Candidate:
   declaration = fields.get("declaration")
   surrogate = None
   if isinstance(declaration, Mapping):
+    import surrogates
+
     surrogate = surrogates.REGISTRY[str(declaration["class"])](**dict(declaration["params"]))
   has = set(fields.get("has", ()))
   c = Candidate(name=fields["name"], params=dict(fields["params"]), fn=_not_here, label=fields["label"],

@@ -43,14 +43,14 @@ def provenance(target: str, options: Options) -> dict[str, Any]:
 
 
 def _in_worker(source: str | Sequence[Any] | None) -> bool:
-  """Whether ``source`` is a target spec loaded in a worker (:func:`catalogue`): any but the reference."""
-  return isinstance(source, str) and source not in ("", "reference")
+  """Whether ``source`` is a target spec loaded in a worker (:func:`catalogue`): any, the reference (None) too."""
+  return source is None or isinstance(source, str)
 
 
 def load(source: str | Sequence[Any] | None, options: Options):
-  """The target of a run, with the candidates ``options`` select. The reference and candidate objects
-  are resolved in this process; any other spec is listed by a worker (:func:`catalogue`), stopped
-  after. Raises UsageError (duplicate labels, unknown --only names) or targets.TargetError."""
+  """The target of a run, with the candidates ``options`` select. Candidate objects are resolved in this
+  process; a spec (the reference's too) is listed by a worker (:func:`catalogue`), stopped after. Raises
+  UsageError (duplicate labels, unknown --only names) or targets.TargetError."""
   target, loaders = loaded(source, options, workers=False)
   for w in loaders:
     w.stop()
@@ -65,11 +65,6 @@ def loaded(source: str | Sequence[Any] | None, options: Options, workers: bool) 
   from verification.core.candidate import Unbuilt
 
   if not _in_worker(source):
-    if source is None or isinstance(source, str):
-      import jax  # the reference is built here as a worker builds it: 64-bit on
-
-      jax.config.update("jax_enable_x64", True)
-      return _chosen(targets.resolve_target(source), options), []
     if isinstance(source, Mapping) or not hasattr(source, "__iter__"):
       source = [source]
     return _chosen(targets.Target("candidates", targets.build_items(source, "candidates")), options), []
@@ -89,7 +84,7 @@ def loaded(source: str | Sequence[Any] | None, options: Options, workers: bool) 
   return target, loaders
 
 
-def catalogue(spec: str, options: Options) -> tuple[Any, Worker]:
+def catalogue(spec: str | None, options: Options) -> tuple[Any, Worker]:
   """Target ``spec`` loaded in a worker process, and that worker (which then checks candidates).
 
   The harness process never imports the code it judges: a module that calls ``os._exit``, crashes
@@ -124,7 +119,7 @@ def _deterministic(target: Any, others: Sequence[dict[str, Any]]) -> Any:
       Unbuilt(c.label, why(c.label), c.name, c.params) for c in target.candidates))
 
 
-def _listed(spec: str, options: Options, n: int) -> tuple[list[dict[str, Any]], list[Worker]]:
+def _listed(spec: str | None, options: Options, n: int) -> tuple[list[dict[str, Any]], list[Worker]]:
   """``n`` new workers, each asked to load target ``spec`` at once, and what each listed (plain data,
   see ``verification.engine.worker``). Raises targets.TargetError naming why one could not (its error,
   its exit status or signal and last output, or the start-up limit)."""

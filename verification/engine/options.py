@@ -44,9 +44,9 @@ class Options:
 
 def all_checks() -> tuple[str, ...]:
   """Every check: the spike-function checks, then the layer checks (each candidate runs its kind's)."""
-  from verification.checks import CHECKS, LAYER_CHECK_NAMES
+  from verification.checks import NAMES
 
-  return (*CHECKS, *LAYER_CHECK_NAMES)
+  return NAMES
 
 
 def validate(options: Options) -> None:

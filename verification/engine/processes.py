@@ -90,9 +90,11 @@ class Capture:
 TEMPLATE_SWITCH = "SURROGATE_HARNESS_TEMPLATE"
 #: Environment variables a template process is started without and its children take from their own
 #: environment: JAX's options (which the child sets again from them), what is read when a backend starts
-#: (XLA's and CUDA's), the harness's own (read where used) and pytest's (one per test). The rest of the
-#: environment, with the interpreter and the working directory, picks the template.
-PER_CHILD = ("JAX_", "XLA_", "CUDA_VISIBLE_DEVICES", "SURROGATE_HARNESS_", "SURROGATE_TORCH_", "PYTEST_")
+#: (XLA's, CUDA's, TensorFlow's logging level and the TPU's: JAX sets the last two in a process that imports it),
+#: the harness's own (read where used) and pytest's (one per test). The rest of the environment, with the
+#: interpreter and the working directory, picks the template.
+PER_CHILD = ("JAX_", "XLA_", "CUDA_VISIBLE_DEVICES", "TF_CPP_", "TPU_", "SURROGATE_HARNESS_", "SURROGATE_TORCH_",
+             "PYTEST_")
 #: Seconds a template may take to import JAX and the harness; past them (or where it fails), the processes
 #: start the plain way.
 TEMPLATE_START = 60.0

@@ -32,9 +32,10 @@ def run(source: str | Sequence[Any] | None = "reference", options: Options = Opt
 
   validate(options)
   t0, start_epoch, before = time.perf_counter(), time.time(), time.time() - profile.created()
+  source = "reference" if source is None else source  # a spec, which each worker loads itself
   target, loaders = loaded(source, options, workers=True)  # the loaders then check the candidates
   checks = _applicable(tuple(options.checks) or all_checks(), target.candidates)
-  spec = source if source is None or isinstance(source, str) else None
+  spec = source if isinstance(source, str) else None
   opts = {"checks": checks, "dtypes": tuple(options.dtypes), "is_reference": target.is_reference,
           "hypothesis_examples": options.hypothesis_examples}
   by_label: dict[str, list[Result]] = {}

@@ -73,13 +73,16 @@ def _preload() -> None:
   import numpy  # noqa: F401
 
   import verification.checks
+  import verification.checks.layers
   import verification.core.cache
   import verification.core.candidate
   import verification.core.tape
   import verification.engine.judge
   import verification.engine.platform
   import verification.engine.protocol
-  import verification.engine.worker  # noqa: F401
+  import verification.engine.worker
+
+  verification.checks.CHECKS  # noqa: B018  (every check's module: the package imports them on first use)
 
 
 def _parse(text: str, default: Any) -> Any:

@@ -343,7 +343,10 @@ class State:
 
   def watch(self) -> None:
     """Snapshots the watched modules' attributes (and those of the classes ``verification`` defines)."""
-    import verification.checks  # noqa: F401  (every check's module, imported lazily otherwise)
+    import verification.checks
+    import verification.checks.layers
+
+    verification.checks.CHECKS  # noqa: B018  (every check's module: the package imports them on first use)
 
     self.modules = []
     for name, module in list(sys.modules.items()):

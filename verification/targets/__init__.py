@@ -233,9 +233,11 @@ def duplicates(labels: Iterable[str]) -> list[str]:
 def select(candidates: Iterable[Any], only: Iterable[str] = ()) -> list[Any]:
   """The candidates named by ``only`` (labels, or any spelling of a surrogate: see :mod:`verification.core.names`);
   all of them when it is empty."""
+  wanted = set(only)
+  if not wanted:
+    return list(candidates)
   from verification.core import names
 
-  wanted = set(only)
   return [c for c in candidates if names.matches(c.name, c.label, wanted)]
 
 
