@@ -111,6 +111,49 @@ def test_a_packed_array_is_restored_exactly_and_garbage_is_refused():
       T.unpacked_against(garbage, expected)
 
 
+def _sigmoid_g(x, narrow_at_zero=False):
+  xf = np.asarray(x, np.float64)
+  s = 1 / (1 + np.exp(-4 * xf))
+  g = 4 * s * (1 - s)
+  return g.astype(np.float32) if narrow_at_zero and np.any(xf == 0) else g.astype(np.asarray(x).dtype)
+
+
+@pytest.mark.parametrize("narrow_at_zero", [False, True], ids=["packed", "another dtype: whole"])
+def test_an_evaluation_at_nearby_inputs_is_recorded_as_what_differs_and_replayed_exactly(narrow_at_zero):
+  """The low-precision check evaluates g at x and at x with a 16-bit dtype's subnormals flushed to zero: the
+  second is on the record as the elements where it differs from the first (the judge has the first), restored
+  exactly; an output of another dtype there is recorded whole. A forged packing is refused."""
+  from verification.core.candidate import Candidate, judged_fields, stand_in
+  from verification.core.evaluate import Evaluator
+
+  c = Candidate(name="Sigmoid", params={"alpha": 4.0}, label="numpy sigmoid",
+                forward=lambda x: (np.asarray(x) >= 0).astype(np.asarray(x).dtype),
+                vjp=lambda x, ct: _sigmoid_g(x, narrow_at_zero) * ct)
+  x = np.linspace(-4, 4, 20_000)  # no zero among them
+  near = x.copy()
+  near[[5, 17, 19_999]] = 0.0
+  worker = Evaluator(c, T.Tape("record"))
+  first = worker.evaluate(x, ("g",))["g"]
+  there = worker.near(near, "g", first)
+  entries = worker.tape.take()
+  size = len(T.dumps([e for e in entries if e[0].startswith("Evaluator._near")]))
+  judge = Evaluator(stand_in(judged_fields(c)), T.Tape("replay"))
+  judge.tape.add(T.loads(T.dumps(entries)))
+  assert judge.evaluate(x, ("g",))["g"].tobytes() == first.tobytes()
+  replayed_there = judge.near(near, "g", first)
+  assert replayed_there.dtype == there.dtype and replayed_there.tobytes() == there.tobytes()
+  direct = Evaluator(c).evaluate(near, ("g",))["g"]  # what a plain evaluation there gives
+  assert there.dtype == direct.dtype and there.tobytes() == direct.tobytes()
+  assert size > 20_000 * 4 if narrow_at_zero else size < 1_000, size  # 3 positions and elements, or whole
+  if not narrow_at_zero:
+    garbage = ["ok", ["d", [["packed", ["a", "uint8", [10], bytes(range(10))]]]]]  # not whole positions and elements
+    forged = [[k, garbage if k.startswith("Evaluator._near") else v] for k, v in entries]
+    again = Evaluator(stand_in(judged_fields(c)), T.Tape("replay"))
+    again.tape.add(T.loads(T.dumps(forged)))
+    with pytest.raises(T.TapeError):
+      again.near(near, "g", first)
+
+
 def test_the_diagnosis_names_the_decisive_input_not_a_neighbouring_convention_case(env):
   r = _judged(_label(planted.DEFECTIVE, "threshold at 1e-30"), ("forward",), env)["forward"]
   assert r.status is Status.FAIL, r.message

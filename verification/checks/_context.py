@@ -133,6 +133,15 @@ class Context:
       raise out
     return out
 
+  def quantity_near(self, x: np.ndarray, name: str, first: np.ndarray) -> np.ndarray:
+    """A candidate quantity at inputs that differ in few elements from those of ``first`` (the quantity there),
+    recorded as the elements where it differs (:meth:`~verification.core.evaluate.Evaluator.near`); raises
+    CandidateError if the candidate failed to produce it."""
+    out = self.evaluator.near(x, name, first)
+    if isinstance(out, Exception):
+      raise out
+    return out
+
   def gradient_name(self) -> str:
     """The gradient the checks judge: the spike function's own (what users get); the autodiff check
     holds ``surrogate_grad`` to it where both exist."""
@@ -351,8 +360,9 @@ def low_precision_rows(ctx: Context, dtype: np.dtype, compare_to_reference: bool
     expected = ctx.ref(xf, "g")
     alt = ctx.ref(flushed(x, dtype), "g")
   else:
-    expected = ctx.quantity(xf, name).astype(F64)
-    alt = ctx.quantity(flushed(x, dtype), name).astype(F64)
+    first = ctx.quantity(xf, name)
+    expected = first.astype(F64)
+    alt = ctx.quantity_near(flushed(x, dtype), name, first).astype(F64)
   expected = np.where(np.abs(got - alt) < np.abs(got - expected), alt, expected)
   k = (tolerances.K_DIFFERENTIAL if compare_to_reference else tolerances.K_LOW_PRECISION)[dtype.name]
   declared = ctx.reference.argument_condition(xf)

@@ -341,6 +341,29 @@ class Evaluator:
                             f"time as {first.dtype} of shape {first.shape}")
     return packed_against(out, first)
 
+  def near(self, x: np.ndarray, quantity: str, first: np.ndarray) -> np.ndarray | Exception:
+    """``quantity`` at x, inputs that differ in few elements from those ``first`` (``quantity``'s output there)
+    was computed at (a 16-bit dtype's subnormals flushed to zero, say): the value :meth:`evaluate` gives, on
+    the record packed against ``first`` (the elements that differ alone) where its dtype and shape are
+    ``first``'s, else whole."""
+    out = self._near(np.asarray(x), quantity, np.asarray(first))
+    if isinstance(out, Exception):
+      return out
+    if not isinstance(out, dict) or not ({"packed"} == set(out) or {"whole"} == set(out)):
+      return CandidateError(f"{quantity} at the nearby inputs came back as {type(out).__name__}")
+    if "whole" in out:
+      return self._noted(np.asarray(x).dtype, {quantity: out["whole"]})[quantity]
+    return unpacked_against(out["packed"], np.asarray(first))
+
+  @recorded
+  def _near(self, x: np.ndarray, quantity: str, first: np.ndarray) -> dict[str, Any] | Exception:
+    out = self._outputs(x, (quantity,))[quantity]
+    if isinstance(out, Exception):
+      return out
+    if out.dtype != first.dtype or out.shape != first.shape:
+      return {"whole": out}
+    return {"packed": packed_against(out, first)}
+
   def _bundle_at(self, x: np.ndarray) -> dict[str, Any]:
     """Always the whole bundle: one compilation per dtype serves every check, and the checks that ask for
     several quantities at the same inputs get them from one evaluation (kept read-only)."""
