@@ -36,6 +36,7 @@ LAYER_CHECK_NAMES: tuple[str, ...] = ("layer_forward", "layer_gradient", "layer_
 #: Every check's name: the spike-function checks, then the layer checks.
 NAMES: tuple[str, ...] = (*_MODULES, *LAYER_CHECK_NAMES)
 
+
 @dataclasses.dataclass(frozen=True)
 class Check:
   """One registered check: its name, its forms, the capabilities it may report ``unsupported``, and its

@@ -58,8 +58,8 @@ def load(source: str | Sequence[Any] | None, options: Options):
 
 
 def loaded(source: str | Sequence[Any] | None, options: Options, workers: bool) -> tuple[Any, list[Worker]]:
-  """The target of a run (as :func:`load`) and the workers that loaded it: for a spec other than the
-  reference, the worker that listed it and, with ``workers``, as many more as the run will use, each
+  """The target of a run (as :func:`load`) and the workers that loaded it: for a spec (the reference's too),
+  the worker that listed it and, with ``workers``, as many more as the run will use, each
   having loaded it too (a label one of them did not build becomes an error: :func:`_deterministic`)."""
   from verification import targets
   from verification.core.candidate import Unbuilt
