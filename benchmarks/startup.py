@@ -37,7 +37,7 @@ jax.config.update("jax_enable_x64", True)
 from verification.core import cache
 cache.enable()
 import verification.checks, verification.engine.worker, verification.engine.judge
-verification.checks.CHECKS
+verification.checks.import_all()
 import ml_dtypes
 print(jax.__version__, ml_dtypes.__version__)
 """

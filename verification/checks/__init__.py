@@ -73,6 +73,13 @@ def _registry() -> dict[str, Check]:
   return {c.name: c for c in (_registered(importlib.import_module(f"{__name__}.{m}")) for m in _MODULES)}
 
 
+def import_all() -> None:
+  """Imports every check's module, the layer checks' too: what a process that runs checks imports before its
+  first (the template process, a worker's watch of the modules the checks use)."""
+  _registry()
+  importlib.import_module(f"{__name__}.layers")
+
+
 def __getattr__(name: str) -> Any:
   if name == "CHECKS":
     return _registry()
@@ -133,4 +140,4 @@ def run_check(candidate: Any, ctx: Any, check: str) -> Result:
 
 
 __all__ = ["CHECKS", "LAYER_CHECK_NAMES", "NAMES", "Check", "Context", "ReferenceUncomputable", "checks_for",
-           "context", "run_check"]
+           "context", "import_all", "run_check"]

@@ -349,7 +349,7 @@ class Evaluator:
     out = self._near(np.asarray(x), quantity, np.asarray(first))
     if isinstance(out, Exception):
       return out
-    if not isinstance(out, dict) or not ({"packed"} == set(out) or {"whole"} == set(out)):
+    if not isinstance(out, dict) or set(out) not in ({"packed"}, {"whole"}):
       return CandidateError(f"{quantity} at the nearby inputs came back as {type(out).__name__}")
     if "whole" in out:
       return self._noted(np.asarray(x).dtype, {quantity: out["whole"]})[quantity]

@@ -73,7 +73,6 @@ def _preload() -> None:
   import numpy  # noqa: F401
 
   import verification.checks
-  import verification.checks.layers
   import verification.core.cache
   import verification.core.candidate
   import verification.core.tape
@@ -82,7 +81,7 @@ def _preload() -> None:
   import verification.engine.protocol
   import verification.engine.worker
 
-  verification.checks.CHECKS  # noqa: B018  (every check's module: the package imports them on first use)
+  verification.checks.import_all()
 
 
 def _parse(text: str, default: Any) -> Any:

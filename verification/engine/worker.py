@@ -343,10 +343,9 @@ class State:
 
   def watch(self) -> None:
     """Snapshots the watched modules' attributes (and those of the classes ``verification`` defines)."""
-    import verification.checks
-    import verification.checks.layers
+    from verification.checks import import_all
 
-    verification.checks.CHECKS  # noqa: B018  (every check's module: the package imports them on first use)
+    import_all()
 
     self.modules = []
     for name, module in list(sys.modules.items()):
