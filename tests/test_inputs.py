@@ -186,6 +186,71 @@ def test_a_nondeterministic_candidate_is_named_so_with_its_spread_in_every_run(e
   assert {r.status for r in twin.values()} == {Status.PASS}, {k: r.message for k, r in twin.items()}
 
 
+def _sigmoid_with_own_surrogate_grad(label, noisy):
+  """Sigmoid(4) as a custom_jvp with its own surrogate_grad, computed on the host (``pure_callback``); a
+  ``noisy`` one flips the last bit of one element per call (a race in a native kernel, say)."""
+  import jax
+
+  from verification.core.candidate import Candidate
+
+  rng = np.random.default_rng()
+
+  def on_host(x):
+    s = 1 / (1 + np.exp(-4 * np.asarray(x, np.float64)))
+    out = np.array(4 * s * (1 - s)).astype(x.dtype)
+    if noisy and out.size:
+      bits = out.reshape(-1).view(f"u{out.itemsize}")
+      bits[rng.integers(out.size)] ^= 1
+    return out
+
+  def surrogate_grad(x):
+    return jax.pure_callback(on_host, jax.ShapeDtypeStruct(x.shape, x.dtype), x)
+
+  @jax.custom_jvp
+  def spike(x):
+    return (x >= 0).astype(x.dtype)
+
+  @spike.defjvp
+  def _(primals, tangents):
+    (x,), (t,) = primals, tangents
+    s = jax.nn.sigmoid(4 * x)
+    return spike(x), 4 * s * (1 - s) * t
+
+  return Candidate(name="Sigmoid", params={"alpha": 4.0}, fn=spike, surrogate_grad=surrogate_grad, label=label,
+                   backend="jax")
+
+
+def test_one_second_evaluation_serves_g_and_surrogate_grad_and_still_finds_either_nondeterministic(env, monkeypatch):
+  """The low-precision check computes g and surrogate_grad a second time at each grid for determinism: one
+  second evaluation of the bundle serves both (each 16-bit grid evaluated twice in all, not three times). A
+  surrogate_grad that differs from one evaluation to the next is named nondeterministic all the same, and its
+  deterministic twin passes."""
+  from verification import checks
+  from verification.core.evaluate import Evaluator
+
+  quiet = _sigmoid_with_own_surrogate_grad("deterministic surrogate_grad", noisy=False)
+  evaluated: dict[tuple[str, int], int] = {}
+  original = Evaluator._evaluate_jax
+
+  def counted(self, x, quantities, *args, **kwargs):
+    if self.candidate is quiet:
+      evaluated[(x.dtype.name, x.size)] = evaluated.get((x.dtype.name, x.size), 0) + 1
+    return original(self, x, quantities, *args, **kwargs)
+
+  monkeypatch.setattr(Evaluator, "_evaluate_jax", counted)
+  r = checks.run_check(quiet, checks.context(quiet, ALL_DTYPES), "low_precision")
+  assert r.status is Status.PASS, r.message
+  grids = {k: n for k, n in evaluated.items() if k[0] in ("float16", "bfloat16") and k[1] > 30_000}
+  assert len(grids) == 2 and set(grids.values()) == {2}, evaluated
+  monkeypatch.undo()
+
+  noisy = _judged(_sigmoid_with_own_surrogate_grad("noisy surrogate_grad", noisy=True), ("low_precision",),
+                  env)["low_precision"]
+  assert noisy.status is Status.FAIL and noisy.message.startswith("nondeterministic: sg"), noisy.message
+  twin = _judged(quiet, ("low_precision",), env)["low_precision"]
+  assert twin.status is Status.PASS, twin.message
+
+
 def test_values_in_a_failing_message_are_printed_in_full(env):
   """Two values that differ in the 9th digit are told apart in the message (not both printed as "1")."""
   from verification.core.candidate import Candidate

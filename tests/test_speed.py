@@ -278,16 +278,15 @@ def test_inputs_are_padded_to_whole_blocks_with_their_own_values_repeated(n):
 
 def test_the_structure_test_traces_a_jax_candidate_and_calls_it_only_where_the_trace_is_wrong():
   """A candidate whose traced outputs have the input's shape is not run op by op before the checks (each eager
-  call of a surrogate is hundreds of dispatches); one whose traced output is wrong is called, and its own
-  output names what is wrong, as before."""
+  call of a surrogate is hundreds of dispatches), and is traced once, its VJP with it; one whose traced output
+  is wrong is called, and its own output names what is wrong, as before."""
   from verification.engine.worker import sanity
 
-  eager = []
+  eager, traced = [], []
 
   @jax.custom_vjp
   def spike(x):
-    if not isinstance(x, jax.core.Tracer):
-      eager.append(1)
+    (traced if isinstance(x, jax.core.Tracer) else eager).append(1)
     return (x >= 0).astype(x.dtype)
 
   spike.defvjp(lambda x: (spike(x), x), lambda x, ct: (ct / (1 + jnp.abs(4 * x)) ** 2,))
@@ -296,7 +295,7 @@ def test_the_structure_test_traces_a_jax_candidate_and_calls_it_only_where_the_t
     return [spike(x)]
 
   assert sanity(Candidate(name="FastSigmoid", params={"alpha": 4.0}, fn=spike)) is None
-  assert eager == []
+  assert eager == [] and len(traced) == 1
   assert "returned a list" in sanity(Candidate(name="FastSigmoid", params={"alpha": 4.0}, fn=as_list))
   assert eager
 

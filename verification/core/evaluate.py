@@ -251,6 +251,24 @@ def kept(fn: Callable, name: str, *args: Any) -> Any:
   return fn(*args)
 
 
+def _kept_by_input(recent: dict[tuple, dict], x: np.ndarray, compute: Callable[[], dict]) -> dict:
+  """``compute()``, the outputs at x, kept read-only in ``recent`` (the last :data:`RECENT`, by input) and
+  found there again for the same x."""
+  raw = x.tobytes()  # bytes, not values: -0.0 and NaN payloads are inputs of their own
+  key = (x.dtype.name, x.shape, hash(raw))
+  outs = recent.get(key)
+  if outs is None or outs["__x__"] != raw:
+    outs = compute()
+    for v in outs.values():
+      if isinstance(v, np.ndarray):
+        v.setflags(write=False)
+    outs["__x__"] = raw
+    recent[key] = outs
+    while len(recent) > RECENT:
+      recent.pop(next(iter(recent)))
+  return outs
+
+
 class Evaluator:
   """Evaluates a candidate's quantities on NumPy arrays of any float dtype."""
 
@@ -269,8 +287,9 @@ class Evaluator:
     self.keeps_programs = keep_programs and cached is not None
     self._lock = threading.Lock()
     self._programs: dict[Callable, Callable] = {}
-    #: The last few evaluations, by input (oldest first).
+    #: The last few evaluations, by input (oldest first), and the last few computed a second time (:meth:`again`).
     self._recent: dict[tuple, dict] = {}
+    self._recent_again: dict[tuple, dict] = {}
     #: (dtype, quantities) whose bundle raised: evaluated per quantity from then on.
     self._failed: set[tuple[str, tuple[str, ...]]] = set()
     #: (quantity, input dtype) -> what came back instead; the values are kept for the other checks.
@@ -321,7 +340,9 @@ class Evaluator:
   def again(self, x: np.ndarray, quantity: str, first: np.ndarray) -> np.ndarray | Exception:
     """``quantity`` at x computed a second time, afresh (not from the evaluations kept), for a repeatability
     comparison with ``first`` (the first evaluation's output): bit-identical for a deterministic candidate.
-    On the record packed against ``first`` (a few bytes where they agree)."""
+    For a JAX candidate the second evaluation is of the whole bundle, kept as the first ones are: the repeats
+    of g and surrogate_grad at the same x are one evaluation, as their first values were. On the record packed
+    against ``first`` (a few bytes where they agree)."""
     out = self._again(np.asarray(x), quantity, np.asarray(first))
     if isinstance(out, Exception) or not isinstance(out, np.ndarray) or out.dtype != np.uint8:
       return out if isinstance(out, Exception) else CandidateError(f"{quantity} computed again gave no array")
@@ -329,8 +350,8 @@ class Evaluator:
 
   @recorded
   def _again(self, x: np.ndarray, quantity: str, first: np.ndarray) -> np.ndarray | Exception:
-    if self.candidate.backend == "jax":
-      out = self._evaluate_jax(x, self.available)[quantity]
+    if self.candidate.backend == "jax":  # the whole bundle a second time: one repeat serves each quantity at x
+      out = _kept_by_input(self._recent_again, x, lambda: self._evaluate_jax(x, self.available))[quantity]
     else:
       out = self._outputs(x, (quantity,))[quantity]
     if isinstance(out, Exception):
@@ -367,19 +388,8 @@ class Evaluator:
   def _bundle_at(self, x: np.ndarray) -> dict[str, Any]:
     """Always the whole bundle: one compilation per dtype serves every check, and the checks that ask for
     several quantities at the same inputs get them from one evaluation (kept read-only)."""
-    raw = x.tobytes()  # bytes, not values: -0.0 and NaN payloads are inputs of their own
-    key = (x.dtype.name, x.shape, hash(raw))
-    outs = self._recent.get(key)
-    if outs is None or outs["__x__"] != raw:
-      outs = self._saved_outputs(x) if self._saved_as is not None else self._evaluate_jax(x, self.available)
-      for v in outs.values():
-        if isinstance(v, np.ndarray):
-          v.setflags(write=False)
-      outs["__x__"] = raw
-      self._recent[key] = outs
-      while len(self._recent) > RECENT:
-        self._recent.pop(next(iter(self._recent)))
-    return outs
+    return _kept_by_input(self._recent, x, lambda: self._saved_outputs(x) if self._saved_as is not None
+                          else self._evaluate_jax(x, self.available))
 
   def _saved_outputs(self, x: np.ndarray) -> dict[str, Any]:
     """The reference's quantities at x: read back where a run saved them, else computed (and saved where every

@@ -423,11 +423,21 @@ def sanity(candidate: Any) -> str | None:
   calls: list[tuple[str, Any, Any]] = []
   if candidate.backend == "jax":
     xj = jnp.asarray(x)
+    fields = [f for f in (candidate.surrogate_fun, candidate.surrogate_grad) if f is not None]
 
     def vjp(v):
       out, pull = jax.vjp(candidate.fn, v)
       return pull(jnp.ones_like(out))[0]
 
+    def traced_at_once(v):  # one trace for the common case: the VJP's primal output is the spike function's
+      out, pull = jax.vjp(candidate.fn, v)
+      return [out, pull(jnp.ones_like(out))[0], *(f(v) for f in fields)]
+
+    try:
+      if all(_structure("", out) is None for out in jax.eval_shape(traced_at_once, xj)):
+        return None
+    except BaseException:  # each on its own, below: what is wrong is told of the callable that does it
+      pass
     calls += [("the spike function", candidate.fn, xj), ("its VJP", vjp, xj)]
   else:
     calls += [("forward", candidate.forward, x), ("vjp", lambda v: candidate.vjp(v, np.ones_like(v)), x)]
