@@ -411,24 +411,29 @@ _HARNESS_IMPORTS = """
 import sys
 from verification.engine.runner import Options, run
 source = None if sys.argv[1] == "None" else sys.argv[1]
-got = run(source, Options(checks=("forward",), dtypes=("float32",), jobs=1, labels=(sys.argv[2],)))
-assert [r.status.value for r in got.results] == ["pass"], [r.message for r in got.results]
+only = tuple(sys.argv[3:])
+got = run(source, Options(checks=("forward",), dtypes=("float32",), jobs=1, labels=(sys.argv[2],), only=only))
+assert [(r.label, r.status.value) for r in got.results] == [(sys.argv[2], "pass")], [r.message for r in got.results]
 print(sorted(m for m in ("jax", "scipy", "surrogates", "torch") if m in sys.modules))
 """
 
 
-@pytest.mark.parametrize(("source", "label"), [("None", "Sigmoid(alpha=4.0)"), ("reference", "Sigmoid(alpha=4.0)"),
-                                               ("tests.hostile:SET_ORDERED", "set: correct a")])
-def test_the_harness_process_imports_neither_jax_nor_the_reference_for_a_run(source, label):
+@pytest.mark.parametrize(("source", "label", "only"), [
+    ("None", "Sigmoid(alpha=4.0)", ()), ("reference", "Sigmoid(alpha=4.0)", ()),
+    ("tests.hostile:SET_ORDERED", "set: correct a", ()),
+    ("None", "InvSquareGrad(alpha=1.0)", ("fast_sigmoid",)),  # an alias, resolved by the worker that lists
+    ("reference", "Sigmoid(alpha=4.0)", ("sigmoid", "Arctan(alpha=1.0)"))])
+def test_the_harness_process_imports_neither_jax_nor_the_reference_for_a_run(source, label, only):
   """The check names and the listed candidates are plain data in the harness process (a worker lists the
-  reference too), so a run's own process starts in a tenth of a second instead of importing JAX and SciPy (about
-  a second of CPU per run, and the run's template imports them again)."""
+  reference too, and says which registry class each ``--only`` spelling names), so a run's own process starts in
+  a tenth of a second instead of importing JAX and SciPy (about a second of CPU per run, and the run's template
+  imports them again)."""
   import subprocess
   import sys
 
   from tests._subprocess import environment
 
-  proc = subprocess.run([sys.executable, "-c", _HARNESS_IMPORTS, source, label], capture_output=True, text=True,
-                        env=environment(), timeout=300)
+  proc = subprocess.run([sys.executable, "-c", _HARNESS_IMPORTS, source, label, *only], capture_output=True,
+                        text=True, env=environment(), timeout=300)
   assert proc.returncode == 0, proc.stderr[-3000:]
   assert proc.stdout.strip().splitlines()[-1] == "[]", proc.stdout

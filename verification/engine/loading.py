@@ -99,7 +99,11 @@ def catalogue(spec: str | None, options: Options) -> tuple[Any, Worker]:
   (data,), (worker,) = _listed(spec, options, 1)
   items = tuple(Listed(i["label"], i["name"], i["params"], i["notes"], i.get("fields") or {}) if i["unbuilt"] is None
                 else Unbuilt(i["label"], i["unbuilt"], i["name"], i["params"]) for i in data["items"])
-  return targets.Target(data["name"], items, data["library"], data["is_reference"]), worker
+  spelled = data.get("spelled")
+  if not (isinstance(spelled, dict) and all(isinstance(k, str) and (v is None or isinstance(v, str))
+                                            for k, v in spelled.items())):
+    spelled = None  # (the registry is asked here instead)
+  return targets.Target(data["name"], items, data["library"], data["is_reference"], spelled), worker
 
 
 def _deterministic(target: Any, others: Sequence[dict[str, Any]]) -> Any:
@@ -131,7 +135,7 @@ def _listed(spec: str | None, options: Options, n: int) -> tuple[list[dict[str, 
   try:
     for w in started:
       try:
-        w.conn.send(("list",))
+        w.conn.send(("list", only_names(options)))
       except OSError:
         raise _LoadingEnded(w) from None
     deadline = time.monotonic() + limit
@@ -193,6 +197,11 @@ class _LoadingEnded(Exception):
     self.worker = worker
 
 
+def only_names(options: Options) -> list[str]:
+  """The names and labels ``--only`` gives (each option's value split at commas)."""
+  return [n for item in options.only for n in item.split(",") if n]
+
+
 def _chosen(target: Any, options: Options) -> Any:
   """``target`` with the candidates ``options`` select (--only, --shard); raises UsageError."""
   from verification import targets
@@ -201,15 +210,15 @@ def _chosen(target: Any, options: Options) -> Any:
   if dup:
     raise UsageError(f"target {target.name}: candidates are identified by label and these occur more than once: "
                      f"{', '.join(repr(safe_text(d, 200)) for d in dup[:10])}; give each candidate its own label")
-  only = [n for item in options.only for n in item.split(",") if n]
+  only = only_names(options)
   if only:
     names = {c.name for c in target.candidates} | set(target.labels)
-    unknown = [n for n in only if not targets.select(target.candidates, [n])]
+    unknown = [n for n in only if not targets.select(target.candidates, [n], target.spelled)]
     if unknown:
       raise UsageError(f"--only: no candidate of {target.name} is named or labelled {unknown}"
                        f"{close_matches(unknown, sorted(names))}")
   if not target.candidates:
     raise UsageError(f"target {target.name} has no candidates")
-  chosen = tuple(c for c in targets.select(target.candidates, only) if in_shard(c.label, options.shard)
+  chosen = tuple(c for c in targets.select(target.candidates, only, target.spelled) if in_shard(c.label, options.shard)
                  and (not options.labels or c.label in options.labels))
   return dataclasses.replace(target, candidates=chosen)

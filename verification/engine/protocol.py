@@ -10,9 +10,10 @@ the parent sends in ``init``: a message without it is something else writing to 
 (an accident; a candidate in the worker's process can read the token, so it is no defence against
 deliberate forgery). The parent checks the order of the messages too (:class:`Sequence`).
 
-* parent to worker: ``init`` (a dict: ``memory_limit``, ``sys_path``, ``spec``, ``token``), then ``("list",)``,
-  ``("check", label, payload, options)`` or ``("stop",)``;
-* worker to parent: ``("ready", environment)``, ``("catalogue", data)`` in answer to ``list``,
+* parent to worker: ``init`` (a dict: ``memory_limit``, ``sys_path``, ``spec``, ``token``), then ``("list", only)``
+  (the ``--only`` names), ``("check", label, payload, options)`` or ``("stop",)``;
+* worker to parent: ``("ready", environment)``, ``("catalogue", data)`` in answer to ``list`` (the candidates as
+  plain data and, with ``--only``, the registry class each of their names and each ``--only`` name spells),
   ``("start", label, phase)`` before each phase (loading, sanity, each check, curves), then per check
   ``("record", label, check, size, spoiled, seconds)`` followed by a frame of ``size`` bytes, the record's
   entries (the candidate's outputs for the judge, as :func:`verification.core.tape.dumps` writes them: JSON

@@ -529,7 +529,7 @@ class Worker:
       print(f"loading the target changed settings the checks depend on ({set_back}); the harness set them back",
             file=sys.stderr)
 
-  def catalogue(self) -> None:
+  def catalogue(self, only: list[str]) -> None:
     """Loads the target and sends what the harness process needs of it, as plain data (JSON values):
     that process never imports the code it judges. A module that exits, crashes or hangs at import
     ends this worker (the harness reports a loading error); what it changes in JAX's configuration
@@ -544,8 +544,9 @@ class Worker:
                 "notes": dict(getattr(c, "notes", None) or {}),
                 "unbuilt": c.message if isinstance(c, Unbuilt) else None,
                 "fields": None if isinstance(c, Unbuilt) else judged_fields(c)} for c in target.candidates]
+      spelled = targets.spelled({c.name for c in target.candidates} | set(only)) if only else None
       data = json.loads(json.dumps({"name": target.name, "library": target.library, "is_reference":
-                                    target.is_reference, "items": items}, default=repr))
+                                    target.is_reference, "items": items, "spelled": spelled}, default=repr))
     except targets.TargetError as exc:
       data = {"error": str(exc)}
     except Exception as exc:
@@ -759,7 +760,7 @@ def main(argv: list[str]) -> int:
       os._exit(0)  # without the interpreter's teardown of JAX and the libraries loaded (a second or more)
     with clock.span("checks"):
       if message[0] == "list":
-        worker.catalogue()
+        worker.catalogue([str(n) for n in message[1]])
         continue
       _, label, payload, opts = message
       try:

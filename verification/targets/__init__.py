@@ -50,6 +50,10 @@ class Target:
   candidates: tuple[Any, ...]  # Candidate | Unbuilt, in the target's order
   library: Mapping[str, Any] | None = None
   is_reference: bool = False
+  #: Where a worker listed the target for a run with ``--only``: each of its candidates' surrogate names and each
+  #: ``--only`` spelling, as the registry class it spells (None: none), resolved by that worker
+  #: (:func:`spelled`), so the harness process selects without importing the registry (and JAX).
+  spelled: Mapping[str, str | None] | None = None
 
   @property
   def labels(self) -> list[str]:
@@ -230,15 +234,35 @@ def duplicates(labels: Iterable[str]) -> list[str]:
   return sorted(label for label, n in collections.Counter(labels).items() if n > 1)
 
 
-def select(candidates: Iterable[Any], only: Iterable[str] = ()) -> list[Any]:
+def select(candidates: Iterable[Any], only: Iterable[str] = (),
+           spelled: Mapping[str, str | None] | None = None) -> list[Any]:
   """The candidates named by ``only`` (labels, or any spelling of a surrogate: see :mod:`verification.core.names`);
-  all of them when it is empty."""
+  all of them when it is empty. ``spelled`` (:func:`spelled`, made where the target was loaded) gives the registry
+  class of each name and spelling; without it they are looked up in the registry here."""
   wanted = set(only)
   if not wanted:
     return list(candidates)
-  from verification.core import names
+  if spelled is None:
+    from verification.core import names
 
-  return [c for c in candidates if names.matches(c.name, c.label, wanted)]
+    return [c for c in candidates if names.matches(c.name, c.label, wanted)]
+  classes = {spelled.get(w) for w in wanted} - {None}
+  return [c for c in candidates if c.label in wanted or c.name in wanted or spelled.get(c.name) in classes]
+
+
+def spelled(names: Iterable[str]) -> dict[str, str | None]:
+  """Each surrogate name or spelling as the registry class it spells (``"fast_sigmoid"``: ``"InvSquareGrad"``),
+  None where it spells none: what :func:`select` matches ``--only`` by (as :func:`verification.core.names.matches`
+  does)."""
+  from verification.core import names as registry_names
+
+  out: dict[str, str | None] = {}
+  for name in names:
+    try:
+      out[name] = registry_names.canonical(name)
+    except registry_names.UnknownName:
+      out[name] = None
+  return out
 
 
 def load_candidates(spec: str | None, only: Iterable[str] = ()) -> list[Any]:
