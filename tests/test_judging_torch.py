@@ -133,3 +133,76 @@ def test_a_candidate_that_patches_the_judging_in_its_process_still_fails_where_i
   assert judge.status is Status.FAIL, judge.diagnosis.text()
   assert "not its surrogate_grad" in judge.message
   assert judge.diagnosis.got == pytest.approx(judge.diagnosis.expected / 3, rel=1e-9)
+
+
+def test_the_cotangent_is_rounded_as_autograd_rounds_it_without_torch():
+  """The judge rounds the cotangent to the forward's output dtype in NumPy, bit for bit as torch's cast does,
+  the 16-bit floats included, which torch reaches through float32 (a value just above a float16 halfway point
+  rounds up directly but to even through float32); other dtypes are torch's own."""
+  import numpy as np
+
+  rng = np.random.default_rng(3)
+  half_up = 1 + 2.0**-11 + 2.0**-30  # float16: 1 + 2^-10 directly, 1.0 through float32
+  bf_up = 1 + 2.0**-8 + 2.0**-30  # bfloat16 likewise
+  ct = np.concatenate([rng.normal(size=4096) * 10.0 ** rng.integers(-8, 8, 4096), [half_up, -half_up, bf_up, -bf_up,
+                       0.0, -0.0, 1e-45, 7e-46, 3e38, 7e4, 65520.0, np.inf, -np.inf, np.nan]])
+  for name in ("float16", "bfloat16", "float32", "float64", "int32", "bool", "complex64"):
+    want = torch.from_numpy(ct.copy()).to(getattr(torch, name))
+    want = want.to(torch.float64).numpy() if want.is_floating_point() else want.numpy()
+    got = torch_checks.rounded_as_autograd(ct, f"torch.{name}")
+    assert got.dtype == want.dtype and np.array_equal(got, want, equal_nan=got.dtype.kind in "fc"), name
+  assert torch_checks.rounded_as_autograd(np.array([half_up]), "torch.float16")[0] == 1.0 != np.float16(half_up)
+  assert torch_checks.rounded_as_autograd(np.array([bf_up]), "torch.bfloat16")[0] == 1.0
+  assert torch_checks.rounded_as_autograd(np.array([0.1]), "float32")[0] == float(np.float32(0.1))  # a NumPy dtype
+
+
+_RECORDS = """
+import pickle, sys
+import jax
+jax.config.update("jax_enable_x64", True)
+from verification import checks, targets
+from verification.core.candidate import judged_fields
+from verification.core.tape import Tape, dumps
+from verification.engine.platform import environment
+(c,) = targets.load_candidates("tests.planted_torch:CORRECT", [sys.argv[2]])
+opts = {"dtypes": ("float32", "float64"), "is_reference": False, "hypothesis_examples": 3}
+tape, recorded = Tape("record"), {}
+ctx = checks.context(c, opts, tape)
+for check in checks.NAMES:
+  r = checks.run_check(c, ctx, check)
+  recorded[check] = ((r.status.value, r.message), dumps(tape.take()))
+pickle.dump((judged_fields(c), opts, environment(), recorded), open(sys.argv[1], "wb"))
+"""
+
+_JUDGED = """
+import pickle, sys
+import jax
+jax.config.update("jax_enable_x64", True)
+from verification.core.tape import loads
+from verification.engine.judge import Judging
+fields, opts, env, recorded = pickle.load(open(sys.argv[1], "rb"))
+judging = Judging(fields, opts, env)
+for check, (status, entries) in recorded.items():
+  r = judging.judge(check, loads(entries))
+  got = (r.status.value, r.message)
+  assert got == status, (check, got, status)
+print("torch" in sys.modules)
+"""
+
+
+@pytest.mark.parametrize("label", ["autograd.Function with setup_context, jvp and a vmap rule", "the detach trick"])
+def test_a_judge_of_a_torch_candidate_imports_no_torch(label, tmp_path):
+  """The judge's own computations on a torch candidate's record (the cotangent rounded as autograd rounds it, the
+  comparisons) are NumPy's: its process never imports torch (1.5 s of CPU a judge), and its verdicts are the
+  worker's, torch.compile's check included."""
+  import subprocess
+  import sys
+
+  from tests._subprocess import environment as subprocess_environment
+
+  record = tmp_path / "record.pkl"
+  env = {k: v for k, v in subprocess_environment().items() if k != "SURROGATE_TORCH_COMPILE"}
+  for script, args in ((_RECORDS, [str(record), label]), (_JUDGED, [str(record)])):
+    proc = subprocess.run([sys.executable, "-c", script, *args], capture_output=True, text=True, env=env, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+  assert proc.stdout.strip().splitlines()[-1] == "False", proc.stdout

@@ -50,6 +50,7 @@ import types
 from collections.abc import Callable
 from typing import Any
 
+import ml_dtypes
 import numpy as np
 
 from verification.checks._context import G_SLOPE_REASON, g_slope
@@ -683,11 +684,22 @@ def layouts(j: Judge, x: np.ndarray, ct: np.ndarray, g: np.ndarray, tol: np.ndar
     j.fail(f"a non-contiguous or expanded input raised {describe(exc)}")
 
 
-def _dtype_named(name: str) -> Any:
-  """The dtype :func:`torch_output_dtype` recorded: torch's (``"torch.float32"``), else NumPy's (a forward
-  that returned an array, whose dtype ``Tensor.to`` refuses)."""
+def rounded_as_autograd(ct: np.ndarray, name: str) -> np.ndarray:
+  """The float64 cotangent ``ct`` cast to the dtype :func:`torch_output_dtype` recorded (``"torch.float16"``, or a
+  NumPy dtype's name where the forward returned an array), as autograd casts a cotangent to the output's dtype.
+  A float dtype in NumPy, as torch's CPU cast does it: to the nearest, ties to even, and to a 16-bit float through
+  float32 first (torch converts a double to ``float``, then to ``Half`` or ``BFloat16``), back in float64; so the
+  judge needs no torch. Any other dtype (an integer, bool or complex output) by torch itself."""
+  short = name.removeprefix("torch.")
+  with np.errstate(over="ignore"):  # (beyond the dtype's range: inf, as torch gives)
+    if short in ("float16", "bfloat16"):
+      return ct.astype(np.float32).astype(ml_dtypes.bfloat16 if short == "bfloat16" else np.float16).astype(F64)
+    if short in ("float32", "float64"):
+      return ct.astype(short).astype(F64)
+  if not name.startswith("torch."):
+    return ct.astype(np.dtype(name))
   torch = import_torch()
-  return getattr(torch, name.removeprefix("torch.")) if name.startswith("torch.") else np.dtype(name)
+  return as_numpy(torch.from_numpy(ct).to(getattr(torch, short)))
 
 
 def prepare(ctx: Any) -> types.SimpleNamespace | Outcome:
@@ -698,7 +710,6 @@ def prepare(ctx: Any) -> types.SimpleNamespace | Outcome:
   fresh_compilation()
   if "torch" in ctx.memo:
     return ctx.memo["torch"]
-  torch = import_torch()
   x = numerics.sample_points(ctx.length, ctx.reference.kinks(), 8 * ctx.step, n=64, seed=ctx.seed, span=4.0)
   x = x.astype(F64)
   ct = np.random.default_rng(ctx.seed + 1).normal(size=x.shape) * 2.0 + 0.5
@@ -713,8 +724,8 @@ def prepare(ctx: Any) -> types.SimpleNamespace | Outcome:
     out = failed(f"the VJP (torch.autograd.grad) raised {describe(exc)}", dtype="float64")
   else:
     # autograd casts the cotangent to the output's dtype: where the forward changes the dtype (the
-    # autodiff check reports it), the VJP is judged with the cotangent as rounded to it (by torch, here).
-    ct = as_numpy(torch.from_numpy(ct).to(_dtype_named(out_dtype)))
+    # autodiff check reports it), the VJP is judged with the cotangent as rounded to it.
+    ct = rounded_as_autograd(ct, out_dtype)
     # Same computation in the same dtype, only the final product rounds differently: a few ulp.
     tol = tolerances.K_WIRING * tolerances.eps(F64) * ctx.peak * (1 + np.abs(ct))
     out = types.SimpleNamespace(x=x, ct=ct, g=g, gfun=gfun, tol=tol)
