@@ -117,6 +117,46 @@ def test_integrate_real_line_known_masses(g, exact):
   assert err <= 1e-8
 
 
+@pytest.mark.parametrize("g, start, direction", [
+    (_GAUSS, 3.0, 1.0), (lambda x: 1 / (1 + x * x) / math.pi, -50.0, -1.0),
+    (lambda x: np.abs(x) ** -1.0001, 10.0, 1.0),  # quad's extrapolation at work: 35 rules
+    (lambda x: np.where(np.abs(x) < 1e3, 1.0, 0.0), 50.0, 1.0),  # a jump: quad bisects towards it
+])
+def test_a_tail_evaluates_each_of_quads_rules_in_one_call_with_quads_own_values(g, start, direction):
+  """quad asks for g one point at a time; each of its 15-point rules is evaluated in one call, and the integral
+  and its error estimate are bit for bit those of quad calling g at each point."""
+  import warnings
+
+  calls = []
+
+  def counted(x):
+    calls.append(len(x))
+    return g(x)
+
+  got = numerics.integrate_tail(counted, start, direction)
+  lo, hi = (start, np.inf) if direction > 0 else (-np.inf, start)
+  asked = []
+
+  def one_point(t):
+    asked.append(t)
+    return float(g(np.array([t]))[0])
+
+  with warnings.catch_warnings():
+    warnings.simplefilter("ignore", integrate.IntegrationWarning)
+    value, err, _, *failed = integrate.quad(one_point, lo, hi, limit=200, epsabs=1e-13, epsrel=1e-10, full_output=1)
+  assert got == (value, max(err, abs(value)) if failed else err)
+  assert calls == [15] * (len(asked) // 15) and len(asked) >= 105, (calls, len(asked))  # each point once
+
+
+def test_a_point_outside_the_tail_or_not_finite_is_evaluated_on_its_own():
+  rules = numerics._Qk15iRules(3.0, 1.0)
+  first = rules.rule_centred_at(4.0)  # t = 1/2, the first rule's centre: its nodes 1/2 ∓ xgk/2, mapped
+  assert len(first) == 15 and first[0] == 4.0 and first[1] == 3.0 + (1 - (0.5 - 0.5 * numerics._XGK15[0])) / (
+      0.5 - 0.5 * numerics._XGK15[0])
+  assert rules.rule_centred_at(2.0) is None  # before the tail's start
+  assert rules.rule_centred_at(math.inf) is None and rules.rule_centred_at(math.nan) is None
+
+
 def test_error_estimate_stays_honest_when_the_target_is_out_of_reach():
   """A jump not declared as a breakpoint: five bisections cannot reach 1e-10, and the returned
   estimate must still bound the error (the quadrature check relies on it); with enough rounds the

@@ -50,7 +50,7 @@ from verification.core.tape import Tape, packed_against, recorded, unpacked_agai
 #: Inputs are evaluated in blocks of this many points (padded): every evaluation of a dtype, the
 #: quadrature's few hundred nodes included, runs the same compiled bundle.
 BLOCK = 1 << 12
-#: g at up to this many points (the quadrature's scalar calls in the tails) is evaluated by a small
+#: g at up to this many points (the quadrature's tails: one 15-point rule of quad a call) is evaluated by a small
 #: program computing g alone.
 SMALL = 16
 #: Evaluations kept per evaluator (:meth:`Evaluator.evaluate`).
@@ -504,7 +504,7 @@ class Evaluator:
       x = np.asarray(t, np.float64)
       flat = x.reshape(-1)
       if self.candidate.backend == "jax" and flat.size <= SMALL and q == "g":
-        out = self._noted(flat.dtype, {"g": self._small_g(flat)})["g"]  # quad's scalar calls (the tails)
+        out = self._noted(flat.dtype, {"g": self._small_g(flat)})["g"]  # the tails' rules of quad
       else:  # the bundle every other evaluation uses
         out = self.evaluate(flat, (q,))[q]
       if isinstance(out, Exception):

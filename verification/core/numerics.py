@@ -182,11 +182,19 @@ def integrate_tail(g: Callable[[np.ndarray], np.ndarray], start: float, directio
 
   The extrapolation matters: a tail like |x|^(-1.0001) maps to an integrable singularity t^(-0.9999)
   at t = 0 that plain adaptive Gauss–Kronrod cannot resolve (it returns a far smaller value with an
-  error estimate that does not cover the difference). Only two tails per candidate, so the scalar
-  calls cost little; where quad reports a failure its estimate is widened to the value itself.
+  error estimate that does not cover the difference). quad asks for g one point at a time; each of its
+  15-point rules is evaluated in one call of g instead (:class:`_Qk15iRules`), and any other point on its own.
+  Where quad reports a failure its estimate is widened to the value itself.
   """
-  def scalar(t: float) -> float:
-    return float(np.asarray(g(np.array([t], np.float64)), np.float64).reshape(-1)[0])
+  rules = _Qk15iRules(start, direction)
+  known: dict[float, float] = {}
+
+  def scalar(x: float) -> float:
+    if x not in known:
+      nodes = rules.rule_centred_at(x) or [x]
+      known.update(zip(nodes, np.asarray(g(np.array(nodes, np.float64)), np.float64).reshape(-1).tolist(),
+                       strict=True))
+    return known[x]
 
   lo, hi = (start, np.inf) if direction > 0 else (-np.inf, start)
   with warnings.catch_warnings():
@@ -196,6 +204,46 @@ def integrate_tail(g: Callable[[np.ndarray], np.ndarray], start: float, directio
   if warning:  # quad's message: it did not converge (subdivisions, roundoff, divergence)
     err = max(err, abs(value))
   return value, err
+
+
+#: QUADPACK's 15-point Kronrod nodes on [-1, 1], the positive ones largest first (qk15i's ``xgk``).
+_XGK15 = (0.991455371120812639206854697526329, 0.949107912342758524526189684047851, 0.864864423359769072789712788640926,
+          0.741531185599394439863864773280788, 0.586087235467691130294144838258730, 0.405845151377397166906606412076961,
+          0.207784955007898467600689403773245)
+
+
+class _Qk15iRules:
+  """The points at which QUADPACK's qagi evaluates one 15-point rule, known from its first.
+
+  qagi integrates over t in (0, 1] with x = boun + dinf·(1 - t)/t, bisecting: every interval is [k/2^m, (k+1)/2^m],
+  and its rule (qk15i) asks for the centre first, then for centre ∓ half-width·xgk[j], j = 0..6, each mapped to x
+  with the same floating-point operations as here. So the x of a centre names its interval, found exactly by
+  trying each level m; the rule's 15 points follow. A point that is no centre (or a QUADPACK that computes
+  otherwise) gives None, and is evaluated on its own: the values are g's either way, only the calls differ.
+  """
+
+  def __init__(self, boun: float, dinf: float):
+    self.boun, self.dinf = float(boun), float(dinf)
+
+  def _x(self, t: float) -> float:
+    return self.boun + self.dinf * (1.0 - t) / t
+
+  def rule_centred_at(self, x: float) -> list[float] | None:
+    y = (x - self.boun) * self.dinf  # (1 - t)/t
+    if not (math.isfinite(y) and y >= 0):
+      return None
+    t = 1.0 / (1.0 + y)
+    for m in range(1, 64):
+      k = math.floor(t * 2.0**m / 2)  # centre (2k + 1)/2^m
+      for j in (k - 1, k, k + 1):
+        centre, half = (2 * j + 1) / 2.0**m, 1 / 2.0**m
+        if 0 < centre < 1 and self._x(centre) == x:
+          nodes = [x]
+          for xg in _XGK15:
+            absc = half * xg
+            nodes += [self._x(centre - absc), self._x(centre + absc)]
+          return nodes
+    return None
 
 
 def integrate_real_line(g: Callable[[np.ndarray], np.ndarray], cut: float,
