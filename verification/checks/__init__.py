@@ -50,10 +50,12 @@ class Check:
   summary: str
 
   def __call__(self, ctx: Any) -> Outcome:
+    from verification.checks._context import ReferenceUncomputable
+
     form = self.torch_form if self.torch_form is not None and ctx.candidate.backend == "torch" else self.jax_form
     try:
       return form(ctx)
-    except _reference_uncomputable() as exc:
+    except ReferenceUncomputable as exc:
       return errored(str(exc))
 
 
@@ -91,12 +93,6 @@ def __getattr__(name: str) -> Any:
 def checks_for(kind: str, checks: tuple[str, ...]) -> tuple[str, ...]:
   """The checks of ``checks`` that apply to a candidate of ``kind`` ("spike" or "layer")."""
   return tuple(c for c in checks if (c in LAYER_CHECK_NAMES) == (kind == "layer"))
-
-def _reference_uncomputable() -> type[Exception]:
-  from verification.checks._context import ReferenceUncomputable
-
-  return ReferenceUncomputable
-
 
 def context(candidate: Any, opts: Mapping[str, Any], tape: Any = None) -> Any:
   """The checks' shared context for a candidate (``opts``: dtypes, is_reference, hypothesis_examples, and

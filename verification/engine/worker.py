@@ -420,31 +420,28 @@ def sanity(candidate: Any) -> str | None:
   import numpy as np
 
   x = np.array([-1.0, -0.0, 0.0, 0.5], np.float32)
+  fields = [(name, f) for name in ("surrogate_fun", "surrogate_grad") if (f := getattr(candidate, name)) is not None]
   calls: list[tuple[str, Any, Any]] = []
   if candidate.backend == "jax":
     xj = jnp.asarray(x)
-    fields = [f for f in (candidate.surrogate_fun, candidate.surrogate_grad) if f is not None]
 
-    def vjp(v):
+    def forward_and_vjp(v):
       out, pull = jax.vjp(candidate.fn, v)
-      return pull(jnp.ones_like(out))[0]
+      return out, pull(jnp.ones_like(out))[0]
 
     def traced_at_once(v):  # one trace for the common case: the VJP's primal output is the spike function's
-      out, pull = jax.vjp(candidate.fn, v)
-      return [out, pull(jnp.ones_like(out))[0], *(f(v) for f in fields)]
+      return [*forward_and_vjp(v), *(f(v) for _, f in fields)]
 
     try:
       if all(_structure("", out) is None for out in jax.eval_shape(traced_at_once, xj)):
         return None
     except BaseException:  # each on its own, below: what is wrong is told of the callable that does it
       pass
-    calls += [("the spike function", candidate.fn, xj), ("its VJP", vjp, xj)]
+    calls += [("the spike function", candidate.fn, xj), ("its VJP", lambda v: forward_and_vjp(v)[1], xj)]
+    calls += [(name, f, xj) for name, f in fields]
   else:
     calls += [("forward", candidate.forward, x), ("vjp", lambda v: candidate.vjp(v, np.ones_like(v)), x)]
-  for field in ("surrogate_fun", "surrogate_grad"):
-    f = getattr(candidate, field)
-    if f is not None:
-      calls.append((field, f, jnp.asarray(x) if candidate.backend == "jax" else x))
+    calls += [(name, f, x) for name, f in fields]
   for what, f, arg in calls:
     if candidate.backend == "jax":
       try:
